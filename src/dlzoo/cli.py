@@ -1,0 +1,84 @@
+"""`dlzoo`: one command-line tool for every recipe. Subcommands live in `dlzoo.commands`, one module per theme;
+each registers itself with `@command`. User errors end as one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dlzoo.errors import UserError, one_line
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int | None]
+
+
+_COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None):
+    """Register `run(args)` as `dlzoo NAME`; `arguments(parser)` declares its options."""
+
+    def decorate(run: Callable[[argparse.Namespace], int | None]):
+        _COMMANDS[name] = Command(name, help, arguments, run)
+        return run
+
+    return decorate
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr and status 2, like every other user error."""
+
+    def error(self, message: str):
+        raise UserError(f"{self.prog}: {message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import dlzoo.commands
+
+    for module in pkgutil.iter_modules(dlzoo.commands.__path__):
+        importlib.import_module(f"dlzoo.commands.{module.name}")
+    from dlzoo import __version__
+
+    parser = _Parser(prog="dlzoo", description="The classic deep-learning curriculum as tested, fast recipes.")
+    parser.add_argument("--version", action="version", version=f"dlzoo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in _ORDER + sorted(set(_COMMANDS) - set(_ORDER)):
+        if name in _COMMANDS:
+            entry = _COMMANDS[name]
+            entry.add_arguments(sub.add_parser(name, help=entry.help, description=entry.help))
+    return parser
+
+
+# The order `dlzoo --help` lists commands in: the everyday ones first.
+_ORDER = ["list", "show", "train", "eval", "predict", "data", "models"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return _COMMANDS[args.command].run(args) or 0
+    except UserError as error:
+        print(f"dlzoo: error: {one_line(str(error))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dlzoo: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `dlzoo list | head`
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""`dlzoo eval` and `dlzoo predict`: use a trained run; the checkpoint carries everything prediction needs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from dlzoo.cli import command
+from dlzoo.errors import UserError
+
+
+def _eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR")
+    parser.add_argument("--split", default=None, help="held-out split to evaluate (default: all of the task's)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+@command("eval", "evaluate a run's latest checkpoint on held-out data", _eval_arguments)
+def evaluate(args: argparse.Namespace) -> None:
+    from dlzoo.engine.reporting import format_metrics
+    from dlzoo.engine.trainer import evaluate as run_evaluation
+    from dlzoo.runs import load_for_evaluation, open_run
+
+    run = open_run(args.run_dir)
+    splits = run.recipe.task.eval_splits
+    if args.split is not None and args.split not in splits:
+        raise UserError(f"{run.recipe.name} has no split '{args.split}'; it has: {', '.join(splits)}")
+    task, _ = load_for_evaluation(run, args.device)
+    results = {split: run_evaluation(task, split) for split in ([args.split] if args.split else splits)}
+    if args.json:
+        print(json.dumps({"run_dir": str(run.run_dir), "checkpoint": run.checkpoint.name, "metrics": results}))
+    else:
+        for split, metrics in results.items():
+            print(f"{run.checkpoint}: {split} {format_metrics(metrics)}")
+
+
+def _predict_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="files to predict (images, tables, ...)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per prediction")
+    parser.add_argument("--out", metavar="FILE", help="write predictions to FILE (tasks with table output)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+
+
+@command("predict", "predict with a trained run", _predict_arguments)
+def predict(args: argparse.Namespace) -> None:
+    from dlzoo.runs import load_for_inference, open_run
+
+    run = open_run(args.run_dir)
+    task = load_for_inference(run, args.device)
+    for record in task.predict(args.inputs, out=args.out):
+        print(json.dumps(record, ensure_ascii=False) if args.json else task.describe(record))

@@ -1,0 +1,75 @@
+"""`dlzoo list`, `show`, `models`, `data`: what recipes, models and data sources exist, and where data was found."""
+
+from __future__ import annotations
+
+import argparse
+
+from dlzoo.cli import command
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+@command("list", "recipes with their task, model, data and measured reference result")
+def list_recipes(args: argparse.Namespace) -> None:
+    from dlzoo.recipes import list_recipes as recipes
+
+    rows = []
+    for recipe in recipes():
+        config = recipe.config()
+        model = getattr(getattr(config, "model", None), "name", "-")
+        rows.append([recipe.name, recipe.task.__name__, model, config.data.source or "-",
+                     recipe.reference or "(not yet measured)"])
+    print(_table(rows, ["recipe", "task", "model", "data", "reference result"]))
+
+
+def _show_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="show the config with these applied")
+    parser.add_argument("--config", metavar="FILE", help="YAML file of config values")
+
+
+@command("show", "a recipe's full config as YAML (the defaults, or with overrides applied)", _show_arguments)
+def show(args: argparse.Namespace) -> None:
+    from dlzoo.config import to_yaml
+    from dlzoo.recipes import get_recipe
+    from dlzoo.runs import build_config
+
+    recipe = get_recipe(args.recipe)
+    print(f"# {recipe.name}: {recipe.summary}")
+    print(to_yaml(build_config(recipe, args.config, args.overrides)), end="")
+
+
+@command("models", "registered models with their parameter counts")
+def models(args: argparse.Namespace) -> None:
+    from dlzoo.models import create, list_models
+
+    rows = []
+    for entry in list_models():
+        model = create(entry.name, num_classes=10, in_channels=entry.input_size[0])
+        params = sum(p.numel() for p in model.parameters())
+        rows.append([entry.name, entry.family, f"{params:,}", "x".join(map(str, entry.input_size)), entry.summary])
+    print(_table(rows, ["model", "family", "parameters", "input", "description"]))
+
+
+def _data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", nargs="?", choices=["list"], default="list")
+
+
+@command("data", "every data source, where it was found on this machine, and how to get what is missing",
+         _data_arguments)
+def data(args: argparse.Namespace) -> None:
+    import dlzoo.recipes
+    from dlzoo.data.sources import SOURCES
+
+    dlzoo.recipes.list_recipes()  # recipes import the data modules that register their sources
+    for name in sorted(SOURCES):
+        source = SOURCES[name]
+        where = source.where()
+        status = f"found: {where}" if where else f"missing: {source.how_to_get()}"
+        print(f"{name}\n  {source.description}\n  {status}")

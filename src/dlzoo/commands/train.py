@@ -1,0 +1,68 @@
+"""`dlzoo train`: a new run, or `--resume RUN_DIR` to continue one exactly where its last checkpoint left it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dlzoo.cli import command
+from dlzoo.engine.reporting import Console, format_metrics
+from dlzoo.errors import UserError
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe", nargs="?", help="recipe name (see `dlzoo list`); omitted with --resume")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, type-checked")
+    parser.add_argument("--config", metavar="FILE", help="YAML file of config values (applied before overrides)")
+    parser.add_argument("--out", metavar="DIR", help="run directory to create (default runs/<recipe>-<time>)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+
+
+@command("train", "train a recipe; writes a run directory", _arguments)
+def train(args: argparse.Namespace) -> int:
+    from dlzoo.engine import checkpoint
+    from dlzoo.engine.runtime import Runtime
+    from dlzoo.engine.trainer import Trainer
+    from dlzoo.recipes import get_recipe
+    from dlzoo.runs import build_config, new_run_dir, read_run_config, write_config
+
+    overrides = list(args.overrides)
+    run_dir: Path | None = None
+    if args.resume:
+        if args.recipe and "=" in args.recipe:
+            overrides.insert(0, args.recipe)
+        if overrides or args.config or args.out:
+            raise UserError("--resume continues a run exactly as configured; it takes no overrides, --config or --out")
+        run_dir = Path(args.resume)
+        recipe, config = read_run_config(run_dir)
+        checkpoint.latest(run_dir)  # fails early, with a clear line, when there is nothing to resume
+    else:
+        if not args.recipe:
+            raise UserError("name a recipe (see `dlzoo list`) or pass --resume RUN_DIR")
+        recipe = get_recipe(args.recipe)
+        config = build_config(recipe, args.config, overrides)
+
+    runtime = Runtime.create(config.trainer)
+    try:
+        task = recipe.task(config)
+        task.setup(runtime)  # data and models: every user error about them comes before anything is written
+        if not args.resume:
+            run_dir = runtime.broadcast_object(new_run_dir(recipe.name, args.out) if runtime.is_main else None)
+            if runtime.is_main:
+                write_config(run_dir, config)
+        console = Console(enabled=runtime.is_main)
+        summary = Trainer(task, runtime, run_dir, console).fit(resume_from=run_dir if args.resume else None)
+        for split, metrics in summary["metrics"].items():
+            if split != "train":
+                console.line(f"final {split}: {format_metrics(metrics)}")
+        console.line(f"trained {summary['epochs']} epochs in {summary['train_seconds']:.1f} s "
+                     f"({summary['wall_seconds']:.1f} s wall); run directory: {run_dir}")
+    except KeyboardInterrupt:
+        if runtime.is_main:
+            where = f"continue with dlzoo train --resume {run_dir}" if run_dir else "nothing was written"
+            print(f"interrupted: the last complete checkpoint is intact; {where}", file=sys.stderr)
+        return 130
+    finally:
+        runtime.shutdown()
+    return 0

@@ -1,0 +1,279 @@
+"""Typed run configuration: dataclasses, YAML files and dotted `KEY=VALUE` overrides.
+
+Every recipe's config is a dataclass tree rooted at `RecipeConfig`. Values from the command line or a YAML file are
+converted to the annotated type of their field and rejected with a `UserError` when they do not fit, so a typo such
+as `trainer.epoch=3` or `trainer.epochs=three` fails at once instead of half-way through a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from dlzoo.errors import UserError
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 10
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    seed: int = 0
+    # Deterministic kernels (slower on GPU); on the CPU results are already repeatable for a fixed thread count.
+    deterministic: bool = False
+    # auto: bf16 autocast on a GPU that supports it, fp32 elsewhere.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    compile: bool = False
+    grad_clip: float | None = None
+    eval_every: int = 1
+    checkpoint_every: int = 1
+    keep_checkpoints: int = 2
+    # When output is not a terminal, a plain progress line is printed at most this often.
+    log_every_s: float = 15.0
+    # CPU threads for torch (None: torch's default, one per core).
+    threads: int | None = None
+
+
+@dataclass
+class OptimConfig:
+    name: Literal["sgd", "adamw", "adam"] = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    beta1: float = 0.9
+    beta2: float = 0.999
+    # onecycle: linear warm-up then cosine down (torch's OneCycleLR); cosine: linear warm-up then cosine to 0;
+    # step: multiply by `gamma` every `step_epochs`; constant: no schedule.
+    schedule: Literal["onecycle", "cosine", "step", "constant"] = "onecycle"
+    warmup: float = 0.2
+    step_epochs: int = 30
+    gamma: float = 0.1
+
+
+@dataclass
+class DataConfig:
+    source: str = ""
+    # A file or folder that overrides where the source is looked for.
+    path: str | None = None
+    # Use only the first N training samples (quick tries and tests).
+    limit: int | None = None
+    batch_size: int = 128
+    eval_batch_size: int = 1000
+
+
+@dataclass
+class RecipeConfig:
+    recipe: str = ""
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+
+C = typing.TypeVar("C")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def to_yaml(config: Any) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _unknown_key(key: str, choices: typing.Iterable[str]) -> UserError:
+    choices = list(choices)
+    close = difflib.get_close_matches(key.rsplit(".", 1)[-1], choices, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(choices)}"
+    return UserError(f"unknown config key '{key}'{hint}")
+
+
+def coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Convert `value` (a YAML value or a command-line string) to `annotation`, or raise a UserError."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "~", "")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, key)
+            except UserError as error:
+                errors.append(str(error))
+        raise UserError(errors[0] if errors else f"{key}: bad value {value!r}")
+    if origin is Literal:
+        text = value if isinstance(value, str) else str(value)
+        if text not in args:
+            raise UserError(f"{key} must be one of {', '.join(map(str, args))}, not {value!r}")
+        return text
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            value = yaml.safe_load(value) if value.strip().startswith("[") else value.split(",")
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        inner = args[0] if args else Any
+        return [coerce(item, inner, key) for item in value]
+    if annotation is Any:
+        return value
+    if origin is dict:
+        if isinstance(value, str):
+            value = _yaml_scalar(value)
+        if not isinstance(value, dict):
+            raise UserError(f"{key} must be a mapping of names to values, not {value!r}")
+        return dict(value)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "yes", "on", "1"):
+            return True
+        if text in ("false", "no", "off", "0"):
+            return False
+        raise UserError(f"{key} must be true or false, not {value!r}")
+    if annotation is int:
+        if isinstance(value, bool):
+            raise UserError(f"{key} must be an integer, not {value!r}")
+        if isinstance(value, int):
+            return value
+        try:
+            return int(str(value).strip().replace("_", ""))
+        except ValueError:
+            raise UserError(f"{key} must be an integer, not {value!r}") from None
+    if annotation is float:
+        if isinstance(value, bool):
+            raise UserError(f"{key} must be a number, not {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"{key} must be a number, not {value!r}") from None
+    if annotation is str:
+        if isinstance(value, (dict, list)):
+            raise UserError(f"{key} must be a string, not {value!r}")
+        return str(value)
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            first = dataclasses.fields(annotation)[0].name
+            raise UserError(f"{key} is a section; set one of its keys, e.g. {key}.{first}=...")
+        return from_dict(annotation, value, prefix=f"{key}.")
+    raise UserError(f"{key}: cannot set a value of type {annotation!r}")
+
+
+def from_dict(cls: type[C], data: dict[str, Any], prefix: str = "", base: C | None = None) -> C:
+    """Build `cls` from a (possibly partial) nested dict; missing keys keep the values of `base` or the defaults."""
+    config = base if base is not None else cls()
+    hints = _hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for name, value in data.items():
+        if name not in names:
+            raise _unknown_key(prefix + str(name), names)
+        annotation = hints[name]
+        if dataclasses.is_dataclass(annotation) and isinstance(value, dict):
+            value = from_dict(annotation, value, prefix=f"{prefix}{name}.", base=getattr(config, name))
+        else:
+            value = coerce(value, annotation, prefix + name)
+        setattr(config, name, value)
+    return config
+
+
+def set_key(config: Any, dotted: str, text: str) -> None:
+    """Set one dotted key from its command-line text, converting it to the field's type."""
+    parts = dotted.split(".")
+    target = config
+    for depth, part in enumerate(parts):
+        names = [f.name for f in dataclasses.fields(target)]
+        if part not in names:
+            raise _unknown_key(".".join(parts[: depth + 1]), names)
+        annotation = _hints(type(target))[part]
+        if depth == len(parts) - 1:
+            setattr(target, part, coerce(text, annotation, dotted))
+            return
+        if typing.get_origin(annotation) is dict:
+            # Free-form options (e.g. a model's keyword arguments): the rest of the key names an entry, and the
+            # value is read as YAML; whoever consumes the options checks them.
+            mapping = getattr(target, part)
+            for inner in parts[depth + 1: -1]:
+                mapping = mapping.setdefault(inner, {})
+            mapping[parts[-1]] = _yaml_scalar(text)
+            return
+        target = getattr(target, part)
+        if not dataclasses.is_dataclass(target):
+                raise UserError(f"'{'.'.join(parts[: depth + 1])}' is a value, not a section")
+
+
+def _yaml_scalar(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_overrides(items: typing.Iterable[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"expected KEY=VALUE, got '{item}'")
+        pairs.append((key.strip(), value.strip()))
+    return pairs
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"cannot read config file {path}: {error}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise UserError(f"config file {path} is not valid YAML: {one_line_yaml(error)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of keys to values")
+    return data
+
+
+def one_line_yaml(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
+def validate(config: RecipeConfig) -> None:
+    """Checks that span fields or need a range; recipes may add their own in their task."""
+    t, o, d = config.trainer, config.optim, config.data
+    for key, value, low in (
+        ("trainer.epochs", t.epochs, 1),
+        ("trainer.eval_every", t.eval_every, 1),
+        ("trainer.checkpoint_every", t.checkpoint_every, 1),
+        ("trainer.keep_checkpoints", t.keep_checkpoints, 1),
+        ("data.batch_size", d.batch_size, 1),
+        ("data.eval_batch_size", d.eval_batch_size, 1),
+    ):
+        if value < low:
+            raise UserError(f"{key} must be >= {low}, got {value}")
+    if d.limit is not None and d.limit < 1:
+        raise UserError(f"data.limit must be a positive number of samples, got {d.limit}")
+    if o.lr <= 0:
+        raise UserError(f"optim.lr must be positive, got {o.lr}")
+    if not 0 <= o.warmup < 1:
+        raise UserError(f"optim.warmup is a fraction of training in [0, 1), got {o.warmup}")
+    if t.threads is not None and t.threads < 1:
+        raise UserError(f"trainer.threads must be >= 1, got {t.threads}")
+    if t.grad_clip is not None and t.grad_clip <= 0:
+        raise UserError(f"trainer.grad_clip must be positive, got {t.grad_clip}")

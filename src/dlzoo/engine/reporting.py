@@ -1,0 +1,165 @@
+"""What a run tells the world: console progress, `metrics.jsonl`, TensorBoard events and `curves.png`.
+
+On a terminal a tqdm bar shows progress; when output goes to a file or CI log, a plain line is printed at most every
+`log_every_s` seconds instead, so logs stay readable. Only rank 0 reports.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+METRICS = "metrics.jsonl"
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    parts = []
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            text = f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
+        else:
+            text = str(value)
+        parts.append(f"{key} {text}")
+    return "  ".join(parts)
+
+
+class Console:
+    def __init__(self, enabled: bool = True, stream=None):
+        self.enabled = enabled
+        self.stream = stream or sys.stdout
+
+    def line(self, text: str) -> None:
+        if self.enabled:
+            tqdm.write(text, file=self.stream)
+            self.stream.flush()
+
+
+class EpochProgress:
+    """A bar on a terminal, periodic plain lines otherwise."""
+
+    def __init__(self, console: Console, total: int, description: str, log_every_s: float):
+        self.console, self.total, self.description = console, total, description
+        self.interactive = console.enabled and console.stream.isatty()
+        self.bar = tqdm(total=total, desc=description, leave=False, dynamic_ncols=True,
+                        file=console.stream) if self.interactive else None
+        self.log_every_s = log_every_s
+        self.started = self.last_line = time.perf_counter()
+        self.done = 0
+
+    def update(self, metrics: Callable[[], dict[str, float]]) -> None:
+        """`metrics` is called only when a value is shown: reading GPU values costs a sync."""
+        self.done += 1
+        now = time.perf_counter()
+        if self.bar is not None:
+            self.bar.update(1)
+            if now - self.last_line >= 0.5:
+                self.last_line = now
+                self.bar.set_postfix({k: f"{v:.4g}" for k, v in metrics().items()}, refresh=False)
+        elif self.console.enabled and now - self.last_line >= self.log_every_s:
+            self.last_line = now
+            suffix = f"  {format_metrics(metrics())}"
+            self.console.line(f"{self.description}  {self.done}/{self.total}{suffix}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class RunLog:
+    """metrics.jsonl plus TensorBoard; a no-op on ranks other than 0."""
+
+    def __init__(self, run_dir: Path | None, purge_step: int | None = None):
+        self.run_dir = run_dir
+        self.writer = None
+        if run_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter  # import cost only where a run is written
+
+            self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=purge_step)
+
+    def record(self, entry: dict[str, Any]) -> None:
+        if self.run_dir is None:
+            return
+        with open(self.run_dir / METRICS, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
+        step, split = entry["step"], entry["split"]
+        for key, value in entry.get("metrics", {}).items():
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                self.writer.add_scalar(f"{split}/{key}", value, step)
+        if "lr" in entry:
+            self.writer.add_scalar("train/lr", entry["lr"], step)
+        if "samples_per_s" in entry:
+            self.writer.add_scalar("train/samples_per_s", entry["samples_per_s"], step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        return []
+    entries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a kill
+            continue
+    return entries
+
+
+def truncate_metrics(run_dir: Path, last_epoch: int) -> None:
+    """On resume, forget what was logged after the checkpoint we continue from (written atomically)."""
+    path = Path(run_dir) / METRICS
+    kept = [entry for entry in read_metrics(run_dir) if entry.get("epoch", 0) <= last_epoch]
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(json.dumps(entry) + "\n" for entry in kept), encoding="utf-8")
+    tmp.replace(path)
+
+
+def plot_curves(run_dir: Path) -> Path | None:
+    """One panel per metric, one line per split, against epoch."""
+    entries = read_metrics(run_dir)
+    if not entries:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, dict[str, tuple[list, list]]] = {}
+    for entry in entries:
+        for key, value in entry.get("metrics", {}).items():
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                xs, ys = series.setdefault(key, {}).setdefault(entry["split"], ([], []))
+                xs.append(entry["epoch"])
+                ys.append(value)
+    if not series:
+        return None
+    columns = min(3, len(series))
+    rows = math.ceil(len(series) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.2 * rows), squeeze=False)
+    for axis, (metric, splits) in zip(axes.flat, series.items(), strict=False):
+        for split, (xs, ys) in splits.items():
+            axis.plot(xs, ys, marker="o", markersize=3, label=split)
+        axis.set_title(metric)
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+        axis.legend()
+    for axis in list(axes.flat)[len(series):]:
+        axis.axis("off")
+    figure.tight_layout()
+    out = Path(run_dir) / "curves.png"
+    tmp = out.with_name("curves.tmp.png")
+    figure.savefig(tmp, dpi=100)
+    plt.close(figure)
+    tmp.replace(out)
+    return out

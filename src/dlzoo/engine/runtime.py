@@ -1,0 +1,141 @@
+"""Where and how a run executes: device, numeric precision, seeds and the torchrun process group.
+
+torchrun is detected from its environment variables (RANK, WORLD_SIZE, LOCAL_RANK), as nanoGPT does: the same
+command runs on a laptop CPU or, under `torchrun --nproc_per_node N`, as N data-parallel processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from dlzoo.config import TrainerConfig
+from dlzoo.errors import UserError
+
+
+def pick_device(requested: str) -> torch.device:
+    """auto: cuda, then mps, then cpu. An explicit device that is not there is a user error."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise UserError("trainer.device=cuda but no CUDA device is available here; use trainer.device=auto or cpu")
+    if requested == "mps" and not torch.backends.mps.is_available():
+        raise UserError("trainer.device=mps but MPS is not available here; use trainer.device=auto or cpu")
+    if requested == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device(requested)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Runtime:
+    device: torch.device
+    autocast_dtype: torch.dtype | None
+    rank: int = 0
+    world_size: int = 1
+    seed: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @classmethod
+    def create(cls, trainer: TrainerConfig, *, init_process_group: bool = True) -> Runtime:
+        """Set up device, threads, determinism, seeds and (under torchrun) the process group."""
+        world_size = int(os.environ.get("WORLD_SIZE", 1))
+        rank = int(os.environ.get("RANK", 0))
+        device = pick_device(trainer.device)
+        if world_size > 1 and init_process_group and not dist.is_initialized():
+            backend = "nccl" if device.type == "cuda" else "gloo"
+            if device.type == "cuda":
+                torch.cuda.set_device(device)
+            dist.init_process_group(backend=backend)
+        if trainer.threads is not None:
+            torch.set_num_threads(trainer.threads)
+        if trainer.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+        elif device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        # Each rank draws its own augmentation and dropout noise; the data order is seeded separately and is shared.
+        seed_everything(trainer.seed + rank)
+        return cls(device=device, autocast_dtype=_autocast_dtype(trainer.precision, device), rank=rank,
+                   world_size=world_size, seed=trainer.seed)
+
+    @classmethod
+    def for_inference(cls, device: str = "auto") -> Runtime:
+        return cls(device=pick_device(device), autocast_dtype=None)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    # --- collective helpers; no-ops in a single process ---
+    def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.distributed:
+            tensor = tensor.clone()
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor
+
+    def all_reduce_mean(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self.all_reduce_sum(tensor) / self.world_size
+
+    def broadcast_object(self, value: object) -> object:
+        if not self.distributed:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+    def shutdown(self) -> None:
+        if self.distributed and dist.is_initialized():
+            dist.destroy_process_group()
+
+    @contextlib.contextmanager
+    def main_first(self) -> Iterator[None]:
+        """Rank 0 runs the block first (e.g. a download), the others after it."""
+        if not self.is_main:
+            self.barrier()
+        yield
+        if self.is_main:
+            self.barrier()
+
+
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "fp32":
+        return None
+    if precision == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return None
+    if precision == "fp16" and device.type == "cpu":
+        raise UserError("trainer.precision=fp16 needs a GPU; use bf16 or fp32 on the CPU")
+    return torch.bfloat16 if precision == "bf16" else torch.float16

@@ -1,0 +1,279 @@
+"""The one training loop, for every recipe.
+
+    for epoch:
+        for batch in task.train_loader():
+            out = task.train_step(batch, ctx)      # under autocast; returns scalars to log, with `loss`
+            ctx.optimize(out["loss"])              # unless the task optimizes itself (GANs: several optimizers)
+            schedulers step
+        train metrics (mean over steps, reduced over ranks) -> metrics.jsonl, TensorBoard, console
+        task.evaluate(split) for each held-out split  -> the same
+        checkpoint (atomic; see checkpoint.py)
+
+The loop knows nothing about images, text or tables. Resume restores optimizers, schedulers, the grad scaler, RNG
+states and counters, and the data order is a function of (seed, epoch), so a resumed run retraces the original
+bit for bit on the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from dlzoo.config import to_dict
+from dlzoo.engine import checkpoint
+from dlzoo.engine.optim import build_scheduler
+from dlzoo.engine.reporting import Console, EpochProgress, RunLog, format_metrics, plot_curves, truncate_metrics
+from dlzoo.engine.runtime import Runtime, seed_everything
+from dlzoo.provenance import device_description, environment
+
+if TYPE_CHECKING:
+    from dlzoo.tasks.base import Task
+
+SUMMARY = "summary.json"
+
+
+class Trainer:
+    """Runs a task's training; doubles as the `ctx` its `train_step` receives."""
+
+    def __init__(self, task: Task, runtime: Runtime, run_dir: Path | None, console: Console | None = None):
+        self.task = task
+        self.runtime = runtime
+        self.config = task.config
+        # Only rank 0 writes the run directory.
+        self.run_dir = Path(run_dir) if run_dir is not None and runtime.is_main else None
+        self.console = console or Console(enabled=runtime.is_main)
+        self.epoch = 0
+        self.step = 0
+        self.samples_seen = 0  # over all ranks, for the summary's throughput
+        self.total_steps = 1
+        self.models: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    # --- what train_step uses ------------------------------------------------------------------------------
+    @property
+    def progress(self) -> float:
+        """Fraction of training done, in [0, 1]."""
+        return self.step / self.total_steps
+
+    def optimize(self, loss: torch.Tensor, name: str = "net") -> None:
+        """Backward, optional gradient clipping, optimizer step; fp16 loss scaling handled here."""
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.config.trainer.grad_clip is not None:
+            self.scaler.unscale_(optimizer)
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            nn.utils.clip_grad_norm_(params, self.config.trainer.grad_clip)
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+    # --- the loop -------------------------------------------------------------------------------------------
+    def fit(self, resume_from: Path | None = None) -> dict[str, Any]:
+        """Train `task` (already `setup`) to the configured number of epochs; return the summary."""
+        started = time.perf_counter()
+        task, runtime, trainer_config = self.task, self.runtime, self.config.trainer
+        loader = task.train_loader()
+        steps_per_epoch = len(loader)
+        self.total_steps = max(1, trainer_config.epochs * steps_per_epoch)
+        self.optimizers = task.configure_optimizers()
+        self.schedulers = {name: build_scheduler(self.config.optim, optimizer, trainer_config.epochs,
+                                                 steps_per_epoch) for name, optimizer in self.optimizers.items()}
+        self.scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.autocast_dtype == torch.float16)
+        self.models = self._wrap_for_training(task.models)
+
+        train_seconds = 0.0
+        start_epoch = 0
+        if resume_from is not None:
+            start_epoch, train_seconds = self._restore(resume_from)
+            if self.run_dir is not None:
+                truncate_metrics(self.run_dir, start_epoch)
+        log = RunLog(self.run_dir, purge_step=self.step if resume_from is not None else None)
+        self.console.line(self._banner(steps_per_epoch, start_epoch))
+
+        evaluations: dict[str, dict[str, float]] = {}
+        last_train: dict[str, float] = {}
+        # A GAN's generator may not step on the first batch; the scheduler warning about it is noise.
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+        for epoch in range(start_epoch, trainer_config.epochs):
+            self.epoch = epoch
+            loader.set_epoch(epoch)
+            last_train, seconds, samples = self._train_epoch(loader, epoch)
+            train_seconds += seconds
+            self.samples_seen += samples
+            entry = {"epoch": epoch + 1, "step": self.step, "split": "train", "metrics": last_train,
+                     "lr": self._current_lr(), "samples_per_s": samples / max(seconds, 1e-9),
+                     "epoch_seconds": seconds, "elapsed_s": time.perf_counter() - started}
+            log.record(entry)
+            last_epoch = epoch + 1 == trainer_config.epochs
+            line = [f"epoch {epoch + 1}/{trainer_config.epochs}", format_metrics(last_train)]
+            if (epoch + 1) % trainer_config.eval_every == 0 or last_epoch:
+                for split in task.eval_splits:
+                    evaluations[split] = self.evaluate(split)
+                    log.record({"epoch": epoch + 1, "step": self.step, "split": split,
+                                "metrics": evaluations[split], "elapsed_s": time.perf_counter() - started})
+                    line.append(f"{split} {format_metrics(evaluations[split])}")
+            line.append(f"lr {entry['lr']:.4g}  {entry['samples_per_s']:,.0f} samples/s  {seconds:.1f} s")
+            self.console.line("  ".join(line))
+            task.on_epoch_end(epoch + 1, self.run_dir)
+            if (epoch + 1) % trainer_config.checkpoint_every == 0 or last_epoch:
+                self._save(epoch + 1, train_seconds)
+        log.close()
+
+        if resume_from is not None and not evaluations:  # resumed a finished run: evaluate it again
+            evaluations = {split: self.evaluate(split) for split in task.eval_splits}
+        summary = self._summary(evaluations, last_train, train_seconds, time.perf_counter() - started)
+        if self.run_dir is not None:
+            _write_json(self.run_dir / SUMMARY, summary)
+            plot_curves(self.run_dir)
+        return summary
+
+    def _train_epoch(self, loader, epoch: int) -> tuple[dict[str, float], float, int]:
+        task, runtime = self.task, self.runtime
+        for model in task.models.values():
+            model.train()
+        sums: dict[str, torch.Tensor] = {}
+        batches = samples = 0
+        progress = EpochProgress(self.console, len(loader), f"epoch {epoch + 1}", self.config.trainer.log_every_s)
+        self._sync()
+        began = time.perf_counter()
+        for batch in loader:
+            with runtime.autocast():
+                out = task.train_step(batch, self)
+            if not task.optimizes_itself:
+                self.optimize(out["loss"])
+            for scheduler in self.schedulers.values():
+                scheduler.step()
+            self.step += 1
+            batches += 1
+            samples += task.batch_size(batch)
+            # Sums stay on the device: reading a value forces a GPU sync, so it happens once per epoch.
+            for key, value in out.items():
+                value = value.detach().float() if torch.is_tensor(value) else torch.tensor(float(value))
+                sums[key] = sums[key] + value if key in sums else value
+            progress.update(lambda: {k: float(v) / batches for k, v in sums.items()})
+        self._sync()
+        seconds = time.perf_counter() - began
+        progress.close()
+        metrics = {key: float(runtime.all_reduce_mean(value / max(batches, 1))) for key, value in sums.items()}
+        return metrics, seconds, samples * runtime.world_size
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        return evaluate(self.task, split)
+
+    # --- helpers --------------------------------------------------------------------------------------------
+    def _wrap_for_training(self, models: dict[str, nn.Module]) -> dict[str, nn.Module]:
+        wrapped = {}
+        for name, model in models.items():
+            if self.config.trainer.compile:
+                model = torch.compile(model)
+            trainable = any(p.requires_grad for p in model.parameters())
+            if self.runtime.distributed and trainable:
+                device_ids = [self.runtime.device.index] if self.runtime.device.type == "cuda" else None
+                model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+            wrapped[name] = model
+        return wrapped
+
+    def _current_lr(self) -> float:
+        optimizer = next(iter(self.optimizers.values()))
+        return float(optimizer.param_groups[0]["lr"])
+
+    def _sync(self) -> None:
+        if self.runtime.device.type == "cuda":
+            torch.cuda.synchronize(self.runtime.device)
+
+    def _save(self, epoch: int, train_seconds: float) -> None:
+        if self.run_dir is None:
+            return
+        state = {
+            "epoch": epoch,
+            "step": self.step,
+            "train_seconds": train_seconds,
+            "samples_seen": self.samples_seen,
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "schedulers": {name: sched.state_dict() for name, sched in self.schedulers.items()},
+            "scaler": self.scaler.state_dict(),
+            "rng": checkpoint.rng_state(),
+            "task": self.task.state_dict(),
+        }
+        checkpoint.save(self.run_dir, epoch, self.task.models, checkpoint_metadata(self.task, epoch, self.step),
+                        state, keep=self.config.trainer.keep_checkpoints)
+
+    def _restore(self, run_dir: Path) -> tuple[int, float]:
+        found = checkpoint.latest(run_dir)
+        checkpoint.load_weights_into(self.task.models, checkpoint.read_weights(found / checkpoint.WEIGHTS))
+        state = checkpoint.read_training_state(found)
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        for name, scheduler in self.schedulers.items():
+            scheduler.load_state_dict(state["schedulers"][name])
+        self.scaler.load_state_dict(state["scaler"])
+        self.task.load_state_dict(state.get("task", {}))
+        if self.runtime.is_main:
+            checkpoint.set_rng_state(state["rng"])
+        else:  # only rank 0's RNG is saved; the others restart from a seed that still differs per rank and epoch
+            seed_everything(self.runtime.seed + self.runtime.rank + 7919 * state["epoch"])
+        self.step = state["step"]
+        self.samples_seen = state["samples_seen"]
+        self.console.line(f"resumed from {found} (epoch {state['epoch']}, step {self.step})")
+        return state["epoch"], float(state["train_seconds"])
+
+    def _banner(self, steps_per_epoch: int, start_epoch: int) -> str:
+        runtime = self.runtime
+        parts = [f"{self.config.recipe}: {self.config.trainer.epochs} epochs x {steps_per_epoch} steps",
+                 f"on {runtime.device.type} ({device_description(runtime.device)})"]
+        if runtime.world_size > 1:
+            parts.append(f"x{runtime.world_size} processes")
+        if runtime.autocast_dtype is not None:
+            parts.append(f"autocast {str(runtime.autocast_dtype).removeprefix('torch.')}")
+        if start_epoch:
+            parts.append(f"from epoch {start_epoch}")
+        if self.run_dir is not None:
+            parts.append(f"-> {self.run_dir}")
+        return "  ".join(parts)
+
+    def _summary(self, evaluations: dict[str, dict[str, float]], train: dict[str, float], train_seconds: float,
+                 wall_seconds: float) -> dict[str, Any]:
+        return {
+            "recipe": self.config.recipe,
+            "metrics": {**evaluations, "train": train},
+            "main_metric": self.task.main_metric,
+            "epochs": self.config.trainer.epochs,
+            "steps": self.step,
+            "train_seconds": round(train_seconds, 3),
+            "wall_seconds": round(wall_seconds, 3),
+            "samples_per_s": round(self.samples_seen / train_seconds, 1) if train_seconds else None,
+            "parameters": {name: sum(p.numel() for p in model.parameters()) for name, model in self.task.models.items()},
+            "world_size": self.runtime.world_size,
+            **environment(self.runtime.device),
+        }
+
+
+def evaluate(task: Task, split: str) -> dict[str, float]:
+    """A task's metrics on a split: models in eval mode, no autograd, the run's autocast."""
+    modes = {name: model.training for name, model in task.models.items()}
+    for model in task.models.values():
+        model.eval()
+    with torch.no_grad(), task.runtime.autocast():
+        metrics = task.evaluate(split)
+    for name, model in task.models.items():
+        model.train(modes[name])
+    return {key: float(value) for key, value in metrics.items()}
+
+
+def checkpoint_metadata(task: Task, epoch: int, step: int) -> dict[str, Any]:
+    from dlzoo import __version__
+
+    return {"recipe": task.config.recipe, "task": type(task).__name__, "config": to_dict(task.config),
+            "meta": task.meta, "epoch": epoch, "step": step, "dlzoo_version": __version__}
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,24 @@
+"""Small building blocks shared by the model families."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Normalize(nn.Module):
+    """Subtract a per-channel mean and divide by a std, inside the model, so exported and served models take
+    images in [0, 1] and carry their own normalisation."""
+
+    def __init__(self, mean: list[float] | tuple[float, ...], std: list[float] | tuple[float, ...]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False),
+            nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]

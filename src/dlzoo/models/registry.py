@@ -1,0 +1,55 @@
+"""A timm-style model registry: `@register_model` on a factory, `create(name, ...)`, `list_models()`."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from dlzoo.errors import UserError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    factory: Callable[..., nn.Module]
+    family: str
+    summary: str
+    # The input the model is meant for, e.g. (1, 28, 28): used to count parameters and by `dlzoo models`.
+    input_size: tuple[int, int, int]
+
+
+_MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, family: str, input_size: tuple[int, int, int] = (1, 28, 28)):
+    def decorate(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        doc = (inspect.getdoc(factory) or "").split("\n")[0]
+        _MODELS[name] = ModelEntry(name, factory, family, doc, input_size)
+        return factory
+
+    return decorate
+
+
+def model_entry(name: str) -> ModelEntry:
+    if name not in _MODELS:
+        close = difflib.get_close_matches(name, _MODELS, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(sorted(_MODELS))}"
+        raise UserError(f"unknown model '{name}'{hint}")
+    return _MODELS[name]
+
+
+def create(name: str, num_classes: int = 10, in_channels: int = 1, **kwargs) -> nn.Module:
+    """Build a registered model by name, e.g. `create("resnet18", num_classes=10, in_channels=1)`."""
+    entry = model_entry(name)
+    try:
+        return entry.factory(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    except TypeError as error:
+        raise UserError(f"model '{name}': {error}") from None
+
+
+def list_models() -> list[ModelEntry]:
+    return [_MODELS[name] for name in sorted(_MODELS)]

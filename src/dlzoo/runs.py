@@ -1,0 +1,116 @@
+"""Run directories: making configs for a new run, creating the folder, and loading a finished or killed run."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dlzoo.config import RecipeConfig, from_dict, load_yaml, parse_overrides, set_key, to_yaml, validate
+from dlzoo.engine import checkpoint
+from dlzoo.engine.runtime import Runtime
+from dlzoo.errors import UserError
+from dlzoo.recipes import Recipe, get_recipe
+from dlzoo.tasks.base import Task
+
+CONFIG = "config.yaml"
+
+
+def build_config(recipe: Recipe, config_file: str | None = None, overrides: list[str] = ()) -> RecipeConfig:
+    """Defaults, then a YAML file, then KEY=VALUE overrides; each step type-checked."""
+    config = recipe.config()
+    if config_file:
+        data = load_yaml(config_file)
+        if data.get("recipe", recipe.name) != recipe.name:
+            raise UserError(f"{config_file} is a config for recipe '{data['recipe']}', not '{recipe.name}'")
+        config = from_dict(type(config), data, base=config)
+    for key, value in parse_overrides(overrides):
+        if key == "recipe":
+            raise UserError("the recipe is chosen by name (dlzoo train RECIPE), not by a key")
+        set_key(config, key, value)
+    validate(config)
+    return config
+
+
+def new_run_dir(recipe: str, out: str | None) -> Path:
+    """`--out DIR` is the run directory itself; without it, runs/<recipe>-<time>."""
+    if out:
+        path = Path(out)
+        if (path / CONFIG).exists():
+            raise UserError(f"{path} already holds a run; continue it with --resume {path} or choose another --out")
+        if path.exists() and not path.is_dir():
+            raise UserError(f"--out {path} exists and is not a folder")
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = Path("runs") / f"{recipe}-{stamp}"
+        suffix = 1
+        while path.exists():
+            suffix += 1
+            path = Path("runs") / f"{recipe}-{stamp}-{suffix}"
+    return path
+
+
+def write_config(run_dir: Path, config: RecipeConfig) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / (CONFIG + ".tmp")
+    tmp.write_text(to_yaml(config), encoding="utf-8")
+    tmp.replace(run_dir / CONFIG)
+
+
+def read_run_config(run_dir: Path) -> tuple[Recipe, RecipeConfig]:
+    """The recipe and resolved config of an existing run directory."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run directory not found: {run_dir}")
+    path = run_dir / CONFIG
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a dlzoo run directory (no {CONFIG})")
+    data = load_yaml(path)
+    recipe = get_recipe(str(data.get("recipe", "")))
+    return recipe, from_dict(type(recipe.config()), data, base=recipe.config())
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    recipe: Recipe
+    config: RecipeConfig
+    checkpoint: Path
+    metadata: dict[str, Any]
+
+
+def open_run(run_dir: str | Path) -> LoadedRun:
+    """A run directory with its latest complete checkpoint (for eval, predict and friends)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run directory not found: {run_dir}")
+    found = checkpoint.latest(run_dir)
+    metadata = checkpoint.read_metadata(found / checkpoint.WEIGHTS)
+    recipe = get_recipe(metadata.get("recipe", ""))
+    config = from_dict(type(recipe.config()), metadata["config"], base=recipe.config())
+    return LoadedRun(run_dir, recipe, config, found, metadata)
+
+
+def load_for_inference(run: LoadedRun, device: str = "auto") -> Task:
+    """The run's task rebuilt from its checkpoint alone: no data is read."""
+    runtime = Runtime.for_inference(device)
+    weights = checkpoint.read_weights(run.checkpoint / checkpoint.WEIGHTS)
+    return run.recipe.task.from_checkpoint(run.config, run.metadata["meta"], weights, runtime)
+
+
+def load_for_evaluation(run: LoadedRun, device: str = "auto") -> tuple[Task, Runtime]:
+    """The run's task with its data loaded (as in training) and the checkpoint's weights."""
+    config = run.config
+    config.trainer.device = device
+    runtime = Runtime.create(config.trainer, init_process_group=False)
+    task = run.recipe.task(config)
+    task.setup(runtime)
+    checkpoint.load_weights_into(task.models, checkpoint.read_weights(run.checkpoint / checkpoint.WEIGHTS))
+    return task, runtime
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -1,0 +1,107 @@
+"""The contract between a recipe and the engine.
+
+A task builds its data and models and says what one training step and one evaluation are; the engine (see
+`dlzoo.engine.trainer`) owns everything else: the loop, devices, precision, DDP, schedules, checkpoints and logs.
+The same object, rebuilt from a checkpoint with `from_checkpoint`, serves prediction.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sized
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import torch
+from torch import nn
+
+from dlzoo.config import RecipeConfig
+from dlzoo.engine.checkpoint import load_weights_into
+from dlzoo.engine.optim import build_optimizer
+from dlzoo.engine.runtime import Runtime
+
+if TYPE_CHECKING:
+    from dlzoo.engine.trainer import StepContext
+
+
+class Loader(Iterable, Sized, Protocol):
+    """What the engine iterates over: a DataLoader or a `TensorLoader`; `set_epoch` reseeds the order."""
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+
+class Task(abc.ABC):
+    # The metric that `dlzoo list`, progress lines and comparisons lead with, and its split.
+    main_metric: ClassVar[str] = "loss"
+    eval_splits: ClassVar[tuple[str, ...]] = ("test",)
+
+    def __init__(self, config: RecipeConfig):
+        self.config = config
+        self.models: dict[str, nn.Module] = {}
+        # JSON-able facts found while loading data (class names, input shape, preprocessing) that the models and
+        # prediction need; stored in every checkpoint.
+        self.meta: dict[str, Any] = {}
+        self.runtime: Runtime | None = None
+
+    # --- training -------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def setup(self, runtime: Runtime) -> None:
+        """Load data (onto runtime.device where it is small), fill `self.meta`, then build `self.models`."""
+
+    @abc.abstractmethod
+    def build_models(self) -> dict[str, nn.Module]:
+        """The task's models from `self.config` and `self.meta` alone (also used to rebuild from a checkpoint)."""
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """One optimizer over every model by default; tasks with several (a GAN) return one per name."""
+        return {"net": build_optimizer(self.config.optim, self.models.values())}
+
+    # True when `train_step` calls `ctx.optimize(...)` itself (several optimizers, or steps that skip updates).
+    optimizes_itself: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def train_loader(self) -> Loader:
+        """Batches for one epoch; the engine calls `set_epoch` before iterating."""
+
+    @abc.abstractmethod
+    def train_step(self, batch: Any, ctx: StepContext) -> dict[str, torch.Tensor]:
+        """Forward (and, if `optimizes_itself`, backward) on one batch; return scalars to log, with `loss`."""
+
+    @abc.abstractmethod
+    def evaluate(self, split: str) -> dict[str, float]:
+        """Metrics on a held-out split; runs under no_grad with models in eval mode, on every rank."""
+
+    def batch_size(self, batch: Any) -> int:
+        first = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return len(first)
+
+    def on_epoch_end(self, epoch: int, run_dir: Path | None) -> None:
+        """Hook for epoch artefacts such as sample grids; `run_dir` is None on ranks other than 0."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Extra training state to checkpoint (tensors and containers only)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    # --- inference ------------------------------------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(cls, config: RecipeConfig, meta: dict[str, Any], weights: dict[str, torch.Tensor],
+                        runtime: Runtime) -> Task:
+        task = cls(config)
+        task.meta = meta
+        task.runtime = runtime
+        task.models = task.build_models()
+        load_weights_into(task.models, weights)
+        for model in task.models.values():
+            model.to(runtime.device).eval()
+        return task
+
+    def predict(self, inputs: list[str], out: str | None = None) -> list[dict[str, Any]]:
+        """One JSON-able record per input (or per row of a table input)."""
+        raise NotImplementedError(f"{type(self).__name__} does not predict from files")
+
+    def describe(self, record: dict[str, Any]) -> str:
+        """A human line for one prediction record."""
+        return str(record)

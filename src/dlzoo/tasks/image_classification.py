@@ -1,0 +1,195 @@
+"""Image classification on small tensor-resident data sets (MNIST digits, Fashion-MNIST).
+
+The whole data set sits on the training device as one float tensor; batches are index gathers and augmentation is
+batched on the device (see `dlzoo.data.augment`). Models that need a larger input (AlexNet at 224 px) get each
+batch resized on the device rather than a resized copy of the data set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlzoo.config import DataConfig, RecipeConfig
+from dlzoo.data.augment import random_affine, random_flip, random_translate
+from dlzoo.data.images import load_image_arrays
+from dlzoo.data.tensors import TensorLoader
+from dlzoo.errors import UserError
+from dlzoo.models import create
+from dlzoo.tasks.base import Task
+from dlzoo.vision.digits import prepare_many
+from dlzoo.vision.io import read_image
+from dlzoo.vision.preprocess import make_preprocessing, preprocessing_from_dict
+
+
+@dataclass
+class AugmentConfig:
+    enabled: bool = True
+    degrees: float = 0.0
+    translate: float = 0.0  # fraction of the image size, for the affine warp
+    scale: float = 0.0  # +- relative scale change
+    shear: float = 0.0
+    pad: int = 0  # pad-and-random-crop shift in pixels
+    flip: bool = False
+
+
+@dataclass
+class ImageDataConfig(DataConfig):
+    source: str = "mnist5k"
+    # mnist-digit: every image (training and user pictures) prepared as MNIST was; resize: grey and resized.
+    preprocess: Literal["mnist-digit", "resize"] = "resize"
+    # Input size the model sees; batches are resized on the device when it differs from the data's.
+    resolution: int = 28
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class ImageModelConfig:
+    name: str = "digits-net"
+    # Keyword arguments of the model factory, e.g. model.args.width=32.
+    args: dict[str, Any] = field(default_factory=dict)
+    channels_last: bool = False
+
+
+@dataclass
+class ImageClassificationConfig(RecipeConfig):
+    data: ImageDataConfig = field(default_factory=ImageDataConfig)
+    model: ImageModelConfig = field(default_factory=ImageModelConfig)
+    label_smoothing: float = 0.0
+    # Weight of auxiliary classifier losses when a model returns (main, aux...) in training (GoogLeNet: 0.3).
+    aux_weight: float = 0.3
+    # Average the predictions of each test image and its mirror image.
+    tta_flip: bool = False
+
+
+def classification_loss(output: torch.Tensor | tuple, labels: torch.Tensor, label_smoothing: float,
+                        aux_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy of the main logits plus weighted auxiliary heads; returns (loss, main logits)."""
+    if isinstance(output, (tuple, list)):
+        main, *aux = output
+    else:
+        main, aux = output, []
+    loss = F.cross_entropy(main, labels, label_smoothing=label_smoothing)
+    for logits in aux:
+        loss = loss + aux_weight * F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+    return loss, main
+
+
+class ImageClassification(Task):
+    main_metric = "accuracy"
+    config: ImageClassificationConfig
+
+    def setup(self, runtime) -> None:
+        config = self.config
+        if not 0 <= config.label_smoothing < 1:
+            raise UserError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
+        self.runtime = runtime
+        arrays = load_image_arrays(config.data.source, config.data.path).limit(config.data.limit)
+        size = arrays.train_images.shape[-1]
+        preprocessing = make_preprocessing(config.data.preprocess, size)
+        self.meta = {"classes": arrays.classes, "in_channels": 1, "data_size": size,
+                     "resolution": config.data.resolution, "preprocess": preprocessing.to_dict(),
+                     "source": arrays.source}
+        device = runtime.device
+        self.train_x, self.train_y = self._tensors(arrays.train_images, arrays.train_labels, device)
+        self.test_x, self.test_y = self._tensors(arrays.test_images, arrays.test_labels, device)
+        self.models = self.build_models()
+        for model in self.models.values():
+            model.to(device)
+
+    def _tensors(self, images: np.ndarray, labels: np.ndarray, device) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.config.data.preprocess == "mnist-digit":
+            pixels = torch.from_numpy(prepare_many(images, preprocessing_from_dict(self.meta["preprocess"])))
+        else:  # data-set images are already the size and polarity the model expects
+            pixels = torch.from_numpy(images).float().div_(255)
+        return pixels.unsqueeze(1).to(device), torch.from_numpy(labels).to(device)
+
+    def build_models(self) -> dict[str, nn.Module]:
+        model = create(self.config.model.name, num_classes=len(self.meta["classes"]),
+                       in_channels=self.meta["in_channels"], **self.config.model.args)
+        if self.config.model.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return {"net": model}
+
+    def train_loader(self) -> TensorLoader:
+        runtime, data = self.runtime, self.config.data
+        return TensorLoader(self.train_x, self.train_y, batch_size=data.batch_size, shuffle=True,
+                            drop_last=len(self.train_x) >= 2 * data.batch_size * runtime.world_size,
+                            seed=runtime.seed, rank=runtime.rank, world_size=runtime.world_size)
+
+    def _model_input(self, images: torch.Tensor) -> torch.Tensor:
+        resolution = self.meta["resolution"]
+        if images.shape[-1] != resolution:
+            images = F.interpolate(images, size=(resolution, resolution), mode="bilinear", align_corners=False)
+        if self.config.model.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        aug = self.config.data.augment
+        if not aug.enabled:
+            return images
+        if aug.degrees or aug.translate or aug.scale or aug.shear:
+            images = random_affine(images, aug.degrees, aug.translate, (1 - aug.scale, 1 + aug.scale), aug.shear)
+        if aug.pad:
+            images = random_translate(images, aug.pad)
+        if aug.flip:
+            images = random_flip(images)
+        return images
+
+    def train_step(self, batch, ctx) -> dict[str, torch.Tensor]:
+        images, labels = batch
+        output = ctx.models["net"](self._model_input(self.augment(images)))
+        loss, logits = classification_loss(output, labels, self.config.label_smoothing, self.config.aux_weight)
+        return {"loss": loss, "accuracy": (logits.argmax(1) == labels).float().mean()}
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        net = self.models["net"]
+        images = self._model_input(images)
+        logits = net(images).float()
+        if self.config.tta_flip:
+            logits = (logits + net(images.flip(-1)).float()) / 2
+        return logits
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        runtime = self.runtime
+        loader = TensorLoader(self.test_x, self.test_y, batch_size=self.config.data.eval_batch_size,
+                              rank=runtime.rank, world_size=runtime.world_size)
+        totals = torch.zeros(3, device=runtime.device, dtype=torch.float64)  # loss sum, correct, count
+        for images, labels in loader:
+            logits = self.logits(images)
+            totals[0] += F.cross_entropy(logits, labels, reduction="sum")
+            totals[1] += (logits.argmax(1) == labels).sum()
+            totals[2] += len(labels)
+        loss, correct, count = runtime.all_reduce_sum(totals).tolist()
+        return {"loss": loss / count, "accuracy": correct / count}
+
+    # --- prediction -----------------------------------------------------------------------------------------
+    def predict(self, inputs: list[str], out: str | None = None, top: int = 3) -> list[dict[str, Any]]:
+        preprocessing = preprocessing_from_dict(self.meta["preprocess"])
+        pictures = np.stack([preprocessing(read_image(path)) for path in inputs])
+        images = torch.from_numpy(pictures).unsqueeze(1).to(self.runtime.device)
+        with torch.no_grad():
+            probabilities = self.logits(images).softmax(1).cpu()
+        classes = self.meta["classes"]
+        records = []
+        for path, probs in zip(inputs, probabilities, strict=True):
+            values, indices = probs.topk(min(top, len(classes)))
+            records.append({
+                "path": path,
+                "label": classes[int(indices[0])],
+                "index": int(indices[0]),
+                "probability": round(float(values[0]), 6),
+                "top": [{"label": classes[int(i)], "probability": round(float(v), 6)}
+                        for v, i in zip(values, indices, strict=True)],
+            })
+        return records
+
+    def describe(self, record: dict[str, Any]) -> str:
+        others = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in record["top"][1:])
+        return f"{record['path']}: {record['label']} ({record['probability']:.3f}; then {others})"

@@ -1,0 +1,1 @@
+"""Image reading and preprocessing shared by training and prediction."""

@@ -1,0 +1,78 @@
+"""Shared fixtures: a CLI runner (in-process and as a real subprocess) and one tiny trained digits run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from dlzoo.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+# A digits run small enough for a test: 600 real training digits, 2 epochs.
+TINY_DIGITS = ["data.limit=600", "trainer.epochs=2", "trainer.device=cpu"]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run `dlzoo ARGS` in this process; returns exit code and captured output."""
+
+    def run(*args: str) -> Result:
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+def run_subprocess(*args: str, env: dict | None = None, timeout: float = 300, cwd: Path | None = None) -> Result:
+    """Run `python -m dlzoo ARGS` as a real process (for kills, torchrun, and the console entry point)."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    done = subprocess.run([sys.executable, "-m", "dlzoo", *map(str, args)], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=cwd or ROOT)
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory) -> Path:
+    """A tiny trained digits run shared by the tests that only read a run."""
+    run_dir = tmp_path_factory.mktemp("runs") / "digits"
+    assert main(["train", "digits", *TINY_DIGITS, "--out", str(run_dir)]) == 0
+    return run_dir
+
+
+def assert_user_error(result: Result, *fragments: str) -> None:
+    """Status 2, exactly one line on stderr, no traceback, and the line says what is wrong."""
+    assert result.code == 2, (result.code, result.err)
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert "Traceback" not in result.err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.fixture(scope="session")
+def digit_pictures(tmp_path_factory) -> dict[str, Path]:
+    """Held-out digits as pictures of other sizes, polarities, colours and formats, keyed by a description."""
+    from pictures import held_out_digits, on_paper, write
+
+    folder = tmp_path_factory.mktemp("pictures")
+    digits, labels = held_out_digits(per_class=1)
+    pictures = {}
+    for digit, label in zip(digits, labels, strict=True):
+        pictures[f"{label}-ink-on-paper.png"] = write(folder / f"{label}-paper.png", on_paper(digit))
+        pictures[f"{label}-small-grey.jpg"] = write(folder / f"{label}-grey.jpg", 255 - digit)
+        pictures[f"{label}-dark-board.png"] = write(
+            folder / f"{label}-board.png", on_paper(digit, (120, 200), ink=(240, 240, 240), paper=(30, 50, 40)))
+    return pictures

@@ -1,0 +1,142 @@
+"""The CLI end to end on a small real subset, and every user-error path: status 2, one line, nothing written."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from safetensors.torch import load_file
+
+from conftest import TINY_DIGITS, assert_user_error, run_subprocess
+
+
+def test_list_show_models_data(cli):
+    listed = cli("list")
+    assert listed.code == 0 and "digits" in listed.out and "mnist5k" in listed.out
+    shown = cli("show", "digits", "trainer.epochs=4")
+    config = yaml.safe_load(shown.out)
+    assert config["recipe"] == "digits" and config["trainer"]["epochs"] == 4
+    models = cli("models")
+    assert "digits-net" in models.out and "29,178" in models.out
+    data = cli("data")
+    assert "mnist5k" in data.out and "found:" in data.out and "fashion-mnist" in data.out
+
+
+def test_run_directory_layout(digits_run):
+    names = {p.name for p in digits_run.iterdir()}
+    assert {"config.yaml", "metrics.jsonl", "summary.json", "tensorboard", "curves.png", "checkpoints"} <= names
+    assert list((digits_run / "tensorboard").glob("events.out.tfevents.*"))
+    summary = json.loads((digits_run / "summary.json").read_text())
+    assert 0.5 < summary["metrics"]["test"]["accuracy"] <= 1.0
+    for key in ("train_seconds", "wall_seconds", "device", "versions", "git_commit", "samples_per_s"):
+        assert key in summary
+    assert summary["versions"]["torch"]
+    lines = [json.loads(line) for line in (digits_run / "metrics.jsonl").read_text().splitlines()]
+    train = [entry for entry in lines if entry["split"] == "train"]
+    test = [entry for entry in lines if entry["split"] == "test"]
+    assert [e["epoch"] for e in train] == [1, 2] and [e["epoch"] for e in test] == [1, 2]
+    for entry in train:
+        assert {"step", "metrics", "lr", "samples_per_s", "elapsed_s"} <= set(entry)
+    config = yaml.safe_load((digits_run / "config.yaml").read_text())
+    assert config["data"]["limit"] == 600
+
+
+def test_checkpoint_loads_with_weights_only(digits_run):
+    import torch
+
+    last = sorted((digits_run / "checkpoints").iterdir())[-1]
+    state = torch.load(last / "state.pt", weights_only=True)
+    assert state["epoch"] == 2 and "net" in state["optimizers"] and "rng" in state
+    assert "net" in state["schedulers"] and "scaler" in state
+    weights = load_file(str(last / "model.safetensors"))
+    assert any(key.startswith("net.") for key in weights)
+
+
+def test_eval_matches_training_summary(cli, digits_run):
+    result = cli("eval", digits_run, "--json")
+    assert result.code == 0, result.err
+    metrics = json.loads(result.out)["metrics"]["test"]
+    summary = json.loads((digits_run / "summary.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(summary["metrics"]["test"]["accuracy"])
+
+
+def test_predict_json(cli, digits_run, digit_pictures):
+    result = cli("predict", digits_run, *digit_pictures.values(), "--json")
+    assert result.code == 0, result.err
+    records = [json.loads(line) for line in result.out.splitlines()]
+    assert len(records) == len(digit_pictures)
+    for record in records:
+        assert set(record) >= {"path", "label", "probability", "top"}
+        assert 0 <= record["probability"] <= 1
+
+
+def test_console_entry_point_and_module():
+    done = run_subprocess("--version")
+    assert done.code == 0 and "dlzoo" in done.out
+
+
+# --- user errors -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["train", "digitz"], "unknown recipe 'digitz'; did you mean 'digits'"),
+    (["train", "digits", "trainer.epoch=1"], "did you mean 'epochs'"),
+    (["train", "digits", "trainer.epochs=x"], "must be an integer"),
+    (["train", "digits", "data.source=nope"], "unknown data source 'nope'"),
+    (["train", "digits", "model.name=resnet999"], "unknown model 'resnet999'"),
+    (["train", "digits", "model.args.colour=3"], "unexpected keyword argument"),
+    (["train"], "name a recipe"),
+    (["show", "nope"], "unknown recipe"),
+    (["frobnicate"], "invalid choice"),
+    (["train", "digits", "--config", "/nonexistent.yaml"], "config file not found"),
+    (["eval", "/nonexistent/run"], "run directory not found"),
+    (["predict", "/nonexistent/run", "x.png"], "run directory not found"),
+])
+def test_user_errors_are_one_line_status_2(cli, tmp_path, args, fragment):
+    out = tmp_path / "run"
+    result = cli(*args, *(["--out", out] if args[0] == "train" and len(args) > 1 else []))
+    assert_user_error(result, fragment)
+    assert not out.exists(), "nothing may be written on a user error"
+
+
+def test_train_refuses_existing_run_and_resume_overrides(cli, digits_run):
+    assert_user_error(cli("train", "digits", "--out", digits_run), "already holds a run")
+    assert_user_error(cli("train", "--resume", digits_run, "trainer.epochs=9"), "takes no overrides")
+
+
+def test_missing_idx_files_name_what_is_expected(cli, tmp_path):
+    result = cli("train", "digits", "data.source=mnist", f"data.path={tmp_path}", "--out", tmp_path / "run")
+    assert_user_error(result, "train-images-idx3-ubyte.gz")
+    assert not (tmp_path / "run").exists()
+
+
+def test_not_a_run_directory(cli, tmp_path):
+    assert_user_error(cli("eval", tmp_path), "holds no checkpoint")
+    assert_user_error(cli("train", "--resume", tmp_path), "not a dlzoo run directory")
+
+
+def test_corrupt_checkpoint(cli, tmp_path, digits_run):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(digits_run, broken)
+    for weights in (broken / "checkpoints").glob("*/model.safetensors"):
+        weights.write_bytes(b"\x00garbage")
+    assert_user_error(cli("predict", broken, "x.png"), "cannot read checkpoint")
+
+
+def test_predict_bad_images(cli, tmp_path, digits_run):
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
+    assert_user_error(cli("predict", digits_run, empty), "empty")
+    assert_user_error(cli("predict", digits_run, corrupt), "not a readable image")
+    assert_user_error(cli("predict", digits_run, tmp_path / "missing.png"), "image not found")
+    assert_user_error(cli("predict", digits_run, tmp_path), "got a folder")
+
+
+def test_tiny_train_in_subprocess_shows_plain_progress(tmp_path):
+    """Output that is not a terminal gets plain lines, no progress-bar control characters."""
+    done = run_subprocess("train", "digits", *TINY_DIGITS, "trainer.epochs=1", "--out", tmp_path / "run")
+    assert done.code == 0, done.err
+    assert "epoch 1/1" in done.out and "\r" not in done.out
+    assert np.isfinite(json.loads((tmp_path / "run" / "summary.json").read_text())["wall_seconds"])

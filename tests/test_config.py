@@ -1,0 +1,76 @@
+import pytest
+
+from dlzoo.config import from_dict, parse_overrides, set_key, validate
+from dlzoo.errors import UserError
+from dlzoo.recipes import get_recipe
+from dlzoo.runs import build_config
+
+
+def digits():
+    return get_recipe("digits")
+
+
+def test_overrides_are_converted_to_the_field_type():
+    config = build_config(digits(), overrides=["trainer.epochs=3", "optim.lr=1e-3", "trainer.deterministic=yes",
+                                               "data.limit=none", "model.args.width=24", "trainer.grad_clip=1"])
+    assert config.trainer.epochs == 3
+    assert config.optim.lr == pytest.approx(1e-3)
+    assert config.trainer.deterministic is True
+    assert config.data.limit is None
+    assert config.model.args["width"] == 24
+    assert config.trainer.grad_clip == 1.0
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("trainer.epoch=3", "did you mean 'epochs'"),
+    ("trainer.epochs=three", "must be an integer"),
+    ("trainer.device=tpu", "must be one of auto, cpu, cuda, mps"),
+    ("trainer.deterministic=maybe", "true or false"),
+    ("trainer=3", "is a section"),
+    ("trainer.epochs.x=1", "is a value, not a section"),
+    ("trainer.epochs=0", "trainer.epochs must be >= 1"),
+    ("optim.lr=-1", "optim.lr must be positive"),
+    ("data.limit=0", "data.limit must be a positive"),
+    ("epochs", "expected KEY=VALUE"),
+])
+def test_bad_overrides_are_user_errors(override, message):
+    with pytest.raises(UserError, match=message):
+        build_config(digits(), overrides=[override])
+
+
+def test_yaml_file_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("trainer:\n  epochs: 7\n  seed: 3\noptim:\n  lr: 0.2\n", encoding="utf-8")
+    config = build_config(digits(), str(path), ["trainer.seed=4"])
+    assert (config.trainer.epochs, config.trainer.seed, config.optim.lr) == (7, 4, 0.2)
+    assert config.data.source == "mnist5k"  # untouched defaults stay
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("trainer: [1, 2]", "is a section"),
+    ("trainer:\n  epocs: 3\n", "unknown config key 'trainer.epocs'"),
+    ("- a\n- b\n", "must hold a mapping"),
+    ("trainer: {epochs: 3", "not valid YAML"),
+    ("recipe: fashion\n", "config for recipe 'fashion'"),
+])
+def test_bad_yaml_files(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(UserError, match=message):
+        build_config(digits(), str(path))
+
+
+def test_round_trip_through_dict():
+    from dlzoo.config import to_dict
+
+    config = build_config(digits(), overrides=["trainer.epochs=5"])
+    again = from_dict(type(config), to_dict(config))
+    assert again == config
+    validate(again)
+
+
+def test_parse_and_set_key_directly():
+    config = digits().config()
+    for key, value in parse_overrides(["data.augment.degrees=5", "data.augment.enabled=false"]):
+        set_key(config, key, value)
+    assert config.data.augment.degrees == 5.0 and config.data.augment.enabled is False

