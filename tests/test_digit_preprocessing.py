@@ -34,7 +34,7 @@ def test_user_pictures_prepare_like_the_training_digit(digits, variant):
         }[variant](digit)
         prepared = prepare_digit(picture)
         assert prepared.shape == (28, 28) and prepared.dtype == np.float32
-        assert 0.0 <= prepared.min() and prepared.max() <= 1.0
+        assert prepared.min() >= 0.0 and prepared.max() <= 1.0
         scores.append(similarity(prepared, reference))
     assert np.median(scores) > 0.8, scores
 

@@ -1,4 +1,5 @@
-"""A run killed (SIGKILL, a real process) after its second epoch and resumed ends bit-identical to one done in one go."""
+"""A run killed (SIGKILL, a real process) after its second epoch, then resumed, ends bit-identical to one done
+in one go."""
 
 import json
 import os

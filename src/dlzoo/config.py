@@ -103,9 +103,9 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "~", "")):
-            if type(None) in args:
-                return None
+        is_none = value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "~", ""))
+        if is_none and type(None) in args:
+            return None
         errors = []
         for arg in args:
             if arg is type(None):

