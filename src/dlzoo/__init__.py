@@ -1,12 +1,30 @@
 """dlzoo: the classic PyTorch deep-learning curriculum as tested, fast, reproducible recipes.
 
-Importing the package is cheap: heavy modules (torch, recipes) load on first use.
+Importing the package is cheap: heavy modules (torch, recipes) load on first use of the names below.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-__all__ = ["__version__", "UserError"]
+import importlib
+from typing import Any
 
 from dlzoo.errors import UserError
+
+__version__ = "0.1.0"
+
+# Public names loaded on first use: name -> module that defines it.
+_LAZY = {
+    "create_model": "dlzoo.models",
+    "list_models": "dlzoo.models",
+    "get_recipe": "dlzoo.recipes",
+    "list_recipes": "dlzoo.recipes",
+}
+
+__all__ = ["__version__", "UserError", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        return getattr(module, "create" if name == "create_model" else name)
+    raise AttributeError(f"module 'dlzoo' has no attribute {name!r}")
