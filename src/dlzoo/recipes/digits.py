@@ -22,8 +22,8 @@ def digits_config() -> ImageClassificationConfig:
         optim=OptimConfig(name="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
                           schedule="onecycle", warmup=0.25),
         data=ImageDataConfig(source="mnist5k", preprocess="mnist-digit", batch_size=128,
-                             augment=AugmentConfig(degrees=12.0, translate=0.12, scale=0.12, shear=10.0)),
-        model=ImageModelConfig(name="digits-net", args={"width": 16}),
+                             augment=AugmentConfig(degrees=12.0, translate=0.06, scale=0.12, shear=10.0)),
+        model=ImageModelConfig(name="digits-net", args={"width": 16}, channels_last=True),
         label_smoothing=0.1,
     )
 
