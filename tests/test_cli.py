@@ -140,3 +140,15 @@ def test_tiny_train_in_subprocess_shows_plain_progress(tmp_path):
     assert done.code == 0, done.err
     assert "epoch 1/1" in done.out and "\r" not in done.out
     assert np.isfinite(json.loads((tmp_path / "run" / "summary.json").read_text())["wall_seconds"])
+
+
+def test_predict_reads_real_digit_pictures_of_any_size_polarity_and_colour(cli, good_digits_run, digit_pictures):
+    """Held-out digits as ink on coloured paper, small grey inverted JPEGs and chalk on a dark board."""
+    result = cli("predict", good_digits_run, *digit_pictures.values(), "--json")
+    assert result.code == 0, result.err
+    records = [json.loads(line) for line in result.out.splitlines()]
+    truth = [name.split("-")[0] for name in digit_pictures]
+    correct = [record["label"] == label for record, label in zip(records, truth, strict=True)]
+    assert sum(correct) >= 0.9 * len(correct), list(zip(truth, [r["label"] for r in records], strict=True))
+    human = cli("predict", good_digits_run, next(iter(digit_pictures.values())))
+    assert human.code == 0 and "then" in human.out
