@@ -47,11 +47,15 @@ def show(args: argparse.Namespace) -> None:
 
 @command("models", "registered models with their parameter counts")
 def models(args: argparse.Namespace) -> None:
+    import torch
+
     from dlzoo.models import create, list_models
 
     rows = []
     for entry in list_models():
-        model = create(entry.name, num_classes=10, in_channels=entry.input_size[0])
+        # On the meta device nothing is allocated or initialised: VGG-11's 129M parameters count in milliseconds.
+        with torch.device("meta"):
+            model = create(entry.name, num_classes=10, in_channels=entry.input_size[0])
         params = sum(p.numel() for p in model.parameters())
         rows.append([entry.name, entry.family, f"{params:,}", "x".join(map(str, entry.input_size)), entry.summary])
     print(_table(rows, ["model", "family", "parameters", "input", "description"]))

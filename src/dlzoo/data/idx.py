@@ -29,3 +29,18 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) != expected:
         raise UserError(f"{path} is truncated or corrupt: {len(raw)} bytes, expected {expected} for shape {shape}")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+
+
+def write_idx(path: Path, array: np.ndarray) -> Path:
+    """Write `array` as an IDX file (gzipped when the name ends in .gz), atomically; `read_idx` reads it back."""
+    path = Path(path)
+    big_endian = array.astype(array.dtype.newbyteorder(">"), copy=False)  # a no-op for one-byte types
+    code = {np.dtype(dtype): code for code, dtype in _DTYPES.items()}.get(big_endian.dtype)
+    if code is None:
+        raise ValueError(f"IDX files cannot hold {array.dtype}")
+    header = bytes([0, 0, code, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    raw = header + np.ascontiguousarray(big_endian).tobytes()
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(gzip.compress(raw, compresslevel=1) if path.suffix == ".gz" else raw)
+    tmp.replace(path)
+    return path

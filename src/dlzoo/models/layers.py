@@ -22,3 +22,12 @@ class Normalize(nn.Module):
 def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1) -> list[nn.Module]:
     return [nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False),
             nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+
+
+def xavier_init(model: nn.Module) -> nn.Module:
+    """Xavier-uniform weights for every conv and linear layer, biases left as torch made them: what the book's
+    `init_cnn` does for all its classic networks (sigmoid LeNet barely trains from torch's default init)."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(module.weight)
+    return model
