@@ -22,13 +22,13 @@ demo: $(VENV)/.stamp-base
 	$(BIN)/dlzoo train digits
 
 lint: $(VENV)/.stamp-dev
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests
 
 test: lint
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.stamp-dev
-	$(BIN)/dlzoo bench all
+	$(BIN)/dlzoo bench all --out benchmarks/results/latest.json
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache
