@@ -1,18 +1,40 @@
-"""`dlzoo bench NAME|all [--out FILE]`: run benchmarks and print their results as JSON."""
+"""`dlzoo bench NAME|all [KEY=VALUE...] [--out FILE]`: run benchmarks and print their results as JSON.
+
+KEY=VALUE options become keyword arguments of the benchmark function, converted to their annotated types (a
+benchmark's size, e.g. `dlzoo bench classic models=lenet epochs=2`); unknown keys and bad values are user errors."""
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
+import typing
 from pathlib import Path
 
 from dlzoo.cli import command
+from dlzoo.errors import UserError
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", default="list", help="benchmark name, 'all', or 'list' (default)")
+    parser.add_argument("options", nargs="*", metavar="KEY=VALUE",
+                        help="options of one benchmark, e.g. `dlzoo bench classic models=lenet,resnet18 epochs=2`")
     parser.add_argument("--out", metavar="FILE", help="also write the JSON results to FILE")
+
+
+def _typed_options(name: str, function, items: list[str]) -> dict[str, typing.Any]:
+    """KEY=VALUE options converted to the types of the benchmark function's keyword arguments."""
+    from dlzoo.config import coerce, parse_overrides
+
+    hints = typing.get_type_hints(function)
+    known = list(inspect.signature(function).parameters)
+    options = {}
+    for key, text in parse_overrides(items):
+        if key not in known:
+            raise UserError(f"benchmark {name} has no option '{key}'; it takes: {', '.join(known) or 'none'}")
+        options[key] = coerce(text, hints.get(key, str), key)
+    return options
 
 
 @command("bench", "measure recipes against baselines on this machine; prints JSON", _arguments)
@@ -25,11 +47,14 @@ def bench(args: argparse.Namespace) -> None:
             print(f"{name:12s} {summary}")
         return
     names = list(available) if args.name == "all" else [args.name]
+    if args.options and args.name == "all":
+        raise UserError("KEY=VALUE options apply to one benchmark; name it instead of 'all'")
     functions = {name: get_benchmark(name) for name in names}  # unknown names fail before any work
+    options = _typed_options(names[0], functions[names[0]], args.options) if args.options else {}
     results = {}
     for name, function in functions.items():
         print(f"running benchmark {name} ...", file=sys.stderr, flush=True)
-        results[name] = function()
+        results[name] = function(**options)
         print(json.dumps(results[name], indent=2), flush=True)
     if args.out:
         path = Path(args.out)
