@@ -1,0 +1,54 @@
+"""`dlzoo export` and `dlzoo serve`: take a trained run out of dlzoo."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dlzoo.cli import command
+
+
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR")
+    parser.add_argument("--format", default="pt2", choices=["pt2", "onnx"],
+                        help="pt2: torch.export program (default); onnx: needs the `export` extra")
+    parser.add_argument("--out", metavar="FILE", help="output file (default RUN_DIR/export/model.<format>)")
+
+
+@command("export", "export a run's network (torch.export .pt2 or ONNX) with a JSON sidecar", _export_arguments)
+def export(args: argparse.Namespace) -> None:
+    from dlzoo.export import export_run
+    from dlzoo.runs import open_run
+
+    run = open_run(args.run_dir)
+    out = Path(args.out) if args.out else run.run_dir / "export" / f"model.{args.format}"
+    written = export_run(run, args.format, out)
+    print(f"wrote {written} and {written.name}.json")
+
+
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+
+
+@command("serve", "serve a run's predictions over HTTP (POST /predict, GET /info)", _serve_arguments)
+def serve(args: argparse.Namespace) -> None:
+    from dlzoo.errors import UserError
+    from dlzoo.runs import open_run
+    from dlzoo.serve import make_server
+
+    try:
+        server = make_server(open_run(args.run_dir), args.host, args.port, args.device)
+    except OSError as error:
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
+    host, port = server.server_address[:2]
+    print(f"serving {args.run_dir} on http://{host}:{port}  (POST /predict?name=FILE, GET /info); Ctrl-C stops",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

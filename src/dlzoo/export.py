@@ -1,0 +1,63 @@
+"""`dlzoo export`: a trained network as a self-contained file for other runtimes.
+
+Formats: `pt2` (torch.export's ExportedProgram, loads with `torch.export.load` and needs no dlzoo code) and `onnx`
+(needs the `export` extra: onnx, onnxscript). The batch dimension is dynamic. Beside the file, `<file>.json` holds
+what inference needs: recipe, class names, preprocessing, input shape and value range.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dlzoo.errors import UserError
+from dlzoo.runs import LoadedRun, load_for_inference
+
+FORMATS = ("pt2", "onnx")
+
+
+def _dynamic_batch(example: tuple[torch.Tensor, ...]) -> tuple[dict[int, Any], ...]:
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    return tuple({0: batch} for _ in example)
+
+
+def export_run(run: LoadedRun, fmt: str, out: Path) -> Path:
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
+    task = load_for_inference(run, "cpu")
+    module, example = task.export_program()
+    module = module.eval()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with torch.no_grad():
+        if fmt == "pt2":
+            program = torch.export.export(module, example, dynamic_shapes=_dynamic_batch(example))
+            torch.export.save(program, str(tmp))
+        else:
+            try:
+                import onnx  # noqa: F401
+                import onnxscript  # noqa: F401
+            except ImportError:
+                raise UserError("ONNX export needs: pip install 'dlzoo[export]' (onnx, onnxscript)") from None
+            names = [f"input{i}" if len(example) > 1 else "input" for i in range(len(example))]
+            program = torch.onnx.export(module, example, input_names=names, output_names=["output"],
+                                        dynamic_shapes=_dynamic_batch(example), dynamo=True)
+            program.save(str(tmp))
+    sidecar = {
+        "recipe": run.recipe.name,
+        "format": fmt,
+        "checkpoint": str(run.checkpoint),
+        "inputs": [{"shape": ["batch", *example_tensor.shape[1:]], "dtype": str(example_tensor.dtype)}
+                   for example_tensor in example],
+        "meta": task.meta,
+    }
+    info = out.with_name(out.name + ".json")
+    info_tmp = info.with_name(info.name + ".tmp")
+    info_tmp.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(out)
+    info_tmp.replace(info)
+    return out

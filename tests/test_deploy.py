@@ -1,0 +1,71 @@
+"""Export (torch.export .pt2 and ONNX) and the HTTP server, on a trained digits run."""
+
+import json
+import threading
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import assert_user_error
+from dlzoo.runs import load_for_inference, open_run
+
+
+def reference_logits(run_dir, images):
+    task = load_for_inference(open_run(run_dir), "cpu")
+    with torch.no_grad():
+        return task.models["net"](images)
+
+
+def test_export_pt2_runs_without_dlzoo_and_matches(cli, digits_run, tmp_path):
+    out = tmp_path / "digits.pt2"
+    result = cli("export", digits_run, "--out", out)
+    assert result.code == 0, result.err
+    sidecar = json.loads((tmp_path / "digits.pt2.json").read_text())
+    assert sidecar["meta"]["classes"] == [str(i) for i in range(10)]
+    assert sidecar["meta"]["preprocess"]["name"] == "mnist-digit"
+    program = torch.export.load(str(out))
+    images = torch.rand(5, 1, 28, 28)  # another batch size than the example: the batch dimension is dynamic
+    assert torch.allclose(program.module()(images), reference_logits(digits_run, images), atol=1e-5)
+
+
+def test_export_onnx_matches(cli, digits_run, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    out = tmp_path / "digits.onnx"
+    result = cli("export", digits_run, "--format", "onnx", "--out", out)
+    assert result.code == 0, result.err
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    images = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
+    (logits,) = session.run(None, {"input": images})
+    assert np.allclose(logits, reference_logits(digits_run, torch.from_numpy(images)).numpy(), atol=1e-4)
+
+
+def test_export_errors(cli, tmp_path):
+    assert_user_error(cli("export", tmp_path), "holds no checkpoint")
+
+
+def test_serve_predicts_over_http(digits_run, digit_pictures):
+    from dlzoo.serve import make_server
+
+    server = make_server(open_run(digits_run), port=0, device="cpu")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with urllib.request.urlopen(f"{base}/info") as response:
+            assert json.loads(response.read())["recipe"] == "digits"
+        picture = next(iter(digit_pictures.values()))
+        request = urllib.request.Request(f"{base}/predict?name={picture.name}", data=picture.read_bytes())
+        with urllib.request.urlopen(request) as response:
+            records = json.loads(response.read())
+        assert records[0]["path"] == picture.name and records[0]["label"] in [str(i) for i in range(10)]
+        bad = urllib.request.Request(f"{base}/predict?name=x.png", data=b"not an image")
+        with pytest.raises(urllib.error.HTTPError) as error:
+            urllib.request.urlopen(bad)
+        assert error.value.code == 400 and "not a readable image" in json.loads(error.value.read())["error"]
+    finally:
+        server.shutdown()
+        server.server_close()
