@@ -19,6 +19,7 @@ from dlzoo.config import RecipeConfig
 from dlzoo.engine.checkpoint import load_weights_into
 from dlzoo.engine.optim import build_optimizer
 from dlzoo.engine.runtime import Runtime
+from dlzoo.errors import UserError
 
 if TYPE_CHECKING:
     from dlzoo.engine.trainer import StepContext
@@ -87,6 +88,11 @@ class Task(abc.ABC):
         """Restore what `state_dict` returned, on resume."""
         return None
 
+    def summary_extra(self) -> dict[str, Any]:
+        """JSON-able entries the engine adds to summary.json after training (e.g. a baseline scored on the same
+        data); they may not replace the engine's own keys."""
+        return {}
+
     # --- inference ------------------------------------------------------------------------------------------
     @classmethod
     def from_checkpoint(cls, config: RecipeConfig, meta: dict[str, Any], weights: dict[str, torch.Tensor],
@@ -107,3 +113,8 @@ class Task(abc.ABC):
     def describe(self, record: dict[str, Any]) -> str:
         """A human line for one prediction record."""
         return str(record)
+
+    def export_program(self) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+        """The network that `dlzoo export` writes and an example input batch (batch size > 1: the batch dimension
+        is exported as dynamic). Tasks whose prediction is not one network's forward pass do not export."""
+        raise UserError(f"recipe '{self.config.recipe}' has no single network to export")

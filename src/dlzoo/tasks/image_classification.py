@@ -190,6 +190,11 @@ class ImageClassification(Task):
             })
         return records
 
+    def export_program(self) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+        """The classifier as trained: images in [0, 1] (its normalisation is inside), logits out."""
+        resolution = self.meta["resolution"]
+        return self.models["net"], (torch.zeros(2, self.meta["in_channels"], resolution, resolution),)
+
     def describe(self, record: dict[str, Any]) -> str:
         others = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in record["top"][1:])
         return f"{record['path']}: {record['label']} ({record['probability']:.3f}; then {others})"
