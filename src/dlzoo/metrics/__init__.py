@@ -1,0 +1,1 @@
+"""Measuring models beyond their training loss: Fréchet distances and classifier-based judges of generated images."""

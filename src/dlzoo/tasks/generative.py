@@ -1,0 +1,217 @@
+"""What the generative image tasks (VAE, conditional GAN) share: real images as tensors on the device, sampling
+with a seeded generator, fixed-noise sample grids after every epoch, and an optional judge classifier that turns
+each evaluation into conditional accuracy and a Fréchet distance (see `dlzoo.metrics.judge`).
+
+Randomness: training draws from torch's global RNG (saved in checkpoints, so resume is exact); grids, evaluations
+and `dlzoo generate` draw from their own seeded `torch.Generator`, so they are repeatable and never disturb training.
+"""
+
+from __future__ import annotations
+
+import abc
+import base64
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from dlzoo.config import DataConfig, RecipeConfig
+from dlzoo.data.images import ImageArrays, load_image_arrays
+from dlzoo.data.tensors import TensorLoader
+from dlzoo.errors import UserError
+from dlzoo.metrics.judge import FEATURES, Judge
+from dlzoo.models import create
+from dlzoo.tasks.base import Task
+from dlzoo.vision.grid import save_image_grid
+
+SAMPLES = "samples"
+GRID_SEED = 1234  # the fixed noise of the per-epoch grids
+EVAL_SEED = 0
+EXAMPLES_PER_CLASS = 2  # held-out images stored in the checkpoint for reconstructions in `dlzoo generate`
+
+
+@dataclass
+class ModelConfig:
+    name: str = ""
+    # Keyword arguments of the model factory, e.g. model.args.width=32.
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GenerativeDataConfig(DataConfig):
+    source: str = "mnist5k"
+    batch_size: int = 64
+
+
+@dataclass
+class GenerativeConfig(RecipeConfig):
+    data: GenerativeDataConfig = field(default_factory=GenerativeDataConfig)
+    # A classifier run directory (e.g. a `digits` run): each evaluation then also reports conditional accuracy and
+    # a Fréchet distance in its feature space. Empty: no judge.
+    judge: str = ""
+    # Images per epoch-end sample grid (per class for conditional models).
+    grid_samples: int = 8
+
+
+def real_images(arrays: ImageArrays, device: torch.device) -> dict[str, torch.Tensor]:
+    """Images (N, 1, H, W) as floats in [0, 1] and labels, for both splits, on `device`."""
+    def pixels(images: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(images).float().div_(255).unsqueeze(1).to(device)
+
+    return {"train_x": pixels(arrays.train_images), "train_y": torch.from_numpy(arrays.train_labels).to(device),
+            "test_x": pixels(arrays.test_images), "test_y": torch.from_numpy(arrays.test_labels).to(device)}
+
+
+def load_real_images(data: DataConfig, device: torch.device) -> tuple[ImageArrays, dict[str, torch.Tensor]]:
+    arrays = load_image_arrays(data.source, data.path).limit(data.limit)
+    if arrays.train_images.shape[1:] != (28, 28):
+        raise UserError(f"the generative models are built for 28x28 images; {data.source} has "
+                        f"{arrays.train_images.shape[1]}x{arrays.train_images.shape[2]}")
+    return arrays, real_images(arrays, device)
+
+
+def encode_examples(images: np.ndarray, labels: np.ndarray, classes: int) -> dict[str, Any]:
+    """A few held-out images per class, JSON-able (base64 uint8), for the checkpoint's meta."""
+    chosen = np.concatenate([np.flatnonzero(labels == c)[:EXAMPLES_PER_CLASS] for c in range(classes)])
+    picked = np.ascontiguousarray(images[chosen], dtype=np.uint8)
+    return {"shape": list(picked.shape), "labels": labels[chosen].tolist(),
+            "uint8_base64": base64.b64encode(picked.tobytes()).decode("ascii")}
+
+
+def decode_examples(stored: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    pixels = np.frombuffer(base64.b64decode(stored["uint8_base64"]), dtype=np.uint8).reshape(stored["shape"])
+    return torch.from_numpy(pixels.copy()).float().div(255).unsqueeze(1), torch.tensor(stored["labels"])
+
+
+@contextlib.contextmanager
+def eval_mode(models: dict[str, nn.Module]) -> Iterator[None]:
+    """Models in eval mode without autograd for the block, then back to the modes they were in."""
+    modes = {name: model.training for name, model in models.items()}
+    for model in models.values():
+        model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for name, model in models.items():
+            model.train(modes[name])
+
+
+class GenerativeImageTask(Task):
+    config: GenerativeConfig
+    conditional: ClassVar[bool] = False
+    judge: Judge | None = None
+    # How pixels are modelled, stated in every checkpoint and summary.
+    data_model: ClassVar[str] = ""
+
+    # --- what a subclass supplies ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def sample(self, count: int, labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+        """`count` images (N, 1, 28, 28) in [0, 1]; conditional tasks draw image i for class labels[i]."""
+
+    def extra_grids(self, generator: torch.Generator) -> dict[str, tuple[torch.Tensor, int]]:
+        """More pictures for `dlzoo generate`: {file-name suffix: (images, images per row)}."""
+        return {}
+
+    # --- shared ---------------------------------------------------------------------------------------------
+    def setup_data(self, runtime) -> None:
+        """Real images on the device and `self.meta`; then the models, and the judge if one is configured."""
+        config = self.config
+        if config.grid_samples < 1:
+            raise UserError(f"grid_samples must be >= 1, got {config.grid_samples}")
+        self.runtime = runtime
+        arrays, tensors = load_real_images(config.data, runtime.device)
+        self.train_x, self.train_y = tensors["train_x"], tensors["train_y"]
+        self.test_x, self.test_y = tensors["test_x"], tensors["test_y"]
+        self.meta = {"classes": arrays.classes, "source": arrays.source, "in_channels": 1, "image_size": 28,
+                     "conditional": self.conditional, "data_model": self.data_model,
+                     "held_out_examples": encode_examples(arrays.test_images, arrays.test_labels,
+                                                          len(arrays.classes))}
+        self.models = self.build_models()
+        for model in self.models.values():
+            model.to(runtime.device)
+        self.judge = None
+        if config.judge:
+            self.judge = Judge(config.judge, runtime.device.type)
+            self.judge.set_real(self.train_x, self.test_x, self.test_y, arrays.classes)
+
+    def create_model(self, model: ModelConfig, **fixed: Any) -> nn.Module:
+        """A registered model; `fixed` are arguments the task sets from its own config (e.g. the latent size)."""
+        clash = sorted(set(model.args) & set(fixed))
+        if clash:
+            raise UserError(f"model '{model.name}': {', '.join(clash)} is set by the recipe's config (see `dlzoo "
+                            f"show {self.config.recipe}`), not by the model's args")
+        return create(model.name, num_classes=len(self.meta["classes"]), in_channels=self.meta["in_channels"],
+                      **model.args, **fixed)
+
+    def train_loader(self) -> TensorLoader:
+        runtime, data = self.runtime, self.config.data
+        return TensorLoader(self.train_x, self.train_y, batch_size=data.batch_size, shuffle=True,
+                            drop_last=len(self.train_x) >= 2 * data.batch_size * runtime.world_size,
+                            seed=runtime.seed, rank=runtime.rank, world_size=runtime.world_size)
+
+    def seeded(self, seed: int) -> torch.Generator:
+        return torch.Generator(device=self.runtime.device).manual_seed(seed)
+
+    def grid_labels(self, per_class: int) -> torch.Tensor | None:
+        """One row per class (for conditional models): 0,0,..,0, 1,1,..,1, ..."""
+        if not self.conditional:
+            return None
+        return torch.arange(len(self.meta["classes"]), device=self.runtime.device).repeat_interleave(per_class)
+
+    def draw(self, count: int, labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+        """`sample` in eval mode, without autograd, in chunks of the evaluation batch size."""
+        size = self.config.data.eval_batch_size
+        chunks = []
+        with eval_mode(self.models):
+            for start in range(0, count, size):
+                part = None if labels is None else labels[start: start + size]
+                chunks.append(self.sample(min(size, count - start), part, generator))
+        return torch.cat(chunks)
+
+    def judge_metrics(self, seed: int = EVAL_SEED) -> dict[str, float]:
+        """The judge's verdict on as many generated images as it has held-out ones (balanced over classes)."""
+        if self.judge is None:
+            return {}
+        classes = len(self.meta["classes"])
+        labels = self.grid_labels(self.judge.sample_size // classes)
+        count = len(labels) if labels is not None else self.judge.sample_size
+        return self.judge.measure(self.draw(count, labels, self.seeded(seed)), labels)
+
+    def on_epoch_end(self, epoch: int, run_dir: Path | None) -> None:
+        if run_dir is None:
+            return
+        per_row = self.config.grid_samples
+        labels = self.grid_labels(per_row)
+        count = len(labels) if labels is not None else per_row * per_row
+        images = self.draw(count, labels, self.seeded(GRID_SEED))
+        save_image_grid(images, Path(run_dir) / SAMPLES / f"epoch-{epoch:04d}.png", nrow=per_row)
+
+
+# --- using a finished run -------------------------------------------------------------------------------------
+def load_generative(run_dir: str | Path, device: str = "auto") -> GenerativeImageTask:
+    """A generative run's task rebuilt from its checkpoint alone (no data read)."""
+    from dlzoo.runs import load_for_inference, open_run
+
+    run = open_run(run_dir)
+    if not issubclass(run.recipe.task, GenerativeImageTask):
+        raise UserError(f"{run_dir} is a '{run.recipe.name}' run, not a generative one (vae-*, cgan-*)")
+    return load_for_inference(run, device)
+
+
+def judge_run(run_dir: str | Path, classifier_run: str | Path, device: str = "auto",
+              seed: int = EVAL_SEED) -> dict[str, Any]:
+    """Judge a generative run's checkpoint with a classifier run, against the full real data of its source."""
+    task = load_generative(run_dir, device)
+    arrays, real = load_real_images(dataclasses.replace(task.config.data, limit=None), task.runtime.device)
+    task.judge = Judge(classifier_run, task.runtime.device.type)
+    task.judge.set_real(real["train_x"], real["test_x"], real["test_y"], arrays.classes)
+    return {"run_dir": str(run_dir), "recipe": task.config.recipe, "judge": task.judge.run_dir,
+            "judge_recipe": task.judge.recipe, "features": FEATURES, "images": task.judge.sample_size,
+            "seed": seed, **task.judge_metrics(seed)}
