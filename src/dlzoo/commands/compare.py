@@ -1,0 +1,208 @@
+"""`dlzoo compare RUN_DIR...`: finished runs side by side, as a markdown table and a plot of test accuracy against
+training time.
+
+Arguments may be run directories, folders holding runs (`runs/`), or globs the shell did not expand (`'runs/*'`).
+Everything is read from each run's `summary.json` and `config.yaml`, so runs of any recipe and any machine compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dlzoo.cli import command
+from dlzoo.errors import UserError
+
+SUMMARY, CONFIG = "summary.json", "config.yaml"
+COLUMNS = ["run", "recipe", "model", "params", "resolution", "epochs", "data", "test accuracy", "train s",
+           "samples/s", "device"]
+
+
+@dataclass
+class RunRow:
+    run: str
+    recipe: str
+    model: str
+    params: int
+    resolution: int | None
+    epochs: int
+    data: str
+    metric: str  # the run's main metric (accuracy for classifiers)
+    value: float
+    train_seconds: float
+    samples_per_s: float | None
+    device: str
+
+    def cells(self) -> list[str]:
+        score = f"{self.value:.4f}" if self.metric == "accuracy" else f"{self.metric} {self.value:.4g}"
+        return [self.run, self.recipe, self.model, _count(self.params), f"{self.resolution} px" if self.resolution
+                else "-", str(self.epochs), self.data, score, f"{self.train_seconds:.1f}",
+                f"{self.samples_per_s:,.0f}" if self.samples_per_s else "-", self.device]
+
+
+def _count(n: int) -> str:
+    for unit, scale in (("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f}{unit}"
+    return str(n)
+
+
+def find_runs(arguments: list[str]) -> list[Path]:
+    """Run directories named, inside named folders, or matching globs; unfinished ones found by expansion are
+    skipped with a note, named ones are an error."""
+    found: list[Path] = []
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir() and (path / CONFIG).is_file():
+            if not (path / SUMMARY).is_file():
+                raise UserError(f"{path} has no {SUMMARY}: the run has not finished "
+                                f"(continue it with dlzoo train --resume {path})")
+            found.append(path)
+            continue
+        if path.is_dir():
+            candidates, what = sorted(p for p in path.iterdir() if p.is_dir()), f"in {path}"
+        elif any(char in argument for char in "*?["):
+            candidates, what = sorted(Path(p) for p in glob.glob(argument)), f"matching {argument}"
+        elif path.exists():
+            raise UserError(f"{path} is not a run directory")
+        else:
+            raise UserError(f"run directory not found: {path}")
+        runs = [p for p in candidates if (p / CONFIG).is_file()]
+        if not runs:
+            raise UserError(f"no dlzoo run directories {what}")
+        for run in runs:
+            if (run / SUMMARY).is_file():
+                found.append(run)
+            else:
+                print(f"dlzoo compare: skipping {run}: unfinished (no {SUMMARY})", file=sys.stderr)
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    if not unique:
+        raise UserError("none of the runs has finished")
+    return unique
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"cannot read {path}: {error}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} does not hold a JSON object")
+    return data
+
+
+def read_row(run_dir: Path) -> RunRow:
+    from dlzoo.config import load_yaml
+
+    summary, config = _read_json(run_dir / SUMMARY), load_yaml(run_dir / CONFIG)
+    try:
+        metrics = summary["metrics"]
+        split = "test" if "test" in metrics else next(s for s in metrics if s != "train")
+        metric = summary.get("main_metric", "accuracy")
+        value = float(metrics[split][metric])
+        data = config.get("data", {})
+        model = config.get("model", {})
+        source = data.get("source") or "-"
+        if data.get("limit"):
+            source += f" (first {data['limit']:,})"
+        device = summary["device_name"] if summary.get("device") != "cpu" else f"CPU: {summary['device_name']}"
+        world = int(summary.get("world_size", 1))
+        return RunRow(
+            run=run_dir.name, recipe=str(summary.get("recipe") or config.get("recipe", "-")),
+            model=str(model.get("name", "-")) if isinstance(model, dict) else "-",
+            params=sum(int(n) for n in summary.get("parameters", {}).values()),
+            resolution=data.get("resolution"), epochs=int(summary["epochs"]), data=source, metric=metric,
+            value=value, train_seconds=float(summary["train_seconds"]), samples_per_s=summary.get("samples_per_s"),
+            device=f"{world} x {device}" if world > 1 else device,
+        )
+    except (KeyError, TypeError, ValueError, StopIteration, AttributeError) as error:
+        raise UserError(f"{run_dir / SUMMARY} lacks what a comparison needs "
+                        f"({type(error).__name__}: {error})") from None
+
+
+def sort_rows(rows: list[RunRow], key: str) -> list[RunRow]:
+    if key == "time":
+        return sorted(rows, key=lambda r: r.train_seconds)
+    if key == "name":
+        return sorted(rows, key=lambda r: r.run)
+    # Accuracy first, best on top; runs scored by other metrics keep their order below.
+    return sorted(rows, key=lambda r: -r.value if r.metric == "accuracy" else math.inf)
+
+
+def markdown_table(rows: list[RunRow]) -> str:
+    escape = lambda cell: cell.replace("|", "\\|")
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
+    lines += ["| " + " | ".join(escape(cell) for cell in row.cells()) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot_accuracy_vs_time(rows: list[RunRow], out: Path) -> Path:
+    """Test accuracy against training seconds (log scale), one labelled point per run, one marker per device."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [row for row in rows if row.metric == "accuracy"]
+    if not points:
+        raise UserError("no run is scored by accuracy: nothing to plot")
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    markers = "osD^vP*X"
+    for index, device in enumerate(dict.fromkeys(row.device for row in points)):
+        mine = [row for row in points if row.device == device]
+        axis.scatter([r.train_seconds for r in mine], [r.value for r in mine], marker=markers[index % len(markers)],
+                     label=device, zorder=3)
+        for row in mine:
+            axis.annotate(row.model if row.model != "-" else row.recipe, (row.train_seconds, row.value),
+                          textcoords="offset points", xytext=(5, 4), fontsize=8)
+    seconds = [row.train_seconds for row in points]
+    if min(seconds) > 0 and max(seconds) / min(seconds) > 10:
+        axis.set_xscale("log")
+    axis.set_xlabel("training time (s)")
+    axis.set_ylabel("test accuracy")
+    axis.set_title("test accuracy vs training time")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".tmp.png")
+    figure.savefig(tmp, dpi=110)
+    plt.close(figure)
+    tmp.replace(out)
+    return out
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories, folders of runs, or globs")
+    parser.add_argument("--out", metavar="FILE.md", help="write the markdown table here (and the plot beside it)")
+    parser.add_argument("--plot", metavar="FILE.png", help="write the plot here (default: --out with .png)")
+    parser.add_argument("--sort", choices=["accuracy", "time", "name"], default="accuracy")
+
+
+@command("compare", "finished runs side by side: markdown table and a test-accuracy-vs-training-time plot",
+         _arguments)
+def compare(args: argparse.Namespace) -> None:
+    if args.plot and Path(args.plot).suffix.lower() != ".png":
+        raise UserError(f"--plot {args.plot}: the plot is a PNG; name it FILE.png")
+    if args.out and Path(args.out).suffix.lower() == ".png":
+        raise UserError(f"--out {args.out} is the markdown table; name the plot with --plot FILE.png")
+    rows = sort_rows([read_row(run) for run in find_runs(args.runs)], args.sort)
+    table = markdown_table(rows)
+    print(table, end="")
+    plot = Path(args.plot) if args.plot else Path(args.out).with_suffix(".png") if args.out else None
+    if plot is not None:  # the plot first: a table is never left without the plot it announces
+        plot_accuracy_vs_time(rows, plot)
+        print(f"plot: {plot}", file=sys.stderr)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(table, encoding="utf-8")
+        tmp.replace(out)
+        print(f"table: {out}", file=sys.stderr)

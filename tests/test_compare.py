@@ -1,0 +1,86 @@
+"""`dlzoo compare`: the table and plot from real runs, run discovery (folders, globs, unfinished runs), errors."""
+
+import json
+import shutil
+
+import pytest
+
+from conftest import assert_user_error
+from dlzoo.bench.classic import fashion_subset
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, digits_run):
+    """A folder with two finished runs of different recipes (a tiny digits run and a tiny LeNet-BN run)."""
+    from dlzoo.cli import main
+
+    folder = tmp_path_factory.mktemp("compare") / "runs"
+    data = fashion_subset(folder.parent / "fashion", train=64, test=32).location
+    shutil.copytree(digits_run, folder / "digits")
+    assert main(["train", "lenet-bn", f"data.path={data}", "data.batch_size=32", "trainer.epochs=1",
+                 "trainer.device=cpu", "--out", str(folder / "lenet-bn")]) == 0
+    return folder
+
+
+def summary(run_dir):
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def table_rows(text: str) -> list[list[str]]:
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+def test_table_and_plot_from_real_runs(cli, runs, tmp_path):
+    out = tmp_path / "report" / "classic.md"
+    result = cli("compare", runs / "digits", runs / "lenet-bn", "--out", out)
+    assert result.code == 0, result.err
+    header, rule, *rows = table_rows(result.out)
+    assert header[:8] == ["run", "recipe", "model", "params", "resolution", "epochs", "data", "test accuracy"]
+    assert header[8:] == ["train s", "samples/s", "device"] and len(rows) == 2
+    by_run = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
+    for name, model in (("digits", "digits-net"), ("lenet-bn", "lenet-bn")):
+        expected = summary(runs / name)
+        row = by_run[name]
+        assert row["recipe"] == name and row["model"] == model and row["epochs"] == str(expected["epochs"])
+        assert row["test accuracy"] == f"{expected['metrics']['test']['accuracy']:.4f}"
+        assert row["train s"] == f"{expected['train_seconds']:.1f}"
+        assert row["resolution"] == "28 px" and expected["device_name"] in row["device"]
+    assert by_run["lenet-bn"]["params"] == "44.9k" and by_run["lenet-bn"]["data"] == "fashion-mnist"
+    assert by_run["digits"]["data"] == "mnist5k (first 600)"
+    accuracies = [float(row[7]) for row in rows]
+    assert accuracies == sorted(accuracies, reverse=True)  # best first by default
+    assert out.read_text() == result.out
+    png = out.with_suffix(".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
+    assert not list(out.parent.glob("*.tmp*"))
+
+
+def test_folders_globs_and_unfinished_runs(cli, runs, tmp_path):
+    unfinished = runs.parent / "more" / "killed"
+    unfinished.mkdir(parents=True)
+    shutil.copy(runs / "digits" / "config.yaml", unfinished / "config.yaml")
+    shutil.copytree(runs / "lenet-bn", runs.parent / "more" / "lenet-bn-again")
+    result = cli("compare", runs, str(runs.parent / "more" / "*"), "--sort", "time")
+    assert result.code == 0, result.err
+    _, _, *rows = table_rows(result.out)
+    assert sorted(row[0] for row in rows) == ["digits", "lenet-bn", "lenet-bn-again"]
+    seconds = [float(row[8]) for row in rows]
+    assert seconds == sorted(seconds)
+    assert "skipping" in result.err and "killed" in result.err
+    assert_user_error(cli("compare", unfinished), "has not finished", "--resume")
+
+
+def test_user_errors_write_nothing(cli, runs, tmp_path):
+    out = tmp_path / "table.md"
+    assert_user_error(cli("compare", tmp_path / "nowhere", "--out", out), "run directory not found")
+    assert_user_error(cli("compare", str(tmp_path / "nothing-*"), "--out", out), "no dlzoo run directories")
+    assert_user_error(cli("compare", runs / "digits", "--out", tmp_path / "table.png"), "--plot")
+    assert_user_error(cli("compare", runs / "digits", "--plot", tmp_path / "plot.jpg"), "PNG")
+    broken = tmp_path / "broken"
+    shutil.copytree(runs / "digits", broken)
+    (broken / "summary.json").write_text("{not json")
+    assert_user_error(cli("compare", runs / "digits", broken, "--out", out), "summary.json")
+    (broken / "summary.json").write_text(json.dumps({"recipe": "digits", "metrics": {}}))
+    assert_user_error(cli("compare", broken, "--out", out), "lacks what a comparison needs")
+    assert not out.exists() and not out.with_suffix(".png").exists()
