@@ -53,7 +53,8 @@ def bench(args: argparse.Namespace) -> None:
     options = _typed_options(names[0], functions[names[0]], args.options) if args.options else {}
     results = {}
     for name, function in functions.items():
-        print(f"running benchmark {name} ...", file=sys.stderr, flush=True)
+        if len(functions) > 1:  # a single benchmark's own errors stay the one line on stderr
+            print(f"running benchmark {name} ...", file=sys.stderr, flush=True)
         results[name] = function(**options)
         print(json.dumps(results[name], indent=2), flush=True)
     if args.out:
