@@ -154,12 +154,15 @@ def plot_accuracy_vs_time(rows: list[RunRow], out: Path) -> Path:
         raise UserError("no run is scored by accuracy: nothing to plot")
     figure, axis = plt.subplots(figsize=(7, 4.5))
     markers = "osD^vP*X"
+    models = [row.model for row in points]
+    # Points are named by their model, or by their run where several runs share a model.
+    label = lambda row: row.model if row.model != "-" and models.count(row.model) == 1 else row.run
     for index, device in enumerate(dict.fromkeys(row.device for row in points)):
         mine = [row for row in points if row.device == device]
         axis.scatter([r.train_seconds for r in mine], [r.value for r in mine], marker=markers[index % len(markers)],
                      label=device, zorder=3)
         for row in mine:
-            axis.annotate(row.model if row.model != "-" else row.recipe, (row.train_seconds, row.value),
+            axis.annotate(label(row), (row.train_seconds, row.value),
                           textcoords="offset points", xytext=(5, 4), fontsize=8)
     seconds = [row.train_seconds for row in points]
     if min(seconds) > 0 and max(seconds) / min(seconds) > 10:
