@@ -250,7 +250,7 @@ class Trainer:
 
     def _summary(self, evaluations: dict[str, dict[str, float]], train: dict[str, float], train_seconds: float,
                  wall_seconds: float) -> dict[str, Any]:
-        return {
+        summary = {
             "recipe": self.config.recipe,
             "metrics": {**evaluations, "train": train},
             "main_metric": self.task.main_metric,
@@ -264,6 +264,11 @@ class Trainer:
             "world_size": self.runtime.world_size,
             **environment(self.runtime.device),
         }
+        extra = self.task.summary_extra()
+        clashes = sorted(set(extra) & set(summary))
+        if clashes:
+            raise ValueError(f"{type(self.task).__name__}.summary_extra() would replace the engine's {clashes}")
+        return {**summary, **extra}
 
 
 def evaluate(task: Task, split: str) -> dict[str, float]:
