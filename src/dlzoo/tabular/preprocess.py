@@ -1,0 +1,105 @@
+"""Preprocessing fitted per model "slot", on that slot's training rows only.
+
+A k-fold run trains one model per fold side by side (see `model.py`); slot k is fold k's model, and an optional
+last slot is the refit on every row. Each slot gets its own statistics, fitted with scikit-learn on the rows it
+trains on, so no held-out row ever leaks into the numbers its model is judged with:
+- numeric columns: median imputation, then (optionally) a signed log1p copy of each column (areas and prices are
+  skewed), then standardisation;
+- the target: log price, standardised so that the network starts near the answer;
+- categorical columns: a vocabulary of the categories seen at least `min_count` times. Index 0 of every column is
+  "unknown": categories the slot never saw, and rare ones, so that the unknown embedding is trained on real
+  (rare) houses rather than left at its initial value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.impute import SimpleImputer
+from sklearn.preprocessing import StandardScaler
+
+
+def signed_log(x: torch.Tensor) -> torch.Tensor:
+    """log1p of the magnitude, keeping the sign: tames long right tails (areas, prices) and is defined everywhere."""
+    return x.sign() * x.abs().log1p()
+
+
+def expand_numeric(filled: torch.Tensor, log_features: bool) -> torch.Tensor:
+    """The numeric inputs a model standardises: the imputed values and, optionally, their signed logs."""
+    return torch.cat([filled, signed_log(filled)], dim=-1) if log_features else filled
+
+
+@dataclass
+class SlotStatistics:
+    medians: np.ndarray  # (slots, numeric columns)
+    means: np.ndarray  # (slots, expanded numeric columns)
+    scales: np.ndarray
+    target_mean: np.ndarray  # (slots,) of the log target
+    target_scale: np.ndarray
+    vocabularies: list[dict[str, list[str]]]  # per slot: column -> known categories (index 1 onwards)
+
+
+def fit_vocabulary(values: pd.Series, min_count: int) -> list[str]:
+    counts = values.value_counts()
+    return sorted(counts.index[counts >= min_count].tolist())
+
+
+def fit_slots(numbers: np.ndarray, categories: pd.DataFrame, log_target: np.ndarray, train_rows: np.ndarray,
+              min_count: int, log_features: bool) -> SlotStatistics:
+    """Statistics of every slot from its training rows alone; `train_rows` is a (slots, rows) boolean mask."""
+    medians, means, scales, target_mean, target_scale, vocabularies = [], [], [], [], [], []
+    width = numbers.shape[1] * (2 if log_features else 1)
+    for rows in train_rows:
+        if numbers.shape[1]:
+            # keep_empty_features: a column empty in this slot's rows stays (imputed with 0) so shapes agree.
+            imputer = SimpleImputer(strategy="median", keep_empty_features=True).fit(numbers[rows])
+            filled = torch.from_numpy(imputer.transform(numbers[rows]).astype(np.float32))
+            scaler = StandardScaler().fit(expand_numeric(filled, log_features).numpy())
+            medians.append(imputer.statistics_)
+            means.append(scaler.mean_)
+            scales.append(scaler.scale_)
+        else:
+            medians.append(np.zeros(0))
+            means.append(np.zeros(width))
+            scales.append(np.ones(width))
+        target = log_target[rows]
+        target_mean.append(target.mean())
+        target_scale.append(max(float(target.std()), 1e-6))
+        vocabularies.append({column: fit_vocabulary(categories.loc[rows, column], min_count)
+                             for column in categories.columns})
+    stack = lambda items: np.stack(items).astype(np.float32)  # noqa: E731
+    return SlotStatistics(stack(medians), stack(means), stack(scales), np.array(target_mean, dtype=np.float32),
+                          np.array(target_scale, dtype=np.float32), vocabularies)
+
+
+def block_sizes(vocabularies: list[dict[str, list[str]]], columns: list[str]) -> list[int]:
+    """Rows each column needs in a slot's embedding table: the unknown index plus its largest vocabulary."""
+    return [1 + max(len(vocabulary[column]) for vocabulary in vocabularies) for column in columns]
+
+
+def encode_categories(categories: pd.DataFrame, vocabularies: list[dict[str, list[str]]],
+                      sizes: list[int]) -> np.ndarray:
+    """(rows, slots, columns) int64 indices into one slot's table: column j's block starts at sum(sizes[:j]);
+    0 within a block is unknown."""
+    offsets = np.cumsum([0, *sizes[:-1]])
+    codes = np.empty((len(categories), len(vocabularies), len(categories.columns)), dtype=np.int64)
+    for s, vocabulary in enumerate(vocabularies):
+        for j, column in enumerate(categories.columns):
+            # get_indexer gives -1 for values outside the vocabulary: +1 makes that the block's unknown index.
+            known = pd.Index(vocabulary[column]).get_indexer(categories[column])
+            codes[:, s, j] = offsets[j] + known + 1
+    return codes
+
+
+def unseen_categories(categories: pd.DataFrame, vocabularies: list[dict[str, list[str]]]) -> list[list[str]]:
+    """For each row, `column=value` for the values that none of the given vocabularies knows."""
+    unseen: list[list[str]] = [[] for _ in range(len(categories))]
+    for column in categories.columns:
+        known = set().union(*(vocabulary[column] for vocabulary in vocabularies))
+        values = categories[column].to_numpy()
+        for row in np.flatnonzero(~categories[column].isin(known).to_numpy()):
+            unseen[row].append(f"{column}={values[row]}")
+    return unseen

@@ -1,0 +1,109 @@
+"""Which columns of a table are numbers and which are categories, and how any frame becomes those two kinds of input.
+
+The schema is decided once, on the training table, and stored with the model; prediction checks new tables against
+it. A column is numeric when every non-empty cell parses as a number; anything else (and every column named in
+`data.categorical`) is a category, compared as stripped text. An empty cell is missing: numeric columns impute it
+(see `preprocess.py`), categorical columns keep it as a category of its own, because in house data an empty
+"pool quality" usually means "no pool", which says something about the price.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dlzoo.errors import UserError
+
+MISSING = "(missing)"
+
+
+@dataclass
+class Schema:
+    numeric: list[str]
+    categorical: list[str]
+    # Numeric columns with missing cells in training: the model also sees a 0/1 "was missing" input for them.
+    indicators: list[str]
+
+    @property
+    def columns(self) -> list[str]:
+        return self.numeric + self.categorical
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Schema:
+        return cls(**data)
+
+
+def _is_text(series: pd.Series) -> bool:
+    return not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+
+
+def as_numbers(series: pd.Series) -> pd.Series:
+    """float64 values; cells that are not numbers become NaN (callers tell them apart from empty cells)."""
+    if not _is_text(series):
+        return series.astype(np.float64)
+    return pd.to_numeric(series.astype("string").str.strip(), errors="coerce").astype(np.float64)
+
+
+def _looks_numeric(series: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(series):
+        return False
+    numbers = as_numbers(series)
+    return bool(numbers.notna().any()) and bool((numbers.notna() == series.notna()).all())
+
+
+def infer_schema(frame: pd.DataFrame, categorical: Iterable[str] = ()) -> Schema:
+    forced = list(categorical)
+    unknown = [column for column in forced if column not in frame.columns]
+    if unknown:
+        raise UserError(f"data.categorical names columns the table lacks: {', '.join(unknown)}")
+    numeric = [c for c in frame.columns if c not in forced and _looks_numeric(frame[c])]
+    categories = [c for c in frame.columns if c not in numeric]
+    indicators = [c for c in numeric if frame[c].isna().any()]
+    return Schema(numeric, categories, indicators)
+
+
+def check_columns(frame: pd.DataFrame, schema: Schema, where: str) -> None:
+    """Every column the model was trained on must be there (extra columns are ignored)."""
+    missing = [column for column in schema.columns if column not in frame.columns]
+    if missing:
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        raise UserError(f"{where} lacks {len(missing)} of the {len(schema.columns)} columns the model was trained "
+                        f"on: {shown}")
+
+
+def numeric_matrix(frame: pd.DataFrame, schema: Schema, where: str) -> np.ndarray:
+    """(rows, numeric columns) float32 with NaN for empty cells; a cell that is not a finite number is an error."""
+    matrix = np.empty((len(frame), len(schema.numeric)), dtype=np.float32)
+    for j, column in enumerate(schema.numeric):
+        cells = frame[column]
+        numbers = as_numbers(cells)
+        bad = (numbers.isna() & cells.notna()) | np.isinf(numbers)
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise UserError(f"{where}: column '{column}' holds numbers, but row {row + 1} has "
+                            f"{cells.iloc[row]!r} ({int(bad.sum())} such cells)")
+        matrix[:, j] = numbers.to_numpy()
+    return matrix
+
+
+def category_text(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """The categorical columns as stripped text, with MISSING for empty cells; numbers written as in a CSV (20, not
+    20.0), so a code read from a typed table and the same code read from a CSV file are one category."""
+    columns = {}
+    for column in schema.categorical:
+        cells = frame[column]
+        if _is_text(cells):
+            text = cells.astype("string").str.strip()
+        else:
+            text = cells.map(lambda v: str(int(v)) if float(v).is_integer() else repr(float(v)), na_action="ignore")
+        present = cells.notna().to_numpy() & (text.fillna("") != "").to_numpy()
+        text = text.where(present, MISSING)
+        columns[column] = text.astype(str).to_numpy()
+    return pd.DataFrame(columns, index=frame.index)

