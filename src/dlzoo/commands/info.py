@@ -62,18 +62,47 @@ def models(args: argparse.Namespace) -> None:
 
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", nargs="?", choices=["list"], default="list")
+    parser.add_argument("action", nargs="?", choices=["list", "show"], default="list",
+                        help="list: every source (default); show SOURCE: one source and a picture of its images")
+    parser.add_argument("source", nargs="?", help="the source to show, e.g. fashion-mnist")
+    parser.add_argument("--augment", action="store_true", help="show each image with its training augmentations")
+    parser.add_argument("--recipe", help="whose augmentation to show (default: the source's main recipe)")
+    parser.add_argument("--out", metavar="FILE", help="picture to write (default <source>[-augment].png)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the augmentations drawn")
 
 
 @command("data", "every data source, where it was found on this machine, and how to get what is missing",
          _data_arguments)
 def data(args: argparse.Namespace) -> None:
     import dlzoo.recipes
-    from dlzoo.data.sources import SOURCES
+    from dlzoo.data.sources import SOURCES, get_source
 
     dlzoo.recipes.list_recipes()  # recipes import the data modules that register their sources
+    if args.action == "show":
+        _show_source(get_source(args.source) if args.source else None, args)
+        return
+    if args.source or args.augment or args.recipe or args.out:
+        from dlzoo.errors import UserError
+
+        raise UserError("a source, --augment, --recipe and --out go with `dlzoo data show SOURCE`")
     for name in sorted(SOURCES):
         source = SOURCES[name]
         where = source.where()
         status = f"found: {where}" if where else f"missing: {source.how_to_get()}"
         print(f"{name}\n  {source.description}\n  {status}")
+
+
+def _show_source(source, args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from dlzoo.errors import UserError
+    from dlzoo.vision.gallery import check_output, gallery, save_gallery
+
+    if source is None:
+        raise UserError("name the source to show, e.g. dlzoo data show fashion-mnist --augment")
+    out = check_output(Path(args.out or f"{source.name}{'-augment' if args.augment else ''}.png"))
+    shown = gallery(source.name, augment=args.augment, recipe=args.recipe, seed=args.seed)
+    path = save_gallery(shown, out)
+    what = (f"the first training image of each class, then {shown.columns - 1} augmentations as the "
+            f"'{shown.recipe}' recipe draws them" if shown.augmented else "training images, one row per class")
+    print(f"{source.name}\n  {source.description}\n  found: {source.where()}\n  gallery: {path} ({what})")

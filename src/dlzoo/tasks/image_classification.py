@@ -22,6 +22,7 @@ from dlzoo.data.tensors import TensorLoader
 from dlzoo.errors import UserError
 from dlzoo.models import create
 from dlzoo.tasks.base import Task
+from dlzoo.tasks.ema import started, weight_average
 from dlzoo.vision.digits import prepare_many
 from dlzoo.vision.io import read_image
 from dlzoo.vision.preprocess import make_preprocessing, preprocessing_from_dict
@@ -65,6 +66,10 @@ class ImageClassificationConfig(RecipeConfig):
     aux_weight: float = 0.3
     # Average the predictions of each test image and its mirror image.
     tta_flip: bool = False
+    # Exponential moving average of the weights (per-step decay; 0: off), kept as model "ema" and used for
+    # evaluation and prediction once it has started, after `ema_start` of training.
+    ema_decay: float = 0.0
+    ema_start: float = 0.0
 
 
 def classification_loss(output: torch.Tensor | tuple, labels: torch.Tensor, label_smoothing: float,
@@ -88,6 +93,8 @@ class ImageClassification(Task):
         config = self.config
         if not 0 <= config.label_smoothing < 1:
             raise UserError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
+        if not (0 <= config.ema_decay < 1 and 0 <= config.ema_start < 1):
+            raise UserError(f"ema_decay and ema_start must be in [0, 1), got {config.ema_decay}, {config.ema_start}")
         self.runtime = runtime
         arrays = load_image_arrays(config.data.source, config.data.path).limit(config.data.limit)
         size = arrays.train_images.shape[-1]
@@ -106,7 +113,7 @@ class ImageClassification(Task):
         if self.config.data.preprocess == "mnist-digit":
             pixels = torch.from_numpy(prepare_many(images, preprocessing_from_dict(self.meta["preprocess"])))
         else:  # data-set images are already the size and polarity the model expects
-            pixels = torch.from_numpy(images).float().div_(255)
+            pixels = torch.tensor(images, dtype=torch.float32).div_(255)  # a copy: IDX arrays are read-only
         return pixels.unsqueeze(1).to(device), torch.from_numpy(labels).to(device)
 
     def build_models(self) -> dict[str, nn.Module]:
@@ -114,6 +121,8 @@ class ImageClassification(Task):
                        in_channels=self.meta["in_channels"], **self.config.model.args)
         if self.config.model.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        if self.config.ema_decay:
+            return {"net": model, "ema": weight_average(model, self.config.ema_decay)}
         return {"net": model}
 
     def train_loader(self) -> TensorLoader:
@@ -146,10 +155,14 @@ class ImageClassification(Task):
         images, labels = batch
         output = ctx.models["net"](self._model_input(self.augment(images)))
         loss, logits = classification_loss(output, labels, self.config.label_smoothing, self.config.aux_weight)
+        if "ema" in self.models and ctx.progress >= self.config.ema_start:
+            # Called before the engine's optimizer step, so it averages the weights after the previous step.
+            self.models["ema"].update_parameters(self.models["net"])
         return {"loss": loss, "accuracy": (logits.argmax(1) == labels).float().mean()}
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        net = self.models["net"]
+        ema = self.models.get("ema")
+        net = ema if ema is not None and started(ema) else self.models["net"]
         images = self._model_input(images)
         logits = net(images).float()
         if self.config.tta_flip:

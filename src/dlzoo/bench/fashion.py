@@ -1,0 +1,127 @@
+"""`dlzoo bench fashion` and `dlzoo bench fashion-speedrun`: the fast Fashion-MNIST recipes, measured.
+
+fashion: the `fashion` recipe against the textbook loop run in the same process on the same full Fashion-MNIST
+(60,000 / 10,000): the book's LeNet (sigmoid, average pooling) trained as the book trains it, a DataLoader over a
+TensorDataset indexed one sample at a time, batches of 256, SGD lr 0.9, 10 epochs, fp32 (`bench.classic`'s
+`textbook_loop`). Reported for both: test accuracy after every epoch, training seconds (evaluation excluded) and the
+training time until the test accuracy first reaches each threshold; targets: >= 0.91 in <= 60 s on the CPU.
+
+fashion-speedrun: the GPU recipe over several seeds, after one untimed warm-up run that pays for CUDA start-up and
+cuDNN's kernel search; reports the mean and std of test accuracy and training seconds against its targets
+(mean >= 0.94, every run <= 10 s of training, on a GPU). On a CPU, `epochs=` and `limit=` make a quick check.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+from pathlib import Path
+from typing import Any, Literal
+
+from dlzoo.bench import benchmark
+from dlzoo.bench.classic import textbook_loop, time_to_accuracy
+from dlzoo.bench.common import machine, train_recipe
+from dlzoo.data.images import load_image_arrays
+from dlzoo.engine.reporting import read_metrics
+from dlzoo.engine.runtime import pick_device
+from dlzoo.errors import UserError
+from dlzoo.recipes.classic import book_setting
+
+THRESHOLDS = (0.80, 0.85, 0.90, 0.91)
+FASHION_TARGET_ACCURACY, FASHION_TARGET_SECONDS = 0.91, 60.0
+SPEEDRUN_TARGET_ACCURACY, SPEEDRUN_TARGET_SECONDS = 0.94, 10.0
+
+
+def recipe_run(recipe: str, overrides: list[str]) -> dict[str, Any]:
+    """Train `recipe` in a temporary run directory; its per-epoch test accuracy and training seconds."""
+    summary = train_recipe(recipe, ["trainer.eval_every=1", "trainer.keep_checkpoints=1", *overrides])
+    run_dir = Path(summary["run_dir"])
+    entries = read_metrics(run_dir)
+    shutil.rmtree(run_dir.parent, ignore_errors=True)
+    return {"test_accuracy": summary["metrics"]["test"]["accuracy"], "train_seconds": summary["train_seconds"],
+            "samples_per_s": summary["samples_per_s"],
+            "accuracy_by_epoch": [round(e["metrics"]["accuracy"], 4) for e in entries if e["split"] == "test"],
+            "epoch_seconds": [round(e["epoch_seconds"], 3) for e in entries if e["split"] == "train"],
+            "device": summary["device"]}
+
+
+def _with_times(side: dict[str, Any]) -> dict[str, Any]:
+    side["time_to_accuracy_s"] = {f"{t:.2f}": time_to_accuracy(side, t) for t in THRESHOLDS}
+    return side
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values)}
+
+
+@benchmark("fashion", "fashion recipe vs the textbook LeNet loop on the full Fashion-MNIST: time to accuracy")
+def run(seeds: int = 1, textbook_epochs: int = 10, device: Literal["auto", "cpu", "cuda"] = "cpu") -> dict[str, Any]:
+    """seeds: dlzoo runs (seeds 0..N-1); textbook_epochs: the book's 10 (0 skips the textbook loop)."""
+    if seeds < 1 or textbook_epochs < 0:
+        raise UserError(f"seeds must be >= 1 and textbook_epochs >= 0, got {seeds} and {textbook_epochs}")
+    torch_device = pick_device(device)
+    textbook = None
+    if textbook_epochs:
+        lenet = book_setting("lenet")
+        side = textbook_loop(lenet, load_image_arrays("fashion-mnist"), textbook_epochs, torch_device, seed=0,
+                             workers=0)
+        textbook = {"recipe": f"the book's LeNet, DataLoader batch {lenet.batch_size}, SGD lr {lenet.lr}, "
+                              f"{textbook_epochs} epochs, fp32", **_with_times(side)}
+    runs = [_with_times(recipe_run("fashion", [f"trainer.seed={seed}", f"trainer.device={torch_device.type}"]))
+            for seed in range(seeds)]
+    accuracies = [r["test_accuracy"] for r in runs]
+    seconds = [r["train_seconds"] for r in runs]
+    result: dict[str, Any] = {
+        "benchmark": "fashion",
+        "data": "fashion-mnist: 60,000 train / 10,000 test images, 28 px",
+        "note": "train seconds exclude evaluation; time_to_accuracy_s: training seconds until the test accuracy, "
+                "checked after every epoch, first reached the threshold (null: never)",
+        "textbook": textbook,
+        "dlzoo": {"recipe": "fashion (defaults)", "seeds": seeds, "accuracy": _spread(accuracies),
+                  "train_seconds": _spread(seconds), "runs": runs},
+        "targets": {f"test accuracy >= {FASHION_TARGET_ACCURACY} (every seed)":
+                    min(accuracies) >= FASHION_TARGET_ACCURACY,
+                    f"train_seconds <= {FASHION_TARGET_SECONDS:.0f} (every seed)":
+                    max(seconds) <= FASHION_TARGET_SECONDS},
+        "machine": machine(torch_device),
+    }
+    if textbook:
+        final = textbook["test_accuracy"]  # how long each side needs for the textbook's own final accuracy
+        ours = [time_to_accuracy(r, final) for r in runs]
+        result["speedup_to_textbook_accuracy"] = (
+            round(textbook["train_seconds"] / statistics.mean(ours), 2) if None not in ours else None)
+    return result
+
+
+@benchmark("fashion-speedrun", "fashion-speedrun (GPU) over seeds: mean/std test accuracy and train seconds")
+def speedrun(seeds: int = 5, device: Literal["auto", "cpu", "cuda"] = "auto", epochs: int | None = None,
+             limit: int | None = None, warmup: bool = True) -> dict[str, Any]:
+    """seeds: runs (seeds 0..N-1); epochs/limit: shorten the recipe (quick CPU checks); warmup: one untimed run
+    first, so CUDA start-up and cuDNN autotuning are not charged to the first seed."""
+    if seeds < 1:
+        raise UserError(f"seeds must be >= 1, got {seeds}")
+    torch_device = pick_device(device)
+    overrides = [f"trainer.device={torch_device.type}"]
+    overrides += [f"trainer.epochs={epochs}"] if epochs is not None else []
+    overrides += [f"data.limit={limit}"] if limit is not None else []
+    if warmup:
+        recipe_run("fashion-speedrun", [*overrides, "trainer.epochs=1", "data.limit=4096"])
+    runs = [recipe_run("fashion-speedrun", [*overrides, f"trainer.seed={seed}"]) for seed in range(seeds)]
+    accuracies = [r["test_accuracy"] for r in runs]
+    seconds = [r["train_seconds"] for r in runs]
+    full = epochs is None and limit is None
+    return {
+        "benchmark": "fashion-speedrun",
+        "data": "fashion-mnist: " + ("60,000" if limit is None else f"first {limit:,}") + " train / 10,000 test",
+        "settings": {"epochs": epochs or "recipe default", "warmup": warmup},
+        "accuracy": _spread(accuracies),
+        "train_seconds": _spread(seconds),
+        "runs": runs,
+        "targets": {f"mean test accuracy >= {SPEEDRUN_TARGET_ACCURACY}":
+                    full and statistics.mean(accuracies) >= SPEEDRUN_TARGET_ACCURACY,
+                    f"train_seconds <= {SPEEDRUN_TARGET_SECONDS:.0f} (every seed)":
+                    full and max(seconds) <= SPEEDRUN_TARGET_SECONDS,
+                    "on a GPU": torch_device.type == "cuda"},
+        "machine": machine(torch_device),
+    }

@@ -1,0 +1,127 @@
+"""`dlzoo data show SOURCE [--augment]`: a picture of a data set's training images and, with `--augment`, of what a
+recipe's batched augmentation makes of them, so a learner sees what the network sees.
+
+The images come from the recipe's own task (`ImageClassification.setup`), so they are prepared exactly as in
+training (e.g. the digit preprocessing of `digits`), and the augmented copies come from the task's own `augment`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torchvision.utils import make_grid
+
+from dlzoo.errors import UserError
+
+if TYPE_CHECKING:
+    from dlzoo.tasks.image_classification import ImageClassification
+
+# The recipe whose augmentation `dlzoo data show SOURCE --augment` shows when none is named.
+DEFAULT_RECIPES = {"fashion-mnist": "fashion", "mnist5k": "digits", "mnist": "digits"}
+
+
+@dataclass(frozen=True)
+class Gallery:
+    """What `gallery` drew: the images, one row per class, and where they came from."""
+
+    images: torch.Tensor  # (rows * columns, C, H, W) in [0, 1], row by row
+    row_names: list[str]
+    columns: int
+    recipe: str
+    augmented: bool
+    source: str
+
+
+def check_output(path: Path) -> Path:
+    """`path` if matplotlib can write a picture there (its extension names a format), else a UserError."""
+    from matplotlib.figure import Figure
+
+    formats = Figure().canvas.get_supported_filetypes()
+    if path.suffix.lower().lstrip(".") not in formats:
+        raise UserError(f"cannot write a picture to '{path}': use an extension such as .png, .jpg, .pdf or .svg")
+    if path.is_dir():
+        raise UserError(f"'{path}' is a folder; give a file name such as {path / 'gallery.png'}")
+    return path
+
+
+def _task_for(source: str, recipe_name: str | None) -> tuple[str, ImageClassification]:
+    """The recipe's task, set up on the CPU with `source` as its data: its images are the training tensors."""
+    from dlzoo.engine.runtime import Runtime
+    from dlzoo.recipes import get_recipe
+    from dlzoo.tasks.image_classification import ImageClassification
+
+    recipe_name = recipe_name or DEFAULT_RECIPES.get(source)
+    if recipe_name is None:
+        raise UserError(f"no image recipe for data source '{source}'; image sources: {', '.join(DEFAULT_RECIPES)}")
+    recipe = get_recipe(recipe_name)
+    if not issubclass(recipe.task, ImageClassification):
+        raise UserError(f"recipe '{recipe_name}' does not classify images, so it has no image augmentation to show")
+    config = recipe.config()
+    config.data.source = source
+    task = recipe.task(config)
+    task.setup(Runtime(device=torch.device("cpu"), autocast_dtype=None))
+    return recipe.name, task
+
+
+def gallery(source: str, augment: bool = False, recipe: str | None = None, columns: int = 8,
+            seed: int = 0) -> Gallery:
+    """One row per class: the class's first training image, then `columns - 1` augmentations of it (`augment`),
+    or its first `columns` training images."""
+    recipe_name, task = _task_for(source, recipe)
+    names, rows = [], []
+    generator_state = torch.get_rng_state()
+    torch.manual_seed(seed)  # the augmentations are drawn from torch's global RNG, as in training
+    try:
+        for index, name in enumerate(task.meta["classes"]):
+            found = torch.nonzero(task.train_y == index).flatten()
+            if len(found) == 0:  # data.limit may leave a class out
+                continue
+            if augment:
+                first = task.train_x[found[:1]]
+                row = torch.cat([first, task.augment(first.expand(columns - 1, -1, -1, -1).clone())])
+            else:
+                picked = task.train_x[found[:columns]]
+                row = torch.cat([picked, torch.zeros(columns - len(picked), *picked.shape[1:])])
+            names.append(name)
+            rows.append(row)
+    finally:
+        torch.set_rng_state(generator_state)
+    return Gallery(torch.cat(rows), names, columns, recipe_name, augment, source)
+
+
+def save_gallery(shown: Gallery, out: str | Path) -> Path:
+    """The gallery as one labelled picture, written to a temporary name, then renamed."""
+    out = check_output(Path(out))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    padding, columns, rows = 2, shown.columns, len(shown.row_names)
+    grid = make_grid(shown.images.float().clamp(0, 1), nrow=columns, padding=padding, pad_value=1.0)[0]
+    cell = shown.images.shape[-1] + padding
+    figure, axis = plt.subplots(figsize=(1.0 + 0.9 * columns, 0.5 + 0.85 * rows))
+    axis.imshow(grid.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    axis.set_yticks([padding + cell * i + cell / 2 for i in range(rows)], shown.row_names)
+    labels = ["original", *[f"aug {i}" for i in range(1, columns)]] if shown.augmented else [""] * columns
+    axis.set_xticks([padding + cell * i + cell / 2 for i in range(columns)], labels, fontsize=8)
+    axis.tick_params(length=0)
+    what = f"augmentation of the '{shown.recipe}' recipe" if shown.augmented else "training samples"
+    axis.set_title(f"{shown.source}: {what}", fontsize=10)
+    for spine in axis.spines.values():
+        spine.set_visible(False)
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
+    try:
+        figure.savefig(tmp, dpi=110)
+        tmp.replace(out)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {out}: {error.strerror or error}") from None
+    finally:
+        plt.close(figure)
+    return out
