@@ -39,11 +39,10 @@ def check_output(path: Path) -> Path:
     """`path` if matplotlib can write a picture there (its extension names a format), else a UserError."""
     from matplotlib.figure import Figure
 
-    formats = Figure().canvas.get_supported_filetypes()
-    if path.suffix.lower().lstrip(".") not in formats:
-        raise UserError(f"cannot write a picture to '{path}': use an extension such as .png, .jpg, .pdf or .svg")
     if path.is_dir():
         raise UserError(f"'{path}' is a folder; give a file name such as {path / 'gallery.png'}")
+    if path.suffix.lower().lstrip(".") not in Figure().canvas.get_supported_filetypes():
+        raise UserError(f"cannot write a picture to '{path}': use an extension such as .png, .jpg, .pdf or .svg")
     return path
 
 

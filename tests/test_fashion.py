@@ -1,0 +1,158 @@
+"""The fast Fashion-MNIST recipes on small subsets of the real data set: the model's shape contract, a short
+`fashion` run that learns and predicts from its checkpoint, `fashion-speedrun` (EMA) on the CPU with an exact
+resume, and the augmentation gallery with its user errors."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from torch import nn
+
+from conftest import assert_user_error
+from dlzoo.bench.classic import fashion_subset
+from dlzoo.errors import UserError
+from dlzoo.models import create
+from dlzoo.recipes import get_recipe, list_recipes
+from dlzoo.tasks.image_classification import ImageClassification
+from dlzoo.vision.gallery import gallery
+
+CPU = ["trainer.device=cpu", "trainer.threads=1"]
+
+
+@pytest.fixture(scope="module")
+def fashion_small(tmp_path_factory):
+    """The first 4,000 training and 1,000 test images of the real Fashion-MNIST, as IDX files."""
+    folder = tmp_path_factory.mktemp("fashion-small")
+    return folder, fashion_subset(folder, train=4000, test=1000)
+
+
+@pytest.fixture(scope="module")
+def fashion_run(tmp_path_factory, fashion_small):
+    from dlzoo.cli import main
+
+    run_dir = tmp_path_factory.mktemp("runs") / "fashion"
+    assert main(["train", "fashion", f"data.path={fashion_small[0]}", "data.batch_size=64", "trainer.epochs=2", *CPU,
+                 "--out", str(run_dir)]) == 0
+    return run_dir
+
+
+def test_fashion_net_ends_in_its_classifier():
+    model = create("fashion-net", num_classes=10, in_channels=1).eval()
+    assert isinstance(model, nn.Sequential) and isinstance(model[-1], nn.Linear)
+    images = torch.rand(5, 1, 28, 28)
+    features = model[:-1](images)  # the penultimate features other recipes score generated images with
+    assert features.shape == (5, model[-1].in_features)
+    assert torch.allclose(model[-1](features), model(images))
+    assert create("fashion-net", width=8, depth=2)(images).shape == (5, 10)
+    with pytest.raises(UserError, match="width must be >= 1"):
+        create("fashion-net", width=0)
+
+
+def test_recipes_are_configured_for_their_machines():
+    fashion, speedrun = get_recipe("fashion").config(), get_recipe("fashion-speedrun").config()
+    assert fashion.data.source == speedrun.data.source == "fashion-mnist"
+    assert fashion.data.resolution == 28 and fashion.tta_flip and fashion.model.channels_last
+    assert fashion.trainer.precision == speedrun.trainer.precision == "auto"  # bf16 autocast on a GPU
+    assert speedrun.ema_decay > 0 and speedrun.tta_flip and speedrun.data.augment.pad > 0
+
+
+def test_fashion_learns_on_real_images(fashion_run):
+    summary = json.loads((fashion_run / "summary.json").read_text())
+    # 4,000 images, 2 epochs: far from the full recipe's 91%, far above chance (10%).
+    assert summary["metrics"]["test"]["accuracy"] > 0.75, summary["metrics"]
+    net = create("fashion-net", **get_recipe("fashion").config().model.args)
+    assert summary["parameters"] == {"net": sum(p.numel() for p in net.parameters())}
+
+
+def test_fashion_predicts_pictures_from_its_checkpoint(cli, fashion_run, fashion_small, tmp_path):
+    arrays = fashion_small[1]
+    paths, labels = [], []
+    for index in range(20):  # held-out test images, saved as the PNG files a user would pass
+        path = tmp_path / f"test-{index}.png"
+        Image.fromarray(arrays.test_images[index]).save(path)
+        paths.append(path)
+        labels.append(arrays.classes[arrays.test_labels[index]])
+    result = cli("predict", fashion_run, *paths, "--json")
+    assert result.code == 0, result.err
+    records = [json.loads(line) for line in result.out.splitlines()]
+    assert [r["path"] for r in records] == [str(p) for p in paths]
+    correct = sum(r["label"] == label for r, label in zip(records, labels, strict=True))
+    assert correct >= 14, (correct, [r["label"] for r in records], labels)
+
+
+def test_speedrun_keeps_an_ema_and_resumes_exactly(cli, fashion_small, tmp_path):
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    args = ["train", "fashion-speedrun", f"data.path={fashion_small[0]}", "data.limit=1024", "data.batch_size=64",
+            "model.args.width=8", "trainer.epochs=2", *CPU]
+    result = cli(*args, "--out", whole)
+    assert result.code == 0, result.err
+    summary = json.loads((whole / "summary.json").read_text())
+    assert set(summary["parameters"]) == {"net", "ema"}
+    weights = load_file(str(whole / "checkpoints" / "epoch-0002" / "model.safetensors"))
+    # 2 x 16 steps, ema_start=0.5, ema_every=5: the average took in the weights before steps 20, 25 and 30.
+    assert int(weights["ema.n_averaged"]) == 3
+    net = {k[4:]: v for k, v in weights.items() if k.startswith("net.")}
+    ema = {k[len("ema.module."):]: v for k, v in weights.items() if k.startswith("ema.module.")}
+    assert net.keys() == ema.keys()
+    assert any(not torch.equal(net[k], ema[k]) for k in net if net[k].is_floating_point())
+
+    # Resume from the first epoch's checkpoint: the second epoch, EMA included, must come out bit-identical.
+    shutil.copytree(whole, resumed)
+    shutil.rmtree(resumed / "checkpoints" / "epoch-0002")
+    (resumed / "summary.json").unlink()
+    result = cli("train", "--resume", resumed)
+    assert result.code == 0, result.err
+    again = load_file(str(resumed / "checkpoints" / "epoch-0002" / "model.safetensors"))
+    assert again.keys() == weights.keys()
+    for key in weights:
+        assert torch.equal(again[key], weights[key]), key
+    assert json.loads((resumed / "summary.json").read_text())["metrics"] == summary["metrics"]
+
+
+def test_gallery_shows_what_the_recipe_trains_on():
+    shown = gallery("fashion-mnist", augment=True, recipe="fashion-speedrun", columns=6, seed=1)
+    assert shown.row_names[0] == "T-shirt/top" and len(shown.row_names) == 10
+    rows = shown.images.view(10, 6, 1, 28, 28)
+    originals, augmented = rows[:, 0], rows[:, 1:]
+    assert originals.min() >= 0 and originals.max() <= 1
+    # Flips and shifts of up to 2 px with zero fill: the ink is kept (bar what slides off the border)...
+    assert (augmented.sum((-1, -2, -3)) <= originals.sum((-1, -2, -3)).unsqueeze(1) + 1e-3).all()
+    # ...and most augmented copies differ from their original.
+    changed = (augmented - originals.unsqueeze(1)).abs().amax((-1, -2, -3)) > 0
+    assert changed.float().mean() > 0.5
+    plain = gallery("fashion-mnist", augment=False, columns=3)
+    assert torch.equal(plain.images.view(10, 3, 1, 28, 28)[:, 0], originals)
+
+
+def test_data_show_writes_the_gallery(cli, tmp_path):
+    out = tmp_path / "pictures" / "fashion.png"
+    result = cli("data", "show", "fashion-mnist", "--augment", "--out", out)
+    assert result.code == 0, result.err
+    assert str(out) in result.out and "'fashion' recipe" in result.out
+    with Image.open(out) as picture:
+        assert picture.format == "PNG" and picture.width > 300 and picture.height > 300
+        assert np.asarray(picture.convert("L")).std() > 10  # not a blank page
+    assert [p.name for p in out.parent.iterdir()] == ["fashion.png"]  # no temporary file left behind
+
+
+def test_data_show_user_errors(cli, tmp_path):
+    assert_user_error(cli("data", "show"), "name the source")
+    assert_user_error(cli("data", "show", "fashion-mnits"), "unknown data source 'fashion-mnits'")
+    assert_user_error(cli("data", "show", "fashion-mnist", "--out", tmp_path / "g.txt"), "cannot write a picture")
+    assert_user_error(cli("data", "show", "fashion-mnist", "--out", tmp_path), "is a folder")
+    assert_user_error(cli("data", "show", "fashion-mnist", "--recipe", "fashon"), "did you mean 'fashion'")
+    assert_user_error(cli("data", "list", "fashion-mnist"), "go with `dlzoo data show SOURCE`")
+    other = next((r.name for r in list_recipes() if not issubclass(r.task, ImageClassification)), None)
+    if other is not None:
+        assert_user_error(cli("data", "show", "fashion-mnist", "--recipe", other), "does not classify images")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ema_settings_are_checked(cli, tmp_path):
+    result = cli("train", "fashion", "ema_decay=1.5", "trainer.device=cpu", "--out", tmp_path / "run")
+    assert_user_error(result, "ema_decay and ema_start must be in [0, 1)")
+    assert not (tmp_path / "run").exists()
