@@ -163,6 +163,7 @@ def test_any_csv_with_a_named_target(tmp_path, cli):
     (["data.source=fashion-mnist"], "not a table"),
     (["data.folds=1"], "data.folds must be between 2"),
     (["model.dropout=1"], "model.dropout"),
+    (["data.clip=0"], "data.clip must be positive"),
     (["data.categorical=[Nope]"], "data.categorical names columns the table lacks: Nope"),
 ])
 def test_bad_configs_are_one_line_errors(cli, tmp_path, overrides, fragment):
@@ -189,7 +190,7 @@ def test_slot_statistics_ignore_held_out_rows():
 
     def statistics(table: pd.DataFrame, target: np.ndarray):
         return fit_slots(numeric_matrix(table, schema, "t"), category_text(table, schema), target, train_rows,
-                         min_count=2, log_features=True)
+                         min_count=2, transform="both")
 
     clean = statistics(frame, log_price)
     # Wreck fold 0's rows: huge numbers, a new neighbourhood everywhere, absurd prices.

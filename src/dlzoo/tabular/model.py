@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlzoo.tabular.preprocess import SlotStatistics, expand_numeric
+from dlzoo.tabular.preprocess import SlotStatistics, expand_numeric, expanded_width
 
 
 class BatchedLinear(nn.Module):
@@ -36,16 +36,16 @@ class BatchedLinear(nn.Module):
 
 
 class FoldEnsembleRegressor(nn.Module):
-    def __init__(self, slots: int, numeric: int, indicator_columns: list[int], log_features: bool,
+    def __init__(self, slots: int, numeric: int, indicator_columns: list[int], transform: str,
                  category_sizes: list[int], embedding_dim: int = 0, hidden: list[int] = (), dropout: float = 0.0,
-                 wide: bool = True):
+                 wide: bool = True, clip: float | None = None):
         super().__init__()
         if not wide and not hidden:
             raise ValueError("a model needs the linear (wide) part, hidden layers, or both")
-        self.slots, self.log_features, self.dropout = slots, log_features, dropout
+        self.slots, self.transform, self.dropout, self.clip = slots, transform, dropout, clip
         self.categories = len(category_sizes)
         self.table_size = sum(category_sizes)
-        features = numeric * (2 if log_features else 1)
+        features = expanded_width(numeric, transform)
         # Preprocessing fitted on each slot's training rows (filled in by `set_statistics`, saved with the weights).
         self.register_buffer("medians", torch.zeros(slots, numeric))
         self.register_buffer("means", torch.zeros(slots, features))
@@ -82,7 +82,9 @@ class FoldEnsembleRegressor(nn.Module):
         """(batch, columns) raw numbers with NaN -> (slots, batch, inputs), with each slot's own statistics."""
         missing = numeric.isnan()
         filled = torch.where(missing, self.medians[:, None, :], numeric)
-        x = (expand_numeric(filled, self.log_features) - self.means[:, None, :]) / self.scales[:, None, :]
+        x = (expand_numeric(filled, self.transform) - self.means[:, None, :]) / self.scales[:, None, :]
+        if self.clip is not None:
+            x = x.clamp(-self.clip, self.clip)
         if len(self.indicator_columns):
             flags = missing[:, self.indicator_columns].to(x.dtype)
             x = torch.cat([x, flags.expand(self.slots, -1, -1)], dim=-1)

@@ -3,8 +3,8 @@
 A k-fold run trains one model per fold side by side (see `model.py`); slot k is fold k's model, and an optional
 last slot is the refit on every row. Each slot gets its own statistics, fitted with scikit-learn on the rows it
 trains on, so no held-out row ever leaks into the numbers its model is judged with:
-- numeric columns: median imputation, then (optionally) a signed log1p copy of each column (areas and prices are
-  skewed), then standardisation;
+- numeric columns: median imputation, then the values, their signed log1p (areas and prices are skewed) or both,
+  then standardisation;
 - the target: log price, standardised so that the network starts near the answer;
 - categorical columns: a vocabulary of the categories seen at least `min_count` times. Index 0 of every column is
   "unknown": categories the slot never saw, and rare ones, so that the unknown embedding is trained on real
@@ -27,9 +27,17 @@ def signed_log(x: torch.Tensor) -> torch.Tensor:
     return x.sign() * x.abs().log1p()
 
 
-def expand_numeric(filled: torch.Tensor, log_features: bool) -> torch.Tensor:
-    """The numeric inputs a model standardises: the imputed values and, optionally, their signed logs."""
-    return torch.cat([filled, signed_log(filled)], dim=-1) if log_features else filled
+def expand_numeric(filled: torch.Tensor, transform: str) -> torch.Tensor:
+    """The numeric inputs a model standardises: the imputed values (raw), their signed logs (log), or both."""
+    if transform == "raw":
+        return filled
+    if transform == "log":
+        return signed_log(filled)
+    return torch.cat([filled, signed_log(filled)], dim=-1)
+
+
+def expanded_width(columns: int, transform: str) -> int:
+    return columns * (2 if transform == "both" else 1)
 
 
 @dataclass
@@ -48,16 +56,16 @@ def fit_vocabulary(values: pd.Series, min_count: int) -> list[str]:
 
 
 def fit_slots(numbers: np.ndarray, categories: pd.DataFrame, log_target: np.ndarray, train_rows: np.ndarray,
-              min_count: int, log_features: bool) -> SlotStatistics:
+              min_count: int, transform: str) -> SlotStatistics:
     """Statistics of every slot from its training rows alone; `train_rows` is a (slots, rows) boolean mask."""
     medians, means, scales, target_mean, target_scale, vocabularies = [], [], [], [], [], []
-    width = numbers.shape[1] * (2 if log_features else 1)
+    width = expanded_width(numbers.shape[1], transform)
     for rows in train_rows:
         if numbers.shape[1]:
             # keep_empty_features: a column empty in this slot's rows stays (imputed with 0) so shapes agree.
             imputer = SimpleImputer(strategy="median", keep_empty_features=True).fit(numbers[rows])
             filled = torch.from_numpy(imputer.transform(numbers[rows]).astype(np.float32))
-            scaler = StandardScaler().fit(expand_numeric(filled, log_features).numpy())
+            scaler = StandardScaler().fit(expand_numeric(filled, transform).numpy())
             medians.append(imputer.statistics_)
             means.append(scaler.mean_)
             scales.append(scaler.scale_)

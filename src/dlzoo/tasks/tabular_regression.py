@@ -43,7 +43,11 @@ class TableDataConfig(DataConfig):
     folds: int = 5
     fold_seed: int = 0  # fixed apart from trainer.seed, so runs with other seeds are scored on the same folds
     min_category_count: int = 2  # rarer categories share the "unknown" index
-    log_features: bool = True  # add a signed log1p copy of every numeric column
+    # Numeric inputs: the values (raw), their signed log1p (log: tames the long right tails of areas), or both.
+    numeric: Literal["raw", "log", "both"] = "both"
+    # Standardised numeric inputs are clipped to +-clip, so a house far outside the training range (a 5,000 sq ft
+    # partial sale) is not extrapolated to an absurd price. None: no clipping.
+    clip: float | None = None
 
 
 @dataclass
@@ -75,6 +79,8 @@ def _validate(config: TabularRegressionConfig, rows: int) -> None:
         raise UserError(f"model.hidden must list positive layer widths for the mlp, got {model.hidden}")
     if model.name == "mlp" and model.embedding_dim < 1:
         raise UserError(f"model.embedding_dim must be >= 1, got {model.embedding_dim}")
+    if data.clip is not None and data.clip <= 0:
+        raise UserError(f"data.clip must be positive (standard deviations) or none, got {data.clip}")
     if not 0 <= model.dropout < 1:
         raise UserError(f"model.dropout must be in [0, 1), got {model.dropout}")
 
@@ -102,7 +108,7 @@ class TabularRegression(Task):
             self.folds[held_out] = fold
         slots = data.folds + (config.final == "refit")
         train_rows = np.stack([self.folds != slot for slot in range(slots)])
-        stats = fit_slots(numbers, categories, log_target, train_rows, data.min_category_count, data.log_features)
+        stats = fit_slots(numbers, categories, log_target, train_rows, data.min_category_count, data.numeric)
         sizes = block_sizes(stats.vocabularies, schema.categorical)
         self.codes = encode_categories(categories, stats.vocabularies, sizes)
         self.meta = {"schema": schema.to_dict(), "target": table.target_name, "id_column": table.id_column,
@@ -126,7 +132,7 @@ class TabularRegression(Task):
         net = FoldEnsembleRegressor(
             slots=self.meta["slots"], numeric=len(schema.numeric),
             indicator_columns=[schema.numeric.index(c) for c in schema.indicators],
-            log_features=self.config.data.log_features, category_sizes=self.meta["category_sizes"],
+            transform=self.config.data.numeric, clip=self.config.data.clip, category_sizes=self.meta["category_sizes"],
             embedding_dim=model.embedding_dim if mlp else 0, hidden=model.hidden if mlp else [],
             dropout=model.dropout, wide=model.wide or not mlp)
         return {"net": net}

