@@ -61,6 +61,8 @@ def test_predict_writes_prices_atomically_and_reports_unseen_categories(housing_
     assert np.all(np.abs(np.log(written["Sale_Price"].to_numpy() / truth)) < 1.0)  # within a factor e
     assert records[1]["unseen_categories"] == ["Neighborhood=Atlantis"]
     assert not list(tmp_path.glob("*.tmp"))
+    lines = cli("predict", housing_run, table).out.splitlines()
+    assert len(lines) == 5 and "row 2: Sale_Price" in lines[1] and "unseen, treated as unknown" in lines[1]
 
 
 def test_fold_models_ensemble_matches_mean_of_slots(housing_run):
@@ -164,6 +166,7 @@ def test_any_csv_with_a_named_target(tmp_path, cli):
     (["data.folds=1"], "data.folds must be between 2"),
     (["model.dropout=1"], "model.dropout"),
     (["data.clip=0"], "data.clip must be positive"),
+    (["data.id_column=Nope"], "has no column 'Nope'"),
     (["data.categorical=[Nope]"], "data.categorical names columns the table lacks: Nope"),
 ])
 def test_bad_configs_are_one_line_errors(cli, tmp_path, overrides, fragment):

