@@ -266,3 +266,15 @@ def test_summary_extra_cannot_replace_engine_keys(housing_run):
         trainer._summary({}, {}, 1.0, 1.0)
     task.summary_extra = lambda: {"extra": 1}
     assert trainer._summary({}, {}, 1.0, 1.0)["extra"] == 1
+
+
+def test_resume_retraces_the_run_exactly(tmp_path, cli):
+    import shutil
+
+    overrides = [*TINY, "baseline=false", "trainer.epochs=3"]
+    for name in ("a", "b"):
+        assert cli("train", "housing", *overrides, "--out", tmp_path / name).code == 0
+    shutil.rmtree(tmp_path / "b" / "checkpoints" / "epoch-0003")  # as if killed during the last epoch
+    assert cli("train", "--resume", tmp_path / "b").code == 0
+    scores = [json.loads((tmp_path / name / "summary.json").read_text())["metrics"]["cv"] for name in ("a", "b")]
+    assert scores[0] == scores[1]

@@ -155,9 +155,10 @@ class TabularRegression(Task):
     def batch_size(self, batch) -> int:
         return len(batch[0])
 
-    def log_predictions(self) -> torch.Tensor:
-        """(slots, rows) predictions for every training row, in batches of data.eval_batch_size."""
-        numbers, codes = self.tensors[:2]
+    def log_predictions(self, numbers: torch.Tensor | None = None, codes: torch.Tensor | None = None) -> torch.Tensor:
+        """(slots, rows) log-target predictions, in batches of data.eval_batch_size (default: the training rows)."""
+        if numbers is None:
+            numbers, codes = self.tensors[:2]
         size = self.config.data.eval_batch_size
         return torch.cat([self.models["net"](numbers[i:i + size], codes[i:i + size]).float()
                           for i in range(0, len(numbers), size)], dim=1)
@@ -212,9 +213,9 @@ class TabularRegression(Task):
         codes = encode_categories(categories, vocabularies, self.meta["category_sizes"])
         device = self.runtime.device
         with torch.no_grad():
-            predicted = self.models["net"](torch.from_numpy(numbers).to(device), torch.from_numpy(codes).to(device))
+            predicted = self.log_predictions(torch.from_numpy(numbers).to(device), torch.from_numpy(codes).to(device))
         slots = self.final_slots()
-        log_price = predicted.float()[slots].mean(0).cpu().numpy().astype(np.float64)
+        log_price = predicted[slots].mean(0).cpu().numpy().astype(np.float64)
         return np.exp(log_price), unseen_categories(categories, [vocabularies[s] for s in slots])
 
     def write_predictions(self, frame: pd.DataFrame, where: str, out: Path) -> None:
