@@ -57,7 +57,7 @@ class FoldEnsembleRegressor(nn.Module):
         inputs = features + len(indicator_columns)
 
         # Index 0 of each column's block is "unknown"; it starts at zero, i.e. no opinion about the price.
-        unknown = torch.tensor([0, *category_sizes[:-1]]).cumsum(0)
+        unknown = torch.tensor([0, *category_sizes[:-1]][: len(category_sizes)], dtype=torch.long).cumsum(0)
         unknown_rows = (torch.arange(slots).view(slots, 1) * self.table_size + unknown).flatten()
         self.wide = wide
         if wide:
