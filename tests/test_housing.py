@@ -278,3 +278,16 @@ def test_resume_retraces_the_run_exactly(tmp_path, cli):
     assert cli("train", "--resume", tmp_path / "b").code == 0
     scores = [json.loads((tmp_path / name / "summary.json").read_text())["metrics"]["cv"] for name in ("a", "b")]
     assert scores[0] == scores[1]
+
+
+@pytest.mark.parametrize("columns", [["Gr_Liv_Area", "Lot_Area"], ["Neighborhood", "Bldg_Type"]])
+def test_tables_with_only_numbers_or_only_categories(tmp_path, cli, columns):
+    table = tmp_path / "mine.csv"
+    ames_rows(120)[[*columns, "Sale_Price"]].to_csv(table, index=False)
+    run_dir = tmp_path / "run"
+    result = cli("train", "housing", "data.source=csv", f"data.path={table}", "data.target=Sale_Price",
+                 "data.folds=2", *TINY[2:], "--out", run_dir)
+    assert result.code == 0, result.err
+    assert json.loads((run_dir / "summary.json").read_text())["baseline"]["log_rmse"] > 0
+    result = cli("predict", run_dir, table, "--json")
+    assert result.code == 0 and len(result.out.splitlines()) == 120
