@@ -1,6 +1,7 @@
 """The generative recipes end to end on tiny real subsets: training, sample grids, `dlzoo generate`, resume, errors."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from dlzoo.engine import checkpoint
 
 CPU = ["trainer.device=cpu"]
 TINY_VAE = ["data.limit=96", "data.batch_size=32", "trainer.epochs=2", "iw_samples=2", *CPU]
-TINY_GAN = ["data.limit=64", "data.batch_size=16", "gan.n_critic=2", "trainer.epochs=1", *CPU]
+TINY_GAN = ["data.limit=32", "data.batch_size=16", "gan.n_critic=2", "trainer.epochs=1", *CPU]
 
 
 def weights(run_dir, epoch):
@@ -80,17 +81,19 @@ def generator_parameters(state):
 
 def test_cgan_trains_and_saves_a_row_per_class(gan_run):
     summary = json.loads((gan_run / "summary.json").read_text())
-    assert summary["steps"] == 4 and set(summary["parameters"]) == {"generator", "critic"}
+    assert summary["steps"] == 2 and set(summary["parameters"]) == {"generator", "critic", "generator_ema"}
     train = summary["metrics"]["train"]
     assert {"loss", "wasserstein", "gradient_penalty"} <= set(train) and train["gradient_penalty"] >= 0
     assert picture_size(gan_run / "samples" / "epoch-0001.png") == grid_size(10, 8)
 
 
 def test_generator_steps_only_every_n_critic_batches(cli, tmp_path):
-    # 4 batches an epoch and n_critic=100: in epoch 2 the critic learns and the generator must not move.
+    # 2 batches an epoch and n_critic=100: in epoch 2 the critic learns and the generator must not move.
     run = tmp_path / "run"
-    assert cli("train", "cgan-digits", *TINY_GAN, "gan.n_critic=100", "trainer.epochs=2", "--out", run).code == 0
+    assert cli("train", "cgan-digits", *TINY_GAN, "gan.n_critic=100", "gan.ema=0", "trainer.epochs=2",
+               "--out", run).code == 0
     first, second = weights(run, 1), weights(run, 2)
+    assert not any(key.startswith("generator_ema.") for key in first)  # ema=0: no averaged copy
     assert all(torch.equal(first[key], second[key]) for key in generator_parameters(first))
     critic = "critic.score.parametrizations.weight.original"
     assert not torch.equal(first[critic], second[critic])
@@ -108,19 +111,21 @@ def test_generate_per_class_and_one_class(cli, gan_run, tmp_path):
 
 
 def test_cgan_resume_is_exact(cli, tmp_path):
-    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    whole = tmp_path / "whole"
     assert cli("train", "cgan-digits", *TINY_GAN, "trainer.epochs=2", "--out", whole).code == 0
-    # A run stopped after its first checkpoint: a 1-epoch run whose config is then extended to 2 epochs (the
-    # constant schedule does not depend on the epoch count), resumed from that checkpoint.
-    assert cli("train", "cgan-digits", *TINY_GAN, "trainer.epochs=1", "--out", resumed).code == 0
-    config = resumed / "config.yaml"
-    config.write_text(config.read_text().replace("epochs: 1\n", "epochs: 2\n", 1))
+    # The same run as if killed after its first checkpoint: a copy without epoch 2, then resumed.
+    resumed = tmp_path / "resumed"
+    shutil.copytree(whole, resumed)
+    shutil.rmtree(resumed / "checkpoints" / "epoch-0002")
+    (resumed / "samples" / "epoch-0002.png").unlink()
     assert cli("train", "--resume", resumed).code == 0
     a, b = weights(whole, 2), weights(resumed, 2)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    before = weights(whole, 1)  # with n_critic=2 the generator did learn in epoch 2
-    assert any(not torch.equal(before[key], a[key]) for key in generator_parameters(a))
     assert (resumed / "samples" / "epoch-0002.png").read_bytes() == (whole / "samples" / "epoch-0002.png").read_bytes()
+    before = weights(whole, 1)  # with n_critic=2 the generator and its average did learn in epoch 2
+    for prefix in ("generator.", "generator_ema."):
+        keys = [key for key in a if key.startswith(prefix) and "running_" not in key and "batches" not in key]
+        assert any(not torch.equal(before[key], a[key]) for key in keys)
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -148,3 +153,4 @@ def test_generate_user_errors(cli, vae_run, gan_run, digits_run, tmp_path):
     assert_user_error(cli("generate", tmp_path / "missing", "--out", out), "not found")
     assert_user_error(cli("generate", gan_run), "--out")
     assert not out.exists()
+    assert_user_error(cli("judge", gan_run, "--classifier", vae_run), "image classifier")

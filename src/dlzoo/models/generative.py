@@ -8,6 +8,7 @@ Every VAE has the same interface, so the task, the likelihood estimates and `dlz
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -76,23 +77,40 @@ def vae_conv(num_classes: int = 10, in_channels: int = 1, latent_dim: int = 20, 
     return VAE(encoder, decoder, latent_dim)
 
 
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm whose scale and shift are looked up per class (label embeddings, as in SN-GAN and BigGAN): the
+    label steers every layer of the generator, not only its input."""
+
+    def __init__(self, num_classes: int, channels: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.scale, self.shift = nn.Embedding(num_classes, channels), nn.Embedding(num_classes, channels)
+        nn.init.ones_(self.scale.weight)
+        nn.init.zeros_(self.shift.weight)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.norm(x) * self.scale(labels)[:, :, None, None] + self.shift(labels)[:, :, None, None]
+
+
 class ConditionalGenerator(nn.Module):
-    """z and a learned label embedding, concatenated, -> 7x7 maps -> two transposed convs -> image in [0, 1]."""
+    """z and a learned label embedding, concatenated, -> 7x7 maps -> two transposed convs -> image in [0, 1];
+    the batch norms are class-conditional."""
 
     def __init__(self, num_classes: int, in_channels: int, latent_dim: int, width: int, embed_dim: int):
         super().__init__()
         self.num_classes, self.latent_dim = num_classes, latent_dim
         self.embed = nn.Embedding(num_classes, embed_dim)
-        self.project = nn.Sequential(
-            nn.Linear(latent_dim + embed_dim, 2 * width * 7 * 7, bias=False), nn.BatchNorm1d(2 * width * 7 * 7),
-            nn.ReLU(inplace=True), nn.Unflatten(1, (2 * width, 7, 7)))
-        self.upsample = nn.Sequential(
-            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(width),
-            nn.ReLU(inplace=True),                                                              # 7 -> 14
-            nn.ConvTranspose2d(width, in_channels, 4, stride=2, padding=1), nn.Sigmoid())       # 14 -> 28
+        self.project = nn.Sequential(nn.Linear(latent_dim + embed_dim, 2 * width * 7 * 7, bias=False),
+                                     nn.Unflatten(1, (2 * width, 7, 7)))
+        self.norm1 = ConditionalBatchNorm2d(num_classes, 2 * width)
+        self.up1 = nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1, bias=False)         # 7 -> 14
+        self.norm2 = ConditionalBatchNorm2d(num_classes, width)
+        self.up2 = nn.ConvTranspose2d(width, in_channels, 4, stride=2, padding=1)                   # 14 -> 28
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.upsample(self.project(torch.cat([z, self.embed(labels)], dim=1)))
+        x = self.project(torch.cat([z, self.embed(labels)], dim=1))
+        x = self.up1(F.relu(self.norm1(x, labels)))
+        return torch.sigmoid(self.up2(F.relu(self.norm2(x, labels))))
 
 
 class ProjectionCritic(nn.Module):
@@ -122,6 +140,6 @@ def cgan_generator(num_classes: int = 10, in_channels: int = 1, latent_dim: int 
 
 
 @register_model("cgan-critic", family="cgan")
-def cgan_critic(num_classes: int = 10, in_channels: int = 1, width: int = 32) -> ProjectionCritic:
+def cgan_critic(num_classes: int = 10, in_channels: int = 1, width: int = 16) -> ProjectionCritic:
     """Class-conditional WGAN critic: three spectrally normalised convs, label projection head; no batch norm."""
     return ProjectionCritic(num_classes, in_channels, width)

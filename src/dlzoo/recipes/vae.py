@@ -10,9 +10,10 @@ from dlzoo.tasks.generative import GenerativeDataConfig, ModelConfig
 from dlzoo.tasks.vae import VAEConfig, VAETask
 
 
-def vae_config(source: str, epochs: int) -> VAEConfig:
+def vae_config(source: str, epochs: int, eval_every: int) -> VAEConfig:
     return VAEConfig(
-        trainer=TrainerConfig(epochs=epochs),
+        # An evaluation decodes k=100 latent samples per held-out image: not every epoch (the last always is).
+        trainer=TrainerConfig(epochs=epochs, eval_every=eval_every),
         optim=OptimConfig(name="adam", lr=1e-3, weight_decay=0.0, schedule="cosine", warmup=0.05),
         data=GenerativeDataConfig(source=source, batch_size=64),
         # Only arguments both VAEs take, so model.name=vae-mlp works without touching model.args.
@@ -23,13 +24,13 @@ def vae_config(source: str, epochs: int) -> VAEConfig:
 register_recipe(Recipe(
     name="vae-digits",
     task=VAETask,
-    default_config=lambda: vae_config("mnist5k", epochs=40),
+    default_config=lambda: vae_config("mnist5k", epochs=40, eval_every=10),
     summary="VAE on binarised mnist5k digits (conv; model.name=vae-mlp for the curriculum's); held-out nats/image",
 ))
 
 register_recipe(Recipe(
     name="vae-fashion",
     task=VAETask,
-    default_config=lambda: vae_config("fashion-mnist", epochs=20),
+    default_config=lambda: vae_config("fashion-mnist", epochs=20, eval_every=10),
     summary="VAE on binarised Fashion-MNIST (conv; model.name=vae-mlp for the curriculum's); held-out nats/image",
 ))

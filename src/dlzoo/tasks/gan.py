@@ -8,6 +8,7 @@ pushes the norm of the critic's input gradient towards 1 at random points betwee
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,7 +17,14 @@ from torch import nn
 
 from dlzoo.engine.optim import build_optimizer
 from dlzoo.errors import UserError
-from dlzoo.tasks.generative import EVAL_SEED, GenerativeConfig, GenerativeImageTask, ModelConfig
+from dlzoo.models import model_entry
+from dlzoo.tasks.generative import (
+    EVAL_SEED,
+    GenerativeConfig,
+    GenerativeImageTask,
+    ModelConfig,
+    check_model_args,
+)
 
 
 @dataclass
@@ -24,6 +32,9 @@ class GANConfig:
     gp_weight: float = 10.0  # lambda
     n_critic: int = 5  # critic steps per generator step
     latent_dim: int = 64
+    # Samples come from an exponential moving average of the generator's weights (0: from the generator itself):
+    # it averages away the step-to-step jitter of adversarial training, which shows as speckled strokes.
+    ema: float = 0.995
 
 
 @dataclass
@@ -59,19 +70,33 @@ class ConditionalGANTask(GenerativeImageTask):
     config: ConditionalGANConfig
 
     def setup(self, runtime) -> None:
+        self.setup_data(runtime)
+
+    def check_config(self) -> None:
+        super().check_config()
         gan = self.config.gan
         if gan.n_critic < 1:
             raise UserError(f"gan.n_critic must be >= 1, got {gan.n_critic}")
         if gan.gp_weight < 0:
             raise UserError(f"gan.gp_weight must be >= 0, got {gan.gp_weight}")
+        if not 0 <= gan.ema < 1:
+            raise UserError(f"gan.ema is a decay in [0, 1), got {gan.ema}")
         if self.config.trainer.compile:
             raise UserError("trainer.compile is not supported for GANs: the gradient penalty needs a double "
                             "backward, which torch.compile cannot do")
-        self.setup_data(runtime)
+        check_model_args(self.config.generator, {"latent_dim": gan.latent_dim}, self.config.recipe)
+        for model in (self.config.generator, self.config.critic):
+            if model_entry(model.name).family != "cgan":
+                raise UserError(f"model '{model.name}' is not a conditional GAN model; use cgan-generator and "
+                                "cgan-critic (or another model of the cgan family)")
 
     def build_models(self) -> dict[str, nn.Module]:
         generator = self.create_model(self.config.generator, latent_dim=self.config.gan.latent_dim)
-        return {"generator": generator, "critic": self.create_model(self.config.critic)}
+        models = {"generator": generator, "critic": self.create_model(self.config.critic)}
+        if self.config.gan.ema:
+            # A model without trainable parameters: checkpointed with the others, never given to an optimizer.
+            models["generator_ema"] = copy.deepcopy(generator).requires_grad_(False)
+        return models
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {name: build_optimizer(self.config.optim, [self.models[name]]) for name in ("critic", "generator")}
@@ -91,9 +116,23 @@ class ConditionalGANTask(GenerativeImageTask):
         ctx.optimize(gan.gp_weight * penalty - wasserstein, "critic")
         if (ctx.step + 1) % gan.n_critic == 0:
             ctx.optimize(-critic(generator(self.noise(len(real)), labels), labels).float().mean(), "generator")
+            if gan.ema:
+                self.update_ema(generator_steps=(ctx.step + 1) // gan.n_critic)
         # Logged every batch (the engine averages each key over all batches): the critic's view of the gap.
         return {"loss": (gan.gp_weight * penalty - wasserstein).detach(), "wasserstein": wasserstein.detach(),
                 "gradient_penalty": penalty.detach()}
+
+    def update_ema(self, generator_steps: int) -> None:
+        """ema <- decay * ema + (1 - decay) * generator, with a decay that grows from 0.1 (as TensorFlow's
+        ExponentialMovingAverage with num_updates) so the random initial weights are soon forgotten. Buffers
+        (batch-norm statistics) are copied. A function of the step count only, so resume stays exact."""
+        decay = min(self.config.gan.ema, generator_steps / (generator_steps + 9))
+        ema, live = self.models["generator_ema"], self.models["generator"]
+        with torch.no_grad():
+            for ema_param, live_param in zip(ema.parameters(), live.parameters(), strict=True):
+                ema_param.lerp_(live_param, 1 - decay)
+            for ema_buffer, live_buffer in zip(ema.buffers(), live.buffers(), strict=True):
+                ema_buffer.copy_(live_buffer)
 
     def evaluate(self, split: str) -> dict[str, float]:
         """The critic's estimate of the Wasserstein gap on held-out images (fixed noise), plus the judge's view."""
@@ -112,4 +151,5 @@ class ConditionalGANTask(GenerativeImageTask):
     def sample(self, count: int, labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
         if labels is None:
             raise ValueError("a conditional GAN samples for given labels")
-        return self.models["generator"](self.noise(count, generator), labels).float()
+        model = self.models.get("generator_ema", self.models["generator"])
+        return model(self.noise(count, generator), labels).float()

@@ -89,6 +89,13 @@ def decode_examples(stored: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]
     return torch.from_numpy(pixels.copy()).float().div(255).unsqueeze(1), torch.tensor(stored["labels"])
 
 
+def check_model_args(model: ModelConfig, fixed: dict[str, Any], recipe: str) -> None:
+    clash = sorted(set(model.args) & set(fixed))
+    if clash:
+        raise UserError(f"model '{model.name}': {', '.join(clash)} is set by the recipe's config (see `dlzoo show "
+                        f"{recipe}`), not by the model's args")
+
+
 @contextlib.contextmanager
 def eval_mode(models: dict[str, nn.Module]) -> Iterator[None]:
     """Models in eval mode without autograd for the block, then back to the modes they were in."""
@@ -119,12 +126,18 @@ class GenerativeImageTask(Task):
         """More pictures for `dlzoo generate`: {file-name suffix: (images, images per row)}."""
         return {}
 
+    def check_config(self) -> None:
+        """Raise a UserError for a bad config before any data is read (a subclass adds its own checks)."""
+        if self.config.grid_samples < 1:
+            raise UserError(f"grid_samples must be >= 1, got {self.config.grid_samples}")
+
     # --- shared ---------------------------------------------------------------------------------------------
     def setup_data(self, runtime) -> None:
         """Real images on the device and `self.meta`; then the models, and the judge if one is configured."""
         config = self.config
-        if config.grid_samples < 1:
-            raise UserError(f"grid_samples must be >= 1, got {config.grid_samples}")
+        self.check_config()
+        # The judge first: a wrong path fails at once, not after the data is loaded.
+        self.judge = Judge(config.judge, runtime.device.type) if config.judge else None
         self.runtime = runtime
         arrays, tensors = load_real_images(config.data, runtime.device)
         self.train_x, self.train_y = tensors["train_x"], tensors["train_y"]
@@ -136,17 +149,12 @@ class GenerativeImageTask(Task):
         self.models = self.build_models()
         for model in self.models.values():
             model.to(runtime.device)
-        self.judge = None
-        if config.judge:
-            self.judge = Judge(config.judge, runtime.device.type)
+        if self.judge is not None:
             self.judge.set_real(self.train_x, self.test_x, self.test_y, arrays.classes)
 
     def create_model(self, model: ModelConfig, **fixed: Any) -> nn.Module:
         """A registered model; `fixed` are arguments the task sets from its own config (e.g. the latent size)."""
-        clash = sorted(set(model.args) & set(fixed))
-        if clash:
-            raise UserError(f"model '{model.name}': {', '.join(clash)} is set by the recipe's config (see `dlzoo "
-                            f"show {self.config.recipe}`), not by the model's args")
+        check_model_args(model, fixed, self.config.recipe)
         return create(model.name, num_classes=len(self.meta["classes"]), in_channels=self.meta["in_channels"],
                       **model.args, **fixed)
 

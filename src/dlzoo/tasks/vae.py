@@ -22,6 +22,7 @@ from torch import nn
 
 from dlzoo.data.tensors import TensorLoader
 from dlzoo.errors import UserError
+from dlzoo.models import model_entry
 from dlzoo.models.generative import VAE
 from dlzoo.tasks.generative import (
     EVAL_SEED,
@@ -69,9 +70,14 @@ class VAETask(GenerativeImageTask):
     data_model = "binarised: Bernoulli pixels; training images re-binarised each batch, held-out ones once (seed 0)"
     config: VAEConfig
 
-    def setup(self, runtime) -> None:
+    def check_config(self) -> None:
+        super().check_config()
         if self.config.iw_samples < 1:
             raise UserError(f"iw_samples must be >= 1, got {self.config.iw_samples}")
+        if model_entry(self.config.model.name).family != "vae":
+            raise UserError(f"model '{self.config.model.name}' is not a VAE; use vae-mlp or vae-conv")
+
+    def setup(self, runtime) -> None:
         self.setup_data(runtime)
         fixed = torch.Generator().manual_seed(EVAL_SEED)  # on the CPU: the same binary images on every device
         self.test_binary = torch.bernoulli(self.test_x.cpu(), generator=fixed).to(runtime.device)
