@@ -18,6 +18,7 @@ _LAZY = {
     "list_models": "dlzoo.models",
     "get_recipe": "dlzoo.recipes",
     "list_recipes": "dlzoo.recipes",
+    "read_digits": "dlzoo.reader",
 }
 
 __all__ = ["__version__", "UserError", *_LAZY]

@@ -1,0 +1,95 @@
+"""`dlzoo bench reader`: read pictures of numbers composed from the 1,000 held-out mnist5k digits.
+
+Two sets of pictures (see `compose_numbers.py`): digits apart, and digits of which some touch or overlap. Reported
+per set: the exact-read rate (the whole text right) and the per-digit accuracy, 1 - (edit distance / digits), so a
+missed or extra digit counts as one error and the rest of the number still counts. The classifier is a `digits` run
+trained with the recipe's defaults (or an existing run: `DLZOO_READER_RUN=RUN_DIR dlzoo bench reader`).
+
+`pool="train"` composes from the 4,000 training digits instead; the reader's settings were tuned that way, so the
+held-out digits are only ever used to report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dlzoo.bench import benchmark
+from dlzoo.bench.common import machine, train_recipe
+from dlzoo.bench.compose_numbers import compose_number
+from dlzoo.data.images import load_image_arrays
+from dlzoo.errors import UserError
+
+TARGETS = {"apart": 0.95, "touching": 0.85}
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: insertions, deletions and substitutions each cost one."""
+    row = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, char_b in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (char_a != char_b))
+    return row[-1]
+
+
+def read_set(reader, images: np.ndarray, labels: np.ndarray, pictures: int, seed: int, touching: bool,
+             failures: int = 0) -> dict[str, Any]:
+    rng = np.random.default_rng([seed, int(touching)])
+    exact = errors = digits = pairs = overlaps = 0
+    seconds = 0.0
+    wrong = []
+    for _ in range(pictures):
+        composed = compose_number(images, labels, rng, touching=touching)
+        started = time.perf_counter()
+        text = reader.read(composed.image).text
+        seconds += time.perf_counter() - started
+        exact += text == composed.text
+        errors += min(len(composed.text), edit_distance(text, composed.text))
+        digits += len(composed.text)
+        pairs += composed.touching_pairs
+        overlaps += composed.overlapping_pairs
+        if text != composed.text and len(wrong) < failures:
+            wrong.append({"truth": composed.text, "read": text, "size": list(composed.image.shape[:2])})
+    result = {"pictures": pictures, "exact_read_rate": exact / pictures, "digit_accuracy": 1 - errors / digits,
+              "digits": digits, "touching_pairs": pairs, "overlapping_pairs": overlaps,
+              "ms_per_picture": 1000 * seconds / pictures}
+    if failures:
+        result["failures"] = wrong
+    return result
+
+
+@benchmark("reader", "read pictures of 1-8 held-out mnist5k digits, apart / touching (exact-read rate)")
+def run(pictures: int = 500, seed: int = 0, run_dir: str | None = None, pool: str = "test",
+        failures: int = 0) -> dict[str, Any]:
+    from dlzoo.reader import DigitReader
+
+    if pool not in ("test", "train"):
+        raise UserError(f"pool must be 'test' or 'train', got {pool!r}")
+    run_dir = run_dir or os.environ.get("DLZOO_READER_RUN")
+    if run_dir is None:
+        run_dir = train_recipe("digits", ["trainer.device=cpu", "trainer.seed=0"])["run_dir"]
+    summary_path = Path(run_dir) / "summary.json"
+    classifier_accuracy = (json.loads(summary_path.read_text())["metrics"]["test"]["accuracy"]
+                           if summary_path.is_file() else None)
+    reader = DigitReader.from_run(run_dir, "cpu")
+    arrays = load_image_arrays("mnist5k")
+    images, labels = ((arrays.test_images, arrays.test_labels) if pool == "test"
+                      else (arrays.train_images, arrays.train_labels))
+    sets = {name: read_set(reader, images, labels, pictures, seed, touching, failures)
+            for name, touching in (("apart", False), ("touching", True))}
+    return {
+        "benchmark": "reader",
+        "data": f"pictures composed from mnist5k {pool} digits ({len(images)}), 1-8 digits each, seed {seed}",
+        "classifier": {"run_dir": str(run_dir), "isolated_test_accuracy": classifier_accuracy},
+        **sets,
+        "targets": {f"{name} exact >= {target}": sets[name]["exact_read_rate"] >= target
+                    for name, target in TARGETS.items()},
+        "machine": {**machine(torch.device("cpu")), "torch_threads": torch.get_num_threads()},
+    }

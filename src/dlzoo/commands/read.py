@@ -1,0 +1,53 @@
+"""`dlzoo read RUN_DIR IMAGE... [--json] [--annotate OUT_DIR]`: read the handwritten numbers in pictures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from dlzoo.cli import command
+from dlzoo.errors import UserError
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a trained digits run")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="pictures of numbers (photos, scans)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per picture")
+    parser.add_argument("--annotate", metavar="OUT_DIR", help="write each picture with boxes and digits to OUT_DIR")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+
+
+@command("read", "read the handwritten numbers in pictures with a trained digits run", _arguments)
+def read(args: argparse.Namespace) -> None:
+    from dlzoo.reader import DigitReader
+    from dlzoo.reader.annotate import write_annotation
+    from dlzoo.vision.io import read_image
+
+    out_dir = Path(args.annotate) if args.annotate else None
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--annotate {out_dir} exists and is not a folder")
+    pictures = {path: read_image(path) for path in dict.fromkeys(args.images)}  # every file checked before work
+    reader = DigitReader.from_run(args.run_dir, args.device)
+    written: set[Path] = set()
+    for path, picture in pictures.items():
+        reading = reader.read(picture)
+        record = {"path": path, **reading.to_dict()}
+        if out_dir is not None:
+            target = _unique(out_dir / f"{Path(path).stem}.png", written)
+            record["annotated"] = str(write_annotation(picture, reading, target))
+        if args.json:
+            print(json.dumps(record, ensure_ascii=False), flush=True)
+        else:
+            lines = reading.text.split("\n") if reading.text else ["(no digits found)"]
+            print(f"{path}: {lines[0]}" + "".join(f"\n  {line}" for line in lines[1:]), flush=True)
+
+
+def _unique(path: Path, taken: set[Path]) -> Path:
+    """`path`, or `stem-2.png`, `stem-3.png`... when two inputs share a name."""
+    candidate, number = path, 1
+    while candidate in taken:
+        number += 1
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    taken.add(candidate)
+    return candidate

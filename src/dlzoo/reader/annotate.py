@@ -1,0 +1,46 @@
+"""The picture with a box around every digit read and its value above it (`dlzoo read --annotate`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dlzoo.errors import UserError
+from dlzoo.reader.read import Reading
+
+SURE, UNSURE = (40, 170, 40), (230, 120, 0)  # RGB: a box is orange when the digit's probability is below 0.5
+
+
+def annotate(picture: np.ndarray, reading: Reading) -> np.ndarray:
+    """An RGB copy of `picture` with the reading drawn on it."""
+    canvas = cv2.cvtColor(picture, cv2.COLOR_GRAY2RGB) if picture.ndim == 2 else picture.copy()
+    thickness = max(1, round(max(canvas.shape[:2]) / 400))
+    for digit in reading.digits:
+        x, y, width, height = digit.box
+        colour = SURE if digit.probability >= 0.5 else UNSURE
+        cv2.rectangle(canvas, (x, y), (x + width - 1, y + height - 1), colour, thickness)
+        scale = max(0.4, height / 40)
+        (text_width, text_height), _ = cv2.getTextSize(digit.value, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        top = max(text_height + 2, y - 3)
+        cv2.putText(canvas, digit.value, (x + (width - text_width) // 2, top), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    colour, thickness, cv2.LINE_AA)
+    return canvas
+
+
+def write_annotation(picture: np.ndarray, reading: Reading, path: Path) -> Path:
+    """Write the annotated picture as PNG via a temporary file, so a failed write leaves nothing behind."""
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(annotate(picture, reading), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise UserError(f"cannot encode the annotated picture for {path}")
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(encoded.tobytes())
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
+    return path

@@ -1,0 +1,123 @@
+"""Finding the ink in a picture of numbers: polarity, uneven light, noise, and a working scale.
+
+Two passes. A coarse pass on a small copy finds how tall the digits are; the picture is then resized so that digits
+are `WORK_HEIGHT` pixels tall, and every later step (kernels, speck sizes, cut margins) works in those fixed units,
+whatever the resolution of the photo or scan.
+
+Thresholding is adaptive: the paper's brightness is estimated around every pixel (a grey opening with a kernel a
+few strokes wide removes the strokes and keeps the light gradient), ink is measured against it, and the contrast of
+dark ink is divided by the local paper brightness so that a shadowed corner reads like a lit one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from dlzoo.vision.io import to_gray
+
+WORK_HEIGHT = 40  # digit height in pixels at which segmentation works
+COARSE_PIXELS = 400_000  # the coarse pass looks at a copy of at most this many pixels
+MAX_WORK_PIXELS = 6_000_000
+MIN_CONTRAST = 0.08  # weaker ink than this (a fraction of the paper's brightness) is not ink
+
+
+@dataclass(frozen=True)
+class InkMap:
+    """The picture's ink at working scale: `ink` in [0, 1] (soft, for crops) and `mask` (strokes)."""
+
+    ink: np.ndarray
+    mask: np.ndarray
+    scale: float  # working pixels per picture pixel
+    light_ink: bool
+
+
+def find_ink(image: np.ndarray) -> InkMap | None:
+    """The ink of a uint8 grey or RGB picture, or None when the picture holds no ink (blank paper)."""
+    gray = to_gray(image).astype(np.float32) / 255.0
+    light_ink = ink_is_light(gray)
+    bright_ink = gray if light_ink else 1.0 - gray  # from here on ink is bright, as in MNIST
+    digit_height = _coarse_digit_height(bright_ink, light_ink)
+    if digit_height is None:
+        return None
+    scale = WORK_HEIGHT / digit_height
+    scale = min(scale, (MAX_WORK_PIXELS / gray.size) ** 0.5)
+    size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
+    work = cv2.resize(bright_ink, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    work = cv2.GaussianBlur(work, (0, 0), WORK_HEIGHT / 40)  # sensor noise is finer than any stroke
+    ink = _local_contrast(work, light_ink, kernel=_odd(0.8 * WORK_HEIGHT), shape=cv2.MORPH_ELLIPSE)
+    level = _ink_level(ink)
+    if level is None:
+        return None
+    mask = ink > level
+    soft = np.clip(ink / max(float(np.percentile(ink[mask], 95)), 1e-6), 0.0, 1.0) if mask.any() else ink
+    return InkMap(soft.astype(np.float32), mask, scale, light_ink)
+
+
+def ink_is_light(gray: np.ndarray) -> bool:
+    """True for light ink on dark paper. Ink is the minority of pixels that differ from the paper around them:
+    compare how much of the picture is far darker, and far lighter, than a local median (a light gradient adds as
+    much of one as of the other, so it does not tip the balance)."""
+    small = _shrink(gray, COARSE_PIXELS // 4)
+    window = _odd(min(small.shape))
+    background = cv2.medianBlur((small * 255).astype(np.uint8), min(window, 255)).astype(np.float32) / 255
+    residual = small - background
+    noise = 1.4826 * float(np.median(np.abs(residual)))
+    floor = max(3 * noise, 0.04)
+    darker = float(np.clip(-residual - floor, 0, None).sum())
+    lighter = float(np.clip(residual - floor, 0, None).sum())
+    return lighter > darker
+
+
+def _coarse_digit_height(bright_ink: np.ndarray, light_ink: bool) -> float | None:
+    """Typical height (in picture pixels) of the ink's connected parts, from a small copy of the picture."""
+    small = _shrink(bright_ink, COARSE_PIXELS)
+    factor = bright_ink.shape[0] / small.shape[0]
+    # A wide square kernel (a third of the short side) is larger than any stroke, and cheap (separable).
+    ink = _local_contrast(small, light_ink, kernel=_odd(min(small.shape) / 3), shape=cv2.MORPH_RECT)
+    level = _ink_level(ink)
+    if level is None:
+        return None
+    count, _, stats, _ = cv2.connectedComponentsWithStats((ink > level).astype(np.uint8), connectivity=8)
+    areas, heights = stats[1:, cv2.CC_STAT_AREA], stats[1:, cv2.CC_STAT_HEIGHT]
+    if count <= 1 or areas.max() < 4:
+        return None
+    # Broken strokes give short parts and touching digits wide ones; heights of the larger parts are steady.
+    large = heights[areas >= 0.1 * areas.max()]
+    return float(np.percentile(large, 75)) * factor
+
+
+def _local_contrast(bright_ink: np.ndarray, light_ink: bool, kernel: int, shape: int) -> np.ndarray:
+    """Ink minus the local paper level (a grey opening removes strokes narrower than the kernel)."""
+    element = cv2.getStructuringElement(shape, (kernel, kernel))
+    paper = cv2.morphologyEx(bright_ink, cv2.MORPH_OPEN, element, borderType=cv2.BORDER_REPLICATE)
+    contrast = bright_ink - paper
+    if not light_ink:
+        # Dark ink on paper: light falls on both, so the contrast scales with the paper's brightness; divide it out.
+        contrast = contrast / np.maximum(1.0 - paper, 0.2)
+    return contrast
+
+
+def _ink_level(contrast: np.ndarray) -> float | None:
+    """Threshold between paper and ink: Otsu's, kept above the noise; None when nothing stands out."""
+    noise = 1.4826 * float(np.median(np.abs(contrast - np.median(contrast))))
+    peak = float(np.percentile(contrast, 99.9))
+    if peak < max(MIN_CONTRAST, 6 * noise):
+        return None
+    scaled = np.clip(contrast / peak * 255, 0, 255).astype(np.uint8)
+    otsu, _ = cv2.threshold(scaled, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return max(otsu / 255 * peak, 4 * noise, MIN_CONTRAST / 2)
+
+
+def _shrink(image: np.ndarray, max_pixels: int) -> np.ndarray:
+    factor = (image.size / max_pixels) ** 0.5
+    if factor <= 1:
+        return image
+    size = (max(1, round(image.shape[1] / factor)), max(1, round(image.shape[0] / factor)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def _odd(value: float) -> int:
+    return max(3, int(value) // 2 * 2 + 1)

@@ -1,0 +1,199 @@
+"""`read_digits(image, model) -> Reading`: the text of handwritten numbers in a picture, line by line.
+
+The steps: find the ink (`ink.py`), split it into lines of atoms (`segment.py`, `cuts.py`), prepare every group of
+atoms that may be one digit with the checkpoint's own preprocessing (the function its training digits went through)
+and classify them all in one batch, then pick the best partition of each line (`grouping.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from dlzoo.errors import UserError
+from dlzoo.reader.grouping import box_of, candidate_groups, choose_groups, group_scores
+from dlzoo.reader.ink import InkMap, find_ink
+from dlzoo.reader.segment import Atom, Line, Segmentation, segment
+from dlzoo.tasks.base import Task
+from dlzoo.vision.io import read_image
+from dlzoo.vision.preprocess import preprocessing_from_dict
+
+DIGITS = [str(d) for d in range(10)]
+ALTERNATIVES = 2  # runner-up classes reported per digit
+# The digits finally read are classified five times, turned and scaled within the range of the recipe's training
+# augmentation, and the probabilities averaged: held-out mnist5k accuracy 0.992 vs 0.989 for one look (digits run
+# with the recipe's defaults, seed 0). Candidates are scored with one look, as there are many.
+TTA_VARIANTS = ((0.0, 1.0), (8.0, 1.0), (-8.0, 1.0), (0.0, 1.1), (0.0, 0.9))  # (degrees, scale)
+
+
+@dataclass(frozen=True)
+class ReadDigit:
+    value: str
+    box: tuple[int, int, int, int]  # x, y, width, height in the picture's pixels
+    probability: float
+    alternatives: tuple[tuple[str, float], ...]  # runner-up (value, probability) pairs, most likely first
+    line: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "box": list(self.box), "probability": round(self.probability, 6),
+                "alternatives": [{"value": v, "probability": round(p, 6)} for v, p in self.alternatives],
+                "line": self.line}
+
+
+@dataclass(frozen=True)
+class Reading:
+    text: str  # digits of each line, lines joined by "\n"; "" when the picture holds no digits
+    digits: tuple[ReadDigit, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "digits": [digit.to_dict() for digit in self.digits]}
+
+
+@dataclass(frozen=True)
+class LineCandidates:
+    line: Line
+    groups: list[tuple[int, int]]  # candidate digits: ranges of the line's atoms
+    probabilities: np.ndarray  # (len(groups), 10) class probabilities of each candidate
+    prepared: np.ndarray  # (len(groups), size, size) each candidate as the classifier sees it
+
+
+@dataclass(frozen=True)
+class Proposal:
+    lines: list[LineCandidates]
+    scale: float  # working pixels per picture pixel
+    segmentation: Segmentation | None
+
+
+class DigitReader:
+    """A trained digit classifier (a `digits` run) used to read whole pictures."""
+
+    def __init__(self, task: Task):
+        classes = task.meta.get("classes")
+        if classes != DIGITS or not hasattr(task, "logits"):
+            raise UserError(f"reading numbers needs a digit classifier (classes 0-9), not one with classes {classes}")
+        self.task = task
+        self.preprocessing = preprocessing_from_dict(task.meta["preprocess"])
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, device: str = "auto") -> DigitReader:
+        from dlzoo.runs import load_for_inference, open_run
+
+        return cls(load_for_inference(open_run(run_dir), device))
+
+    def read(self, image: np.ndarray | str | Path) -> Reading:
+        picture = read_image(image) if isinstance(image, (str, Path)) else _as_picture(image)
+        proposal = self.propose(picture)
+        chosen = []  # (line number, atoms, prepared crop) of every digit read, in reading order
+        for number, line in enumerate(proposal.lines):
+            scores = group_scores(line.line, line.groups, line.probabilities)
+            for group in choose_groups(line.line, line.groups, scores):
+                start, stop = group
+                chosen.append((number, line.line.atoms[start:stop], line.prepared[line.groups.index(group)]))
+        if not chosen:
+            return Reading("", ())
+        probabilities = self.classify_prepared(np.stack([prepared for _, _, prepared in chosen]), augment=True)
+        digits = tuple(self._digit(atoms, p, proposal.scale, number)
+                       for (number, atoms, _), p in zip(chosen, probabilities, strict=True))
+        lines = ["".join(d.value for d in digits if d.line == number) for number in range(len(proposal.lines))]
+        return Reading("\n".join(line for line in lines if line), digits)
+
+    def propose(self, picture: np.ndarray) -> Proposal:
+        """Every way the picture's ink could split into digits, each candidate read by the classifier."""
+        ink = find_ink(picture)
+        if ink is None:
+            return Proposal([], 1.0, None)
+        segmentation = segment(ink.mask)
+        candidates = [candidate_groups(line) for line in segmentation.lines]
+        crops = [_crop(segmentation, ink, line.atoms[start:stop])
+                 for line, groups in zip(segmentation.lines, candidates, strict=True) for start, stop in groups]
+        prepared = self.prepare(crops)
+        probabilities = self.classify_prepared(prepared)
+        lines, offset = [], 0
+        for line, groups in zip(segmentation.lines, candidates, strict=True):
+            window = slice(offset, offset + len(groups))
+            lines.append(LineCandidates(line, groups, probabilities[window], prepared[window]))
+            offset += len(groups)
+        return Proposal(lines, ink.scale, segmentation)
+
+    def prepare(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Crops of light ink on black, each prepared by the checkpoint's preprocessing -> float32 (N, size, size)."""
+        size = self.preprocessing.size
+        return np.stack([self.preprocessing(crop) for crop in crops]) if crops else np.zeros((0, size, size),
+                                                                                                np.float32)
+
+    def classify_prepared(self, prepared: np.ndarray, augment: bool = False) -> np.ndarray:
+        """Class probabilities (N, 10); with `augment`, averaged over `TTA_VARIANTS` of every digit."""
+        if not len(prepared):
+            return np.zeros((0, len(DIGITS)), np.float32)
+        images = torch.from_numpy(prepared).unsqueeze(1).to(self.task.runtime.device)
+        variants = TTA_VARIANTS if augment else TTA_VARIANTS[:1]
+        with torch.inference_mode():
+            probabilities = sum(self.task.logits(_turned(images, degrees, scale)).softmax(1)
+                                for degrees, scale in variants) / len(variants)
+        return probabilities.cpu().numpy()
+
+    def _digit(self, atoms: list[Atom], probabilities: np.ndarray, scale: float, line: int) -> ReadDigit:
+        order = np.argsort(probabilities)[::-1]
+        x0, y0, x1, y1 = (round(v / scale) for v in box_of(atoms))
+        return ReadDigit(DIGITS[order[0]], (x0, y0, x1 - x0, y1 - y0), float(probabilities[order[0]]),
+                         tuple((DIGITS[i], float(probabilities[i])) for i in order[1: 1 + ALTERNATIVES]), line)
+
+
+def read_digits(image: np.ndarray | str | Path, model: DigitReader | Task | str | Path) -> Reading:
+    """Read the numbers in `image` (a path, or a uint8 grey/RGB array) with `model`: a trained digits run
+    directory, a task loaded from one (`dlzoo.runs.load_for_inference`), or a `DigitReader`."""
+    if isinstance(model, DigitReader):
+        reader = model
+    elif isinstance(model, Task):
+        reader = DigitReader(model)
+    else:
+        reader = DigitReader.from_run(model)
+    return reader.read(image)
+
+
+def _as_picture(image: np.ndarray) -> np.ndarray:
+    """A user's array as uint8 grey or RGB: uint8, other integers, floats in [0, 1] (scikit-image), RGBA."""
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in
+                                                                          (1, 3, 4)):
+        raise UserError(f"expected a picture as a (H, W) or (H, W, 3) array, got {getattr(image, 'shape', image)}")
+    if min(image.shape[:2]) < 2:
+        raise UserError(f"picture is too small ({image.shape[1]}x{image.shape[0]})")
+    if image.dtype == bool:
+        image = image.astype(np.uint8) * 255
+    elif np.issubdtype(image.dtype, np.floating):
+        image = (np.clip(np.nan_to_num(image), 0.0, 1.0) * 255).round().astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = (image.astype(np.float64) * 255 / np.iinfo(image.dtype).max).round().astype(np.uint8)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    elif image.ndim == 3 and image.shape[2] == 4:  # transparent pixels become white paper
+        alpha = image[..., 3:].astype(np.float32) / 255
+        image = (image[..., :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
+    return image
+
+
+def _turned(images: torch.Tensor, degrees: float, scale: float) -> torch.Tensor:
+    """Images rotated by `degrees` and scaled by `scale` about their centre (zero padding, as in training)."""
+    if degrees == 0 and scale == 1:
+        return images
+    angle = np.deg2rad(degrees)
+    cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
+    theta = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=images.dtype, device=images.device)
+    grid = torch.nn.functional.affine_grid(theta.expand(len(images), 2, 3), list(images.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(images, grid, align_corners=False)
+
+
+def _crop(segmentation: Segmentation, ink: InkMap, atoms: list[Atom]) -> np.ndarray:
+    """The group's ink as uint8 light-on-black, with its soft edges but without its neighbours' strokes."""
+    x0, y0, x1, y1 = box_of(atoms)
+    pad = 2
+    labels = segmentation.labels[max(0, y0 - pad): y1 + pad, max(0, x0 - pad): x1 + pad]
+    own = np.isin(labels, [atom.label for atom in atoms])
+    edge = cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ((labels == 0) | own)
+    crop = ink.ink[max(0, y0 - pad): y1 + pad, max(0, x0 - pad): x1 + pad] * edge
+    return np.pad((crop * 255).astype(np.uint8), pad)
