@@ -56,7 +56,8 @@ def test_recipes_are_configured_for_their_machines():
     fashion, speedrun = get_recipe("fashion").config(), get_recipe("fashion-speedrun").config()
     assert fashion.data.source == speedrun.data.source == "fashion-mnist"
     assert fashion.data.resolution == 28 and fashion.tta_flip and fashion.model.channels_last
-    assert fashion.trainer.precision == speedrun.trainer.precision == "auto"  # bf16 autocast on a GPU
+    # bf16 autocast on a GPU, and on a CPU with native bf16 (AVX512-BF16, AMX)
+    assert fashion.trainer.precision == speedrun.trainer.precision == "auto-bf16"
     assert speedrun.ema_decay > 0 and speedrun.tta_flip and speedrun.data.augment.pad > 0
 
 
@@ -150,6 +151,17 @@ def test_data_show_user_errors(cli, tmp_path):
     if other is not None:
         assert_user_error(cli("data", "show", "fashion-mnist", "--recipe", other), "does not classify images")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_bf16_uses_bf16_only_where_the_cpu_has_it(monkeypatch, native):
+    from dlzoo.config import TrainerConfig
+    from dlzoo.engine import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native)
+    created = runtime.Runtime.create(TrainerConfig(device="cpu", precision="auto-bf16"))
+    assert created.autocast_dtype == (torch.bfloat16 if native else None)
+    assert runtime.Runtime.create(TrainerConfig(device="cpu", precision="auto")).autocast_dtype is None
 
 
 def test_ema_settings_are_checked(cli, tmp_path):

@@ -27,8 +27,9 @@ class TrainerConfig:
     seed: int = 0
     # Deterministic kernels (slower on GPU); on the CPU results are already repeatable for a fixed thread count.
     deterministic: bool = False
-    # auto: bf16 autocast on a GPU that supports it, fp32 elsewhere.
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    # auto: bf16 autocast on a GPU that supports it, fp32 elsewhere. auto-bf16: also bf16 on a CPU that computes
+    # it natively (AVX512-BF16 or AMX), where it is faster; other CPUs only emulate bf16, so they stay in fp32.
+    precision: Literal["auto", "auto-bf16", "fp32", "bf16", "fp16"] = "auto"
     compile: bool = False
     grad_clip: float | None = None
     eval_every: int = 1

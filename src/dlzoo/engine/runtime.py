@@ -135,10 +135,18 @@ class Runtime:
             self.barrier()
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bf16 arithmetic in hardware (AVX512-BF16 or AMX tiles), as torch detects it."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu's own (underscored) probes
+    return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
+
+
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "fp32":
         return None
-    if precision == "auto":
+    if precision == "auto-bf16" and device.type == "cpu":
+        return torch.bfloat16 if cpu_has_native_bf16() else None
+    if precision in ("auto", "auto-bf16"):
         if device.type == "cuda" and torch.cuda.is_bf16_supported():
             return torch.bfloat16
         return None

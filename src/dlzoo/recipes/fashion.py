@@ -26,7 +26,7 @@ from dlzoo.tasks.image_classification import (
 
 def fashion_config() -> ImageClassificationConfig:
     return ImageClassificationConfig(
-        trainer=TrainerConfig(epochs=3),
+        trainer=TrainerConfig(epochs=3, precision="auto-bf16"),
         optim=OptimConfig(name="sgd", lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4,
                           schedule="onecycle", warmup=0.2),
         data=ImageDataConfig(source="fashion-mnist", preprocess="resize", batch_size=256,
@@ -39,7 +39,7 @@ def fashion_config() -> ImageClassificationConfig:
 
 def speedrun_config() -> ImageClassificationConfig:
     return ImageClassificationConfig(
-        trainer=TrainerConfig(epochs=16),
+        trainer=TrainerConfig(epochs=16, precision="auto-bf16"),
         optim=OptimConfig(name="sgd", lr=0.4, momentum=0.9, nesterov=True, weight_decay=5e-4,
                           schedule="onecycle", warmup=0.2),
         data=ImageDataConfig(source="fashion-mnist", preprocess="resize", batch_size=512, eval_batch_size=2500,
