@@ -6,8 +6,9 @@
   sampling noise alone gives). It is NOT comparable to FID, which uses Inception-v3 features on ImageNet photos.
 
 Any image-classification run works, as long as its network is an nn.Sequential ending in its final nn.Linear (the
-convention of dlzoo's classifiers): the features are that layer's input, read with a hook during `task.logits`, so
-the classifier sees generated images through its own preprocessing.
+convention of dlzoo's classifiers): the features are that layer's input, read with a hook during `task.logits` (so
+the classifier sees generated images through its own preprocessing, and a weight average is used where the
+classifier would use one).
 """
 
 from __future__ import annotations
@@ -23,17 +24,28 @@ from dlzoo.metrics.frechet import frechet_distance
 FEATURES = "penultimate-layer features of the judge classifier (not Inception: not comparable to FID)"
 
 
+def final_linear_layers(models: dict[str, nn.Module]) -> list[nn.Linear]:
+    """The final nn.Linear of every nn.Sequential among a task's models, looking inside wrappers that keep the
+    network as `.module` (a weight average, DDP): whichever of them `task.logits` runs, its features are read."""
+    layers = []
+    for model in models.values():
+        network = getattr(model, "module", model)
+        if isinstance(network, nn.Sequential) and isinstance(network[-1], nn.Linear):
+            layers.append(network[-1])
+    return layers
+
+
 class Judge:
     def __init__(self, classifier_run: str | Path, device: str = "auto"):
         from dlzoo.runs import load_for_inference, open_run
 
         run = open_run(classifier_run)
         task = load_for_inference(run, device)
-        net = task.models.get("net")
-        if not hasattr(task, "logits") or not isinstance(net, nn.Sequential) or not isinstance(net[-1], nn.Linear):
+        self.final_layers = final_linear_layers(task.models)
+        if not hasattr(task, "logits") or not self.final_layers:
             raise UserError(f"{classifier_run} is a '{run.recipe.name}' run; the judge must be an image classifier "
                             "whose network ends in a linear layer (e.g. a digits or fashion run)")
-        self.task, self.net, self.recipe = task, net, run.recipe.name
+        self.task, self.recipe = task, run.recipe.name
         self.run_dir = str(run.run_dir)
         self.classes: list[str] = list(task.meta["classes"])
         self.test_features: torch.Tensor | None = None
@@ -48,15 +60,19 @@ class Judge:
 
         device = self.task.runtime.device
         logits, features = [], []
-        handle = self.net[-1].register_forward_pre_hook(keep_first)
+        handles = [layer.register_forward_pre_hook(keep_first) for layer in self.final_layers]
         try:
             with torch.no_grad():
                 for chunk in images.split(batch_size):
                     captured.clear()
                     logits.append(self.task.logits(chunk.to(device).float()).float().cpu())
+                    if not captured:
+                        raise UserError(f"the judge ({self.recipe}) computed logits without its final linear layer; "
+                                        "its penultimate features cannot be read")
                     features.append(captured[0])
         finally:
-            handle.remove()
+            for handle in handles:
+                handle.remove()
         return torch.cat(logits), torch.cat(features)
 
     def set_real(self, train_images: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,

@@ -8,7 +8,6 @@ pushes the norm of the critic's input gradient towards 1 at random points betwee
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,6 +17,7 @@ from torch import nn
 from dlzoo.engine.optim import build_optimizer
 from dlzoo.errors import UserError
 from dlzoo.models import model_entry
+from dlzoo.tasks.ema import started, weight_average
 from dlzoo.tasks.generative import (
     EVAL_SEED,
     GenerativeConfig,
@@ -32,8 +32,9 @@ class GANConfig:
     gp_weight: float = 10.0  # lambda
     n_critic: int = 5  # critic steps per generator step
     latent_dim: int = 64
-    # Samples come from an exponential moving average of the generator's weights (0: from the generator itself):
-    # it averages away the step-to-step jitter of adversarial training, which shows as speckled strokes.
+    # Samples come from an exponential moving average of the generator's weights and batch-norm statistics, updated
+    # after every generator step (0: from the generator itself): it averages away the step-to-step jitter of
+    # adversarial training, which shows as speckled strokes.
     ema: float = 0.995
 
 
@@ -94,8 +95,8 @@ class ConditionalGANTask(GenerativeImageTask):
         generator = self.create_model(self.config.generator, latent_dim=self.config.gan.latent_dim)
         models = {"generator": generator, "critic": self.create_model(self.config.critic)}
         if self.config.gan.ema:
-            # A model without trainable parameters: checkpointed with the others, never given to an optimizer.
-            models["generator_ema"] = copy.deepcopy(generator).requires_grad_(False)
+            # Frozen, so no optimizer sees it; a model of the task, so checkpoints and `dlzoo generate` have it.
+            models["generator_ema"] = weight_average(generator, self.config.gan.ema)
         return models
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -117,22 +118,10 @@ class ConditionalGANTask(GenerativeImageTask):
         if (ctx.step + 1) % gan.n_critic == 0:
             ctx.optimize(-critic(generator(self.noise(len(real)), labels), labels).float().mean(), "generator")
             if gan.ema:
-                self.update_ema(generator_steps=(ctx.step + 1) // gan.n_critic)
+                self.models["generator_ema"].update_parameters(self.models["generator"])
         # Logged every batch (the engine averages each key over all batches): the critic's view of the gap.
         return {"loss": (gan.gp_weight * penalty - wasserstein).detach(), "wasserstein": wasserstein.detach(),
                 "gradient_penalty": penalty.detach()}
-
-    def update_ema(self, generator_steps: int) -> None:
-        """ema <- decay * ema + (1 - decay) * generator, with a decay that grows from 0.1 (as TensorFlow's
-        ExponentialMovingAverage with num_updates) so the random initial weights are soon forgotten. Buffers
-        (batch-norm statistics) are copied. A function of the step count only, so resume stays exact."""
-        decay = min(self.config.gan.ema, generator_steps / (generator_steps + 9))
-        ema, live = self.models["generator_ema"], self.models["generator"]
-        with torch.no_grad():
-            for ema_param, live_param in zip(ema.parameters(), live.parameters(), strict=True):
-                ema_param.lerp_(live_param, 1 - decay)
-            for ema_buffer, live_buffer in zip(ema.buffers(), live.buffers(), strict=True):
-                ema_buffer.copy_(live_buffer)
 
     def evaluate(self, split: str) -> dict[str, float]:
         """The critic's estimate of the Wasserstein gap on held-out images (fixed noise), plus the judge's view."""
@@ -151,5 +140,6 @@ class ConditionalGANTask(GenerativeImageTask):
     def sample(self, count: int, labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
         if labels is None:
             raise ValueError("a conditional GAN samples for given labels")
-        model = self.models.get("generator_ema", self.models["generator"])
+        average = self.models.get("generator_ema")
+        model = average if average is not None and started(average) else self.models["generator"]
         return model(self.noise(count, generator), labels).float()
