@@ -11,22 +11,29 @@ import numpy as np
 from dlzoo.errors import UserError
 from dlzoo.reader.read import Reading
 
-SURE, UNSURE = (40, 170, 40), (230, 120, 0)  # RGB: a box is orange when the digit's probability is below 0.5
+SURE, UNSURE = (60, 220, 60), (255, 150, 0)  # RGB: a box is orange when the digit's probability is below 0.5
+OUTLINE = (0, 0, 0)  # drawn under every mark, so it shows on light paper and dark boards alike
+
+
+MIN_SIDE = 800  # smaller pictures are enlarged (by a whole factor) so that the marks stay readable
 
 
 def annotate(picture: np.ndarray, reading: Reading) -> np.ndarray:
-    """An RGB copy of `picture` with the reading drawn on it."""
+    """An RGB copy of `picture` with the reading drawn on it, enlarged `ceil(MIN_SIDE / longer side)` times."""
     canvas = cv2.cvtColor(picture, cv2.COLOR_GRAY2RGB) if picture.ndim == 2 else picture.copy()
+    factor = max(1, -(-MIN_SIDE // max(canvas.shape[:2])))
+    if factor > 1:
+        canvas = cv2.resize(canvas, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
     thickness = max(1, round(max(canvas.shape[:2]) / 400))
     for digit in reading.digits:
-        x, y, width, height = digit.box
-        colour = SURE if digit.probability >= 0.5 else UNSURE
-        cv2.rectangle(canvas, (x, y), (x + width - 1, y + height - 1), colour, thickness)
+        x, y, width, height = (value * factor for value in digit.box)
         scale = max(0.4, height / 40)
         (text_width, text_height), _ = cv2.getTextSize(digit.value, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        top = max(text_height + 2, y - 3)
-        cv2.putText(canvas, digit.value, (x + (width - text_width) // 2, top), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    colour, thickness, cv2.LINE_AA)
+        origin = (x + (width - text_width) // 2, max(text_height + 2, y - 3))
+        for colour, extra in ((OUTLINE, 2), (SURE if digit.probability >= 0.5 else UNSURE, 0)):
+            cv2.rectangle(canvas, (x, y), (x + width - 1, y + height - 1), colour, thickness + extra)
+            cv2.putText(canvas, digit.value, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness + extra,
+                        cv2.LINE_AA)
     return canvas
 
 

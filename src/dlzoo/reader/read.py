@@ -2,7 +2,8 @@
 
 The steps: find the ink (`ink.py`), split it into lines of atoms (`segment.py`, `cuts.py`), prepare every group of
 atoms that may be one digit with the checkpoint's own preprocessing (the function its training digits went through)
-and classify them all in one batch, then pick the best partition of each line (`grouping.py`).
+and classify them all in one batch, pick the best partition of each line (`grouping.py`), and read the chosen
+digits once more with test-time augmentation.
 """
 
 from __future__ import annotations

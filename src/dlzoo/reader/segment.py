@@ -48,6 +48,7 @@ class Segmentation:
 
 
 def segment(mask: np.ndarray) -> Segmentation:
+    """The mask's parts (specks dropped) as lines of atoms, top to bottom, each line's atoms left to right."""
     count, components, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     parts = [i for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] >= SPECK_AREA
              or stats[i, cv2.CC_STAT_HEIGHT] >= 0.4 * WORK_HEIGHT]
