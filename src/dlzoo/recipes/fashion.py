@@ -2,13 +2,13 @@
 
 Both follow cifar10-airbench's playbook: the data set sits on the device as one tensor (`ImageClassification`),
 augmentation is batched on the device, the network is a small conv-pool net (`fashion-net`) in channels_last,
-trained by one-cycle SGD with Nesterov momentum and label smoothing, and each test image is scored with its mirror
-image too (flip TTA; Fashion-MNIST's clothes are left-right symmetric classes).
+trained by one-cycle SGD with Nesterov momentum and label smoothing, in bf16 autocast where the hardware has it
+(`trainer.precision=auto-bf16`: a GPU, or a CPU with AVX512-BF16/AMX), and each test image is scored together with
+its mirror image (flip TTA: mirroring a garment does not change its class).
 
-`fashion` is sized for throughput on 2 CPU cores at the native 28 px: widths 16-32-64, few epochs, only flips as
-augmentation (translations slow learning down more than a short run can win back).
-`fashion-speedrun` spends a GPU's abundance: a 4x wider, deeper net, more epochs, random translations, bf16
-autocast (trainer.precision=auto) and an EMA of the weights for evaluation.
+`fashion` is sized for throughput on 2 CPU cores at the native 28 px: widths 16-32-64, 3 epochs, only flips as
+augmentation (1 px translations cost 0.4 points in so short a run; docs/fashion.md has the measurements).
+`fashion-speedrun` spends a GPU's abundance: a 4x wider, deeper net, 20 epochs and random 2 px translations.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def fashion_config() -> ImageClassificationConfig:
 
 def speedrun_config() -> ImageClassificationConfig:
     return ImageClassificationConfig(
-        trainer=TrainerConfig(epochs=16, precision="auto-bf16"),
+        trainer=TrainerConfig(epochs=20, precision="auto-bf16"),
         optim=OptimConfig(name="sgd", lr=0.4, momentum=0.9, nesterov=True, weight_decay=5e-4,
                           schedule="onecycle", warmup=0.2),
         data=ImageDataConfig(source="fashion-mnist", preprocess="resize", batch_size=512, eval_batch_size=2500,
@@ -47,9 +47,6 @@ def speedrun_config() -> ImageClassificationConfig:
         model=ImageModelConfig(name="fashion-net", args={"width": 64, "depth": 2}, channels_last=True),
         label_smoothing=0.2,
         tta_flip=True,
-        ema_decay=0.95,  # every 5 steps: about 0.99 per step, a window of ~100 steps
-        ema_start=0.5,
-        ema_every=5,
     )
 
 
@@ -58,11 +55,13 @@ register_recipe(Recipe(
     task=ImageClassification,
     default_config=fashion_config,
     summary="Fashion-MNIST at 28 px, fast on a CPU: conv-pool net, flip augmentation + TTA, one-cycle SGD",
+    reference="0.918 / 0.921 test acc (seeds 0 / 1) in 197 / 360 s on a busy 2-core EPYC CPU, bf16: "
+              "dlzoo bench fashion seeds=2",
 ))
 
 register_recipe(Recipe(
     name="fashion-speedrun",
     task=ImageClassification,
     default_config=speedrun_config,
-    summary="Fashion-MNIST speedrun for one GPU: wider conv-pool net, flips + translations, bf16, EMA, flip TTA",
+    summary="Fashion-MNIST speedrun for one GPU: 4x wider conv-pool net, flips + 2 px shifts, bf16, flip TTA",
 ))
