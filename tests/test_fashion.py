@@ -168,3 +168,23 @@ def test_ema_settings_are_checked(cli, tmp_path):
     result = cli("train", "fashion", "ema_decay=1.5", "trainer.device=cpu", "--out", tmp_path / "run")
     assert_user_error(result, "ema_decay and ema_start must be in [0, 1)")
     assert not (tmp_path / "run").exists()
+
+
+def test_bench_speedups_compare_time_to_the_same_accuracy():
+    from dlzoo.bench.fashion import _speedups
+
+    textbook = {"test_accuracy": 0.78, "accuracy_by_epoch": [0.5, 0.79, 0.81, 0.78], "epoch_seconds": [50] * 4}
+    runs = [{"accuracy_by_epoch": [0.8, 0.9], "epoch_seconds": [20, 20]},
+            {"accuracy_by_epoch": [0.7, 0.85], "epoch_seconds": [15, 15]}]
+    # 0.78 (the textbook's final): 100 s against (20 + 30) / 2; 0.80: 150 s against the same; 0.85: never.
+    assert _speedups(textbook, runs) == {"0.78": 4.0, "0.8": 6.0}
+
+
+@pytest.mark.slow
+def test_speedrun_benchmark_runs_on_the_cpu():
+    from dlzoo.bench.fashion import speedrun
+
+    result = speedrun(seeds=2, device="cpu", epochs=1, limit=1024, warmup=False)
+    assert [len(run["accuracy_by_epoch"]) for run in result["runs"]] == [1, 1]
+    assert 0 < result["accuracy"]["mean"] < 1 and result["accuracy"]["std"] >= 0
+    assert not any(result["targets"].values())  # a shortened run on a CPU meets no target, by construction
