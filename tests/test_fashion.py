@@ -69,6 +69,13 @@ def test_fashion_learns_on_real_images(fashion_run):
     assert summary["parameters"] == {"net": sum(p.numel() for p in net.parameters())}
 
 
+def test_eval_of_the_checkpoint_matches_training(cli, fashion_run):
+    result = cli("eval", fashion_run, "--json")
+    assert result.code == 0, result.err
+    trained = json.loads((fashion_run / "summary.json").read_text())["metrics"]["test"]
+    assert json.loads(result.out)["metrics"]["test"]["accuracy"] == pytest.approx(trained["accuracy"])
+
+
 def test_fashion_predicts_pictures_from_its_checkpoint(cli, fashion_run, fashion_small, tmp_path):
     arrays = fashion_small[1]
     paths, labels = [], []
