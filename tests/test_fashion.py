@@ -120,6 +120,19 @@ def test_speedrun_with_an_ema_resumes_exactly(cli, fashion_small, tmp_path):
         assert torch.equal(again[key], weights[key]), key
     assert json.loads((resumed / "summary.json").read_text())["metrics"] == summary["metrics"]
 
+    # What evaluation, prediction and `dlzoo export` use is the average, not the last weights.
+    from dlzoo.runs import load_for_inference, open_run
+
+    task = load_for_inference(open_run(whole), "cpu")
+    assert task.scoring_net() is task.models["ema"].module
+    result = cli("export", whole, "--out", tmp_path / "speedrun.pt2")
+    assert result.code == 0, result.err
+    images = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        exported = torch.export.load(str(tmp_path / "speedrun.pt2")).module()(images)
+        assert torch.allclose(exported, task.models["ema"](images), atol=1e-5)
+        assert not torch.allclose(exported, task.models["net"](images), atol=1e-5)
+
 
 def test_gallery_shows_what_the_recipe_trains_on():
     shown = gallery("fashion-mnist", augment=True, recipe="fashion-speedrun", columns=6, seed=1)

@@ -164,9 +164,14 @@ class ImageClassification(Task):
             self.models["ema"].update_parameters(self.models["net"])
         return {"loss": loss, "accuracy": (logits.argmax(1) == labels).float().mean()}
 
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
+    def scoring_net(self) -> nn.Module:
+        """The network that scores images: the weight average once it has started (`ema_decay`), else `net`.
+        Either way the same architecture (an `AveragedModel` keeps its copy as `.module`)."""
         ema = self.models.get("ema")
-        net = ema if ema is not None and started(ema) else self.models["net"]
+        return ema.module if ema is not None and started(ema) else self.models["net"]
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        net = self.scoring_net()
         images = self._model_input(images)
         logits = net(images).float()
         if self.config.tta_flip:
@@ -210,7 +215,7 @@ class ImageClassification(Task):
     def export_program(self) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
         """The classifier as trained: images in [0, 1] (its normalisation is inside), logits out."""
         resolution = self.meta["resolution"]
-        return self.models["net"], (torch.zeros(2, self.meta["in_channels"], resolution, resolution),)
+        return self.scoring_net(), (torch.zeros(2, self.meta["in_channels"], resolution, resolution),)
 
     def describe(self, record: dict[str, Any]) -> str:
         others = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in record["top"][1:])
