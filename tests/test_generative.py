@@ -128,6 +128,19 @@ def test_cgan_resume_is_exact(cli, tmp_path):
         assert any(not torch.equal(before[key], a[key]) for key in keys)
 
 
+def test_a_judge_measures_without_changing_training(cli, digits_run, tmp_path):
+    args = ["vae-digits", "model.name=vae-mlp", "data.limit=32", "data.batch_size=16", "trainer.epochs=1",
+            "iw_samples=1", *CPU]
+    assert cli("train", *args, "--out", tmp_path / "plain").code == 0
+    assert cli("train", *args, f"judge={digits_run}", "--out", tmp_path / "judged").code == 0
+    a, b = weights(tmp_path / "plain", 1), weights(tmp_path / "judged", 1)
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    judged = json.loads((tmp_path / "judged" / "summary.json").read_text())["metrics"]["test"]
+    plain = json.loads((tmp_path / "plain" / "summary.json").read_text())["metrics"]["test"]
+    assert judged["nll_iw"] == plain["nll_iw"] and "frechet" in judged and "frechet" not in plain
+    assert judged["frechet_floor"] > 0 and judged["frechet"] > judged["frechet_floor"]
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["train", "cgan-digits", "gan.n_critic=0", *CPU], "gan.n_critic must be >= 1"),
     (["train", "cgan-digits", "trainer.compile=true", *CPU], "double backward"),

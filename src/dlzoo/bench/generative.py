@@ -57,7 +57,7 @@ def _data_set(name: str, judge_recipe: str, judge_run: str, gan_epochs: int, vae
 
 
 @benchmark("generative", "cGAN conditional accuracy + classifier-feature Fréchet; conv vs MLP VAE held-out NLL")
-def run(gan_epochs: int = 100, vae_epochs: int = 40, threads: int | None = None, fashion: bool = False,
+def run(gan_epochs: int = 150, vae_epochs: int = 40, threads: int | None = None, fashion: bool = False,
         fashion_gan_epochs: int = 10, fashion_vae_epochs: int = 20, judge_digits: str = "",
         judge_fashion: str = "") -> dict[str, Any]:
     load_before, started = _load(), time.perf_counter()

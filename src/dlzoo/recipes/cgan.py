@@ -31,7 +31,7 @@ def cgan_config(source: str, epochs: int) -> ConditionalGANConfig:
 register_recipe(Recipe(
     name="cgan-digits",
     task=ConditionalGANTask,
-    default_config=lambda: cgan_config("mnist5k", epochs=100),
+    default_config=lambda: cgan_config("mnist5k", epochs=150),
     summary="class-conditional WGAN-GP + spectral norm on mnist5k digits; fixed-noise grids every epoch",
 ))
 

@@ -62,7 +62,8 @@ class GenerativeConfig(RecipeConfig):
 def real_images(arrays: ImageArrays, device: torch.device) -> dict[str, torch.Tensor]:
     """Images (N, 1, H, W) as floats in [0, 1] and labels, for both splits, on `device`."""
     def pixels(images: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(images).float().div_(255).unsqueeze(1).to(device)
+        # torch.tensor copies: IDX arrays are read-only views of the file's bytes, which torch.from_numpy warns about.
+        return torch.tensor(images, dtype=torch.float32).div_(255).unsqueeze(1).to(device)
 
     return {"train_x": pixels(arrays.train_images), "train_y": torch.from_numpy(arrays.train_labels).to(device),
             "test_x": pixels(arrays.test_images), "test_y": torch.from_numpy(arrays.test_labels).to(device)}
@@ -136,8 +137,10 @@ class GenerativeImageTask(Task):
         """Real images on the device and `self.meta`; then the models, and the judge if one is configured."""
         config = self.config
         self.check_config()
-        # The judge first: a wrong path fails at once, not after the data is loaded.
-        self.judge = Judge(config.judge, runtime.device.type) if config.judge else None
+        # The judge first: a wrong path fails at once, not after the data is loaded. Rebuilding its network draws
+        # from the global RNG: forked, so a judged run trains exactly as an unjudged one.
+        with torch.random.fork_rng(devices=[]):
+            self.judge = Judge(config.judge, runtime.device.type) if config.judge else None
         self.runtime = runtime
         arrays, tensors = load_real_images(config.data, runtime.device)
         self.train_x, self.train_y = tensors["train_x"], tensors["train_y"]
