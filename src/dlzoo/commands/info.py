@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from dlzoo.cli import command
 
@@ -15,6 +16,14 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _model_names(config: Any) -> list[str]:
+    """The registered model of every model section (`model`, or e.g. a GAN's `generator` and `critic`)."""
+    from dlzoo.models import list_models
+
+    registered = {entry.name for entry in list_models()}
+    return [section.name for section in vars(config).values() if getattr(section, "name", None) in registered]
+
+
 @command("list", "recipes with their task, model, data and measured reference result")
 def list_recipes(args: argparse.Namespace) -> None:
     from dlzoo.recipes import list_recipes as recipes
@@ -22,7 +31,7 @@ def list_recipes(args: argparse.Namespace) -> None:
     rows = []
     for recipe in recipes():
         config = recipe.config()
-        model = getattr(getattr(config, "model", None), "name", "-")
+        model = " + ".join(_model_names(config)) or "-"
         rows.append([recipe.name, recipe.task.__name__, model, config.data.source or "-",
                      recipe.reference or "(not yet measured)"])
     print(_table(rows, ["recipe", "task", "model", "data", "reference result"]))
