@@ -2,8 +2,9 @@
 
 Two sets of pictures (see `compose_numbers.py`): digits apart, and digits of which some touch or overlap. Reported
 per set: the exact-read rate (the whole text right) and the per-digit accuracy, 1 - (edit distance / digits), so a
-missed or extra digit counts as one error and the rest of the number still counts. The classifier is a `digits` run
-trained with the recipe's defaults (or an existing run: `DLZOO_READER_RUN=RUN_DIR dlzoo bench reader`).
+missed or extra digit counts as one error and the rest of the number still counts. The reader uses a `digits` run
+trained with the recipe's defaults, or with `recipe=digit-lines` a line recognizer (CRNN + CTC), or an existing run
+of either (`run_dir=RUN_DIR`, or `DLZOO_READER_RUN=RUN_DIR dlzoo bench reader`).
 
 `pool="train"` composes from the 4,000 training digits instead; the reader's settings were tuned that way, so the
 held-out digits are only ever used to report.
@@ -25,18 +26,10 @@ from dlzoo.bench.common import machine, train_recipe
 from dlzoo.bench.compose_numbers import compose_number
 from dlzoo.data.images import load_image_arrays
 from dlzoo.errors import UserError
+from dlzoo.reader.ctc import edit_distance
 
 TARGETS = {"apart": 0.95, "touching": 0.85}
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance: insertions, deletions and substitutions each cost one."""
-    row = list(range(len(b) + 1))
-    for i, char_a in enumerate(a, 1):
-        previous, row[0] = row[0], i
-        for j, char_b in enumerate(b, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (char_a != char_b))
-    return row[-1]
+READERS = ("digits", "digit-lines")  # recipes whose runs read numbers: segment + classify, or read lines whole
 
 
 def read_set(reader, images: np.ndarray, labels: np.ndarray, pictures: int, seed: int, touching: bool,
@@ -67,18 +60,19 @@ def read_set(reader, images: np.ndarray, labels: np.ndarray, pictures: int, seed
 
 @benchmark("reader", "read pictures of 1-8 held-out mnist5k digits, apart / touching (exact-read rate)")
 def run(pictures: int = 500, seed: int = 0, run_dir: str | None = None, pool: str = "test",
-        failures: int = 0) -> dict[str, Any]:
-    from dlzoo.reader import DigitReader
+        failures: int = 0, recipe: str = "digits") -> dict[str, Any]:
+    from dlzoo.reader import load_reader
 
     if pool not in ("test", "train"):
         raise UserError(f"pool must be 'test' or 'train', got {pool!r}")
+    if recipe not in READERS:
+        raise UserError(f"recipe must be one of {', '.join(READERS)} (the run the reader uses), got {recipe!r}")
     run_dir = run_dir or os.environ.get("DLZOO_READER_RUN")
     if run_dir is None:
-        run_dir = train_recipe("digits", ["trainer.device=cpu", "trainer.seed=0"])["run_dir"]
+        run_dir = train_recipe(recipe, ["trainer.device=cpu", "trainer.seed=0"])["run_dir"]
     summary_path = Path(run_dir) / "summary.json"
-    classifier_accuracy = (json.loads(summary_path.read_text())["metrics"]["test"]["accuracy"]
-                           if summary_path.is_file() else None)
-    reader = DigitReader.from_run(run_dir, "cpu")
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    reader = load_reader(run_dir, "cpu")  # the run's checkpoint says which reader: classifier or line recognizer
     arrays = load_image_arrays("mnist5k")
     images, labels = ((arrays.test_images, arrays.test_labels) if pool == "test"
                       else (arrays.train_images, arrays.train_labels))
@@ -87,7 +81,9 @@ def run(pictures: int = 500, seed: int = 0, run_dir: str | None = None, pool: st
     return {
         "benchmark": "reader",
         "data": f"pictures composed from mnist5k {pool} digits ({len(images)}), 1-8 digits each, seed {seed}",
-        "classifier": {"run_dir": str(run_dir), "isolated_test_accuracy": classifier_accuracy},
+        "model": {"run_dir": str(run_dir), "recipe": summary.get("recipe"), "reader": type(reader).__name__,
+                  "test_metrics": summary.get("metrics", {}).get("test"),
+                  "train_seconds": summary.get("train_seconds")},
         **sets,
         "targets": {f"{name} exact >= {target}": sets[name]["exact_read_rate"] >= target
                     for name, target in TARGETS.items()},

@@ -11,16 +11,16 @@ from dlzoo.errors import UserError
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a trained digits run")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a trained digits (or digit-lines) run")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="pictures of numbers (photos, scans)")
     parser.add_argument("--json", action="store_true", help="one JSON object per picture")
     parser.add_argument("--annotate", metavar="OUT_DIR", help="write each picture with boxes and digits to OUT_DIR")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
 
 
-@command("read", "read the handwritten numbers in pictures with a trained digits run", _arguments)
+@command("read", "read the handwritten numbers in pictures with a trained digits or digit-lines run", _arguments)
 def read(args: argparse.Namespace) -> None:
-    from dlzoo.reader import DigitReader
+    from dlzoo.reader import load_reader
     from dlzoo.reader.annotate import write_annotation
     from dlzoo.vision.io import read_image
 
@@ -28,7 +28,7 @@ def read(args: argparse.Namespace) -> None:
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--annotate {out_dir} exists and is not a folder")
     pictures = {path: read_image(path) for path in dict.fromkeys(args.images)}  # every file checked before work
-    reader = DigitReader.from_run(args.run_dir, args.device)
+    reader = load_reader(args.run_dir, args.device)  # a digits classifier or a digit-lines recognizer
     written: set[Path] = set()
     for path, picture in pictures.items():
         reading = reader.read(picture)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -23,6 +23,9 @@ from dlzoo.reader.segment import Atom, Line, Segmentation, segment
 from dlzoo.tasks.base import Task
 from dlzoo.vision.io import read_image
 from dlzoo.vision.preprocess import preprocessing_from_dict
+
+if TYPE_CHECKING:
+    from dlzoo.reader.lines import LineReader
 
 DIGITS = [str(d) for d in range(10)]
 ALTERNATIVES = 2  # runner-up classes reported per digit
@@ -75,6 +78,8 @@ class DigitReader:
 
     def __init__(self, task: Task):
         classes = task.meta.get("classes")
+        if task.meta.get("kind") == "line-recognizer":
+            raise UserError("this run is a line recognizer: read with dlzoo.reader.load_reader or LineReader")
         if classes != DIGITS or not hasattr(task, "logits"):
             raise UserError(f"reading numbers needs a digit classifier (classes 0-9), not one with classes {classes}")
         self.task = task
@@ -145,15 +150,32 @@ class DigitReader:
                          tuple((DIGITS[i], float(probabilities[i])) for i in order[1: 1 + ALTERNATIVES]), line)
 
 
-def read_digits(image: np.ndarray | str | Path, model: DigitReader | Task | str | Path) -> Reading:
-    """Read the numbers in `image` (a path, or a uint8 grey/RGB array) with `model`: a trained digits run
-    directory, a task loaded from one (`dlzoo.runs.load_for_inference`), or a `DigitReader`."""
-    if isinstance(model, DigitReader):
-        reader = model
-    elif isinstance(model, Task):
-        reader = DigitReader(model)
+def reader_for(task: Task) -> DigitReader | LineReader:
+    """The reader that suits a loaded run: a line reader for a line recognizer (its checkpoint's meta says
+    `kind: line-recognizer`), the segmenting reader for a digit classifier."""
+    if task.meta.get("kind") == "line-recognizer":
+        from dlzoo.reader.lines import LineReader
+
+        return LineReader(task)
+    return DigitReader(task)
+
+
+def load_reader(run_dir: str | Path, device: str = "auto") -> DigitReader | LineReader:
+    """The reader for a run directory: a `digits` run (or another digit classifier) or a `digit-lines` run."""
+    from dlzoo.runs import load_for_inference, open_run
+
+    return reader_for(load_for_inference(open_run(run_dir), device))
+
+
+def read_digits(image: np.ndarray | str | Path, model: DigitReader | LineReader | Task | str | Path) -> Reading:
+    """Read the numbers in `image` (a path, or a uint8 grey/RGB array) with `model`: a trained run directory
+    (`digits` or `digit-lines`), a task loaded from one (`dlzoo.runs.load_for_inference`), or a reader."""
+    if isinstance(model, Task):
+        reader = reader_for(model)
+    elif isinstance(model, (str, Path)):
+        reader = load_reader(model)
     else:
-        reader = DigitReader.from_run(model)
+        reader = model
     return reader.read(image)
 
 

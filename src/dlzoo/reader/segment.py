@@ -47,8 +47,9 @@ class Segmentation:
     lines: list[Line]
 
 
-def segment(mask: np.ndarray) -> Segmentation:
-    """The mask's parts (specks dropped) as lines of atoms, top to bottom, each line's atoms left to right."""
+def segment(mask: np.ndarray, cut: bool = True) -> Segmentation:
+    """The mask's parts (specks dropped) as lines of atoms, top to bottom, each line's atoms left to right.
+    Without `cut`, every part is one atom (the line recognizer needs lines, not pieces of digits)."""
     count, components, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     parts = [i for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] >= SPECK_AREA
              or stats[i, cv2.CC_STAT_HEIGHT] >= 0.4 * WORK_HEIGHT]
@@ -60,7 +61,8 @@ def segment(mask: np.ndarray) -> Segmentation:
         heights = stats[members, cv2.CC_STAT_HEIGHT]
         line = Line(digit_height=float(np.median(heights[heights >= 0.6 * heights.max()])))
         for component in members:
-            line.atoms += _atoms(components, stats, component, line.digit_height, stroke, labels, next_label)
+            line.atoms += _atoms(components, stats, component, line.digit_height, stroke if cut else None, labels,
+                                 next_label)
         line.atoms.sort(key=lambda atom: atom.center_x)
         lines.append(line)
     return Segmentation(labels, lines)
@@ -125,12 +127,14 @@ def stroke_width(mask: np.ndarray) -> float:
     return max(1.0, 2.2 * float(np.percentile(distances[mask], 90)))
 
 
-def _atoms(components: np.ndarray, stats: np.ndarray, component: int, digit_height: float, stroke: float,
+def _atoms(components: np.ndarray, stats: np.ndarray, component: int, digit_height: float, stroke: float | None,
            labels: np.ndarray, next_label: Iterator[int]) -> list[Atom]:
-    """The component as one atom, or as the pieces between its candidate cuts; pieces are written to `labels`."""
+    """The component as one atom, or as the pieces between its candidate cuts; pieces are written to `labels`.
+    `stroke` None: no cuts."""
     x, y, width, height = (int(v) for v in stats[component, :4])
     mask = components[y: y + height, x: x + width] == component
-    cuts = find_cuts(mask, digit_height, stroke) if width >= SPLIT_WIDTH * digit_height else []
+    wide = width >= SPLIT_WIDTH * digit_height
+    cuts = find_cuts(mask, digit_height, stroke) if stroke is not None and wide else []
     columns = np.arange(width)[None, :]
     bounds = [np.zeros(height, np.int64), *(cut.path for cut in cuts), np.full(height, width)]
     atoms = []

@@ -1,0 +1,151 @@
+"""Reading pictures with a line recognizer (a `digit-lines` run): find the ink and its lines as the classifier
+reader does (`ink.py`, `segment.py`), then read each line whole with the CRNN and greedy CTC decoding.
+
+No digit is cut out, so touching and overlapping digits need no segmentation: each line is cropped (its own ink
+only, with soft edges), scaled so its digits are as tall as in training, and the network reads the strip. Where a
+digit lies is known only roughly, from the frames CTC read it at: each ink column of the line goes to the nearest
+digit's peak frame, and a digit's box is the ink of its columns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from dlzoo.errors import UserError
+from dlzoo.reader.ctc import Symbol, greedy_decode
+from dlzoo.reader.ink import InkMap, find_ink
+from dlzoo.reader.read import ALTERNATIVES, DIGITS, ReadDigit, Reading, _as_picture
+from dlzoo.reader.segment import Line, Segmentation, segment
+from dlzoo.tasks.base import Task
+from dlzoo.vision.io import read_image
+
+KIND = "line-recognizer"  # the task's meta["kind"] (see tasks/line_recognition.py)
+MARGIN = 0.3  # paper kept left and right of a line, in digit heights (training lines have 0.1-0.6)
+
+
+class Strip:
+    """A line as the network sees it, and how to map its columns back to the working picture."""
+
+    def __init__(self, pixels: np.ndarray, origin_x: float, factor: float, line: Line):
+        self.pixels = pixels  # float32 (height, width) in [0, 1], light ink on black
+        self.origin_x = origin_x  # working-scale column of the strip's column 0
+        self.factor = factor  # strip pixels per working pixel
+        self.line = line
+
+
+class LineReader:
+    """A trained line recognizer used to read whole pictures; same results as `DigitReader.read`."""
+
+    def __init__(self, task: Task):
+        if task.meta.get("kind") != KIND or task.meta.get("classes") != DIGITS or not hasattr(task, "logits"):
+            raise UserError("reading lines needs a line recognizer run (recipe digit-lines)")
+        self.task = task
+        self.height = int(task.meta["height"])
+        self.digit_height = float(task.meta["digit_height"])
+        self.stride = int(getattr(task.models["net"], "frame_stride", 2))
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, device: str = "auto") -> LineReader:
+        from dlzoo.runs import load_for_inference, open_run
+
+        return cls(load_for_inference(open_run(run_dir), device))
+
+    def read(self, image: np.ndarray | str | Path) -> Reading:
+        picture = read_image(image) if isinstance(image, (str, Path)) else _as_picture(image)
+        ink = find_ink(picture)
+        if ink is None:
+            return Reading("", ())
+        segmentation = segment(ink.mask, cut=False)
+        strips = [self.strip(segmentation, ink, line) for line in segmentation.lines]
+        if not strips:
+            return Reading("", ())
+        probabilities = self.probabilities([strip.pixels for strip in strips])
+        digits: list[ReadDigit] = []
+        lines = []
+        for number, (strip, line_probabilities) in enumerate(zip(strips, probabilities, strict=True)):
+            symbols = greedy_decode(line_probabilities)
+            boxes = self._boxes(segmentation, strip, symbols)
+            line_digits = [self._digit(symbol, line_probabilities[symbol.peak], box, ink.scale, number)
+                           for symbol, box in zip(symbols, boxes, strict=True)]
+            digits += line_digits
+            lines.append("".join(d.value for d in line_digits))
+        return Reading("\n".join(line for line in lines if line), tuple(digits))
+
+    def strip(self, segmentation: Segmentation, ink: InkMap, line: Line) -> Strip:
+        """The line's own ink (other lines and specks masked out), scaled so its digits are `digit_height` tall,
+        or less when the line is too slanted or uneven to fit the strip, centred in it."""
+        labels = [atom.label for atom in line.atoms]
+        x0 = min(a.box[0] for a in line.atoms)
+        y0 = min(a.box[1] for a in line.atoms)
+        x1 = max(a.box[2] for a in line.atoms)
+        y1 = max(a.box[3] for a in line.atoms)
+        pad_x, pad_y = round(MARGIN * line.digit_height), 2
+        top, left = max(0, y0 - pad_y), max(0, x0 - pad_x)
+        window = segmentation.labels[top: y1 + pad_y, left: x1 + pad_x]
+        own = np.isin(window, labels)
+        edge = cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ((window == 0) | own)
+        crop = ink.ink[top: y1 + pad_y, left: x1 + pad_x] * edge
+        factor = min(self.digit_height / line.digit_height, (self.height - 2) / (y1 - y0))
+        size = (max(1, round(crop.shape[1] * factor)), max(1, round(crop.shape[0] * factor)))
+        scaled = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+        # Centre the line's ink box (not the padded crop) in the strip.
+        offset = round(self.height / 2 - ((y0 + y1) / 2 - top) * factor)
+        pixels = np.zeros((self.height, size[0]), np.float32)
+        src0, dst0 = max(0, -offset), max(0, offset)
+        rows = min(size[1] - src0, self.height - dst0)
+        pixels[dst0: dst0 + rows] = scaled[src0: src0 + rows]
+        return Strip(np.clip(pixels, 0, 1), float(left), factor, line)
+
+    def probabilities(self, strips: list[np.ndarray]) -> list[np.ndarray]:
+        """Per-frame class probabilities (frames, 11) of each strip; strips batched, padded right with black."""
+        width = max(strip.shape[1] for strip in strips)
+        width = max(16, -(-width // 16) * 16)
+        batch = np.zeros((len(strips), 1, self.height, width), np.float32)
+        for index, strip in enumerate(strips):
+            batch[index, 0, :, : strip.shape[1]] = strip
+        images = torch.from_numpy(batch).to(self.task.runtime.device)
+        with torch.inference_mode():
+            probabilities = self.task.logits(images).float().softmax(-1).cpu().numpy()
+        # Frames past a strip's own end read padding; keep those that cover the strip.
+        return [p[: -(-strip.shape[1] // self.stride)] for p, strip in zip(probabilities, strips, strict=True)]
+
+    def _boxes(self, segmentation: Segmentation, strip: Strip,
+               symbols: list[Symbol]) -> list[tuple[int, int, int, int]]:
+        """Working-scale boxes (x0, y0, x1, y1): each ink column of the line goes to the symbol whose peak frame is
+        nearest, and a symbol's box is the ink of its columns."""
+        if not symbols:
+            return []
+        line = strip.line
+        x0, y0 = min(a.box[0] for a in line.atoms), min(a.box[1] for a in line.atoms)
+        x1, y1 = max(a.box[2] for a in line.atoms), max(a.box[3] for a in line.atoms)
+        own = np.isin(segmentation.labels[y0:y1, x0:x1], [atom.label for atom in line.atoms])
+        peaks = np.array([strip.origin_x + (symbol.peak + 0.5) * self.stride / strip.factor for symbol in symbols])
+        columns = np.arange(x0, x1) + 0.5
+        nearest = np.abs(columns[:, None] - peaks[None, :]).argmin(1)
+        boxes = []
+        for index, peak in enumerate(peaks):
+            mine = own[:, nearest == index]
+            cols = np.flatnonzero(nearest == index)
+            rows = np.flatnonzero(mine.any(1)) if mine.size else np.array([], np.int64)
+            if len(rows) == 0:  # no ink near the peak (should not happen): a digit-sized box around it
+                half = line.digit_height / 3
+                boxes.append((round(peak - half), y0, round(peak + half), y1))
+                continue
+            ink_cols = cols[mine.any(0)]
+            boxes.append((x0 + int(ink_cols.min()), y0 + int(rows.min()), x0 + int(ink_cols.max()) + 1,
+                          y0 + int(rows.max()) + 1))
+        return boxes
+
+    @staticmethod
+    def _digit(symbol: Symbol, frame: np.ndarray, box: tuple[int, int, int, int], scale: float,
+               line: int) -> ReadDigit:
+        """A digit read at its peak frame: its probability there and the two likeliest other digits."""
+        digits = frame[1:]  # drop the blank
+        others = [d for d in np.argsort(digits)[::-1] if d != symbol.digit][:ALTERNATIVES]
+        x0, y0, x1, y1 = (round(v / scale) for v in box)
+        return ReadDigit(DIGITS[symbol.digit], (x0, y0, x1 - x0, y1 - y0), float(digits[symbol.digit]),
+                         tuple((DIGITS[d], float(digits[d])) for d in others), line)

@@ -1,0 +1,182 @@
+"""Line recognition: a strip of handwriting in, its digits out, trained with CTC (no segmentation needed).
+
+Training lines are composed on the fly from real digits (`dlzoo.reader.compose_lines`): each batch is a fresh
+set of lines drawn from the training digits, so an "epoch" is `data.lines_per_epoch` lines. The test split is a
+fixed set of lines composed from the held-out digits with a fixed seed: it measures how well the recognizer reads
+digits it never saw. The reader (`dlzoo read`) crops each line of a picture, scales it so its digits are
+`data.digit_height` pixels tall in a strip `data.height` high, and decodes what this network outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlzoo.config import DataConfig, RecipeConfig
+from dlzoo.data.images import DIGIT_CLASSES, load_image_arrays
+from dlzoo.errors import UserError
+from dlzoo.models import create
+from dlzoo.reader.compose_lines import LineComposer, LineStyle
+from dlzoo.reader.ctc import BLANK, NUM_CLASSES, edit_distance, greedy_texts
+from dlzoo.tasks.base import Task
+
+KIND = "line-recognizer"  # meta["kind"]: how the reader tells a line recognizer from a digit classifier
+
+
+@dataclass
+class LineDataConfig(DataConfig):
+    source: str = "mnist5k"
+    lines_per_epoch: int = 8192
+    max_digits: int = 8
+    height: int = 32  # pixels of the strip the network reads
+    digit_height: float = 21.0  # the reader scales each line so its digits are this tall
+    eval_lines: int = 1000  # test lines composed from the held-out digits
+    eval_seed: int = 1234
+    style: LineStyle = field(default_factory=LineStyle)
+
+
+@dataclass
+class LineModelConfig:
+    name: str = "line-crnn"
+    args: dict[str, Any] = field(default_factory=dict)  # e.g. model.args.hidden=64
+    channels_last: bool = True  # faster convolutions on CPUs (oneDNN) and GPUs
+
+
+@dataclass
+class LineRecognitionConfig(RecipeConfig):
+    data: LineDataConfig = field(default_factory=LineDataConfig)
+    model: LineModelConfig = field(default_factory=LineModelConfig)
+
+
+class LineBatches:
+    """Which digits make each line of a batch: (picks, lengths), a pure function of (seed, epoch, rank).
+    Drawing the pictures themselves happens in `train_step`, with torch's global generator."""
+
+    def __init__(self, composer: LineComposer, lines: int, batch_size: int, max_digits: int, seed: int,
+                 rank: int = 0, world_size: int = 1):
+        self.composer, self.batch_size, self.max_digits = composer, batch_size, max_digits
+        self.seed, self.rank = seed, rank
+        self.batches = max(1, lines // (batch_size * world_size))
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 64 + self.rank)
+        for _ in range(self.batches):
+            yield self.composer.random_picks(self.batch_size, self.max_digits, generator)
+
+
+def ctc_loss(logits: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Mean CTC loss per line of logits (N, T, 11) against digit targets (concatenated values 0-9)."""
+    log_probs = logits.float().log_softmax(-1).transpose(0, 1)  # (T, N, C), as torch's CTC wants
+    frames = torch.full((logits.shape[0],), logits.shape[1], dtype=torch.long, device=logits.device)
+    return F.ctc_loss(log_probs, targets + 1, frames, lengths, blank=BLANK, reduction="mean", zero_infinity=True)
+
+
+class LineRecognition(Task):
+    main_metric = "exact"
+    config: LineRecognitionConfig
+
+    def setup(self, runtime) -> None:
+        data = self.config.data
+        if data.height % 8 or data.height < 16:
+            raise UserError(f"data.height must be a multiple of 8 and at least 16, got {data.height}")
+        low, high = data.style.digit_height
+        if not 0 < low <= data.digit_height <= high <= data.height:
+            raise UserError(f"data.digit_height ({data.digit_height}) must lie within data.style.digit_height "
+                            f"[{low}, {high}], inside the strip (data.height={data.height})")
+        if data.max_digits < 1 or data.lines_per_epoch < 1 or data.eval_lines < 1:
+            raise UserError("data.max_digits, data.lines_per_epoch and data.eval_lines must be at least 1")
+        self.runtime = runtime
+        arrays = load_image_arrays(data.source, data.path).limit(data.limit)
+        device = runtime.device
+
+        def composer(images, labels) -> LineComposer:
+            return LineComposer(torch.tensor(images, device=device), torch.tensor(labels, device=device),
+                                data.height, data.style)
+
+        # Training lines only ever use the training digits; the test lines only the held-out ones.
+        self.train_composer = composer(arrays.train_images, arrays.train_labels)
+        self.test_lines = self._compose_test_lines(composer(arrays.test_images, arrays.test_labels))
+        self.meta = {"kind": KIND, "classes": DIGIT_CLASSES, "height": data.height,
+                     "digit_height": data.digit_height, "source": arrays.source}
+        self.models = self.build_models()
+        for model in self.models.values():
+            model.to(device)
+
+    def _compose_test_lines(self, composer: LineComposer) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Fixed lines of held-out digits (same style as training), in chunks so the canvases stay small."""
+        data = self.config.data
+        generator = torch.Generator().manual_seed(data.eval_seed)
+        picks, lengths = composer.random_picks(data.eval_lines, data.max_digits, generator)
+        chunks = []
+        for start in range(0, data.eval_lines, 100):
+            chunks.append(composer.compose(picks[start: start + 100], lengths[start: start + 100],
+                                           generator=generator))
+        return chunks
+
+    def build_models(self) -> dict[str, nn.Module]:
+        args = {"height": self.meta["height"], **self.config.model.args}
+        net = create(self.config.model.name, num_classes=NUM_CLASSES, in_channels=1, **args)
+        return {"net": net.to(memory_format=torch.channels_last) if self.config.model.channels_last else net}
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Per-frame logits (N, T, 11) of lines (N, 1, height, W) in [0, 1]; what the reader calls."""
+        if self.config.model.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.models["net"](images)
+
+    def train_loader(self) -> LineBatches:
+        runtime, data = self.runtime, self.config.data
+        return LineBatches(self.train_composer, data.lines_per_epoch, data.batch_size, data.max_digits,
+                           runtime.seed, runtime.rank, runtime.world_size)
+
+    def train_step(self, batch, ctx) -> dict[str, torch.Tensor]:
+        picks, lengths = batch
+        images, targets, lengths = self.train_composer.compose(picks, lengths)
+        if self.config.model.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return {"loss": ctc_loss(ctx.models["net"](images), targets, lengths)}
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        runtime = self.runtime
+        totals = torch.zeros(5, dtype=torch.float64)  # loss sum, exact, edit errors, digits, lines
+        for images, targets, lengths in self.test_lines[runtime.rank::runtime.world_size]:
+            logits = self.logits(images)
+            totals[0] += float(ctc_loss(logits, targets, lengths)) * len(lengths)
+            truths = _texts(targets, lengths)
+            for read, truth in zip(greedy_texts(logits), truths, strict=True):
+                totals[1] += read == truth
+                totals[2] += min(len(truth), edit_distance(read, truth))
+                totals[3] += len(truth)
+            totals[4] += len(lengths)
+        loss, exact, errors, digits, lines = runtime.all_reduce_sum(totals.to(runtime.device)).tolist()
+        return {"loss": loss / lines, "exact": exact / lines, "digit_accuracy": 1 - errors / digits}
+
+    # --- prediction -----------------------------------------------------------------------------------------
+    def predict(self, inputs: list[str], out: str | None = None) -> list[dict[str, Any]]:
+        from dlzoo.reader.lines import LineReader
+
+        reader = LineReader(self)
+        return [{"path": path, **reader.read(path).to_dict()} for path in inputs]
+
+    def describe(self, record: dict[str, Any]) -> str:
+        return f"{record['path']}: {record['text'] or '(no digits found)'}"
+
+
+def _texts(targets: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+    values = targets.tolist()
+    texts, start = [], 0
+    for length in lengths.tolist():
+        texts.append("".join(str(v) for v in values[start: start + length]))
+        start += length
+    return texts

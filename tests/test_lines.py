@@ -1,0 +1,133 @@
+"""The line recognizer (`digit-lines`): model contract, CTC decoding, the training composer, a tiny end-to-end run
+read by `dlzoo read`, and its errors."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import dlzoo
+from conftest import assert_user_error
+from dlzoo.cli import main
+from dlzoo.data.images import load_image_arrays
+from dlzoo.errors import UserError
+from dlzoo.models import create
+from dlzoo.reader import DigitReader, LineReader, load_reader
+from dlzoo.reader.compose_lines import LineComposer, LineStyle
+from dlzoo.reader.ctc import BLANK, greedy_decode, greedy_texts
+from pictures import held_out_digits, write
+
+# A line recognizer small enough for a test: 400 training digits, 4 steps, a narrow network.
+TINY_LINES = ["data.limit=400", "data.batch_size=16", "data.lines_per_epoch=64", "data.eval_lines=20",
+              "trainer.epochs=1", "trainer.device=cpu", "model.args.width=4", "model.args.hidden=8"]
+
+
+@pytest.fixture(scope="module")
+def lines_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("lines") / "digit-lines"
+    assert main(["train", "digit-lines", *TINY_LINES, "--out", str(run_dir)]) == 0
+    return run_dir
+
+
+def test_model_reads_any_width_into_frames_of_two_pixels():
+    net = create("line-crnn", num_classes=11, width=4, hidden=8).eval()
+    for width in (16, 100, 256):
+        assert net(torch.rand(3, 1, 32, width)).shape == (3, width // 2, 11)
+    conv = create("line-crnn", num_classes=11, width=4, hidden=8, sequence="conv").eval()
+    assert conv(torch.rand(2, 1, 32, 64)).shape == (2, 32, 11)
+    with pytest.raises(ValueError, match="32 pixels high"):
+        net(torch.rand(1, 1, 28, 64))
+
+
+def test_greedy_ctc_decoding_merges_repeats_and_drops_blanks():
+    # Frames read: blank, 3, 3, blank, 3, 7, 7, blank (class c is digit c - 1): "226" with a blank between the 2s.
+    best = [BLANK, 3, 3, BLANK, 3, 7, 7, BLANK]
+    probabilities = np.full((len(best), 11), 0.01, np.float32)
+    for frame, cls in enumerate(best):
+        probabilities[frame, cls] = 0.9
+    probabilities[2, 3] = 0.95  # the first 2 is surest at its second frame
+    symbols = greedy_decode(probabilities)
+    assert [s.digit for s in symbols] == [2, 2, 6]
+    assert [(s.first, s.last, s.peak) for s in symbols] == [(1, 2, 2), (4, 4, 4), (5, 6, 5)]
+    logits = torch.from_numpy(np.log(probabilities))[None]
+    assert greedy_texts(torch.cat([logits, torch.zeros(1, 8, 11)])) == ["226", ""]
+
+
+def test_training_composer_draws_the_digits_its_labels_say():
+    arrays = load_image_arrays("mnist5k")
+    apart = LineStyle(touching=0.0, apart_gap=[0.35, 0.5], degrees=0.0, slant=0.0)
+    composer = LineComposer(torch.tensor(arrays.train_images[:500]), torch.tensor(arrays.train_labels[:500]),
+                            style=apart)
+    picks, lengths = composer.random_picks(40, 6, torch.Generator().manual_seed(0))
+    images, targets, out_lengths = composer.compose(picks, lengths, augment=False)
+    assert images.shape[:3] == (40, 1, 32) and images.shape[-1] % 16 == 0
+    assert torch.equal(out_lengths, lengths) and len(targets) == int(lengths.sum())
+    assert torch.equal(targets, torch.cat([composer.labels[p[:n]] for p, n in zip(picks, lengths, strict=True)]))
+    # Set well apart, each digit is one run of inked columns: as many runs as labels.
+    runs = [int(np.diff(np.r_[0, (image[0].amax(0) > 0.2).int().numpy(), 0]).clip(0).sum()) for image in images]
+    assert np.mean(np.array(runs) == lengths.numpy()) >= 0.9, (runs, lengths.tolist())
+    assert float(images.max()) <= 1 and float(images.min()) >= 0
+
+
+def test_training_lines_use_only_training_digits(lines_run):
+    from dlzoo.engine.runtime import Runtime
+    from dlzoo.recipes import get_recipe
+    from dlzoo.runs import build_config
+
+    recipe = get_recipe("digit-lines")
+    config = build_config(recipe, overrides=TINY_LINES)
+    task = recipe.task(config)
+    task.setup(Runtime.create(config.trainer, init_process_group=False))
+    arrays = load_image_arrays("mnist5k")
+    train = torch.tensor(arrays.train_images[:400]).float().div(255).unsqueeze(1)
+    assert torch.equal(task.train_composer.glyphs, train)
+    held_out = {image.tobytes() for image in arrays.test_images}
+    assert not any(image.tobytes() in held_out for image in arrays.train_images[:400])
+    assert sum(len(lengths) for _, _, lengths in task.test_lines) == 20
+
+
+def test_tiny_run_reads_pictures_with_dlzoo_read(cli, lines_run, tmp_path):
+    summary = json.loads((lines_run / "summary.json").read_text())
+    assert set(summary["metrics"]["test"]) == {"loss", "exact", "digit_accuracy"}
+    digits, _ = held_out_digits(per_class=1)
+    line = np.hstack([np.pad(255 - d, ((10, 10), (6, 6)), constant_values=255) for d in digits[:4]])
+    picture = write(tmp_path / "line.png", np.stack([line] * 3, -1))
+    result = cli("read", lines_run, picture, "--json", "--annotate", tmp_path / "annotated")
+    assert result.code == 0, result.err
+    record = json.loads(result.out)
+    assert re.fullmatch(r"[0-9]*", record["text"]) and len(record["digits"]) == len(record["text"])
+    for digit in record["digits"]:
+        assert 0 <= digit["probability"] <= 1 and len(digit["alternatives"]) == 2 and digit["box"][2] >= 1
+    assert Path(record["annotated"]).is_file()
+    reader = load_reader(lines_run, "cpu")
+    assert isinstance(reader, LineReader)
+    assert dlzoo.read_digits(str(picture), lines_run).text == record["text"]
+    assert dlzoo.read_digits(np.full((40, 40), 255, np.uint8), reader).text == ""
+
+
+def test_line_and_digit_readers_refuse_each_others_runs(lines_run, digits_run):
+    with pytest.raises(UserError, match="line recognizer"):
+        DigitReader(load_reader(lines_run, "cpu").task)
+    with pytest.raises(UserError, match="digit-lines"):
+        LineReader(load_reader(digits_run, "cpu").task)
+
+
+def test_bench_reader_measures_a_line_run(lines_run):
+    from dlzoo.bench import get_benchmark
+
+    result = get_benchmark("reader")(pictures=2, run_dir=str(lines_run))
+    assert result["model"]["reader"] == "LineReader" and result["model"]["recipe"] == "digit-lines"
+    assert 0 <= result["touching"]["digit_accuracy"] <= 1
+    with pytest.raises(UserError, match="recipe"):
+        get_benchmark("reader")(pictures=2, recipe="fashion")
+
+
+def test_bad_line_config_is_a_user_error(cli, tmp_path):
+    assert_user_error(cli("train", "digit-lines", *TINY_LINES, "data.digit_height=30", "--out", tmp_path / "r"),
+                      "digit_height")
+    assert_user_error(cli("train", "digit-lines", *TINY_LINES, "data.height=30", "--out", tmp_path / "r"),
+                      "multiple of 8")
+    assert not (tmp_path / "r").exists()
