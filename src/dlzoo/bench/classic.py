@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision.transforms.v2 import functional as TF
 
 from dlzoo.bench import benchmark
-from dlzoo.bench.common import machine, train_recipe
+from dlzoo.bench.common import machine, torch_threads, train_recipe
 from dlzoo.data.idx import write_idx
 from dlzoo.data.images import FASHION_MNIST, ImageArrays, load_image_arrays
 from dlzoo.engine.reporting import read_metrics
@@ -182,23 +182,20 @@ def run(models: list[str] | None = None, train: int | None = None, test: int | N
     epochs = epochs if epochs is not None else (10 if on_gpu else QUICK_EPOCHS)
     target = target if target is not None or on_gpu else QUICK_TARGET
     workers = workers if workers is not None else (4 if on_gpu else 0)
-    for key, value in (("epochs", epochs), ("train", train), ("test", test), ("threads", threads)):
+    for key, value in (("epochs", epochs), ("train", train), ("test", test)):
         if value is not None and value < 1:
             raise UserError(f"{key} must be >= 1, got {value}")
 
     scratch = Path(tempfile.mkdtemp(prefix="dlzoo-bench-classic-"))
-    threads_before = torch.get_num_threads()
     try:
-        if threads is not None:
-            torch.set_num_threads(threads)  # the dlzoo runs keep it: trainer.threads stays unset
-        subset = train is not None or test is not None
-        arrays = fashion_subset(scratch, train, test) if subset else load_image_arrays("fashion-mnist")
-        data_path = scratch if subset else None
-        results = [compare(settings[name], arrays, data_path, epochs, torch_device, seed, workers, target)
-                   for name in models]
-        where = machine(torch_device)  # names the thread count in use
+        with torch_threads(threads):
+            subset = train is not None or test is not None
+            arrays = fashion_subset(scratch, train, test) if subset else load_image_arrays("fashion-mnist")
+            data_path = scratch if subset else None
+            results = [compare(settings[name], arrays, data_path, epochs, torch_device, seed, workers, target)
+                       for name in models]
+            where = machine(torch_device)  # names the thread count in use
     finally:
-        torch.set_num_threads(threads_before)
         shutil.rmtree(scratch, ignore_errors=True)
     return {
         "benchmark": "classic",

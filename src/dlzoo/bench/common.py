@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from dlzoo.errors import UserError
 from dlzoo.provenance import environment
 
 
@@ -32,3 +37,20 @@ def machine(device) -> dict[str, Any]:
     info = environment(device)
     return {"device": info["device"], "device_name": info["device_name"], "git_commit": info["git_commit"],
             "torch": info["versions"]["torch"]}
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run a benchmark's baseline and recipe runs on `threads` torch CPU threads (None: leave it), then restore.
+
+    On a shared machine, two jobs each asking for every core slow each other far more than they share (spinning
+    OpenMP threads); `threads=1` makes a benchmark's seconds mean something beside another job."""
+    if threads is not None and threads < 1:
+        raise UserError(f"threads must be >= 1, got {threads}")
+    before = torch.get_num_threads()
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)  # recipe runs keep it: their trainer.threads stays unset
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from dlzoo.bench import benchmark
 from dlzoo.bench.classic import textbook_loop, time_to_accuracy
-from dlzoo.bench.common import machine, train_recipe
+from dlzoo.bench.common import machine, torch_threads, train_recipe
 from dlzoo.data.images import load_image_arrays
 from dlzoo.engine.reporting import read_metrics
 from dlzoo.engine.runtime import pick_device
@@ -57,20 +57,24 @@ def _spread(values: list[float]) -> dict[str, float]:
 
 
 @benchmark("fashion", "fashion recipe vs the textbook LeNet loop on the full Fashion-MNIST: time to accuracy")
-def run(seeds: int = 1, textbook_epochs: int = 10, device: Literal["auto", "cpu", "cuda"] = "cpu") -> dict[str, Any]:
-    """seeds: dlzoo runs (seeds 0..N-1); textbook_epochs: the book's 10 (0 skips the textbook loop)."""
+def run(seeds: int = 1, textbook_epochs: int = 10, device: Literal["auto", "cpu", "cuda"] = "cpu",
+        threads: int | None = None) -> dict[str, Any]:
+    """seeds: dlzoo runs (seeds 0..N-1); textbook_epochs: the book's 10 (0 skips the textbook loop); threads: torch
+    CPU threads for both sides (default: torch's choice, every core)."""
     if seeds < 1 or textbook_epochs < 0:
         raise UserError(f"seeds must be >= 1 and textbook_epochs >= 0, got {seeds} and {textbook_epochs}")
     torch_device = pick_device(device)
     textbook = None
-    if textbook_epochs:
-        lenet = book_setting("lenet")
-        side = textbook_loop(lenet, load_image_arrays("fashion-mnist"), textbook_epochs, torch_device, seed=0,
-                             workers=0)
-        textbook = {"recipe": f"the book's LeNet, DataLoader batch {lenet.batch_size}, SGD lr {lenet.lr}, "
-                              f"{textbook_epochs} epochs, fp32", **_with_times(side)}
-    runs = [_with_times(recipe_run("fashion", [f"trainer.seed={seed}", f"trainer.device={torch_device.type}"]))
-            for seed in range(seeds)]
+    with torch_threads(threads):
+        if textbook_epochs:
+            lenet = book_setting("lenet")
+            side = textbook_loop(lenet, load_image_arrays("fashion-mnist"), textbook_epochs, torch_device, seed=0,
+                                 workers=0)
+            textbook = {"recipe": f"the book's LeNet, DataLoader batch {lenet.batch_size}, SGD lr {lenet.lr}, "
+                                  f"{textbook_epochs} epochs, fp32", **_with_times(side)}
+        runs = [_with_times(recipe_run("fashion", [f"trainer.seed={seed}", f"trainer.device={torch_device.type}"]))
+                for seed in range(seeds)]
+        where = machine(torch_device)  # names the thread count in use
     accuracies = [r["test_accuracy"] for r in runs]
     seconds = [r["train_seconds"] for r in runs]
     result: dict[str, Any] = {
@@ -85,7 +89,7 @@ def run(seeds: int = 1, textbook_epochs: int = 10, device: Literal["auto", "cpu"
                     min(accuracies) >= FASHION_TARGET_ACCURACY,
                     f"train_seconds <= {FASHION_TARGET_SECONDS:.0f} (every seed)":
                     max(seconds) <= FASHION_TARGET_SECONDS},
-        "machine": machine(torch_device),
+        "machine": where,
     }
     if textbook:
         result["time_to_accuracy_speedup"] = _speedups(textbook, runs)
