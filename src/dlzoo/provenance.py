@@ -27,7 +27,8 @@ def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "cpu":
-        return f"{cpu_name()}, {torch.get_num_threads()} threads"
+        threads = torch.get_num_threads()
+        return f"{cpu_name()}, {threads} thread{'s' if threads != 1 else ''}"
     return device.type
 
 
