@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from dlzoo.bench import benchmark
-from dlzoo.bench.common import machine, train_recipe
+from dlzoo.bench.common import machine, torch_threads, train_recipe
 from dlzoo.bench.compose_numbers import compose_number
 from dlzoo.data.images import load_image_arrays
 from dlzoo.errors import UserError
@@ -60,7 +60,14 @@ def read_set(reader, images: np.ndarray, labels: np.ndarray, pictures: int, seed
 
 @benchmark("reader", "read pictures of 1-8 held-out mnist5k digits, apart / touching (exact-read rate)")
 def run(pictures: int = 500, seed: int = 0, run_dir: str | None = None, pool: str = "test",
-        failures: int = 0, recipe: str = "digits") -> dict[str, Any]:
+        failures: int = 0, recipe: str = "digits", threads: int | None = None) -> dict[str, Any]:
+    """recipe: the run that reads (trained with its defaults unless run_dir is given); threads: torch CPU threads
+    for training and reading (default: torch's choice, every core)."""
+    with torch_threads(threads):
+        return _run(pictures, seed, run_dir, pool, failures, recipe)
+
+
+def _run(pictures: int, seed: int, run_dir: str | None, pool: str, failures: int, recipe: str) -> dict[str, Any]:
     from dlzoo.reader import load_reader
 
     if pool not in ("test", "train"):

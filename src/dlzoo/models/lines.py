@@ -22,7 +22,7 @@ class LineCRNN(nn.Module):
     frame_stride = 2
 
     def __init__(self, num_classes: int = 11, in_channels: int = 1, width: int = 16, hidden: int = 96,
-                 height: int = 32, sequence: str = "lstm"):
+                 height: int = 32, sequence: str = "lstm", dropout: float = 0.0):
         super().__init__()
         if height % 8:
             raise ValueError(f"line height must be a multiple of 8, got {height}")
@@ -45,6 +45,7 @@ class LineCRNN(nn.Module):
             self.context = nn.Sequential(nn.Conv1d(folded, 2 * hidden, 5, padding=2), nn.BatchNorm1d(2 * hidden),
                                          nn.ReLU(inplace=True), nn.Conv1d(2 * hidden, 2 * hidden, 5, padding=2),
                                          nn.BatchNorm1d(2 * hidden), nn.ReLU(inplace=True))
+        self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(2 * hidden, num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -57,11 +58,11 @@ class LineCRNN(nn.Module):
             frames, _ = self.context(frames.transpose(1, 2))
         else:
             frames = self.context(frames).transpose(1, 2)
-        return self.head(frames)
+        return self.head(self.dropout(frames))
 
 
 @register_model("line-crnn", family="lines", input_size=(1, 32, 128))
 def line_crnn(num_classes: int = 11, in_channels: int = 1, width: int = 16, hidden: int = 96, height: int = 32,
-              sequence: str = "lstm") -> nn.Module:
+              sequence: str = "lstm", dropout: float = 0.0) -> nn.Module:
     """CRNN line recognizer: 5 conv layers, BiLSTM (or 1-d convs) along the width, per-frame logits for CTC."""
-    return LineCRNN(num_classes, in_channels, width, hidden, height, sequence)
+    return LineCRNN(num_classes, in_channels, width, hidden, height, sequence, dropout)

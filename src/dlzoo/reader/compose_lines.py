@@ -41,6 +41,7 @@ class LineStyle:
     apart_gap: list[float] = _range(0.03, 0.7)
     baseline: float = 0.1  # each digit's baseline, +-
     degrees: float = 3.0  # the whole line's rotation, +-
+    digit_degrees: float = 8.0  # each digit's own rotation on top, +-
     slant: float = 0.25  # each digit's shear, +- (x per y)
     thickness: list[float] = _range(-0.6, 1.0)  # <0: thinner (towards a 3x3 erosion), >0: bolder (dilation)
     blur: float = 1.0  # Gaussian sigma in pixels, up to
@@ -118,7 +119,8 @@ class LineComposer:
         view = (batch, slots, 1, 1)
         s, b, c = scale.view(view), baselines.view(view), centers.view(view)
         middle = b - 0.5 * line_height.view(batch, 1, 1, 1)
-        cos, sin = torch.cos(angle).view(batch, 1, 1, 1), torch.sin(angle).view(batch, 1, 1, 1)
+        turn = angle + uniform((batch, slots), -style.digit_degrees, style.digit_degrees) * (math.pi / 180)
+        cos, sin = torch.cos(turn).view(view), torch.sin(turn).view(view)
         x = c + cos * (xs - c) + sin * (ys - middle)  # canvas point -> the same point of the unturned digit
         y = middle - sin * (xs - c) + cos * (ys - middle)
         x_frame = (x - starts.view(view) + shear.view(view) * (y - b)) / s + left.view(view)

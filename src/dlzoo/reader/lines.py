@@ -147,5 +147,6 @@ class LineReader:
         digits = frame[1:]  # drop the blank
         others = [d for d in np.argsort(digits)[::-1] if d != symbol.digit][:ALTERNATIVES]
         x0, y0, x1, y1 = (round(v / scale) for v in box)
-        return ReadDigit(DIGITS[symbol.digit], (x0, y0, x1 - x0, y1 - y0), float(digits[symbol.digit]),
+        width, height = max(1, x1 - x0), max(1, y1 - y0)  # a sliver of ink may round to nothing
+        return ReadDigit(DIGITS[symbol.digit], (x0, y0, width, height), float(digits[symbol.digit]),
                          tuple((DIGITS[d], float(digits[d])) for d in others), line)
