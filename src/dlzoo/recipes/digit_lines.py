@@ -26,5 +26,7 @@ register_recipe(Recipe(
     task=LineRecognition,
     default_config=digit_lines_config,
     summary="lines of handwritten digits: CRNN (convs + BiLSTM) with CTC on lines composed from mnist5k",
-    reference="",
+    reference="exact reads 0.906 apart / 0.770 touching (per digit 0.977 / 0.946) vs the digits reader's 0.906 / "
+              "0.464 (dlzoo bench reader run_dir=RUN threads=1, 500+500 held-out pictures); 0.820 of 1,000 held-out "
+              "test lines; 1,170 s train, 1 thread on a busy 2-core AMD EPYC CPU",
 ))
