@@ -33,7 +33,7 @@ class LineDataConfig(DataConfig):
     lines_per_epoch: int = 8192
     max_digits: int = 8
     height: int = 32  # pixels of the strip the network reads
-    digit_height: float = 21.0  # the reader scales each line so its digits are this tall
+    digit_height: float = 23.0  # the reader scales each line so its digits are this tall (chosen on training digits)
     eval_lines: int = 1000  # test lines composed from the held-out digits
     eval_seed: int = 1234
     style: LineStyle = field(default_factory=LineStyle)
