@@ -152,3 +152,22 @@ def test_predict_reads_real_digit_pictures_of_any_size_polarity_and_colour(cli, 
     assert sum(correct) >= 0.9 * len(correct), list(zip(truth, [r["label"] for r in records], strict=True))
     human = cli("predict", good_digits_run, next(iter(digit_pictures.values())))
     assert human.code == 0 and "then" in human.out
+
+
+def test_bench_all_skips_gpu_benchmarks_on_a_cpu_machine(cli, tmp_path, monkeypatch):
+    import json
+
+    import dlzoo.bench as bench
+
+    ran = []
+    monkeypatch.setattr(bench, "_BENCHMARKS", {})
+    monkeypatch.setattr(bench, "_NEEDS_GPU", set())
+    bench.benchmark("quick", "a CPU benchmark")(lambda: ran.append("quick") or {"value": 1})
+    bench.benchmark("speedrun", "a GPU benchmark", needs_gpu=True)(lambda: ran.append("speedrun") or {"value": 2})
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    out = tmp_path / "all.json"
+    result = cli("bench", "all", "--out", out)
+    assert result.code == 0 and ran == ["quick"]
+    assert "skipping benchmark speedrun: it needs a GPU" in result.err
+    results = json.loads(out.read_text())
+    assert results["quick"] == {"value": 1} and "skipped" in results["speedrun"]

@@ -14,14 +14,24 @@ from dlzoo.errors import UserError
 
 Benchmark = Callable[..., dict[str, Any]]
 _BENCHMARKS: dict[str, tuple[Benchmark, str]] = {}
+_NEEDS_GPU: set[str] = set()
 
 
-def benchmark(name: str, summary: str):
+def benchmark(name: str, summary: str, needs_gpu: bool = False):
+    """Register a benchmark; `needs_gpu`: its targets are for a GPU and a CPU run would take hours, so
+    `dlzoo bench all` skips it on machines without one (it can still be named and run with smaller options)."""
     def decorate(function: Benchmark) -> Benchmark:
         _BENCHMARKS[name] = (function, summary)
+        if needs_gpu:
+            _NEEDS_GPU.add(name)
         return function
 
     return decorate
+
+
+def needs_gpu(name: str) -> bool:
+    _discover()
+    return name in _NEEDS_GPU
 
 
 @cache

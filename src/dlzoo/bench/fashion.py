@@ -108,7 +108,8 @@ def _speedups(textbook: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str,
     return speedups
 
 
-@benchmark("fashion-speedrun", "fashion-speedrun (GPU) over seeds: mean/std test accuracy and train seconds")
+@benchmark("fashion-speedrun", "fashion-speedrun (GPU) over seeds: mean/std test accuracy and train seconds",
+           needs_gpu=True)
 def speedrun(seeds: int = 5, device: Literal["auto", "cpu", "cuda"] = "auto", epochs: int | None = None,
              limit: int | None = None, warmup: bool = True) -> dict[str, Any]:
     """seeds: runs (seeds 0..N-1); epochs/limit: shorten the recipe (quick CPU checks); warmup: one untimed run

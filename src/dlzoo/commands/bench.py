@@ -39,12 +39,15 @@ def _typed_options(name: str, function, items: list[str]) -> dict[str, typing.An
 
 @command("bench", "measure recipes against baselines on this machine; prints JSON", _arguments)
 def bench(args: argparse.Namespace) -> None:
-    from dlzoo.bench import get_benchmark, list_benchmarks
+    import torch
+
+    from dlzoo.bench import get_benchmark, list_benchmarks, needs_gpu
 
     available = list_benchmarks()
     if args.name == "list":
+        width = max(map(len, available))
         for name, summary in available.items():
-            print(f"{name:12s} {summary}")
+            print(f"{name:{width}s}  {summary}")
         return
     names = list(available) if args.name == "all" else [args.name]
     if args.options and args.name == "all":
@@ -53,6 +56,10 @@ def bench(args: argparse.Namespace) -> None:
     options = _typed_options(names[0], functions[names[0]], args.options) if args.options else {}
     results = {}
     for name, function in functions.items():
+        if len(functions) > 1 and needs_gpu(name) and not torch.cuda.is_available():
+            print(f"skipping benchmark {name}: it needs a GPU and this machine has none", file=sys.stderr, flush=True)
+            results[name] = {"benchmark": name, "skipped": "needs a GPU; none on this machine"}
+            continue
         if len(functions) > 1:  # a single benchmark's own errors stay the one line on stderr
             print(f"running benchmark {name} ...", file=sys.stderr, flush=True)
         results[name] = function(**options)
