@@ -56,9 +56,10 @@ def test_greedy_ctc_decoding_merges_repeats_and_drops_blanks():
     assert greedy_texts(torch.cat([logits, torch.zeros(1, 8, 11)])) == ["226", ""]
 
 
-def test_training_composer_draws_the_digits_its_labels_say():
+@pytest.mark.parametrize("distortion", [{}, {"elastic": 1.5, "aspect": 0.15}], ids=["plain", "elastic"])
+def test_training_composer_draws_the_digits_its_labels_say(distortion):
     arrays = load_image_arrays("mnist5k")
-    apart = LineStyle(touching=0.0, apart_gap=[0.35, 0.5], degrees=0.0, slant=0.0)
+    apart = LineStyle(touching=0.0, apart_gap=[0.35, 0.5], degrees=0.0, slant=0.0, **distortion)
     composer = LineComposer(torch.tensor(arrays.train_images[:500]), torch.tensor(arrays.train_labels[:500]),
                             style=apart)
     picks, lengths = composer.random_picks(40, 6, torch.Generator().manual_seed(0))
@@ -70,6 +71,22 @@ def test_training_composer_draws_the_digits_its_labels_say():
     runs = [int(np.diff(np.r_[0, (image[0].amax(0) > 0.2).int().numpy(), 0]).clip(0).sum()) for image in images]
     assert np.mean(np.array(runs) == lengths.numpy()) >= 0.9, (runs, lengths.tolist())
     assert float(images.max()) <= 1 and float(images.min()) >= 0
+
+
+def test_elastic_distortion_moves_strokes_but_keeps_the_ink():
+    arrays = load_image_arrays("mnist5k")
+    digits, labels = torch.tensor(arrays.train_images[:200]), torch.tensor(arrays.train_labels[:200])
+    picks, lengths = LineComposer(digits, labels).random_picks(30, 5, torch.Generator().manual_seed(0))
+
+    def draw(elastic: float) -> torch.Tensor:
+        composer = LineComposer(digits, labels, style=LineStyle(elastic=elastic))
+        return composer.compose(picks, lengths, augment=False, generator=torch.Generator().manual_seed(1))[0]
+
+    plain, bent = draw(0.0), draw(1.5)
+    assert plain.shape == bent.shape and torch.equal(plain, draw(0.0))
+    changed = ((plain > 0.5) != (bent > 0.5)).float().sum() / (plain > 0.5).float().sum()
+    assert changed > 0.2, "strokes should move"
+    assert 0.8 < float(bent.sum() / plain.sum()) < 1.25, "a smooth warp neither erases nor smears the ink"
 
 
 def test_training_lines_use_only_training_digits(lines_run):

@@ -6,10 +6,11 @@ Written for training, apart from `dlzoo.bench.compose_numbers` on purpose: the b
 must not share its drawing code with the data the recognizer learns from. Every line is made of digits from the
 pool it is given (the recipe gives it the mnist5k training digits; its evaluation lines use the test digits).
 
-One batch is one `grid_sample` of every digit onto its line's canvas (a digit's transform: its scale, slant, place
-in the line, baseline and the line's rotation), a maximum over the digits, then batched augmentation (stroke
-thickness, blur, lost resolution, contrast, noise). No per-sample Python, so composing costs little next to the
-network. Randomness comes from torch's global generator (saved in checkpoints) unless a generator is passed.
+One batch is one `grid_sample` of every digit onto its line's canvas (a digit's transform: its scale, aspect,
+slant, rotation and elastic distortion, its place in the line, baseline and the line's rotation), a maximum over
+the digits, then batched augmentation (stroke thickness, blur, lost resolution, contrast, noise). No per-sample
+Python, so composing costs little next to the network. Randomness comes from torch's global generator (saved in
+checkpoints) unless a generator is passed.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class LineStyle:
     degrees: float = 3.0  # the whole line's rotation, +-
     digit_degrees: float = 8.0  # each digit's own rotation on top, +-
     slant: float = 0.25  # each digit's shear, +- (x per y)
+    aspect: float = 0.0  # each digit's width scaled on its own, +- this fraction
+    elastic: float = 0.0  # elastic distortion: std of a smooth displacement field, in pixels of the 28-px frame
     thickness: list[float] = _range(-0.6, 1.0)  # <0: thinner (towards a 3x3 erosion), >0: bolder (dilation)
     blur: float = 1.0  # Gaussian sigma in pixels, up to
     low_res: float = 0.3  # chance that a batch's lines lost resolution (down- then up-sampled)
@@ -89,8 +92,9 @@ class LineComposer:
         present = torch.arange(slots, device=device)[None, :] < lengths[:, None]  # (B, L)
         line_height = uniform((batch, 1), *style.digit_height)
         scale = line_height * uniform((batch, slots), 1 - style.height_jitter, 1 + style.height_jitter) / BOX
+        x_scale = scale * uniform((batch, slots), 1 - style.aspect, 1 + style.aspect) if style.aspect else scale
         left, right, bottom = self.left[picks], self.right[picks], self.bottom[picks]
-        widths = (right - left + 1) * scale
+        widths = (right - left + 1) * x_scale
         close = torch.rand((batch, slots), generator=generator).to(device) < style.touching
         gaps = torch.where(close, uniform((batch, slots), *style.close_gap), uniform((batch, slots), *style.apart_gap))
         gaps[:, 0] = uniform((batch,), 0.1, 0.6)  # the left margin
@@ -117,17 +121,20 @@ class LineComposer:
         xs = origin.view(batch, slots, 1, 1) + torch.arange(WINDOW, device=device).view(1, 1, 1, -1) + 0.5
         ys = torch.arange(self.height, device=device, dtype=torch.float32).view(1, 1, -1, 1) + 0.5
         view = (batch, slots, 1, 1)
-        s, b, c = scale.view(view), baselines.view(view), centers.view(view)
+        s, sx, b, c = scale.view(view), x_scale.view(view), baselines.view(view), centers.view(view)
         middle = b - 0.5 * line_height.view(batch, 1, 1, 1)
         turn = angle + uniform((batch, slots), -style.digit_degrees, style.digit_degrees) * (math.pi / 180)
         cos, sin = torch.cos(turn).view(view), torch.sin(turn).view(view)
         x = c + cos * (xs - c) + sin * (ys - middle)  # canvas point -> the same point of the unturned digit
         y = middle - sin * (xs - c) + cos * (ys - middle)
-        x_frame = (x - starts.view(view) + shear.view(view) * (y - b)) / s + left.view(view)
+        x_frame = (x - starts.view(view) + shear.view(view) * (y - b)) / sx + left.view(view)
         y_frame = (y - b) / s + bottom.view(view) + 1.0
         grid = torch.stack([x_frame * (2 / FRAME) - 1, y_frame * (2 / FRAME) - 1], -1)
-        drawn = F.grid_sample(self.glyphs[picks.view(-1)], grid.view(batch * slots, self.height, WINDOW, 2),
-                              mode="bilinear", padding_mode="zeros", align_corners=False)
+        grid = grid.view(batch * slots, self.height, WINDOW, 2)
+        if style.elastic:
+            grid = grid + self._displacements(grid, style.elastic, generator)
+        drawn = F.grid_sample(self.glyphs[picks.view(-1)], grid, mode="bilinear", padding_mode="zeros",
+                              align_corners=False)
         drawn = drawn.view(batch, slots, self.height, WINDOW) * present.view(view)
         padded = width + WINDOW + WINDOW_LEFT  # room for windows that reach past either end
         columns = (origin.long() + WINDOW_LEFT).view(view) + torch.arange(WINDOW, device=device)
@@ -141,6 +148,15 @@ class LineComposer:
             images = self.augment(images, generator)
         targets = self.labels[picks][present]
         return images.clamp_(0, 1), targets, lengths
+
+    @staticmethod
+    def _displacements(grid: torch.Tensor, pixels: float, generator: torch.Generator | None) -> torch.Tensor:
+        """Elastic distortion of each digit (Simard et al. 2003, as a coarse field): random displacements at 4x4
+        control points of its frame, `pixels` frame pixels std, interpolated bicubically to where `grid`
+        samples the frame. Returned in grid_sample's units (2 / FRAME per frame pixel)."""
+        field = torch.randn((grid.shape[0], 2, 4, 4), generator=generator).to(grid.device) * (pixels * 2 / FRAME)
+        moved = F.grid_sample(field, grid, mode="bicubic", padding_mode="border", align_corners=True)
+        return moved.permute(0, 2, 3, 1)  # (N, H, W, 2)
 
     def augment(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Stroke thickness, blur, lost resolution, contrast and noise, each line by its own amount."""
