@@ -148,3 +148,55 @@ def test_bad_line_config_is_a_user_error(cli, tmp_path):
     assert_user_error(cli("train", "digit-lines", *TINY_LINES, "data.height=30", "--out", tmp_path / "r"),
                       "multiple of 8")
     assert not (tmp_path / "r").exists()
+
+
+def test_own_atoms_gives_each_digit_the_components_only_it_was_read_on():
+    from dlzoo.reader.lines import own_atoms
+    from dlzoo.reader.segment import Atom
+
+    def atom(label: int, x0: int, x1: int) -> Atom:
+        return Atom(label, (x0, 0, x1, 10), 50, (x0 + x1) / 2, label)
+
+    one, broken_left, broken_right, pair = atom(1, 0, 10), atom(2, 20, 26), atom(3, 27, 30), atom(4, 40, 60)
+    # Peaks: over `one`; over the left part of a broken digit; two over the touching pair.
+    owned = own_atoms([one, broken_left, broken_right, pair], np.array([5.0, 24.0, 45.0, 55.0]))
+    assert owned == [[one], [broken_left, broken_right], [], []]
+    assert own_atoms([one], np.array([])) == []
+
+
+def test_a_classifier_run_reads_along_where_digits_stand_apart(cli, lines_run, good_digits_run, tmp_path):
+    digits, labels = held_out_digits(per_class=1)
+    chosen = [3, 5, 7, 2]
+    line = np.hstack([np.pad(255 - digits[c], ((10, 10), (8, 8)), constant_values=255) for c in chosen])
+    picture = write(tmp_path / "apart.png", np.stack([line] * 3, -1))
+    reader = load_reader(lines_run, "cpu", classifier_run=good_digits_run)
+    assert isinstance(reader, LineReader) and isinstance(reader.classifier, DigitReader)
+
+    def undecided(strips: list[np.ndarray]) -> list[np.ndarray]:
+        """A line recognizer that finds each digit (one peak per run of inked columns) but cannot tell which:
+        every digit about equally likely, 0 a hair ahead."""
+        frames = []
+        for strip in strips:
+            probabilities = np.zeros((-(-strip.shape[1] // 2), 11), np.float32)
+            probabilities[:, 0] = 1.0  # blank
+            inked = np.r_[0, (strip.max(0) > 0.2).astype(int), 0]
+            starts, stops = np.flatnonzero(np.diff(inked) == 1), np.flatnonzero(np.diff(inked) == -1)
+            for start, stop in zip(starts, stops, strict=True):
+                probabilities[(start + stop) // 4] = [0.0, 0.1009] + [0.0999] * 9
+            frames.append(probabilities)
+        return frames
+
+    reader.probabilities = undecided
+    reading = reader.read(str(picture))
+    assert reading.text == "".join(str(labels[c]) for c in chosen)
+    reader.classifier = None
+    assert reader.read(str(picture)).text == "0000"
+    result = cli("read", lines_run, picture, "--classifier", good_digits_run, "--json")
+    assert result.code == 0 and re.fullmatch(r"[0-9]*", json.loads(result.out)["text"])
+
+
+def test_a_classifier_run_only_helps_a_line_run(cli, lines_run, digits_run, tmp_path):
+    digits, _ = held_out_digits(per_class=1)
+    picture = write(tmp_path / "digit.png", np.pad(255 - digits[0], 10, constant_values=255))
+    assert_user_error(cli("read", digits_run, picture, "--classifier", digits_run), "helps a digit-lines run")
+    assert_user_error(cli("read", lines_run, picture, "--classifier", lines_run), "line recognizer")

@@ -60,14 +60,17 @@ def read_set(reader, images: np.ndarray, labels: np.ndarray, pictures: int, seed
 
 @benchmark("reader", "read pictures of 1-8 held-out mnist5k digits, apart / touching (exact-read rate)")
 def run(pictures: int = 500, seed: int = 0, run_dir: str | None = None, pool: str = "test",
-        failures: int = 0, recipe: str = "digits", threads: int | None = None) -> dict[str, Any]:
+        failures: int = 0, recipe: str = "digits", threads: int | None = None,
+        classifier_run: str | None = None) -> dict[str, Any]:
     """recipe: the run that reads (trained with its defaults unless run_dir is given); threads: torch CPU threads
-    for training and reading (default: torch's choice, every core)."""
+    for training and reading (default: torch's choice, every core); classifier_run: a digits run that helps a
+    digit-lines run read."""
     with torch_threads(threads):
-        return _run(pictures, seed, run_dir, pool, failures, recipe)
+        return _run(pictures, seed, run_dir, pool, failures, recipe, classifier_run)
 
 
-def _run(pictures: int, seed: int, run_dir: str | None, pool: str, failures: int, recipe: str) -> dict[str, Any]:
+def _run(pictures: int, seed: int, run_dir: str | None, pool: str, failures: int, recipe: str,
+         classifier_run: str | None) -> dict[str, Any]:
     from dlzoo.reader import load_reader
 
     if pool not in ("test", "train"):
@@ -79,7 +82,7 @@ def _run(pictures: int, seed: int, run_dir: str | None, pool: str, failures: int
         run_dir = train_recipe(recipe, ["trainer.device=cpu", "trainer.seed=0"])["run_dir"]
     summary_path = Path(run_dir) / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    reader = load_reader(run_dir, "cpu")  # the run's checkpoint says which reader: classifier or line recognizer
+    reader = load_reader(run_dir, "cpu", classifier_run)  # the checkpoint says which: classifier or lines
     arrays = load_image_arrays("mnist5k")
     images, labels = ((arrays.test_images, arrays.test_labels) if pool == "test"
                       else (arrays.train_images, arrays.train_labels))
@@ -90,7 +93,7 @@ def _run(pictures: int, seed: int, run_dir: str | None, pool: str, failures: int
         "data": f"pictures composed from mnist5k {pool} digits ({len(images)}), 1-8 digits each, seed {seed}",
         "model": {"run_dir": str(run_dir), "recipe": summary.get("recipe"), "reader": type(reader).__name__,
                   "test_metrics": summary.get("metrics", {}).get("test"),
-                  "train_seconds": summary.get("train_seconds")},
+                  "train_seconds": summary.get("train_seconds"), "classifier_run": classifier_run},
         **sets,
         "targets": {f"{name} exact >= {target}": sets[name]["exact_read_rate"] >= target
                     for name, target in TARGETS.items()},

@@ -1,4 +1,5 @@
-"""`dlzoo read RUN_DIR IMAGE... [--json] [--annotate OUT_DIR]`: read the handwritten numbers in pictures."""
+"""`dlzoo read RUN_DIR IMAGE... [--json] [--annotate OUT_DIR] [--classifier DIGITS_RUN]`: read the handwritten
+numbers in pictures."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="pictures of numbers (photos, scans)")
     parser.add_argument("--json", action="store_true", help="one JSON object per picture")
     parser.add_argument("--annotate", metavar="OUT_DIR", help="write each picture with boxes and digits to OUT_DIR")
+    parser.add_argument("--classifier", metavar="DIGITS_RUN",
+                        help="a digits run that reads along with a digit-lines run, on digits that stand apart")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
 
 
@@ -28,7 +31,7 @@ def read(args: argparse.Namespace) -> None:
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--annotate {out_dir} exists and is not a folder")
     pictures = {path: read_image(path) for path in dict.fromkeys(args.images)}  # every file checked before work
-    reader = load_reader(args.run_dir, args.device)  # a digits classifier or a digit-lines recognizer
+    reader = load_reader(args.run_dir, args.device, args.classifier)  # a digits classifier or a line recognizer
     written: set[Path] = set()
     for path, picture in pictures.items():
         reading = reader.read(picture)

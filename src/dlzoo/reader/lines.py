@@ -5,6 +5,12 @@ No digit is cut out, so touching and overlapping digits need no segmentation: ea
 only, with soft edges), scaled so its digits are as tall as in training, and the network reads the strip. Where a
 digit lies is known only roughly, from the frames CTC read it at: each ink column of the line goes to the nearest
 digit's peak frame, and a digit's box is the ink of its columns.
+
+Optionally a `digits` classifier reads along (`classifier=`): every digit the CRNN found on ink of its own (whole
+connected components in which no other digit was read, as when digits stand apart) is cropped and classified as
+the segmenting reader would, and the two opinions are combined. The line recognizer learns digit shapes only
+from lines; the isolated classifier, trained with its own augmentation, errs on other digits, so together they
+misread fewer (`dlzoo bench reader ... classifier_run=`, docs/reading.md).
 """
 
 from __future__ import annotations
@@ -18,13 +24,16 @@ import torch
 from dlzoo.errors import UserError
 from dlzoo.reader.ctc import Symbol, greedy_decode
 from dlzoo.reader.ink import InkMap, find_ink
-from dlzoo.reader.read import ALTERNATIVES, DIGITS, ReadDigit, Reading, _as_picture
-from dlzoo.reader.segment import Line, Segmentation, segment
+from dlzoo.reader.read import ALTERNATIVES, DIGITS, DigitReader, ReadDigit, Reading, _as_picture, _crop
+from dlzoo.reader.segment import Atom, Line, Segmentation, segment
 from dlzoo.tasks.base import Task
 from dlzoo.vision.io import read_image
 
 KIND = "line-recognizer"  # the task's meta["kind"] (see tasks/line_recognition.py)
 MARGIN = 0.3  # paper kept left and right of a line, in digit heights (training lines have 0.1-0.6)
+# How much the classifier's log-probabilities count against the CRNN's (log-linear pooling): an even vote, set
+# before measuring, not tuned on the held-out pictures.
+CLASSIFIER_WEIGHT = 0.5
 
 
 class Strip:
@@ -40,19 +49,22 @@ class Strip:
 class LineReader:
     """A trained line recognizer used to read whole pictures; same results as `DigitReader.read`."""
 
-    def __init__(self, task: Task):
+    def __init__(self, task: Task, classifier: DigitReader | None = None):
         if task.meta.get("kind") != KIND or task.meta.get("classes") != DIGITS or not hasattr(task, "logits"):
             raise UserError("reading lines needs a line recognizer run (recipe digit-lines)")
         self.task = task
+        self.classifier = classifier
         self.height = int(task.meta["height"])
         self.digit_height = float(task.meta["digit_height"])
         self.stride = int(getattr(task.models["net"], "frame_stride", 2))
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, device: str = "auto") -> LineReader:
+    def from_run(cls, run_dir: str | Path, device: str = "auto", classifier_run: str | Path | None = None
+                 ) -> LineReader:
         from dlzoo.runs import load_for_inference, open_run
 
-        return cls(load_for_inference(open_run(run_dir), device))
+        classifier = DigitReader.from_run(classifier_run, device) if classifier_run is not None else None
+        return cls(load_for_inference(open_run(run_dir), device), classifier)
 
     def read(self, image: np.ndarray | str | Path) -> Reading:
         picture = read_image(image) if isinstance(image, (str, Path)) else _as_picture(image)
@@ -69,8 +81,11 @@ class LineReader:
         for number, (strip, line_probabilities) in enumerate(zip(strips, probabilities, strict=True)):
             symbols = greedy_decode(line_probabilities)
             boxes = self._boxes(segmentation, strip, symbols)
-            line_digits = [self._digit(symbol, line_probabilities[symbol.peak], box, ink.scale, number)
-                           for symbol, box in zip(symbols, boxes, strict=True)]
+            scores = [line_probabilities[symbol.peak, 1:] for symbol in symbols]  # the digits at each peak
+            if self.classifier is not None:
+                scores = self._with_classifier(segmentation, ink, strip, symbols, scores)
+            line_digits = [self._digit(digit_scores, box, ink.scale, number)
+                           for digit_scores, box in zip(scores, boxes, strict=True)]
             digits += line_digits
             lines.append("".join(d.value for d in line_digits))
         return Reading("\n".join(line for line in lines if line), tuple(digits))
@@ -123,7 +138,7 @@ class LineReader:
         x0, y0 = min(a.box[0] for a in line.atoms), min(a.box[1] for a in line.atoms)
         x1, y1 = max(a.box[2] for a in line.atoms), max(a.box[3] for a in line.atoms)
         own = np.isin(segmentation.labels[y0:y1, x0:x1], [atom.label for atom in line.atoms])
-        peaks = np.array([strip.origin_x + (symbol.peak + 0.5) * self.stride / strip.factor for symbol in symbols])
+        peaks = self._peaks(strip, symbols)
         columns = np.arange(x0, x1) + 0.5
         nearest = np.abs(columns[:, None] - peaks[None, :]).argmin(1)
         boxes = []
@@ -140,13 +155,52 @@ class LineReader:
                           y0 + int(rows.max()) + 1))
         return boxes
 
+    def _peaks(self, strip: Strip, symbols: list[Symbol]) -> np.ndarray:
+        """Working-scale column of each symbol's peak frame."""
+        return np.array([strip.origin_x + (symbol.peak + 0.5) * self.stride / strip.factor for symbol in symbols])
+
+    def _with_classifier(self, segmentation: Segmentation, ink: InkMap, strip: Strip, symbols: list[Symbol],
+                         scores: list[np.ndarray]) -> list[np.ndarray]:
+        """Each symbol's digit probabilities, pooled with the classifier's where the symbol's ink is its own."""
+        owned = own_atoms(strip.line.atoms, self._peaks(strip, symbols))
+        alone = [index for index, atoms in enumerate(owned) if atoms]
+        if not alone:
+            return scores
+        crops = [_crop(segmentation, ink, owned[index]) for index in alone]
+        opinions = self.classifier.classify_prepared(self.classifier.prepare(crops), augment=True)
+        pooled = list(scores)
+        for index, opinion in zip(alone, opinions, strict=True):
+            line_recognizer = scores[index] / scores[index].sum()  # without the blank's share
+            log_pooled = ((1 - CLASSIFIER_WEIGHT) * np.log(line_recognizer + 1e-6)
+                          + CLASSIFIER_WEIGHT * np.log(opinion + 1e-6))
+            combined = np.exp(log_pooled - log_pooled.max())
+            pooled[index] = combined / combined.sum()
+        return pooled
+
     @staticmethod
-    def _digit(symbol: Symbol, frame: np.ndarray, box: tuple[int, int, int, int], scale: float,
-               line: int) -> ReadDigit:
-        """A digit read at its peak frame: its probability there and the two likeliest other digits."""
-        digits = frame[1:]  # drop the blank
-        others = [d for d in np.argsort(digits)[::-1] if d != symbol.digit][:ALTERNATIVES]
+    def _digit(scores: np.ndarray, box: tuple[int, int, int, int], scale: float, line: int) -> ReadDigit:
+        """A digit from its probabilities (10,): the likeliest, its probability and the two next likeliest."""
+        order = np.argsort(scores)[::-1]
         x0, y0, x1, y1 = (round(v / scale) for v in box)
         width, height = max(1, x1 - x0), max(1, y1 - y0)  # a sliver of ink may round to nothing
-        return ReadDigit(DIGITS[symbol.digit], (x0, y0, width, height), float(digits[symbol.digit]),
-                         tuple((DIGITS[d], float(digits[d])) for d in others), line)
+        return ReadDigit(DIGITS[order[0]], (x0, y0, width, height), float(scores[order[0]]),
+                         tuple((DIGITS[d], float(scores[d])) for d in order[1: 1 + ALTERNATIVES]), line)
+
+
+def own_atoms(atoms: list[Atom], peaks: np.ndarray) -> list[list[Atom]]:
+    """For each symbol (by its peak column), the connected components that are its alone, or [] if it shares one.
+
+    A component goes to the symbol whose peak lies over it (else the nearest peak); one with two or more peaks over
+    it holds touching digits, and none of those symbols can be cropped on its own."""
+    owned: list[list[Atom]] = [[] for _ in peaks]
+    shared: set[int] = set()
+    if not len(peaks):
+        return owned
+    for atom in atoms:
+        x0, _, x1, _ = atom.box
+        over = np.flatnonzero((peaks >= x0) & (peaks < x1))
+        if len(over) > 1:
+            shared.update(over.tolist())
+        owner = int(over[0]) if len(over) else int(np.abs(peaks - (x0 + x1) / 2).argmin())
+        owned[owner].append(atom)
+    return [[] if index in shared else atoms_of for index, atoms_of in enumerate(owned)]

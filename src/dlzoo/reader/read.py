@@ -160,11 +160,20 @@ def reader_for(task: Task) -> DigitReader | LineReader:
     return DigitReader(task)
 
 
-def load_reader(run_dir: str | Path, device: str = "auto") -> DigitReader | LineReader:
-    """The reader for a run directory: a `digits` run (or another digit classifier) or a `digit-lines` run."""
+def load_reader(run_dir: str | Path, device: str = "auto",
+                classifier_run: str | Path | None = None) -> DigitReader | LineReader:
+    """The reader for a run directory: a `digits` run (or another digit classifier) or a `digit-lines` run, which
+    a `digits` run (`classifier_run`) may help by reading each digit that stands on its own."""
     from dlzoo.runs import load_for_inference, open_run
 
-    return reader_for(load_for_inference(open_run(run_dir), device))
+    task = load_for_inference(open_run(run_dir), device)
+    if classifier_run is None:
+        return reader_for(task)
+    if task.meta.get("kind") != "line-recognizer":
+        raise UserError(f"a classifier run helps a digit-lines run read; {run_dir} is not one")
+    from dlzoo.reader.lines import LineReader
+
+    return LineReader(task, DigitReader.from_run(classifier_run, device))
 
 
 def read_digits(image: np.ndarray | str | Path, model: DigitReader | LineReader | Task | str | Path) -> Reading:
