@@ -59,8 +59,8 @@ class LineReader:
         self.stride = int(getattr(task.models["net"], "frame_stride", 2))
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, device: str = "auto", classifier_run: str | Path | None = None
-                 ) -> LineReader:
+    def from_run(cls, run_dir: str | Path, device: str = "auto",
+                 classifier_run: str | Path | None = None) -> LineReader:
         from dlzoo.runs import load_for_inference, open_run
 
         classifier = DigitReader.from_run(classifier_run, device) if classifier_run is not None else None
