@@ -200,3 +200,17 @@ def test_a_classifier_run_only_helps_a_line_run(cli, lines_run, digits_run, tmp_
     picture = write(tmp_path / "digit.png", np.pad(255 - digits[0], 10, constant_values=255))
     assert_user_error(cli("read", digits_run, picture, "--classifier", digits_run), "helps a digit-lines run")
     assert_user_error(cli("read", lines_run, picture, "--classifier", lines_run), "line recognizer")
+
+
+def test_bench_reader_checks_the_classifier_run_before_training(lines_run, digits_run, tmp_path):
+    from dlzoo.bench import get_benchmark
+
+    reader_bench = get_benchmark("reader")
+    with pytest.raises(UserError, match="recipe=digit-lines"):
+        reader_bench(pictures=1, classifier_run=str(digits_run))  # would train a digits run, which it cannot help
+    with pytest.raises(UserError, match="must be a digits run"):
+        reader_bench(pictures=1, recipe="digit-lines", classifier_run=str(lines_run))
+    with pytest.raises(UserError, match="not found"):
+        reader_bench(pictures=1, recipe="digit-lines", classifier_run=str(tmp_path / "missing"))
+    result = reader_bench(pictures=2, run_dir=str(lines_run), classifier_run=str(digits_run))
+    assert result["model"]["classifier_run"] == str(digits_run)
