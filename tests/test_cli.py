@@ -22,6 +22,18 @@ def test_list_show_models_data(cli):
     assert "mnist5k" in data.out and "found:" in data.out and "fashion-mnist" in data.out
 
 
+def test_list_wraps_its_free_text_to_the_terminal_and_keeps_rows_whole_when_piped(cli, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    piped = cli("list").out.splitlines()
+    assert any(line.startswith("digit-lines ") and "touching" in line and "held-out test lines" in line
+               for line in piped)  # one line a recipe, for grep
+    monkeypatch.setenv("COLUMNS", "140")
+    wrapped = cli("list").out.splitlines()
+    assert len(wrapped) > len(piped) and max(map(len, wrapped)) <= 140
+    first_column = [line.split()[0] for line in wrapped if not line.startswith(" ")]
+    assert first_column == [line.split()[0] for line in piped]  # continuation lines are indented, never a new row
+
+
 def test_run_directory_layout(digits_run):
     names = {p.name for p in digits_run.iterdir()}
     assert {"config.yaml", "metrics.jsonl", "summary.json", "tensorboard", "curves.png", "checkpoints"} <= names

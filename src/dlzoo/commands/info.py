@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+import textwrap
 from typing import Any
 
 from dlzoo.cli import command
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-             for row in [header, *rows]]
-    lines.insert(1, "  ".join("-" * width for width in widths))
+    """Aligned columns; on a terminal the last one (free text) wraps to its width, indented under its column.
+    Piped, each row stays one line, for grep."""
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header) - 1)]
+    indent = sum(width + 2 for width in widths)
+    columns = shutil.get_terminal_size(fallback=(0, 0)).columns  # 0: not a terminal and no $COLUMNS
+    last_width = max(40, columns - indent) if columns else 10**6
+    lines = []
+    for row in [header, *rows]:
+        first = "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)) + "  "
+        wrapped = textwrap.wrap(str(row[-1]), last_width, break_on_hyphens=False) or [""]
+        lines.append((first + wrapped[0]).rstrip())
+        lines.extend(" " * indent + more for more in wrapped[1:])
+    last_rule = min(last_width, max(len(str(row[-1])) for row in [header, *rows]))
+    lines.insert(1, "  ".join("-" * width for width in [*widths, last_rule]))
     return "\n".join(lines)
 
 
