@@ -35,6 +35,9 @@ def test_recipes_keep_the_books_settings(setting):
     assert config.optim.name == "sgd" and config.optim.momentum == 0 and config.optim.weight_decay == 0
     assert config.optim.schedule == "constant" and not config.data.augment.enabled
     assert config.model.name == setting.model and config.label_smoothing == 0
+    upscaled = resolution > 28  # bf16 where native and channels-last: how the work is done, not what is computed
+    assert config.trainer.precision == ("auto-bf16" if upscaled else "auto")
+    assert config.model.channels_last == upscaled
 
 
 @pytest.mark.parametrize("setting", CLASSICS, ids=lambda s: s.recipe)
