@@ -46,6 +46,7 @@ def test_table_and_plot_from_real_runs(cli, runs, tmp_path):
         assert row["test accuracy"] == f"{expected['metrics']['test']['accuracy']:.4f}"
         assert row["train s"] == f"{expected['train_seconds']:.1f}"
         assert row["resolution"] == "28 px" and expected["device_name"] in row["device"]
+        assert expected["precision"] == "fp32" and row["device"].endswith(", fp32")  # no autocast on this CPU
     assert by_run["lenet-bn"]["params"] == "44.9k" and by_run["lenet-bn"]["data"] == "fashion-mnist"
     assert by_run["digits"]["data"] == "mnist5k (first 600)"
     accuracies = [float(row[7]) for row in rows]

@@ -112,6 +112,8 @@ def read_row(run_dir: Path) -> RunRow:
         if data.get("limit"):
             source += f" (first {data['limit']:,})"
         device = summary["device_name"] if summary.get("device") != "cpu" else f"CPU: {summary['device_name']}"
+        if summary.get("precision"):  # runs from before dlzoo recorded it have none
+            device += f", {summary['precision']}"
         world = int(summary.get("world_size", 1))
         return RunRow(
             run=run_dir.name, recipe=str(summary.get("recipe") or config.get("recipe", "-")),

@@ -59,6 +59,11 @@ class Runtime:
     def distributed(self) -> bool:
         return self.world_size > 1
 
+    @property
+    def precision(self) -> str:
+        """What the forward passes compute in: the autocast dtype (bf16, fp16), else fp32."""
+        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.autocast_dtype, "fp32")
+
     @classmethod
     def create(cls, trainer: TrainerConfig, *, init_process_group: bool = True) -> Runtime:
         """Set up device, threads, determinism, seeds and (under torchrun) the process group."""

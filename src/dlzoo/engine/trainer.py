@@ -241,7 +241,7 @@ class Trainer:
         if runtime.world_size > 1:
             parts.append(f"x{runtime.world_size} processes")
         if runtime.autocast_dtype is not None:
-            parts.append(f"autocast {str(runtime.autocast_dtype).removeprefix('torch.')}")
+            parts.append(f"autocast {runtime.precision}")
         if start_epoch:
             parts.append(f"from epoch {start_epoch}")
         if self.run_dir is not None:
@@ -262,6 +262,7 @@ class Trainer:
             "parameters": {name: sum(p.numel() for p in model.parameters())
                            for name, model in self.task.models.items()},
             "world_size": self.runtime.world_size,
+            "precision": self.runtime.precision,
             **environment(self.runtime.device),
         }
         extra = self.task.summary_extra()
