@@ -4,9 +4,9 @@ Paper-faithful on purpose: the book's resolution, batch size and learning rate, 
 decay, no schedule), Xavier-initialised weights, pixels in [0, 1] without normalisation or augmentation, 10 epochs.
 What dlzoo changes is only how the work is done: the data set sits on the device as one tensor and every batch is
 resized there (to 96 or 224 px) instead of one image at a time in DataLoader workers, and the 96 and 224 px networks
-train in bf16 autocast with channels-last activations wherever bf16 is native (a GPU, or a CPU with AVX512-BF16/AMX:
-2 to 4x faster on this project's 2-core AMD EPYC; fp32 elsewhere). The 28 px LeNets keep the engine's default
-(fp32 on a CPU), in which their results were measured.
+train in bf16 autocast with channels-last activations wherever bf16 is native (a GPU, or a CPU with AVX512-BF16/AMX;
+fp32 elsewhere): on one core of this project's AMD EPYC, 2.1-2.9x the textbook loop's throughput (docs/classic.md).
+The 28 px LeNets keep the engine's default (fp32 on a CPU), in which their results were measured.
 `book_accuracy` is the test accuracy the book prints after its 10 epochs: the bar each must reach.
 """
 
