@@ -40,9 +40,11 @@ class ClassicSetting:
 
 CLASSICS = (
     ClassicSetting("lenet", "lenet", 28, 256, 0.9, 0.779, "LeNet-5 (sigmoid, avg-pool), 28 px",
-                   "0.818 test acc (book 0.779) in 59.9 s: dlzoo train lenet trainer.threads=1, 2-core AMD EPYC CPU"),
+                   "0.818 test acc (book 0.779) in 59.9 s: dlzoo train lenet trainer.threads=1, 2-core AMD EPYC CPU "
+                   "beside another 1-thread job"),
     ClassicSetting("lenet-bn", "lenet-bn", 28, 256, 1.0, None, "LeNet-5 with batch norm, 28 px",
-                   "0.874 test acc in 52.9 s: dlzoo train lenet-bn trainer.threads=1, 2-core AMD EPYC CPU"),
+                   "0.874 test acc in 52.9 s: dlzoo train lenet-bn trainer.threads=1, 2-core AMD EPYC CPU beside "
+                   "another 1-thread job"),
     ClassicSetting("alexnet", "alexnet", 224, 128, 0.01, 0.883, "AlexNet, 224 px"),
     ClassicSetting("vgg11-small", "vgg11-small", 224, 128, 0.05, 0.920, "VGG-11 with channels / 4, 224 px"),
     ClassicSetting("nin", "nin", 224, 128, 0.1, 0.790, "Network in Network, 224 px"),
