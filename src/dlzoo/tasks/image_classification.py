@@ -1,4 +1,4 @@
-"""Image classification on small tensor-resident data sets (MNIST digits, Fashion-MNIST).
+"""Image classification on small tensor-resident data sets (MNIST digits, Fashion-MNIST, a folder of pictures).
 
 The whole data set sits on the training device as one float tensor; batches are index gathers and augmentation is
 batched on the device (see `dlzoo.data.augment`). Models that need a larger input (AlexNet at 224 px) get each
@@ -17,7 +17,8 @@ from torch import nn
 
 from dlzoo.config import DataConfig, RecipeConfig
 from dlzoo.data.augment import random_affine, random_flip, random_translate
-from dlzoo.data.images import load_image_arrays
+from dlzoo.data.folder import FOLDER, load_image_folder
+from dlzoo.data.images import ImageArrays, load_image_arrays
 from dlzoo.data.tensors import TensorLoader
 from dlzoo.errors import UserError
 from dlzoo.models import create
@@ -87,6 +88,15 @@ def classification_loss(output: torch.Tensor | tuple, labels: torch.Tensor, labe
     return loss, main
 
 
+def load_arrays(data: ImageDataConfig) -> ImageArrays:
+    """A named data set, or a folder of pictures read at the model's resolution (`data.source=folder`)."""
+    if data.source != FOLDER.name:
+        return load_image_arrays(data.source, data.path)
+    if data.preprocess != "resize":
+        raise UserError("data.source=folder prepares pictures as dlzoo predict does: use data.preprocess=resize")
+    return load_image_folder(data.path, data.resolution)
+
+
 class ImageClassification(Task):
     main_metric = "accuracy"
     config: ImageClassificationConfig
@@ -100,7 +110,7 @@ class ImageClassification(Task):
         if config.ema_every < 1:
             raise UserError(f"ema_every must be >= 1 step, got {config.ema_every}")
         self.runtime = runtime
-        arrays = load_image_arrays(config.data.source, config.data.path).limit(config.data.limit)
+        arrays = load_arrays(config.data).limit(config.data.limit)
         size = arrays.train_images.shape[-1]
         preprocessing = make_preprocessing(config.data.preprocess, size)
         self.meta = {"classes": arrays.classes, "in_channels": 1, "data_size": size,
