@@ -38,7 +38,7 @@ def test_folder_pictures_load_as_the_data_set_they_came_from(picture_folder):
     assert arrays.classes == sorted(c.replace("/", " or ") for c in original.classes)
     assert arrays.train_images.shape == (1000, 28, 28) and arrays.test_images.shape == (300, 28, 28)
     assert np.bincount(arrays.train_labels).sum() == 1000 and len(set(arrays.train_labels[:20].tolist())) > 3
-    # Test pictures are read class by class: compare each with its source image, matched by file name.
+    # Test pictures are read class by class, so a PNG is found by its class and compared with its source image.
     png = sorted((root / "test").glob("*/*.png"), key=lambda p: (p.parent.name, int(p.stem)))
     first = png[0]
     label = arrays.classes.index(first.parent.name)

@@ -127,4 +127,4 @@ def load_image_arrays(source: str, path: str | None = None) -> ImageArrays:
     if source == "fashion-mnist":
         return load_idx_set(FASHION_MNIST, FASHION_CLASSES, path)
     get_source(source)  # raises for unknown names with the list of known ones
-    raise UserError(f"data source '{source}' does not hold small image arrays")
+    raise UserError(f"data source '{source}' cannot be read here; this recipe reads mnist5k, mnist or fashion-mnist")
