@@ -87,3 +87,67 @@ def test_folder_user_errors(cli, picture_folder, tmp_path):
         load_image_folder(str(broken), 28)
     assert_user_error(cli("train", "digits", "data.source=folder", f"data.path={root}", *CPU),
                       "data.preprocess=resize")
+
+
+# Two tints of equal luminance (cv2's grey is 0.299 R + 0.587 G + 0.114 B): made grey, a red and a green copy of one
+# picture are the same picture, so only a model that sees colour can tell the classes apart.
+TINTS = {"red": (1.0, 0.0, 0.0), "green": (0.0, 0.299 / 0.587, 0.0)}
+
+
+@pytest.fixture(scope="module")
+def tinted_folder(tmp_path_factory):
+    """train/{red,green}/ with 300 real Fashion-MNIST pictures in each tint, test/ with 60; RGB PNG."""
+    arrays = fashion_subset(tmp_path_factory.mktemp("fashion-tinted"), train=300, test=60)
+    root = tmp_path_factory.mktemp("tinted")
+    for split, images in (("train", arrays.train_images), ("test", arrays.test_images)):
+        for name, tint in TINTS.items():
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for index, image in enumerate(images):
+                rgb = np.rint(image[:, :, None] * np.array(tint)).astype(np.uint8)
+                Image.fromarray(rgb).save(folder / f"{index}.png")
+    return root, arrays
+
+
+def test_colour_pictures_keep_their_colour(tinted_folder):
+    root, original = tinted_folder
+    colour = load_image_folder(str(root), 28, colour=True)
+    assert colour.classes == ["green", "red"]
+    assert colour.train_images.shape == (600, 3, 28, 28) and colour.test_images.shape == (120, 3, 28, 28)
+    red = colour.test_images[colour.test_labels == 1]
+    assert red[:, 1:].max() == 0 and any(np.array_equal(image[0], original.test_images[0]) for image in red)
+    green = colour.test_images[colour.test_labels == 0]
+    assert green[:, 0].max() == 0 and green[:, 1].max() > 100
+    # Made grey, the two classes hold the same pictures (within rounding): without colour there is nothing to learn.
+    grey = load_image_folder(str(root), 28)
+    assert grey.test_images.shape == (120, 28, 28)
+    red_grey, green_grey = (grey.test_images[grey.test_labels == label].astype(int) for label in (1, 0))
+    assert np.abs(np.sort(red_grey.reshape(60, -1), 0) - np.sort(green_grey.reshape(60, -1), 0)).max() <= 1
+
+
+def test_a_colour_run_learns_what_only_colour_tells(cli, tinted_folder, tmp_path):
+    root, _ = tinted_folder
+    run_dir = tmp_path / "run"
+    result = cli("train", "fashion", "data.source=folder", f"data.path={root}", "data.colour=true",
+                 "data.batch_size=50", "trainer.epochs=4", *CPU, "--out", run_dir)
+    assert result.code == 0, result.err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["metrics"]["test"]["accuracy"] > 0.95, summary["metrics"]
+    for name in TINTS:  # prediction prepares a new picture in colour too, as the run was trained
+        result = cli("predict", run_dir, root / "test" / name / "7.png", "--json")
+        assert result.code == 0, result.err
+        assert json.loads(result.out)["label"] == name
+    gallery = tmp_path / "tinted.png"
+    result = cli("data", "show", "folder", f"data.path={root}", "data.colour=true", "--augment", "--out", gallery)
+    assert result.code == 0, result.err
+    assert str(root) in result.out
+    pixels = np.asarray(Image.open(gallery).convert("RGB")).astype(int)
+    assert ((pixels[..., 0] - pixels[..., 1]) > 100).sum() > 100  # red pictures drawn in red
+    assert ((pixels[..., 1] - pixels[..., 0]) > 100).sum() > 100  # and green ones in green
+
+
+def test_colour_user_errors(cli, tinted_folder):
+    root, _ = tinted_folder
+    assert_user_error(cli("train", "fashion", "data.colour=true", *CPU), "'fashion-mnist' is grey")
+    assert_user_error(cli("data", "show", "folder"), "needs data.path")
+    assert_user_error(cli("data", "list", f"data.path={root}"), "go with `dlzoo data show SOURCE`")

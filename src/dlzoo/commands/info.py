@@ -90,6 +90,8 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recipe", help="whose augmentation to show (default: the source's main recipe)")
     parser.add_argument("--out", metavar="FILE", help="picture to write (default <source>[-augment].png)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the augmentations drawn")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="the recipe's config overrides, e.g. data.path=DIR data.colour=true for a folder")
 
 
 @command("data", "every data source, where it was found on this machine, and how to get what is missing",
@@ -102,10 +104,10 @@ def data(args: argparse.Namespace) -> None:
     if args.action == "show":
         _show_source(get_source(args.source) if args.source else None, args)
         return
-    if args.source or args.augment or args.recipe or args.out:
+    if args.source or args.augment or args.recipe or args.out or args.overrides:
         from dlzoo.errors import UserError
 
-        raise UserError("a source, --augment, --recipe and --out go with `dlzoo data show SOURCE`")
+        raise UserError("a source, --augment, --recipe, --out and KEY=VALUE go with `dlzoo data show SOURCE`")
     for name in sorted(SOURCES):
         source = SOURCES[name]
         where = source.where()
@@ -122,8 +124,8 @@ def _show_source(source, args: argparse.Namespace) -> None:
     if source is None:
         raise UserError("name the source to show, e.g. dlzoo data show fashion-mnist --augment")
     out = check_output(Path(args.out or f"{source.name}{'-augment' if args.augment else ''}.png"))
-    shown = gallery(source.name, augment=args.augment, recipe=args.recipe, seed=args.seed)
+    shown = gallery(source.name, augment=args.augment, recipe=args.recipe, seed=args.seed, overrides=args.overrides)
     path = save_gallery(shown, out)
     what = (f"the first training image of each class, then {shown.columns - 1} augmentations as the "
             f"'{shown.recipe}' recipe draws them" if shown.augmented else "training images, one row per class")
-    print(f"{source.name}\n  {source.description}\n  found: {source.where()}\n  gallery: {path} ({what})")
+    print(f"{source.name}\n  {source.description}\n  found: {shown.location}\n  gallery: {path} ({what})")

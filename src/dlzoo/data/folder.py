@@ -2,9 +2,10 @@
 
     PATH/train/<class>/*.png|jpg|...     PATH/test/<class>/*     (or PATH/val/<class>/*)
 
-Every picture is prepared exactly as `dlzoo predict` prepares one (`ResizePreprocessing`: grey, light on dark,
-resized to the training size), so a trained run classifies new pictures the way it saw its training set. The set
-is then held in memory like Fashion-MNIST and trained with the same on-device batching and augmentation.
+Every picture is prepared exactly as `dlzoo predict` prepares one (`ResizePreprocessing`: grey and light on dark,
+or RGB with `data.colour=true`; resized to the training size), so a trained run classifies new pictures the way it
+saw its training set. The set is then held in memory like Fashion-MNIST and trained with the same on-device
+batching and augmentation.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def _pictures(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _read_split(split_dir: Path, classes: list[str], size: int) -> tuple[np.ndarray, np.ndarray]:
-    prepare = ResizePreprocessing(size=size)
+def _read_split(split_dir: Path, classes: list[str], size: int, colour: bool) -> tuple[np.ndarray, np.ndarray]:
+    prepare = ResizePreprocessing(size=size, colour=colour)
     images, labels = [], []
     for label, name in enumerate(classes):
         class_dir = split_dir / name
@@ -58,8 +59,9 @@ def _read_split(split_dir: Path, classes: list[str], size: int) -> tuple[np.ndar
     return np.stack(images), np.array(labels, dtype=np.int64)
 
 
-def load_image_folder(path: str | None, size: int) -> ImageArrays:
-    """The pictures under `path`, each size x size grey; classes are train/'s subfolders in sorted order."""
+def load_image_folder(path: str | None, size: int, colour: bool = False) -> ImageArrays:
+    """The pictures under `path`, each size x size, grey (N, H, W) or RGB (N, 3, H, W); classes are train/'s
+    subfolders in sorted order."""
     if not path:
         raise UserError(f"data.source=folder needs data.path: {FOLDER.how_to_get()}")
     root = Path(path)
@@ -75,8 +77,8 @@ def load_image_folder(path: str | None, size: int) -> ImageArrays:
     unknown = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and p.name not in classes)
     if unknown:
         raise UserError(f"{test_dir} has classes that train/ lacks: {', '.join(unknown)}")
-    train_x, train_y = _read_split(train_dir, classes, size)
-    test_x, test_y = _read_split(test_dir, classes, size)
+    train_x, train_y = _read_split(train_dir, classes, size, colour)
+    test_x, test_y = _read_split(test_dir, classes, size, colour)
     # Shuffled once, with a fixed seed, so `data.limit=N` takes a mix of classes rather than the first ones.
     order = np.random.default_rng(0).permutation(len(train_x))
     return ImageArrays(train_x[order], train_y[order], test_x, test_y, classes, FOLDER.name, str(root))

@@ -18,7 +18,7 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
 
 @dataclass
 class ImageArrays:
-    """uint8 images (N, H, W) and int64 labels, split into train and test."""
+    """uint8 images, grey (N, H, W) or colour (N, 3, H, W), and int64 labels, split into train and test."""
 
     train_images: np.ndarray
     train_labels: np.ndarray

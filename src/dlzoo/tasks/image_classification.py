@@ -47,6 +47,8 @@ class ImageDataConfig(DataConfig):
     preprocess: Literal["mnist-digit", "resize"] = "resize"
     # Input size the model sees; batches are resized on the device when it differs from the data's.
     resolution: int = 28
+    # Keep pictures' colour: RGB in, a 3-channel model (data.source=folder; the named data sets are grey).
+    colour: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -88,13 +90,21 @@ def classification_loss(output: torch.Tensor | tuple, labels: torch.Tensor, labe
     return loss, main
 
 
+def with_channels(pixels: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) from grey (N, H, W) or colour (N, 3, H, W) pictures."""
+    return pixels.unsqueeze(1) if pixels.ndim == 3 else pixels
+
+
 def load_arrays(data: ImageDataConfig) -> ImageArrays:
     """A named data set, or a folder of pictures read at the model's resolution (`data.source=folder`)."""
     if data.source != FOLDER.name:
+        if data.colour:
+            raise UserError(f"data.colour=true keeps the colour of data.source=folder pictures; "
+                            f"'{data.source}' is grey")
         return load_image_arrays(data.source, data.path)
     if data.preprocess != "resize":
         raise UserError("data.source=folder prepares pictures as dlzoo predict does: use data.preprocess=resize")
-    return load_image_folder(data.path, data.resolution)
+    return load_image_folder(data.path, data.resolution, data.colour)
 
 
 class ImageClassification(Task):
@@ -112,8 +122,8 @@ class ImageClassification(Task):
         self.runtime = runtime
         arrays = load_arrays(config.data).limit(config.data.limit)
         size = arrays.train_images.shape[-1]
-        preprocessing = make_preprocessing(config.data.preprocess, size)
-        self.meta = {"classes": arrays.classes, "in_channels": 1, "data_size": size,
+        preprocessing = make_preprocessing(config.data.preprocess, size, config.data.colour)
+        self.meta = {"classes": arrays.classes, "in_channels": 3 if config.data.colour else 1, "data_size": size,
                      "resolution": config.data.resolution, "preprocess": preprocessing.to_dict(),
                      "source": arrays.source}
         device = runtime.device
@@ -128,7 +138,7 @@ class ImageClassification(Task):
             pixels = torch.from_numpy(prepare_many(images, preprocessing_from_dict(self.meta["preprocess"])))
         else:  # data-set images are already the size and polarity the model expects
             pixels = torch.tensor(images, dtype=torch.float32).div_(255)  # a copy: IDX arrays are read-only
-        return pixels.unsqueeze(1).to(device), torch.from_numpy(labels).to(device)
+        return with_channels(pixels).to(device), torch.from_numpy(labels).to(device)
 
     def build_models(self) -> dict[str, nn.Module]:
         model = create(self.config.model.name, num_classes=len(self.meta["classes"]),
@@ -205,7 +215,7 @@ class ImageClassification(Task):
     def predict(self, inputs: list[str], out: str | None = None, top: int = 3) -> list[dict[str, Any]]:
         preprocessing = preprocessing_from_dict(self.meta["preprocess"])
         pictures = np.stack([preprocessing(read_image(path)) for path in inputs])
-        images = torch.from_numpy(pictures).unsqueeze(1).to(self.runtime.device)
+        images = with_channels(torch.from_numpy(pictures)).to(self.runtime.device)
         with torch.no_grad():
             probabilities = self.logits(images).softmax(1).cpu()
         classes = self.meta["classes"]

@@ -1,5 +1,5 @@
-"""`dlzoo data show SOURCE [--augment]`: a picture of a data set's training images and, with `--augment`, of what a
-recipe's batched augmentation makes of them, so a learner sees what the network sees.
+"""`dlzoo data show SOURCE [--augment] [KEY=VALUE ...]`: a picture of a data set's training images and, with
+`--augment`, of what a recipe's batched augmentation makes of them, so a learner sees what the network sees.
 
 The images come from the recipe's own task (`ImageClassification.setup`), so they are prepared exactly as in
 training (e.g. the digit preprocessing of `digits`), and the augmented copies come from the task's own `augment`.
@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 import torch
 from torchvision.utils import make_grid
 
+from dlzoo.data.sources import get_source
 from dlzoo.errors import UserError
 
 if TYPE_CHECKING:
     from dlzoo.tasks.image_classification import ImageClassification
 
 # The recipe whose augmentation `dlzoo data show SOURCE --augment` shows when none is named.
-DEFAULT_RECIPES = {"fashion-mnist": "fashion", "mnist5k": "digits", "mnist": "digits"}
+DEFAULT_RECIPES = {"fashion-mnist": "fashion", "mnist5k": "digits", "mnist": "digits", "folder": "fashion"}
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Gallery:
     recipe: str
     augmented: bool
     source: str
+    location: str | None  # where the images were read from
 
 
 def check_output(path: Path) -> Path:
@@ -46,10 +48,12 @@ def check_output(path: Path) -> Path:
     return path
 
 
-def _task_for(source: str, recipe_name: str | None) -> tuple[str, ImageClassification]:
-    """The recipe's task, set up on the CPU with `source` as its data: its images are the training tensors."""
+def _task_for(source: str, recipe_name: str | None, overrides: list[str]) -> tuple[str, ImageClassification]:
+    """The recipe's task, set up on the CPU with `source` as its data (and the config `overrides`, such as a folder's
+    data.path): its images are the training tensors."""
     from dlzoo.engine.runtime import Runtime
     from dlzoo.recipes import get_recipe
+    from dlzoo.runs import build_config
     from dlzoo.tasks.image_classification import ImageClassification
 
     recipe_name = recipe_name or DEFAULT_RECIPES.get(source)
@@ -58,18 +62,17 @@ def _task_for(source: str, recipe_name: str | None) -> tuple[str, ImageClassific
     recipe = get_recipe(recipe_name)
     if not issubclass(recipe.task, ImageClassification):
         raise UserError(f"recipe '{recipe_name}' does not classify images, so it has no image augmentation to show")
-    config = recipe.config()
-    config.data.source = source
+    config = build_config(recipe, overrides=[f"data.source={source}", *overrides])
     task = recipe.task(config)
     task.setup(Runtime(device=torch.device("cpu"), autocast_dtype=None))
     return recipe.name, task
 
 
 def gallery(source: str, augment: bool = False, recipe: str | None = None, columns: int = 8,
-            seed: int = 0) -> Gallery:
+            seed: int = 0, overrides: list[str] = ()) -> Gallery:
     """One row per class: the class's first training image, then `columns - 1` augmentations of it (`augment`),
     or its first `columns` training images."""
-    recipe_name, task = _task_for(source, recipe)
+    recipe_name, task = _task_for(source, recipe, list(overrides))
     names, rows = [], []
     generator_state = torch.get_rng_state()
     torch.manual_seed(seed)  # the augmentations are drawn from torch's global RNG, as in training
@@ -88,7 +91,8 @@ def gallery(source: str, augment: bool = False, recipe: str | None = None, colum
             rows.append(row)
     finally:
         torch.set_rng_state(generator_state)
-    return Gallery(torch.cat(rows), names, columns, recipe_name, augment, source)
+    location = task.config.data.path or get_source(source).where()
+    return Gallery(torch.cat(rows), names, columns, recipe_name, augment, source, location)
 
 
 def save_gallery(shown: Gallery, out: str | Path) -> Path:
@@ -100,10 +104,11 @@ def save_gallery(shown: Gallery, out: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     padding, columns, rows = 2, shown.columns, len(shown.row_names)
-    grid = make_grid(shown.images.float().clamp(0, 1), nrow=columns, padding=padding, pad_value=1.0)[0]
+    # make_grid gives 3 channels either way (grey images repeated), so grey and colour sets are drawn alike.
+    grid = make_grid(shown.images.float().clamp(0, 1), nrow=columns, padding=padding, pad_value=1.0)
     cell = shown.images.shape[-1] + padding
     figure, axis = plt.subplots(figsize=(1.0 + 0.9 * columns, 0.5 + 0.85 * rows))
-    axis.imshow(grid.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    axis.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
     axis.set_yticks([padding + cell * i + cell / 2 for i in range(rows)], shown.row_names)
     labels = ["original", *[f"aug {i}" for i in range(1, columns)]] if shown.augmented else [""] * columns
     axis.set_xticks([padding + cell * i + cell / 2 for i in range(columns)], labels, fontsize=8)

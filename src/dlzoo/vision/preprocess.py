@@ -2,7 +2,7 @@
 
 - `mnist-digit`: a picture of one handwritten digit, prepared as MNIST was (see `vision.digits`).
 - `resize`: the picture made grey, inverted if its border is light (small-image sets such as Fashion-MNIST show
-  a light object on black), and resized to the training size.
+  a light object on black), and resized to the training size; with `colour`, kept in RGB as it is and resized.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class Preprocessing(Protocol):
     size: int
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        """uint8 grey or RGB picture -> float32 (size, size) in [0, 1]."""
+        """uint8 grey or RGB picture -> float32 in [0, 1]: (size, size) grey, or (3, size, size) in colour."""
 
     def to_dict(self) -> dict: ...
 
@@ -31,24 +31,31 @@ class Preprocessing(Protocol):
 class ResizePreprocessing:
     name: str = "resize"
     size: int = 28
-    # Invert pictures whose border is light, so objects are light on dark as in (Fashion-)MNIST.
+    # Invert grey pictures whose border is light, so objects are light on dark as in (Fashion-)MNIST.
     dark_background: bool = True
+    # Keep the picture's colour (3 channels, RGB, never inverted: photographs have no paper to undo).
+    colour: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        gray = to_gray(image)
-        if gray.size == 0:
+        if image.size == 0:
             raise UserError("image is empty")
-        if gray.shape != (self.size, self.size):
-            interpolation = cv2.INTER_AREA if max(gray.shape) > self.size else cv2.INTER_LINEAR
-            gray = cv2.resize(gray, (self.size, self.size), interpolation=interpolation)
-        out = gray.astype(np.float32) / 255.0
+        if self.colour:
+            rgb = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+            return self._resize(rgb).astype(np.float32).transpose(2, 0, 1) / 255.0
+        out = self._resize(to_gray(image)).astype(np.float32) / 255.0
         border = np.concatenate([out[0], out[-1], out[:, 0], out[:, -1]])
         if self.dark_background and np.median(border) > 0.5:
             out = 1.0 - out
         return out
+
+    def _resize(self, image: np.ndarray) -> np.ndarray:
+        if image.shape[:2] == (self.size, self.size):
+            return image
+        interpolation = cv2.INTER_AREA if max(image.shape[:2]) > self.size else cv2.INTER_LINEAR
+        return cv2.resize(image, (self.size, self.size), interpolation=interpolation)
 
 
 def preprocessing_from_dict(data: dict) -> Preprocessing:
@@ -60,10 +67,12 @@ def preprocessing_from_dict(data: dict) -> Preprocessing:
     raise UserError(f"unknown preprocessing {name!r} in checkpoint")
 
 
-def make_preprocessing(name: str, size: int) -> Preprocessing | None:
+def make_preprocessing(name: str, size: int, colour: bool = False) -> Preprocessing | None:
     """The preprocessing a recipe asks for by name; None means the data set's pixels are used as they are."""
+    if colour and name != "resize":
+        raise UserError(f"data.preprocess={name} makes pictures grey; colour pictures need data.preprocess=resize")
     if name == "mnist-digit":
         return DigitPreprocessing(size=size)
     if name == "resize":
-        return ResizePreprocessing(size=size)
+        return ResizePreprocessing(size=size, colour=colour)
     return None
