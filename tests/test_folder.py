@@ -5,12 +5,14 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import assert_user_error
 from dlzoo.bench.classic import fashion_subset
 from dlzoo.data.folder import load_image_folder
 from dlzoo.errors import UserError
+from dlzoo.tasks.image_classification import AugmentConfig, ImageDataConfig, file_augmentation, load_arrays
 
 CPU = ["trainer.device=cpu", "trainer.threads=1"]
 
@@ -148,6 +150,60 @@ def test_a_colour_run_learns_what_only_colour_tells(cli, tinted_folder, tmp_path
 
 def test_colour_user_errors(cli, tinted_folder):
     root, _ = tinted_folder
-    assert_user_error(cli("train", "fashion", "data.colour=true", *CPU), "'fashion-mnist' is grey")
+    assert_user_error(cli("train", "fashion", "data.colour=true", *CPU), "data.colour=true is for data.source=folder")
     assert_user_error(cli("data", "show", "folder"), "needs data.path")
     assert_user_error(cli("data", "list", f"data.path={root}"), "go with `dlzoo data show SOURCE`")
+
+
+def test_streamed_pictures_are_the_ones_held_in_memory(picture_folder):
+    root, _ = picture_folder
+    held, none = load_arrays(ImageDataConfig(source="folder", path=str(root), limit=200))
+    empty, files = load_arrays(ImageDataConfig(source="folder", path=str(root), limit=200, stream=True,
+                                               augment=AugmentConfig(enabled=False)))
+    assert none is None and len(files) == 200 and len(empty.train_images) == 0
+    assert np.array_equal(empty.test_images, held.test_images) and empty.classes == held.classes
+    for index in (0, 1, 57, 199):
+        picture, label = files[index]
+        assert picture.shape == (1, 28, 28) and label == held.train_labels[index]
+        assert torch.equal(picture[0], torch.from_numpy(held.train_images[index]).float() / 255)
+
+
+def test_file_augmentation_draws_the_configured_transforms():
+    picture = torch.rand(3, 12, 12)
+    flip = file_augmentation(AugmentConfig(flip=True), 12)
+    drawn = [flip(picture) for _ in range(40)]
+    assert all(torch.equal(d, picture) or torch.equal(d, picture.flip(-1)) for d in drawn)
+    assert any(torch.equal(d, picture) for d in drawn) and any(torch.equal(d, picture.flip(-1)) for d in drawn)
+    shift = file_augmentation(AugmentConfig(pad=2), 12)(picture)  # a crop of the zero-padded picture
+    padded = torch.nn.functional.pad(picture, (2, 2, 2, 2))
+    assert any(torch.equal(shift, padded[:, y:y + 12, x:x + 12]) for y in range(5) for x in range(5))
+    turned = file_augmentation(AugmentConfig(degrees=30), 12)(picture)
+    assert turned.shape == picture.shape and not torch.equal(turned, picture)
+    assert file_augmentation(AugmentConfig(enabled=False, flip=True), 12) is None
+
+
+def test_a_streamed_run_trains_from_files_in_workers(cli, picture_folder, tmp_path):
+    root, _ = picture_folder
+    run_dir = tmp_path / "run"
+    result = cli("train", "fashion", "data.source=folder", f"data.path={root}", "data.stream=true", "data.workers=2",
+                 "data.batch_size=50", "trainer.epochs=3", *CPU, "--out", run_dir)
+    assert result.code == 0, result.err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["metrics"]["test"]["accuracy"] > 0.6, summary["metrics"]  # as the in-memory run above
+    assert summary["steps"] == 3 * 20
+
+
+def test_stream_user_errors(cli, tmp_path):
+    assert_user_error(cli("train", "fashion", "data.stream=true", *CPU), "data.stream=true is for data.source=folder")
+    broken = tmp_path / "broken"
+    for split in ("train", "test"):
+        for name in ("cat", "dog"):
+            (broken / split / name).mkdir(parents=True)
+            for index in range(4):
+                Image.fromarray(np.full((8, 8), 40 * index, np.uint8)).save(broken / split / name / f"{index}.png")
+    assert_user_error(cli("train", "fashion", "data.source=folder", f"data.path={broken}", "data.stream=true",
+                          "data.workers=-1", *CPU), "data.workers must be >= 0")
+    # A training picture is first read in a worker, mid-epoch: its error still reaches the user as one line.
+    (broken / "train" / "dog" / "bad.png").write_bytes(b"not a picture")
+    assert_user_error(cli("train", "fashion", "data.source=folder", f"data.path={broken}", "data.stream=true",
+                          "data.workers=1", "data.batch_size=4", *CPU, "--out", tmp_path / "run"), "bad.png")

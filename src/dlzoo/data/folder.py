@@ -44,24 +44,28 @@ def _pictures(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _read_split(split_dir: Path, classes: list[str], size: int, colour: bool) -> tuple[np.ndarray, np.ndarray]:
-    prepare = ResizePreprocessing(size=size, colour=colour)
-    images, labels = [], []
+@dataclass(frozen=True)
+class FolderListing:
+    """A checked picture folder: class names (train/'s subfolders, sorted) and (path, label) pairs per split."""
+
+    root: Path
+    classes: list[str]
+    train: list[tuple[Path, int]]
+    test: list[tuple[Path, int]]
+
+
+def _split_items(split_dir: Path, classes: list[str]) -> list[tuple[Path, int]]:
+    items: list[tuple[Path, int]] = []
     for label, name in enumerate(classes):
-        class_dir = split_dir / name
-        if not class_dir.is_dir():
-            continue  # a test split may lack a class
-        for path in _pictures(class_dir):
-            images.append(np.rint(prepare(read_image(path)) * 255).astype(np.uint8))
-            labels.append(label)
-    if not images:
+        if (split_dir / name).is_dir():  # a test split may lack a class
+            items += [(path, label) for path in _pictures(split_dir / name)]
+    if not items:
         raise UserError(f"no pictures ({', '.join(sorted(IMAGE_SUFFIXES))}) in the class folders of {split_dir}")
-    return np.stack(images), np.array(labels, dtype=np.int64)
+    return items
 
 
-def load_image_folder(path: str | None, size: int, colour: bool = False) -> ImageArrays:
-    """The pictures under `path`, each size x size, grey (N, H, W) or RGB (N, 3, H, W); classes are train/'s
-    subfolders in sorted order."""
+def list_folder(path: str | None) -> FolderListing:
+    """The pictures under `path` (not read yet), or a UserError that says what the layout lacks."""
     if not path:
         raise UserError(f"data.source=folder needs data.path: {FOLDER.how_to_get()}")
     root = Path(path)
@@ -77,8 +81,26 @@ def load_image_folder(path: str | None, size: int, colour: bool = False) -> Imag
     unknown = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and p.name not in classes)
     if unknown:
         raise UserError(f"{test_dir} has classes that train/ lacks: {', '.join(unknown)}")
-    train_x, train_y = _read_split(train_dir, classes, size, colour)
-    test_x, test_y = _read_split(test_dir, classes, size, colour)
+    train = _split_items(train_dir, classes)
     # Shuffled once, with a fixed seed, so `data.limit=N` takes a mix of classes rather than the first ones.
-    order = np.random.default_rng(0).permutation(len(train_x))
-    return ImageArrays(train_x[order], train_y[order], test_x, test_y, classes, FOLDER.name, str(root))
+    train = [train[i] for i in np.random.default_rng(0).permutation(len(train))]
+    return FolderListing(root, classes, train, _split_items(test_dir, classes))
+
+
+def read_picture(path: Path, prepare: ResizePreprocessing) -> np.ndarray:
+    """One picture as the model's uint8 input: (size, size) grey or (3, size, size) RGB."""
+    return np.rint(prepare(read_image(path)) * 255).astype(np.uint8)
+
+
+def read_items(items: list[tuple[Path, int]], prepare: ResizePreprocessing) -> tuple[np.ndarray, np.ndarray]:
+    images = np.stack([read_picture(path, prepare) for path, _ in items])
+    return images, np.array([label for _, label in items], dtype=np.int64)
+
+
+def load_image_folder(path: str | None, size: int, colour: bool = False) -> ImageArrays:
+    """The pictures under `path` read into memory, each size x size, grey (N, H, W) or RGB (N, 3, H, W)."""
+    listing = list_folder(path)
+    prepare = ResizePreprocessing(size=size, colour=colour)
+    train_x, train_y = read_items(listing.train, prepare)
+    test_x, test_y = read_items(listing.test, prepare)
+    return ImageArrays(train_x, train_y, test_x, test_y, listing.classes, FOLDER.name, str(listing.root))

@@ -2,7 +2,9 @@
 
 The whole data set sits on the training device as one float tensor; batches are index gathers and augmentation is
 batched on the device (see `dlzoo.data.augment`). Models that need a larger input (AlexNet at 224 px) get each
-batch resized on the device rather than a resized copy of the data set.
+batch resized on the device rather than a resized copy of the data set. A folder of pictures too large for memory
+is streamed instead (`data.stream=true`): read every epoch by DataLoader workers and augmented there, picture by
+picture, with torchvision transforms.v2 (see `dlzoo.data.picture_files`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.transforms import v2
 
 from dlzoo.config import DataConfig, RecipeConfig
 from dlzoo.data.augment import random_affine, random_flip, random_translate
-from dlzoo.data.folder import FOLDER, load_image_folder
+from dlzoo.data.folder import FOLDER, list_folder, load_image_folder, read_items
 from dlzoo.data.images import ImageArrays, load_image_arrays
+from dlzoo.data.picture_files import FileLoader, PictureFiles
 from dlzoo.data.tensors import TensorLoader
 from dlzoo.errors import UserError
 from dlzoo.models import create
@@ -26,7 +30,7 @@ from dlzoo.tasks.base import Task
 from dlzoo.tasks.ema import started, weight_average
 from dlzoo.vision.digits import prepare_many
 from dlzoo.vision.io import read_image
-from dlzoo.vision.preprocess import make_preprocessing, preprocessing_from_dict
+from dlzoo.vision.preprocess import ResizePreprocessing, make_preprocessing, preprocessing_from_dict
 
 
 @dataclass
@@ -49,6 +53,10 @@ class ImageDataConfig(DataConfig):
     resolution: int = 28
     # Keep pictures' colour: RGB in, a 3-channel model (data.source=folder; the named data sets are grey).
     colour: bool = False
+    # data.source=folder: read the training pictures from disk every epoch in `workers` DataLoader processes, each
+    # augmented by torchvision transforms.v2, instead of holding them in memory (the test pictures are held).
+    stream: bool = False
+    workers: int = 2
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -95,21 +103,50 @@ def with_channels(pixels: torch.Tensor) -> torch.Tensor:
     return pixels.unsqueeze(1) if pixels.ndim == 3 else pixels
 
 
-def load_arrays(data: ImageDataConfig) -> ImageArrays:
-    """A named data set, or a folder of pictures read at the model's resolution (`data.source=folder`)."""
+def load_arrays(data: ImageDataConfig) -> tuple[ImageArrays, PictureFiles | None]:
+    """A named data set, or a folder of pictures read at the model's resolution (`data.source=folder`); with
+    `data.stream`, the folder's training pictures are left on disk (returned as `PictureFiles`, the arrays' training
+    images and labels empty)."""
     if data.source != FOLDER.name:
-        if data.colour:
-            raise UserError(f"data.colour=true keeps the colour of data.source=folder pictures; "
-                            f"'{data.source}' is grey")
-        return load_image_arrays(data.source, data.path)
+        for key in ("colour", "stream"):
+            if getattr(data, key):
+                raise UserError(f"data.{key}=true is for data.source=folder pictures, not '{data.source}'")
+        return load_image_arrays(data.source, data.path).limit(data.limit), None
     if data.preprocess != "resize":
         raise UserError("data.source=folder prepares pictures as dlzoo predict does: use data.preprocess=resize")
-    return load_image_folder(data.path, data.resolution, data.colour)
+    if not data.stream:
+        return load_image_folder(data.path, data.resolution, data.colour).limit(data.limit), None
+    if data.workers < 0:
+        raise UserError(f"data.workers must be >= 0 (0 reads in the training process), got {data.workers}")
+    listing = list_folder(data.path)
+    prepare = ResizePreprocessing(size=data.resolution, colour=data.colour)
+    train = listing.train[: data.limit]
+    test_x, test_y = read_items(listing.test, prepare)
+    arrays = ImageArrays(test_x[:0], test_y[:0], test_x, test_y, listing.classes, FOLDER.name, str(listing.root))
+    return arrays, PictureFiles(train, prepare, file_augmentation(data.augment, data.resolution))
+
+
+def file_augmentation(aug: AugmentConfig, size: int) -> v2.Compose | None:
+    """The `data.augment` keys as torchvision transforms.v2 on one (C, H, W) picture, for streamed files; the
+    in-memory path draws the same from `dlzoo.data.augment`, a batch at a time (`ImageClassification.augment`)."""
+    if not aug.enabled:
+        return None
+    steps: list[v2.Transform] = []
+    if aug.degrees or aug.translate or aug.scale or aug.shear:
+        steps.append(v2.RandomAffine(degrees=aug.degrees, translate=(aug.translate, aug.translate),
+                                     scale=(1 - aug.scale, 1 + aug.scale), shear=(-aug.shear, aug.shear),
+                                     interpolation=v2.InterpolationMode.BILINEAR))
+    if aug.pad:
+        steps.append(v2.RandomCrop(size, padding=aug.pad))
+    if aug.flip:
+        steps.append(v2.RandomHorizontalFlip())
+    return v2.Compose(steps) if steps else None
 
 
 class ImageClassification(Task):
     main_metric = "accuracy"
     config: ImageClassificationConfig
+    train_files: PictureFiles | None = None  # the training pictures left on disk (`data.stream`)
 
     def setup(self, runtime) -> None:
         config = self.config
@@ -120,8 +157,8 @@ class ImageClassification(Task):
         if config.ema_every < 1:
             raise UserError(f"ema_every must be >= 1 step, got {config.ema_every}")
         self.runtime = runtime
-        arrays = load_arrays(config.data).limit(config.data.limit)
-        size = arrays.train_images.shape[-1]
+        arrays, self.train_files = load_arrays(config.data)
+        size = arrays.test_images.shape[-1]
         preprocessing = make_preprocessing(config.data.preprocess, size, config.data.colour)
         self.meta = {"classes": arrays.classes, "in_channels": 3 if config.data.colour else 1, "data_size": size,
                      "resolution": config.data.resolution, "preprocess": preprocessing.to_dict(),
@@ -149,11 +186,32 @@ class ImageClassification(Task):
             return {"net": model, "ema": weight_average(model, self.config.ema_decay)}
         return {"net": model}
 
-    def train_loader(self) -> TensorLoader:
+    def train_loader(self) -> TensorLoader | FileLoader:
         runtime, data = self.runtime, self.config.data
-        return TensorLoader(self.train_x, self.train_y, batch_size=data.batch_size, shuffle=True,
-                            drop_last=len(self.train_x) >= 2 * data.batch_size * runtime.world_size,
+        count = len(self.train_files) if self.train_files is not None else len(self.train_x)
+        drop_last = count >= 2 * data.batch_size * runtime.world_size
+        if self.train_files is not None:
+            return FileLoader(self.train_files, data.batch_size, data.workers, runtime.device, seed=runtime.seed,
+                              rank=runtime.rank, world_size=runtime.world_size, drop_last=drop_last)
+        return TensorLoader(self.train_x, self.train_y, batch_size=data.batch_size, shuffle=True, drop_last=drop_last,
                             seed=runtime.seed, rank=runtime.rank, world_size=runtime.world_size)
+
+    def training_pictures(self, label: int, count: int) -> torch.Tensor:
+        """Up to `count` training pictures of class `label` (first ones first), as the model gets them before
+        augmentation: (N, C, H, W) on the CPU."""
+        if self.train_files is None:
+            return self.train_x[torch.nonzero(self.train_y == label).flatten()[:count]].cpu()
+        found = [index for index, (_, item_label) in enumerate(self.train_files.items) if item_label == label]
+        if not found:
+            return self.test_x[:0].cpu()
+        return torch.stack([self.train_files.picture(index) for index in found[:count]])
+
+    def augmented_copies(self, picture: torch.Tensor, count: int) -> torch.Tensor:
+        """`count` augmentations of one (1, C, H, W) picture, drawn as training draws them."""
+        transform = self.train_files.transform if self.train_files is not None else None
+        if transform is not None:
+            return torch.stack([transform(picture[0]) for _ in range(count)])
+        return self.augment(picture.expand(count, -1, -1, -1).clone())
 
     def _model_input(self, images: torch.Tensor) -> torch.Tensor:
         resolution = self.meta["resolution"]
@@ -177,7 +235,9 @@ class ImageClassification(Task):
 
     def train_step(self, batch, ctx) -> dict[str, torch.Tensor]:
         images, labels = batch
-        output = ctx.models["net"](self._model_input(self.augment(images)))
+        if self.train_files is None:  # streamed pictures were augmented as they were read
+            images = self.augment(images)
+        output = ctx.models["net"](self._model_input(images))
         loss, logits = classification_loss(output, labels, self.config.label_smoothing, self.config.aux_weight)
         if "ema" in self.models and ctx.progress >= self.config.ema_start and ctx.step % self.config.ema_every == 0:
             # Called before the engine's optimizer step, so it averages the weights after the previous step.

@@ -78,14 +78,12 @@ def gallery(source: str, augment: bool = False, recipe: str | None = None, colum
     torch.manual_seed(seed)  # the augmentations are drawn from torch's global RNG, as in training
     try:
         for index, name in enumerate(task.meta["classes"]):
-            found = torch.nonzero(task.train_y == index).flatten()
-            if len(found) == 0:  # data.limit may leave a class out
+            picked = task.training_pictures(index, 1 if augment else columns)
+            if len(picked) == 0:  # data.limit may leave a class out
                 continue
             if augment:
-                first = task.train_x[found[:1]]
-                row = torch.cat([first, task.augment(first.expand(columns - 1, -1, -1, -1).clone())])
+                row = torch.cat([picked, task.augmented_copies(picked, columns - 1)])
             else:
-                picked = task.train_x[found[:columns]]
                 row = torch.cat([picked, torch.zeros(columns - len(picked), *picked.shape[1:])])
             names.append(name)
             rows.append(row)

@@ -1,0 +1,73 @@
+"""Training pictures read from disk every epoch, each augmented on its own by torchvision transforms.v2 in DataLoader
+workers (`data.stream=true` with `data.source=folder`): for picture folders too large to hold in memory.
+
+Sets that fit in memory (Fashion-MNIST, a folder read once) are batched and augmented on the device instead
+(`dlzoo.data.augment`); the same `data.augment` keys drive both. A streamed picture is prepared as the in-memory
+path and `dlzoo predict` prepare it (`folder.read_picture`), so a run trains on what it will later be shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from dlzoo.data.folder import read_picture
+from dlzoo.errors import UserError
+from dlzoo.vision.preprocess import ResizePreprocessing
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+class PictureFiles(Dataset):
+    """(path, label) pairs as (float (C, H, W) in [0, 1], label), each through `transform` when one is given."""
+
+    def __init__(self, items: list[tuple[Path, int]], prepare: ResizePreprocessing, transform: Transform | None):
+        self.items, self.prepare, self.transform = items, prepare, transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def picture(self, index: int) -> torch.Tensor:
+        """The picture as the model sees it before augmentation."""
+        pixels = torch.from_numpy(read_picture(self.items[index][0], self.prepare)).float().div_(255)
+        return pixels.unsqueeze(0) if pixels.ndim == 2 else pixels
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        picture = self.picture(index)
+        return (self.transform(picture) if self.transform else picture), self.items[index][1]
+
+
+class FileLoader:
+    """A DataLoader over `PictureFiles` that hands the engine batches on the training device.
+
+    The order of an epoch is a function of (seed, epoch) (a `DistributedSampler`, also with one process), each rank
+    taking its own equal share, as `TensorLoader` does for in-memory data.
+    """
+
+    def __init__(self, files: PictureFiles, batch_size: int, workers: int, device: torch.device, seed: int = 0,
+                 rank: int = 0, world_size: int = 1, drop_last: bool = False):
+        self.sampler = DistributedSampler(files, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+        self.loader = DataLoader(files, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
+                                 drop_last=drop_last, pin_memory=device.type == "cuda",
+                                 persistent_workers=workers > 0)
+        self.device = device
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        batches = iter(self.loader)
+        while True:
+            try:
+                images, labels = next(batches)
+            except StopIteration:
+                return
+            except UserError as error:  # from a worker, its message wrapped in the worker's traceback
+                raise UserError(str(error).strip().splitlines()[-1].removeprefix("dlzoo.errors.UserError: ")) from None
+            yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
