@@ -5,7 +5,8 @@
 Every picture is prepared exactly as `dlzoo predict` prepares one (`ResizePreprocessing`: grey and light on dark,
 or RGB with `data.colour=true`; resized to the training size), so a trained run classifies new pictures the way it
 saw its training set. The set is then held in memory like Fashion-MNIST and trained with the same on-device
-batching and augmentation.
+batching and augmentation, or, with `data.stream=true`, its training pictures are left on disk and read every epoch
+(`dlzoo.data.picture_files`).
 """
 
 from __future__ import annotations
