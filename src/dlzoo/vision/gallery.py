@@ -1,8 +1,9 @@
 """`dlzoo data show SOURCE [--augment] [KEY=VALUE ...]`: a picture of a data set's training images and, with
-`--augment`, of what a recipe's batched augmentation makes of them, so a learner sees what the network sees.
+`--augment`, of what a recipe's augmentation makes of them, so a learner sees what the network sees.
 
 The images come from the recipe's own task (`ImageClassification.setup`), so they are prepared exactly as in
-training (e.g. the digit preprocessing of `digits`), and the augmented copies come from the task's own `augment`.
+training (e.g. the digit preprocessing of `digits`), and the augmented copies are drawn by the task as training
+draws them (batched on the device, or by transforms.v2 for a streamed folder).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def check_output(path: Path) -> Path:
 
 def _task_for(source: str, recipe_name: str | None, overrides: list[str]) -> tuple[str, ImageClassification]:
     """The recipe's task, set up on the CPU with `source` as its data (and the config `overrides`, such as a folder's
-    data.path): its images are the training tensors."""
+    data.path): its training pictures are the ones shown."""
     from dlzoo.engine.runtime import Runtime
     from dlzoo.recipes import get_recipe
     from dlzoo.runs import build_config
