@@ -45,7 +45,9 @@ CLASSICS = (
     ClassicSetting("lenet-bn", "lenet-bn", 28, 256, 1.0, None, "LeNet-5 with batch norm, 28 px",
                    "0.874 test acc in 52.9 s: dlzoo train lenet-bn trainer.threads=1, 2-core AMD EPYC CPU beside "
                    "another 1-thread job"),
-    ClassicSetting("alexnet", "alexnet", 224, 128, 0.01, 0.883, "AlexNet, 224 px"),
+    ClassicSetting("alexnet", "alexnet", 224, 128, 0.01, 0.883, "AlexNet, 224 px",
+                   "0.884 test acc (book 0.883) in 9,909 s: dlzoo train alexnet trainer.threads=2, bf16, "
+                   "2-core AMD EPYC CPU"),
     ClassicSetting("vgg11-small", "vgg11-small", 224, 128, 0.05, 0.920, "VGG-11 with channels / 4, 224 px"),
     ClassicSetting("nin", "nin", 224, 128, 0.1, 0.790, "Network in Network, 224 px",
                    "0.661 test acc (book 0.790, not reached) in 9,512 s: dlzoo train nin trainer.threads=2, bf16, "
