@@ -169,6 +169,7 @@ def plot_accuracy_vs_time(rows: list[RunRow], out: Path) -> Path:
     seconds = [row.train_seconds for row in points]
     if min(seconds) > 0 and max(seconds) / min(seconds) > 10:
         axis.set_xscale("log")
+    axis.margins(x=0.12, y=0.08)  # room for the labels right of and above the outermost points
     axis.set_xlabel("training time (s)")
     axis.set_ylabel("test accuracy")
     axis.set_title("test accuracy vs training time")
