@@ -64,4 +64,6 @@ register_recipe(Recipe(
     task=ImageClassification,
     default_config=speedrun_config,
     summary="Fashion-MNIST speedrun for one GPU: 4x wider conv-pool net, flips + 2 px shifts, bf16, flip TTA",
+    reference="GPU time not measured; accuracy on the CPU: mean 0.941 (std 0.0015) over seeds 0-4 "
+              "(dlzoo train fashion-speedrun trainer.seed=S, 2-core AMD EPYC CPU, bf16)",
 ))
