@@ -50,6 +50,19 @@ def test_sequential_ending_in_linear_gives_penultimate_features(name):
         assert features.shape == (2, model[-1].in_features)
 
 
+def test_nin_final_relu_switch_keeps_weights_and_frees_the_scores():
+    torch.manual_seed(0)
+    book, free = create("nin").eval(), create("nin", final_relu=False).eval()
+    free.load_state_dict(book.state_dict())  # same parameters: the switch only drops an activation
+    images = torch.rand(4, 1, 96, 96)
+    with torch.no_grad():
+        book_scores, free_scores = book(images), free(images)
+    assert (book_scores >= 0).all()  # the book's ReLU on the class scores
+    assert (free_scores < 0).any()
+    # Same weights, so the two differ only in the last activation: the mean of relu(x) is never below x's mean.
+    assert (book_scores >= free_scores - 1e-6).all()
+
+
 def test_googlenet_auxiliary_heads_in_training_only():
     torch.manual_seed(0)
     model = create("googlenet", aux_logits=True)

@@ -72,6 +72,34 @@ def test_eval_matches_training_summary(cli, digits_run):
     assert metrics["accuracy"] == pytest.approx(summary["metrics"]["test"]["accuracy"])
 
 
+def test_eval_per_class_agrees_with_accuracy_and_the_predictions(cli, digits_run):
+    result = cli("eval", digits_run, "--json", "--per-class")
+    assert result.code == 0, result.err
+    record = json.loads(result.out)
+    rows, accuracy = record["per_class"]["test"], record["metrics"]["test"]["accuracy"]
+    assert [row["class"] for row in rows] == [str(digit) for digit in range(10)]
+    assert sum(row["support"] for row in rows) == sum(row["predicted"] for row in rows) == 1000
+    correct = sum(round(row["recall"] * row["support"]) for row in rows)
+    assert correct == round(accuracy * 1000)
+    for row in rows:  # precision = correct / predicted, with the same correct count as recall
+        hits = round(row["recall"] * row["support"])
+        assert row["precision"] == pytest.approx(hits / row["predicted"] if row["predicted"] else 0, abs=1e-4)
+        assert (row["mistaken_for"] is None) == (hits == row["support"])
+
+    table = cli("eval", digits_run, "--per-class")
+    assert table.code == 0, table.err
+    assert "most often mistaken for" in table.out and len(table.out.strip().splitlines()) == 12
+
+
+def test_per_class_report_names_what_each_class_is_taken_for():
+    from dlzoo.engine.reporting import per_class_report
+
+    rows = per_class_report([0, 0, 0, 1, 1, 2], [0, 1, 1, 1, 1, 1], ["a", "b", "c"])
+    assert [row["recall"] for row in rows] == [0.3333, 1.0, 0.0]  # rounded to 4 places for reading
+    assert [row["predicted"] for row in rows] == [1, 5, 0]
+    assert [(row["mistaken_for"], row["mistaken_count"]) for row in rows] == [("b", 2), (None, 0), ("b", 1)]
+
+
 def test_predict_json(cli, digits_run, digit_pictures):
     result = cli("predict", digits_run, *digit_pictures.values(), "--json")
     assert result.code == 0, result.err

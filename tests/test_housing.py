@@ -88,6 +88,10 @@ def test_bad_tables_are_one_line_errors_and_write_nothing(housing_run, tmp_path,
     assert not out.exists() and not list(tmp_path.glob("*.tmp"))
 
 
+def test_eval_per_class_is_for_classifiers_only(housing_run, cli):
+    assert_user_error(cli("eval", housing_run, "--per-class"), "does not sort samples into classes")
+
+
 def test_unreadable_files_are_one_line_errors(housing_run, tmp_path, cli):
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")

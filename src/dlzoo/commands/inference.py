@@ -14,25 +14,45 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default=None, help="held-out split to evaluate (default: all of the task's)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--per-class", action="store_true",
+                        help="classifiers: precision, recall and F1 of every class, and what it is mistaken for")
 
 
 @command("eval", "evaluate a run's latest checkpoint on held-out data", _eval_arguments)
 def evaluate(args: argparse.Namespace) -> None:
-    from dlzoo.engine.reporting import format_metrics
+    from dlzoo.engine.reporting import format_metrics, format_per_class, per_class_report
     from dlzoo.engine.trainer import evaluate as run_evaluation
+    from dlzoo.engine.trainer import evaluation_mode
     from dlzoo.runs import load_for_evaluation, open_run
 
     run = open_run(args.run_dir)
     splits = run.recipe.task.eval_splits
     if args.split is not None and args.split not in splits:
         raise UserError(f"{run.recipe.name} has no split '{args.split}'; it has: {', '.join(splits)}")
+    if args.per_class and not _classifies(run.recipe.task):  # said before the data set is loaded
+        raise UserError(f"recipe '{run.recipe.name}' does not sort samples into classes: no per-class report")
     task, _ = load_for_evaluation(run, args.device)
-    results = {split: run_evaluation(task, split) for split in ([args.split] if args.split else splits)}
+    chosen = [args.split] if args.split else list(splits)
+    results = {split: run_evaluation(task, split) for split in chosen}
+    per_class = {}
+    if args.per_class:
+        with evaluation_mode(task):
+            for split in chosen:
+                per_class[split] = per_class_report(*task.predicted_classes(split), task.meta["classes"])
     if args.json:
-        print(json.dumps({"run_dir": str(run.run_dir), "checkpoint": run.checkpoint.name, "metrics": results}))
+        record = {"run_dir": str(run.run_dir), "checkpoint": run.checkpoint.name, "metrics": results}
+        print(json.dumps(record | ({"per_class": per_class} if args.per_class else {}), ensure_ascii=False))
     else:
         for split, metrics in results.items():
             print(f"{run.checkpoint}: {split} {format_metrics(metrics)}")
+            if split in per_class:
+                print(format_per_class(per_class[split]))
+
+
+def _classifies(task_class: type) -> bool:
+    from dlzoo.tasks.base import Task
+
+    return task_class.predicted_classes is not Task.predicted_classes
 
 
 def _predict_arguments(parser: argparse.ArgumentParser) -> None:

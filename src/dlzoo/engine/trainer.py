@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -272,15 +274,24 @@ class Trainer:
         return {**summary, **extra}
 
 
-def evaluate(task: Task, split: str) -> dict[str, float]:
-    """A task's metrics on a split: models in eval mode, no autograd, the run's autocast."""
+@contextmanager
+def evaluation_mode(task: Task) -> Iterator[None]:
+    """Models in eval mode, no autograd, the run's autocast; each model's mode is restored afterwards."""
     modes = {name: model.training for name, model in task.models.items()}
     for model in task.models.values():
         model.eval()
-    with torch.no_grad(), task.runtime.autocast():
+    try:
+        with torch.no_grad(), task.runtime.autocast():
+            yield
+    finally:
+        for name, model in task.models.items():
+            model.train(modes[name])
+
+
+def evaluate(task: Task, split: str) -> dict[str, float]:
+    """A task's metrics on a split, in `evaluation_mode`."""
+    with evaluation_mode(task):
         metrics = task.evaluate(split)
-    for name, model in task.models.items():
-        model.train(modes[name])
     return {key: float(value) for key, value in metrics.items()}
 
 

@@ -72,6 +72,11 @@ class Task(abc.ABC):
     def evaluate(self, split: str) -> dict[str, float]:
         """Metrics on a held-out split; runs under no_grad with models in eval mode, on every rank."""
 
+    def predicted_classes(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """True and predicted class indices (CPU) of every sample of a held-out split, for `dlzoo eval --per-class`;
+        runs like `evaluate`, in one process. Only tasks that classify have them."""
+        raise NotImplementedError(f"{type(self).__name__} does not sort samples into classes")
+
     def batch_size(self, batch: Any) -> int:
         first = batch[0] if isinstance(batch, (tuple, list)) else batch
         return len(first)

@@ -271,6 +271,11 @@ class ImageClassification(Task):
         loss, correct, count = runtime.all_reduce_sum(totals).tolist()
         return {"loss": loss / count, "accuracy": correct / count}
 
+    def predicted_classes(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        loader = TensorLoader(self.test_x, batch_size=self.config.data.eval_batch_size)
+        predicted = torch.cat([self.logits(images).argmax(1) for (images,) in loader])
+        return self.test_y.cpu(), predicted.cpu()
+
     # --- prediction -----------------------------------------------------------------------------------------
     def predict(self, inputs: list[str], out: str | None = None, top: int = 3) -> list[dict[str, Any]]:
         preprocessing = preprocessing_from_dict(self.meta["preprocess"])
