@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-all clean
+.PHONY: demo test lint bench bench-all gpu-data clean
 
 # Installs are stamped so a second `make test` does not reinstall; editing pyproject.toml re-installs.
 $(BIN)/python:
@@ -29,6 +29,12 @@ test: lint
 
 bench: $(VENV)/.stamp-dev
 	$(BIN)/dlzoo bench all --out benchmarks/results/latest.json
+
+# Fashion-MNIST for a lent GPU machine, which has none: carry .data along with benchmarks/on-gpu.sh.
+FASHION_DIR ?= /usr/share/datasets/fashion-mnist
+gpu-data:
+	mkdir -p .data/fashion-mnist
+	cp $(FASHION_DIR)/*-ubyte.gz .data/fashion-mnist/
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The GPU measurements that the CPU cannot make, in steps that each fit one 10-minute command on a lent machine
+# whose Python already has torch, torchvision, opencv and the rest but no dlzoo and no data set (see
+# benchmarks/README.md, "On a lent GPU"). Run from the repository root:
+#
+#   benchmarks/on-gpu.sh check                 # versions, the GPU, the data found, a 1-epoch speedrun on 4,096 images
+#   benchmarks/on-gpu.sh speedrun              # dlzoo bench fashion-speedrun seeds=5 (one warm-up run first)
+#   benchmarks/on-gpu.sh classic alexnet,nin   # dlzoo bench classic for those recipes: 10 epochs, book targets
+#
+# Fashion-MNIST is read from .data/fashion-mnist/ (the IDX .gz files; `make gpu-data` copies them there), results and
+# logs go to $OUT (the device tool's folder that comes back) or else to bench-results/.
+set -euo pipefail
+
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 DLZOO_DATA="$PWD/.data"
+python=${PYTHON:-python3}
+out=${OUT:-bench-results}
+mkdir -p "$out"
+gpu=$( (nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || true) | head -1 | tr -cs 'A-Za-z0-9' '-')
+gpu=${gpu%-}
+tag=${gpu:-cpu}
+
+dlzoo() { "$python" -m dlzoo "$@"; }
+
+case "${1:-}" in
+    check)
+        nvidia-smi || true
+        "$python" -c 'import torch, torchvision; print(torch.__version__, torchvision.__version__, torch.cuda.is_available())'
+        dlzoo data | grep -A2 '^fashion-mnist'
+        dlzoo bench fashion-speedrun seeds=1 epochs=1 limit=4096 warmup=false
+        ;;
+    speedrun)
+        dlzoo bench fashion-speedrun seeds=5 --out "$out/fashion-speedrun-$tag.json" 2>&1 | tee "$out/speedrun.log"
+        ;;
+    classic)
+        models=${2:?name the recipes, e.g. classic alexnet,nin}
+        dlzoo bench classic "models=$models" --out "$out/classic-${models//,/-}-$tag.json" 2>&1 \
+            | tee "$out/classic.log"
+        ;;
+    *)
+        echo "usage: benchmarks/on-gpu.sh check|speedrun|classic RECIPE[,RECIPE...]" >&2
+        exit 2
+        ;;
+esac
