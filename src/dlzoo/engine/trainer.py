@@ -136,6 +136,7 @@ class Trainer:
 
         if resume_from is not None and not evaluations:  # resumed a finished run: evaluate it again
             evaluations = {split: self.evaluate(split) for split in task.eval_splits}
+        # train_seconds spans every process of a resumed run; wall time only this one's.
         summary = self._summary(evaluations, last_train, train_seconds, time.perf_counter() - started)
         if self.run_dir is not None:
             _write_json(self.run_dir / SUMMARY, summary)
