@@ -34,7 +34,7 @@ case "${1:-}" in
     classic)
         models=${2:?name the recipes, e.g. classic alexnet,nin}
         dlzoo bench classic "models=$models" --out "$out/classic-${models//,/-}-$tag.json" 2>&1 \
-            | tee "$out/classic.log"
+            | tee "$out/classic-${models//,/-}.log"
         ;;
     *)
         echo "usage: benchmarks/on-gpu.sh check|speedrun|classic RECIPE[,RECIPE...]" >&2

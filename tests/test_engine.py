@@ -53,6 +53,19 @@ def test_schedules_reach_their_ends():
             assert lrs[0] == 0.1 and lrs[-1] == 0.05
 
 
+def test_onecycle_builds_and_runs_for_any_short_run():
+    # A warm-up of exactly one step (4 batches + 1 at warmup=0.2) once raised ZeroDivisionError inside OneCycleLR.
+    for steps in range(1, 12):
+        for warmup in (0.0, 0.1, 0.2, 0.25, 0.5, 1.0):
+            config = OptimConfig(lr=0.1, schedule="onecycle", warmup=warmup)
+            optimizer = build_optimizer(config, [nn.Linear(2, 2)])
+            scheduler = build_scheduler(config, optimizer, epochs=1, steps_per_epoch=steps)
+            for _ in range(steps):
+                optimizer.step()
+                scheduler.step()
+            assert 0 < optimizer.param_groups[0]["lr"] <= 0.1, (steps, warmup)
+
+
 def test_no_weight_decay_on_biases_and_norms():
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
     optimizer = build_optimizer(OptimConfig(weight_decay=0.1), [model])

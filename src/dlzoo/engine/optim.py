@@ -72,8 +72,13 @@ def build_scheduler(config: OptimConfig, optimizer: torch.optim.Optimizer, epoch
     if config.schedule == "onecycle":
         # OneCycleLR also cycles SGD momentum / Adam beta1 inversely to the LR, which is part of why it trains fast.
         # total + 1: the engine steps the scheduler after every batch, the last time past the final batch.
-        return OneCycleLR(optimizer, max_lr=[group["lr"] for group in optimizer.param_groups], total_steps=total + 1,
-                          pct_start=max(config.warmup, 1e-3), anneal_strategy="linear",
+        steps, warmup = total + 1, max(config.warmup, 1e-3)
+        if math.isclose(warmup * steps, 1.0):
+            # OneCycleLR divides by its warm-up's length in steps minus one: a warm-up of exactly one step (a tiny
+            # run, e.g. 5 steps at warmup=0.2) raises ZeroDivisionError. One and a half steps rise the same way.
+            warmup = 1.5 / steps
+        return OneCycleLR(optimizer, max_lr=[group["lr"] for group in optimizer.param_groups], total_steps=steps,
+                          pct_start=warmup, anneal_strategy="linear",
                           cycle_momentum=config.name == "sgd" or config.name.startswith("adam"),
                           div_factor=25.0, final_div_factor=1e3)
     if config.schedule == "cosine":
