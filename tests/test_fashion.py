@@ -208,3 +208,25 @@ def test_speedrun_benchmark_runs_on_the_cpu():
     assert [len(run["accuracy_by_epoch"]) for run in result["runs"]] == [1, 1]
     assert 0 < result["accuracy"]["mean"] < 1 and result["accuracy"]["std"] >= 0
     assert not any(result["targets"].values())  # a shortened run on a CPU meets no target, by construction
+
+
+@pytest.mark.slow
+def test_compiled_training_saves_plain_weights_that_evaluate_the_same(cli, fashion_small, tmp_path):
+    # reduce-overhead's CUDA graphs are skipped on a CPU; the compiled wrapper and its modes must still train,
+    # checkpoint under the plain module's names and evaluate to the accuracy training reported.
+    run = tmp_path / "compiled"
+    result = cli("train", "fashion-speedrun", f"data.path={fashion_small[0]}", "data.limit=1024",
+                 "data.batch_size=64", "model.args.width=8", "trainer.epochs=1", "trainer.compile=true",
+                 "trainer.compile_mode=reduce-overhead", *CPU, "--out", run)
+    assert result.code == 0, result.err
+    weights = load_file(str(run / "checkpoints" / "epoch-0001" / "model.safetensors"))
+    assert weights and not any("_orig_mod" in key for key in weights)
+    trained = json.loads((run / "summary.json").read_text())["metrics"]["test"]["accuracy"]
+    result = cli("eval", run)
+    assert result.code == 0, result.err
+    assert f"{trained:.4f}" in result.out
+
+
+def test_compile_mode_must_be_one_torch_knows(cli, tmp_path):
+    assert_user_error(cli("train", "fashion", "trainer.compile_mode=fastest", "--out", tmp_path / "run"),
+                      "compile_mode")

@@ -31,6 +31,9 @@ class TrainerConfig:
     # it natively (AVX512-BF16 or AMX), where it is faster; other CPUs only emulate bf16, so they stay in fp32.
     precision: Literal["auto", "auto-bf16", "fp32", "bf16", "fp16"] = "auto"
     compile: bool = False
+    # torch.compile's mode when `compile` is on: reduce-overhead adds CUDA graphs, which replay a step's kernel
+    # launches at once (for small networks whose steps are bound by launches); max-autotune also searches kernels.
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default"
     grad_clip: float | None = None
     eval_every: int = 1
     checkpoint_every: int = 1

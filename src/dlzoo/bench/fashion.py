@@ -111,8 +111,9 @@ def _speedups(textbook: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str,
 @benchmark("fashion-speedrun", "fashion-speedrun (GPU) over seeds: mean/std test accuracy and train seconds",
            needs_gpu=True)
 def speedrun(seeds: int = 5, device: Literal["auto", "cpu", "cuda"] = "auto", epochs: int | None = None,
-             limit: int | None = None, warmup: bool = True, compile: bool = False, batch_size: int | None = None,
-             lr: float | None = None) -> dict[str, Any]:
+             limit: int | None = None, warmup: bool = True, compile: bool = False,
+             compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default",
+             batch_size: int | None = None, lr: float | None = None) -> dict[str, Any]:
     """seeds: runs (seeds 0..N-1); epochs/limit: shorten the recipe (quick CPU checks); batch_size/lr: the
     recipe's with another batch size and peak learning rate (the speed/accuracy trade-off); warmup: one untimed run
     first, so CUDA start-up and cuDNN autotuning (and with `compile`, torch.compile's first compilation, whose
@@ -123,7 +124,7 @@ def speedrun(seeds: int = 5, device: Literal["auto", "cpu", "cuda"] = "auto", ep
     overrides = [f"trainer.device={torch_device.type}"]
     overrides += [f"trainer.epochs={epochs}"] if epochs is not None else []
     overrides += [f"data.limit={limit}"] if limit is not None else []
-    overrides += ["trainer.compile=true"] if compile else []
+    overrides += ["trainer.compile=true", f"trainer.compile_mode={compile_mode}"] if compile else []
     overrides += [f"data.batch_size={batch_size}"] if batch_size is not None else []
     overrides += [f"optim.lr={lr}"] if lr is not None else []
     if warmup:
@@ -135,7 +136,8 @@ def speedrun(seeds: int = 5, device: Literal["auto", "cpu", "cuda"] = "auto", ep
     return {
         "benchmark": "fashion-speedrun",
         "data": "fashion-mnist: " + ("60,000" if limit is None else f"first {limit:,}") + " train / 10,000 test",
-        "settings": {"epochs": epochs or "recipe default", "warmup": warmup, "compile": compile,
+        "settings": {"epochs": epochs or "recipe default", "warmup": warmup,
+                     "compile": compile_mode if compile else False,
                      "batch_size": batch_size or "recipe default", "lr": lr or "recipe default"},
         "accuracy": _spread(accuracies),
         "train_seconds": _spread(seconds),

@@ -185,7 +185,7 @@ class Trainer:
         wrapped = {}
         for name, model in models.items():
             if self.config.trainer.compile:
-                model = torch.compile(model)
+                model = torch.compile(model, mode=self.config.trainer.compile_mode)
             trainable = any(p.requires_grad for p in model.parameters())
             if self.runtime.distributed and trainable:
                 device_ids = [self.runtime.device.index] if self.runtime.device.type == "cuda" else None
