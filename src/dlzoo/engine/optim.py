@@ -75,7 +75,7 @@ def build_scheduler(config: OptimConfig, optimizer: torch.optim.Optimizer, epoch
         steps, warmup = total + 1, max(config.warmup, 1e-3)
         if math.isclose(warmup * steps, 1.0):
             # OneCycleLR divides by its warm-up's length in steps minus one: a warm-up of exactly one step (a tiny
-            # run, e.g. 5 steps at warmup=0.2) raises ZeroDivisionError. One and a half steps rise the same way.
+            # run, e.g. 5 steps at warmup=0.2) raises ZeroDivisionError; one and a half steps still start low.
             warmup = 1.5 / steps
         return OneCycleLR(optimizer, max_lr=[group["lr"] for group in optimizer.param_groups], total_steps=steps,
                           pct_start=warmup, anneal_strategy="linear",
