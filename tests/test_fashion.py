@@ -230,3 +230,8 @@ def test_compiled_training_saves_plain_weights_that_evaluate_the_same(cli, fashi
 def test_compile_mode_must_be_one_torch_knows(cli, tmp_path):
     assert_user_error(cli("train", "fashion", "trainer.compile_mode=fastest", "--out", tmp_path / "run"),
                       "compile_mode")
+
+
+def test_speedrun_benchmark_refuses_a_compile_mode_without_compile(cli):
+    assert_user_error(cli("bench", "fashion-speedrun", "compile_mode=reduce-overhead", "device=cpu"),
+                      "compile=true")

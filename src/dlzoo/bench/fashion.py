@@ -120,6 +120,8 @@ def speedrun(seeds: int = 5, device: Literal["auto", "cpu", "cuda"] = "auto", ep
     cache the later runs in this process reuse) are not charged to the first seed."""
     if seeds < 1:
         raise UserError(f"seeds must be >= 1, got {seeds}")
+    if compile_mode != "default" and not compile:
+        raise UserError(f"compile_mode={compile_mode} needs compile=true")
     torch_device = pick_device(device)
     overrides = [f"trainer.device={torch_device.type}"]
     overrides += [f"trainer.epochs={epochs}"] if epochs is not None else []
