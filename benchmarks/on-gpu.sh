@@ -4,7 +4,10 @@
 # benchmarks/README.md, "On a lent GPU"). Run from the repository root:
 #
 #   benchmarks/on-gpu.sh check                 # versions, the GPU, the data found, a 1-epoch speedrun on 4,096 images
-#   benchmarks/on-gpu.sh speedrun              # dlzoo bench fashion-speedrun seeds=5 (one warm-up run first)
+#   benchmarks/on-gpu.sh speedrun [KEY=VALUE..] # dlzoo bench fashion-speedrun seeds=5 (one warm-up run first), e.g.
+#                                              #   speedrun compile=true compile_mode=reduce-overhead
+#   benchmarks/on-gpu.sh profile               # dlzoo bench step-profile of fashion-speedrun: as it ships, compiled,
+#                                              #   with CUDA graphs (reduce-overhead), and at batch 1024
 #   benchmarks/on-gpu.sh classic alexnet,nin   # dlzoo bench classic for those recipes: 10 epochs, book targets
 #
 # Fashion-MNIST is read from .data/fashion-mnist/ (the IDX .gz files; `make gpu-data` copies them there), results and
@@ -29,7 +32,20 @@ case "${1:-}" in
         dlzoo bench fashion-speedrun seeds=1 epochs=1 limit=4096 warmup=false
         ;;
     speedrun)
-        dlzoo bench fashion-speedrun seeds=5 --out "$out/fashion-speedrun-$tag.json" 2>&1 | tee "$out/speedrun.log"
+        shift
+        name=$(printf '%s' "${*:-recipe}" | tr -cs 'A-Za-z0-9.' '-')
+        dlzoo bench fashion-speedrun seeds=5 "$@" --out "$out/fashion-speedrun-$tag-${name%-}.json" 2>&1 \
+            | tee "$out/speedrun-${name%-}.log"
+        ;;
+    profile)
+        variants=("" "trainer.compile=true" "trainer.compile=true trainer.compile_mode=reduce-overhead"
+                  "data.batch_size=1024 optim.lr=0.6")
+        for i in "${!variants[@]}"; do
+            trace=()
+            [[ $i == 0 ]] && trace=("trace=$out/step-trace-$tag.json")
+            dlzoo bench step-profile "overrides=${variants[$i]}" "${trace[@]}" --out "$out/step-profile-$i-$tag.json" \
+                2>&1 | tee -a "$out/profile.log"
+        done
         ;;
     classic)
         models=${2:?name the recipes, e.g. classic alexnet,nin}
@@ -37,7 +53,7 @@ case "${1:-}" in
             | tee "$out/classic-${models//,/-}.log"
         ;;
     *)
-        echo "usage: benchmarks/on-gpu.sh check|speedrun|classic RECIPE[,RECIPE...]" >&2
+        echo "usage: benchmarks/on-gpu.sh check|speedrun [KEY=VALUE...]|profile|classic RECIPE[,RECIPE...]" >&2
         exit 2
         ;;
 esac

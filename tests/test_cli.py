@@ -211,3 +211,25 @@ def test_bench_all_skips_gpu_benchmarks_on_a_cpu_machine(cli, tmp_path, monkeypa
     assert "skipping benchmark speedrun: it needs a GPU" in result.err
     results = json.loads(out.read_text())
     assert results["quick"] == {"value": 1} and "skipped" in results["speedrun"]
+
+
+def test_step_profile_counts_what_a_training_step_dispatches(cli, tmp_path):
+    out, trace = tmp_path / "profile.json", tmp_path / "trace.json"
+    result = cli("bench", "step-profile", "recipe=digits", "steps=3", "device=cpu",
+                 "overrides=trainer.threads=1 data.batch_size=32", f"trace={trace}", "--out", out)
+    assert result.code == 0, result.err
+    profile = json.loads(out.read_text())["step-profile"]
+    assert profile["steps"] == 3 and profile["batch_size"] == 32 and profile["ms_per_step"] > 0
+    assert profile["kernels_per_step"] == 0  # a CPU launches no device kernels
+    operators = {op["name"]: op for op in profile["top_operators"]}
+    # digits-net has convolutions: one backward per convolution per step, counted per step, not per run
+    assert operators["aten::convolution_backward"]["per_step"] == operators["aten::conv2d"]["per_step"] >= 2
+    # the listed operators are the costliest of all those counted (each count rounded to 0.1)
+    assert profile["operators_per_step"] >= sum(op["per_step"] for op in operators.values()) - 0.1 * len(operators)
+    assert json.loads(trace.read_text())["traceEvents"]
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_step_profile_user_errors(cli):
+    assert_user_error(cli("bench", "step-profile", "steps=1"), "steps must be >= 2")
+    assert_user_error(cli("bench", "step-profile", "recipe=nope"), "unknown recipe")

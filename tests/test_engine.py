@@ -1,13 +1,17 @@
 """Engine pieces on their own: the tensor loader, schedules, checkpoints written atomically."""
 
+import copy
+from inspect import signature
+
+import pytest
 import torch
 from torch import nn
 
 from dlzoo.config import OptimConfig
-from dlzoo.data.augment import random_affine, random_flip, random_translate
+from dlzoo.data.augment import random_affine, random_flip, random_translate, translate
 from dlzoo.data.tensors import TensorLoader
 from dlzoo.engine import checkpoint
-from dlzoo.engine.optim import build_optimizer, build_scheduler
+from dlzoo.engine.optim import build_optimizer, build_scheduler, param_groups
 
 
 def test_tensor_loader_order_depends_only_on_seed_and_epoch():
@@ -73,6 +77,27 @@ def test_no_weight_decay_on_biases_and_norms():
     assert decays == {0.1: 1, 0.0: 3}
 
 
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
+def test_optimizers_use_fused_updates_that_match_the_plain_ones(name):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2))
+    plain, initial = copy.deepcopy(model), copy.deepcopy(model)
+    config = OptimConfig(name=name, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)
+    fused = build_optimizer(config, [model])
+    assert fused.defaults["fused"]
+    settings = {key: value for key, value in fused.defaults.items() if key in signature(type(fused)).parameters}
+    reference = type(fused)(param_groups([plain], 0.01), **{**settings, "fused": False, "foreach": False})
+    for _ in range(3):
+        inputs = torch.randn(8, 4)
+        for net, optimizer in ((model, fused), (plain, reference)):
+            optimizer.zero_grad()
+            net(inputs).square().mean().backward()
+            optimizer.step()
+    for ours, theirs in zip(model.parameters(), plain.parameters(), strict=True):
+        assert torch.allclose(ours, theirs, atol=1e-5)
+    assert not torch.allclose(model[0].weight, initial[0].weight, atol=1e-3)  # the steps did move the weights
+
+
 def test_checkpoint_save_is_atomic_and_keeps_the_last(tmp_path):
     model = {"net": nn.Linear(3, 2)}
     for epoch in (1, 2, 3):
@@ -113,3 +138,13 @@ def test_batched_augmentations_keep_shape_and_range():
     assert torch.equal(shifted, images)
     flipped_all = random_flip(images, p=1.0)
     assert torch.equal(flipped_all, images.flip(-1))
+
+
+def test_translate_shifts_with_zero_fill():
+    images = torch.arange(1.0, 17.0).view(1, 1, 4, 4)
+    right_down = translate(images, 1, 2)
+    assert torch.equal(right_down[..., 2:, 1:], images[..., :2, :3])  # pixel (y, x) moved to (y + 2, x + 1)
+    assert right_down[..., :2, :].abs().sum() == 0 and right_down[..., :, :1].abs().sum() == 0
+    left_up = translate(images, -1, -1)
+    assert torch.equal(left_up[..., :3, :3], images[..., 1:, 1:]) and left_up[..., 3, :].abs().sum() == 0
+    assert torch.equal(translate(images, 0, 0), images)

@@ -59,6 +59,32 @@ def test_recipes_are_configured_for_their_machines():
     # bf16 autocast on a GPU, and on a CPU with native bf16 (AVX512-BF16, AMX)
     assert fashion.trainer.precision == speedrun.trainer.precision == "auto-bf16"
     assert speedrun.tta_flip and speedrun.data.augment.pad > 0 and speedrun.model.args["width"] == 64
+    # shifted test views help a net trained on shifted images (speedrun) and hurt one that was not (fashion)
+    assert speedrun.tta_shift == 1 and fashion.tta_shift == 0 and not fashion.data.augment.pad
+
+
+def test_test_time_views_average_mirrors_and_diagonal_shifts(fashion_run):
+    from dlzoo.data.augment import translate
+    from dlzoo.runs import load_for_evaluation, open_run
+
+    task, _ = load_for_evaluation(open_run(fashion_run), "cpu")
+    net, images = task.scoring_net().eval(), task.test_x[:8]
+    with torch.no_grad():
+        assert task.config.tta_flip and len(task.test_views(images)) == 2
+        flip_only = task.logits(images)
+        assert torch.allclose(flip_only, (net(images) + net(images.flip(-1))) / 2, atol=1e-5)
+        task.config.tta_shift = 2
+        views = [images, translate(images, -2, -2), translate(images, 2, 2)]
+        views += [view.flip(-1) for view in views]
+        expected = sum(net(view) for view in views) / 6
+        assert torch.allclose(task.logits(images), expected, atol=1e-5)
+        assert not torch.allclose(task.logits(images), flip_only, atol=1e-3)
+
+
+def test_tta_shift_is_checked(cli, tmp_path):
+    result = cli("train", "fashion", "tta_shift=-1", "trainer.device=cpu", "--out", tmp_path / "run")
+    assert_user_error(result, "tta_shift must be >= 0")
+    assert not (tmp_path / "run").exists()
 
 
 def test_fashion_learns_on_real_images(fashion_run):

@@ -43,6 +43,16 @@ def random_flip(images: torch.Tensor, p: float = 0.5) -> torch.Tensor:
     return torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
 
 
+def translate(images: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """Shift every image `dx` pixels right and `dy` pixels down (negative: left, up), with zero fill."""
+    pad = max(abs(dx), abs(dy))
+    if pad == 0:
+        return images
+    height, width = images.shape[-2:]
+    padded = F.pad(images, (pad, pad, pad, pad))
+    return padded[..., pad - dy: pad - dy + height, pad - dx: pad - dx + width]
+
+
 def random_translate(images: torch.Tensor, pad: int) -> torch.Tensor:
     """Shift each image by up to `pad` pixels in x and y with zero fill: the classic pad-and-random-crop."""
     if pad <= 0:

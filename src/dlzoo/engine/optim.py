@@ -31,13 +31,16 @@ def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict
 
 def build_optimizer(config: OptimConfig, modules: Iterable[nn.Module]) -> torch.optim.Optimizer:
     groups = param_groups(modules, config.weight_decay)
+    # torch's fused update is one kernel over all parameters where the default loops over them (CPU) or runs
+    # several multi-tensor kernels (CUDA): a small network's step is bound by such per-operator costs.
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"])
     if config.name == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
-                               nesterov=config.nesterov and config.momentum > 0)
+                               nesterov=config.nesterov and config.momentum > 0, fused=fused)
     betas = (config.beta1, config.beta2)
     if config.name == "adamw":
-        return torch.optim.AdamW(groups, lr=config.lr, betas=betas)
-    return torch.optim.Adam(groups, lr=config.lr, betas=betas)
+        return torch.optim.AdamW(groups, lr=config.lr, betas=betas, fused=fused)
+    return torch.optim.Adam(groups, lr=config.lr, betas=betas, fused=fused)
 
 
 class _WarmupCosine:

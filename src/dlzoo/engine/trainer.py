@@ -42,7 +42,7 @@ from dlzoo.engine.runtime import Runtime, seed_everything
 from dlzoo.provenance import device_description, environment
 
 if TYPE_CHECKING:
-    from dlzoo.tasks.base import Task
+    from dlzoo.tasks.base import Loader, Task
 
 SUMMARY = "summary.json"
 
@@ -83,18 +83,28 @@ class Trainer:
         self.scaler.update()
 
     # --- the loop -------------------------------------------------------------------------------------------
-    def fit(self, resume_from: Path | None = None) -> dict[str, Any]:
-        """Train `task` (already `setup`) to the configured number of epochs; return the summary."""
-        started = time.perf_counter()
-        task, runtime, trainer_config = self.task, self.runtime, self.config.trainer
+    def prepare(self) -> Loader:
+        """Build what training steps need (optimizers, schedules, the fp16 grad scaler, compiled or DDP-wrapped
+        models) for a run of `trainer.epochs`; return the training loader. `fit` starts with it; a profiler can
+        call it and then time `train_epoch` alone."""
+        task, trainer_config = self.task, self.config.trainer
         loader = task.train_loader()
         steps_per_epoch = len(loader)
         self.total_steps = max(1, trainer_config.epochs * steps_per_epoch)
         self.optimizers = task.configure_optimizers()
         self.schedulers = {name: build_scheduler(self.config.optim, optimizer, trainer_config.epochs,
                                                  steps_per_epoch) for name, optimizer in self.optimizers.items()}
-        self.scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.autocast_dtype == torch.float16)
+        self.scaler = torch.amp.GradScaler(self.runtime.device.type,
+                                           enabled=self.runtime.autocast_dtype == torch.float16)
         self.models = self._wrap_for_training(task.models)
+        return loader
+
+    def fit(self, resume_from: Path | None = None) -> dict[str, Any]:
+        """Train `task` (already `setup`) to the configured number of epochs; return the summary."""
+        started = time.perf_counter()
+        task, trainer_config = self.task, self.config.trainer
+        loader = self.prepare()
+        steps_per_epoch = len(loader)
 
         train_seconds = 0.0
         start_epoch = 0
@@ -112,7 +122,7 @@ class Trainer:
         for epoch in range(start_epoch, trainer_config.epochs):
             self.epoch = epoch
             loader.set_epoch(epoch)
-            last_train, seconds, samples = self._train_epoch(loader, epoch)
+            last_train, seconds, samples = self.train_epoch(loader, epoch)
             train_seconds += seconds
             self.samples_seen += samples
             entry = {"epoch": epoch + 1, "step": self.step, "split": "train", "metrics": last_train,
@@ -143,7 +153,9 @@ class Trainer:
             plot_curves(self.run_dir)
         return summary
 
-    def _train_epoch(self, loader, epoch: int) -> tuple[dict[str, float], float, int]:
+    def train_epoch(self, loader: Loader, epoch: int) -> tuple[dict[str, float], float, int]:
+        """One pass over `loader`: the epoch's mean train metrics, its seconds (device synced at both ends) and
+        the samples it trained on, over all ranks."""
         task, runtime = self.task, self.runtime
         for model in task.models.values():
             model.train()

@@ -47,6 +47,7 @@ def speedrun_config() -> ImageClassificationConfig:
         model=ImageModelConfig(name="fashion-net", args={"width": 64, "depth": 2}, channels_last=True),
         label_smoothing=0.2,
         tta_flip=True,
+        tta_shift=1,
     )
 
 

@@ -19,7 +19,7 @@ from torch import nn
 from torchvision.transforms import v2
 
 from dlzoo.config import DataConfig, RecipeConfig
-from dlzoo.data.augment import random_affine, random_flip, random_translate
+from dlzoo.data.augment import random_affine, random_flip, random_translate, translate
 from dlzoo.data.folder import FOLDER, list_folder, load_image_folder, read_items
 from dlzoo.data.images import ImageArrays, load_image_arrays
 from dlzoo.data.picture_files import FileLoader, PictureFiles
@@ -75,8 +75,11 @@ class ImageClassificationConfig(RecipeConfig):
     label_smoothing: float = 0.0
     # Weight of auxiliary classifier losses when a model returns (main, aux...) in training (GoogLeNet: 0.3).
     aux_weight: float = 0.3
-    # Average the predictions of each test image and its mirror image.
+    # Test-time augmentation: average the logits of each test image and its mirror image (`tta_flip`), and of
+    # copies shifted `tta_shift` pixels diagonally up-left and down-right (zero fill), each mirrored too with
+    # `tta_flip`: 6 views with both. For networks trained on shifted images (`data.augment.pad`).
     tta_flip: bool = False
+    tta_shift: int = 0
     # Exponential moving average of the weights, kept as model "ema" and used for evaluation and prediction once
     # it has started: decay per update (0: off), first update after `ema_start` of training, then every
     # `ema_every` steps (each update reads a counter on the device: on a GPU, fewer updates mean fewer syncs).
@@ -156,6 +159,8 @@ class ImageClassification(Task):
             raise UserError(f"ema_decay and ema_start must be in [0, 1), got {config.ema_decay}, {config.ema_start}")
         if config.ema_every < 1:
             raise UserError(f"ema_every must be >= 1 step, got {config.ema_every}")
+        if config.tta_shift < 0:
+            raise UserError(f"tta_shift must be >= 0 pixels, got {config.tta_shift}")
         self.runtime = runtime
         arrays, self.train_files = load_arrays(config.data)
         size = arrays.test_images.shape[-1]
@@ -250,13 +255,19 @@ class ImageClassification(Task):
         ema = self.models.get("ema")
         return ema.module if ema is not None and started(ema) else self.models["net"]
 
+    def test_views(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The copies of a batch that are scored and averaged (`tta_flip`, `tta_shift`), ready for the model."""
+        shift = self.config.tta_shift
+        shifted = [images, translate(images, -shift, -shift), translate(images, shift, shift)] if shift else [images]
+        views = [self._model_input(view) for view in shifted]
+        if self.config.tta_flip:
+            views += [view.flip(-1) for view in views]
+        return views
+
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         net = self.scoring_net()
-        images = self._model_input(images)
-        logits = net(images).float()
-        if self.config.tta_flip:
-            logits = (logits + net(images.flip(-1)).float()) / 2
-        return logits
+        views = self.test_views(images)
+        return sum(net(view).float() for view in views) / len(views)
 
     def evaluate(self, split: str) -> dict[str, float]:
         runtime = self.runtime
