@@ -87,6 +87,21 @@ def test_tta_shift_is_checked(cli, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_eval_takes_other_test_time_settings_only(cli, fashion_run):
+    def accuracy(*settings):
+        result = cli("eval", fashion_run, *settings, "--json")
+        assert result.code == 0, result.err
+        return json.loads(result.out)["metrics"]["test"]
+
+    as_trained = json.loads((fashion_run / "summary.json").read_text())["metrics"]["test"]
+    assert accuracy("tta_flip=true", "tta_shift=0") == pytest.approx(as_trained)
+    assert accuracy("tta_shift=1", "data.eval_batch_size=100")["loss"] != pytest.approx(as_trained["loss"])
+    assert_user_error(cli("eval", fashion_run, "model.args.width=8"), "'model.args.width' was fixed by training",
+                      "tta_shift")
+    assert_user_error(cli("eval", fashion_run, "tta_shift=-1"), "tta_shift must be >= 0")
+    assert_user_error(cli("eval", fashion_run, "tta_shift"), "expected KEY=VALUE")
+
+
 def test_fashion_learns_on_real_images(fashion_run):
     summary = json.loads((fashion_run / "summary.json").read_text())
     # 4,000 images, 2 epochs: far from the full recipe's 91%, far above chance (10%).

@@ -94,6 +94,17 @@ def open_run(run_dir: str | Path) -> LoadedRun:
     return LoadedRun(run_dir, recipe, config, found, metadata)
 
 
+def set_evaluation_keys(run: LoadedRun, overrides: list[str]) -> None:
+    """Apply KEY=VALUE settings that change only how the trained model is evaluated (its task's
+    `evaluation_keys`, e.g. test-time augmentation) to the run's config; any other key is a user error."""
+    allowed = run.recipe.task.evaluation_keys
+    for key, text in parse_overrides(overrides):
+        if key not in allowed:
+            can = ", ".join(allowed) if allowed else "none"
+            raise UserError(f"'{key}' was fixed by training; what `dlzoo eval` can change for {run.recipe.name}: {can}")
+        set_key(run.config, key, text)
+
+
 def load_for_inference(run: LoadedRun, device: str = "auto") -> Task:
     """The run's task rebuilt from its checkpoint alone: no data is read."""
     runtime = Runtime.for_inference(device)

@@ -11,6 +11,9 @@ from dlzoo.errors import UserError
 
 def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR")
+    parser.add_argument("settings", nargs="*", metavar="KEY=VALUE",
+                        help="evaluate with other test-time settings, e.g. tta_shift=1 (image classifiers: tta_flip, "
+                             "tta_shift, data.eval_batch_size)")
     parser.add_argument("--split", default=None, help="held-out split to evaluate (default: all of the task's)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -23,9 +26,10 @@ def evaluate(args: argparse.Namespace) -> None:
     from dlzoo.engine.reporting import format_metrics, format_per_class, per_class_report
     from dlzoo.engine.trainer import evaluate as run_evaluation
     from dlzoo.engine.trainer import evaluation_mode
-    from dlzoo.runs import load_for_evaluation, open_run
+    from dlzoo.runs import load_for_evaluation, open_run, set_evaluation_keys
 
     run = open_run(args.run_dir)
+    set_evaluation_keys(run, args.settings)
     splits = run.recipe.task.eval_splits
     if args.split is not None and args.split not in splits:
         raise UserError(f"{run.recipe.name} has no split '{args.split}'; it has: {', '.join(splits)}")

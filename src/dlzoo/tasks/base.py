@@ -35,6 +35,9 @@ class Task(abc.ABC):
     # The metric that `dlzoo list`, progress lines and comparisons lead with, and its split.
     main_metric: ClassVar[str] = "loss"
     eval_splits: ClassVar[tuple[str, ...]] = ("test",)
+    # Config keys that change how a trained model is evaluated, not what was trained (test-time augmentation, the
+    # evaluation batch): `dlzoo eval RUN_DIR KEY=VALUE` takes these and refuses every other key.
+    evaluation_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: RecipeConfig):
         self.config = config
