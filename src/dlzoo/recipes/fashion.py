@@ -65,7 +65,7 @@ register_recipe(Recipe(
     name="fashion-speedrun",
     task=ImageClassification,
     default_config=speedrun_config,
-    summary="Fashion-MNIST speedrun for one GPU: 4x wider conv-pool net, flips + 2 px shifts, bf16, flip TTA",
+    summary="Fashion-MNIST speedrun for one GPU: 4x wider conv-pool net, flips + 2 px shifts, bf16, flip + shift TTA",
     reference="mean 0.940 (std 0.0008) over seeds 0-4 in 16.4 s of training each (target <= 10 s not met) "
               "(dlzoo bench fashion-speedrun seeds=5, one H100, bf16, flip TTA before tta_shift=1); CPU: mean 0.941 "
               "over the same seeds",
