@@ -43,8 +43,9 @@ case "${1:-}" in
         for i in "${!variants[@]}"; do
             trace=()
             [[ $i == 0 ]] && trace=("trace=$out/step-trace-$tag.json")
-            dlzoo bench step-profile "overrides=${variants[$i]}" "${trace[@]}" --out "$out/step-profile-$i-$tag.json" \
-                2>&1 | tee -a "$out/profile.log"
+            # TORCH_LOGS=cudagraphs: the log says whether reduce-overhead recorded CUDA graphs or why it skipped them
+            TORCH_LOGS=cudagraphs dlzoo bench step-profile "overrides=${variants[$i]}" "${trace[@]}" \
+                --out "$out/step-profile-$i-$tag.json" 2>&1 | tee -a "$out/profile.log"
         done
         ;;
     classic)
