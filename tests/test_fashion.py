@@ -276,3 +276,5 @@ def test_compile_mode_must_be_one_torch_knows(cli, tmp_path):
 def test_speedrun_benchmark_refuses_a_compile_mode_without_compile(cli):
     assert_user_error(cli("bench", "fashion-speedrun", "compile_mode=reduce-overhead", "device=cpu"),
                       "compile=true")
+    # the recipe's own checks, said in one line before any run starts
+    assert_user_error(cli("bench", "fashion-speedrun", "batch_size=0", "device=cpu"), "data.batch_size must be >= 1")

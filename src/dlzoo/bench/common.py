@@ -21,7 +21,12 @@ def train_recipe(recipe: str, overrides: list[str], out: Path | None = None, qui
     import io
 
     from dlzoo.cli import main
+    from dlzoo.recipes import get_recipe
+    from dlzoo.runs import build_config
 
+    # A bad option (batch_size=0) is the user's mistake: say so in one line before any run starts, rather than
+    # as a failed training deep inside the benchmark.
+    build_config(get_recipe(recipe), None, overrides)
     out = out or Path(tempfile.mkdtemp(prefix=f"bench-{recipe}-")) / "run"
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():

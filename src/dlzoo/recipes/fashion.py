@@ -9,7 +9,7 @@ its mirror image (flip TTA: mirroring a garment does not change its class).
 `fashion` is sized for throughput on 2 CPU cores at the native 28 px: widths 16-32-64, 3 epochs, only flips as
 augmentation (1 px translations cost 0.4 points in so short a run; docs/fashion.md has the measurements).
 `fashion-speedrun` spends a GPU's abundance: a 4x wider, deeper net, 20 epochs and random 2 px translations,
-and scores test images also shifted a pixel (`tta_shift=1`; it costs `fashion`, trained without shifts, accuracy).
+and scores test images also shifted a pixel (`tta_shift=1`; `fashion`, trained without shifts, would lose by it).
 """
 
 from __future__ import annotations
