@@ -7,7 +7,7 @@
 #   benchmarks/on-gpu.sh speedrun [KEY=VALUE..] # dlzoo bench fashion-speedrun seeds=5 (one warm-up run first), e.g.
 #                                              #   speedrun compile=true compile_mode=reduce-overhead
 #   benchmarks/on-gpu.sh profile               # dlzoo bench step-profile of fashion-speedrun: as it ships, compiled,
-#                                              #   with CUDA graphs (reduce-overhead), and at batch 1024
+#                                              #   with CUDA graphs (reduce-overhead), and at the old batch 512
 #   benchmarks/on-gpu.sh classic alexnet,nin   # dlzoo bench classic for those recipes: 10 epochs, book targets
 #
 # Fashion-MNIST is read from .data/fashion-mnist/ (the IDX .gz files; `make gpu-data` copies them there), results and
@@ -39,7 +39,7 @@ case "${1:-}" in
         ;;
     profile)
         variants=("" "trainer.compile=true" "trainer.compile=true trainer.compile_mode=reduce-overhead"
-                  "data.batch_size=1024 optim.lr=0.6")
+                  "data.batch_size=512 optim.lr=0.4")
         for i in "${!variants[@]}"; do
             trace=()
             [[ $i == 0 ]] && trace=("trace=$out/step-trace-$tag.json")
