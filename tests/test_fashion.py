@@ -98,6 +98,7 @@ def test_eval_takes_other_test_time_settings_only(cli, fashion_run):
     assert accuracy("tta_shift=1", "data.eval_batch_size=100")["loss"] != pytest.approx(as_trained["loss"])
     assert_user_error(cli("eval", fashion_run, "model.args.width=8"), "'model.args.width' was fixed by training",
                       "tta_shift")
+    assert_user_error(cli("eval", fashion_run, "data.eval_batch_size=0"), "data.eval_batch_size must be >= 1")
     assert_user_error(cli("eval", fashion_run, "tta_shift=-1"), "tta_shift must be >= 0")
     assert_user_error(cli("eval", fashion_run, "tta_shift"), "expected KEY=VALUE")
 

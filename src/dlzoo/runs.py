@@ -103,6 +103,7 @@ def set_evaluation_keys(run: LoadedRun, overrides: list[str]) -> None:
             can = ", ".join(allowed) if allowed else "none"
             raise UserError(f"'{key}' was fixed by training; what `dlzoo eval` can change for {run.recipe.name}: {can}")
         set_key(run.config, key, text)
+    validate(run.config)  # the same range checks as training's (data.eval_batch_size >= 1)
 
 
 def load_for_inference(run: LoadedRun, device: str = "auto") -> Task:
