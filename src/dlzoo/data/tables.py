@@ -123,6 +123,9 @@ KAGGLE = register_source(FileSource(
 ))
 
 
+CSV_TABLES = "any UTF-8 CSV with a positive numeric target"
+
+
 @dataclass(frozen=True)
 class CsvSource:
     """Any CSV table of the user's own, with a named numeric target column."""
@@ -134,7 +137,7 @@ class CsvSource:
         return None  # there is no default file: the user names one
 
     def how_to_get(self) -> str:
-        return "pass data.path=FILE.csv and data.target=COLUMN (any UTF-8 CSV with a positive numeric target)"
+        return f"pass data.path=FILE.csv and data.target=COLUMN ({CSV_TABLES})"
 
 
 CSV = register_source(CsvSource())
@@ -158,8 +161,7 @@ def load_table(source: str, path: str | None = None, target: str = "", id_column
     elif source == "csv":
         missing = [key for key, value in (("data.path=FILE.csv", path), ("data.target=COLUMN", target)) if not value]
         if missing:
-            raise UserError(f"data.source=csv needs {' and '.join(missing)} (any UTF-8 CSV with a positive numeric "
-                            "target)")
+            raise UserError(f"data.source=csv needs {' and '.join(missing)} ({CSV_TABLES})")
         frame, where = read_csv(path), str(Path(path).expanduser())
     else:
         get_source(source)  # raises for unknown names with the list of known ones
