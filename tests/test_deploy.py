@@ -1,5 +1,6 @@
 """Export (torch.export .pt2 and ONNX) and the HTTP server, on a trained digits run."""
 
+import http.client
 import json
 import threading
 import urllib.error
@@ -66,6 +67,18 @@ def test_serve_predicts_over_http(digits_run, digit_pictures):
         with pytest.raises(urllib.error.HTTPError) as error:
             urllib.request.urlopen(bad)
         assert error.value.code == 400 and "not a readable image" in json.loads(error.value.read())["error"]
+        # a name that points outside the upload folder is saved under a plain name; the picture is still read
+        outside = urllib.request.Request(f"{base}/predict?name=..", data=picture.read_bytes())
+        with urllib.request.urlopen(outside) as response:
+            assert json.loads(response.read())[0]["path"] == "upload"
+        # a malformed Content-Length is answered, not dropped
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1])
+        connection.putrequest("POST", "/predict?name=x.png")
+        connection.putheader("Content-Length", "many")
+        connection.endheaders()
+        answer = connection.getresponse()
+        assert answer.status == 400 and "request body" in json.loads(answer.read())["error"]
+        connection.close()
     finally:
         server.shutdown()
         server.server_close()

@@ -52,11 +52,11 @@ def make_server(run: LoadedRun, host: str = "127.0.0.1", port: int = 8000, devic
             if url.path != "/predict":
                 self._reply(404, {"error": f"no such endpoint: {url.path}"})
                 return
-            length = int(self.headers.get("Content-Length") or 0)
+            length = _content_length(self.headers.get("Content-Length"))
             if not 0 < length <= MAX_BYTES:
                 self._reply(400, {"error": f"send the file as the request body (1 byte to {MAX_BYTES} bytes)"})
                 return
-            name = Path(parse_qs(url.query).get("name", ["upload"])[0]).name  # only the suffix matters
+            name = _upload_name(parse_qs(url.query).get("name", [""])[0])
             data = self.rfile.read(length)
             with tempfile.TemporaryDirectory() as folder:
                 path = Path(folder) / name
@@ -67,9 +67,27 @@ def make_server(run: LoadedRun, host: str = "127.0.0.1", port: int = 8000, devic
                 except UserError as error:
                     self._reply(400, {"error": one_line(str(error)).replace(str(path), name)})
                     return
+                except Exception as error:  # a bug, not bad input: answer it rather than drop the connection
+                    self.log_error("predict failed on %s: %r", name, error)
+                    self._reply(500, {"error": f"internal error: {type(error).__name__}"})
+                    return
             for record in records:
                 if record.get("path") == str(path):
                     record["path"] = name
             self._reply(200, records)
 
     return ThreadingHTTPServer((host, port), Handler)
+
+
+def _content_length(header: str | None) -> int:
+    """The request's declared body size; 0 (refused) when missing or not a number."""
+    try:
+        return int(header or 0)
+    except ValueError:
+        return 0
+
+
+def _upload_name(requested: str) -> str:
+    """A file name to save the upload under: only its suffix matters (it picks the reader), never its folder."""
+    name = Path(requested).name
+    return name if name not in ("", "..") else "upload"
