@@ -137,6 +137,15 @@ def test_user_errors_are_one_line_status_2(cli, tmp_path, args, fragment):
     assert not out.exists(), "nothing may be written on a user error"
 
 
+@pytest.mark.parametrize(("command", "out"), [(["train", "digits", "data.limit=64"], "run"),
+                                              (["data", "show", "mnist5k"], "gallery.png")])
+def test_an_output_path_under_a_file_is_one_line_status_2(cli, tmp_path, command, out):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    assert_user_error(cli(*command, "--out", a_file / out), "cannot use", "notes.txt")
+    assert a_file.read_text() == "keep me"
+
+
 def test_train_refuses_existing_run_and_resume_overrides(cli, digits_run):
     assert_user_error(cli("train", "digits", "--out", digits_run), "already holds a run")
     assert_user_error(cli("train", "--resume", digits_run, "trainer.epochs=9"), "takes no overrides")
@@ -200,6 +209,7 @@ def test_bench_all_skips_gpu_benchmarks_on_a_cpu_machine(cli, tmp_path, monkeypa
     import dlzoo.bench as bench
 
     ran = []
+    bench._discover()  # import the real benchmarks now, or `bench all` would register and run them in the fakes
     monkeypatch.setattr(bench, "_BENCHMARKS", {})
     monkeypatch.setattr(bench, "_NEEDS_GPU", set())
     bench.benchmark("quick", "a CPU benchmark")(lambda: ran.append("quick") or {"value": 1})

@@ -78,6 +78,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # `dlzoo list | head`
         return 0
+    except OSError as error:  # an --out under a file, no permission, a full disk: the machine's answer, not a bug
+        print(f"dlzoo: error: {_describe(error)}", file=sys.stderr)
+        return 2
+
+
+def _describe(error: OSError) -> str:
+    """`cannot use 'README.md/run': Not a directory`, or the error's own words when it names no file."""
+    reason = error.strerror or str(error)
+    return one_line(f"cannot use '{error.filename}': {reason}" if error.filename else reason)
 
 
 if __name__ == "__main__":
