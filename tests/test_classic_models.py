@@ -30,6 +30,16 @@ def test_book_parameter_counts(name):
 
 
 # Global pooling lets these run below their book resolution, which keeps the test cheap.
+@pytest.mark.parametrize("name", sorted(BOOK_PARAMETERS))
+def test_every_layer_is_its_own_module(name):
+    # A module shared between places runs its forward hooks at each of them: feature readers hooked on one
+    # layer (the generative judge's) would collect several layers' outputs.
+    with torch.device("meta"):
+        model = create(name, num_classes=10, in_channels=1)
+    places = [module for _, module in model.named_modules(remove_duplicate=False)]
+    assert len({id(module) for module in places}) == len(places)
+
+
 @pytest.mark.parametrize("name,size", [("lenet", 28), ("lenet-bn", 28), ("nin", 96), ("googlenet", 32),
                                        ("resnet18", 32), ("densenet", 32)])
 def test_any_classes_and_channels(name, size):

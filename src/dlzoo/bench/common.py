@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,6 @@ from dlzoo.provenance import environment
 
 def train_recipe(recipe: str, overrides: list[str], out: Path | None = None, quiet: bool = True) -> dict[str, Any]:
     """`dlzoo train RECIPE OVERRIDES` in this process; returns summary.json (plus the run directory)."""
-    import contextlib
     import io
 
     from dlzoo.cli import main
@@ -36,6 +36,17 @@ def train_recipe(recipe: str, overrides: list[str], out: Path | None = None, qui
     summary = json.loads((out / "summary.json").read_text())
     summary["run_dir"] = str(out)
     return summary
+
+
+@contextlib.contextmanager
+def temporary_run(recipe: str, overrides: list[str]) -> Iterator[dict[str, Any]]:
+    """`train_recipe` in a scratch directory that is removed afterwards, whether training and the reading of its
+    results succeed or not (AlexNet's weights alone are 190 MB)."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"bench-{recipe}-"))
+    try:
+        yield train_recipe(recipe, overrides, out=scratch / "run")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def machine(device) -> dict[str, Any]:

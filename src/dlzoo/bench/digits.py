@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from dlzoo.bench import benchmark
-from dlzoo.bench.common import machine, train_recipe
+from dlzoo.bench.common import machine, temporary_run
 from dlzoo.data.images import load_image_arrays
 from dlzoo.models import create
 
@@ -49,7 +49,10 @@ def curriculum_baseline(seed: int = 0, epochs: int = 10) -> dict[str, float]:
 @benchmark("digits", "digits recipe vs the curriculum's CNN loop on mnist5k (accuracy, train seconds)")
 def run(seeds: int = 3) -> dict[str, Any]:
     baseline = curriculum_baseline()
-    runs = [train_recipe("digits", [f"trainer.seed={seed}", "trainer.device=cpu"]) for seed in range(seeds)]
+    runs = []
+    for seed in range(seeds):
+        with temporary_run("digits", [f"trainer.seed={seed}", "trainer.device=cpu"]) as summary:
+            runs.append(summary)
     accuracies = [r["metrics"]["test"]["accuracy"] for r in runs]
     seconds = [r["train_seconds"] for r in runs]
     mean_seconds = statistics.mean(seconds)

@@ -14,14 +14,13 @@ cuDNN's kernel search; reports the mean and std of test accuracy and training se
 
 from __future__ import annotations
 
-import shutil
 import statistics
 from pathlib import Path
 from typing import Any, Literal
 
 from dlzoo.bench import benchmark
 from dlzoo.bench.classic import textbook_loop, time_to_accuracy
-from dlzoo.bench.common import machine, torch_threads, train_recipe
+from dlzoo.bench.common import machine, temporary_run, torch_threads
 from dlzoo.data.images import load_image_arrays
 from dlzoo.engine.reporting import read_metrics
 from dlzoo.engine.runtime import pick_device
@@ -35,10 +34,8 @@ SPEEDRUN_TARGET_ACCURACY, SPEEDRUN_TARGET_SECONDS = 0.94, 10.0
 
 def recipe_run(recipe: str, overrides: list[str]) -> dict[str, Any]:
     """Train `recipe` in a temporary run directory; its per-epoch test accuracy and training seconds."""
-    summary = train_recipe(recipe, ["trainer.eval_every=1", "trainer.keep_checkpoints=1", *overrides])
-    run_dir = Path(summary["run_dir"])
-    entries = read_metrics(run_dir)
-    shutil.rmtree(run_dir.parent, ignore_errors=True)
+    with temporary_run(recipe, ["trainer.eval_every=1", "trainer.keep_checkpoints=1", *overrides]) as summary:
+        entries = read_metrics(Path(summary["run_dir"]))
     return {"test_accuracy": summary["metrics"]["test"]["accuracy"], "train_seconds": summary["train_seconds"],
             "samples_per_s": summary["samples_per_s"],
             "accuracy_by_epoch": [round(e["metrics"]["accuracy"], 4) for e in entries if e["split"] == "test"],

@@ -15,16 +15,26 @@ from dlzoo.models.layers import xavier_init
 from dlzoo.models.registry import register_model
 
 
+# A fresh module at every place rather than one shared instance, so hooks and print(model) see each place once.
+def relu() -> nn.ReLU:
+    return nn.ReLU(inplace=True)
+
+
+def pool() -> nn.MaxPool2d:  # 3x3 max-pool, stride 2: halves the map
+    return nn.MaxPool2d(3, stride=2, padding=1)
+
+
 class Inception(nn.Module):
     """Four parallel paths whose outputs are concatenated along channels: c1 + c2[1] + c3[1] + c4 channels out."""
 
     def __init__(self, in_channels: int, c1: int, c2: tuple[int, int], c3: tuple[int, int], c4: int):
         super().__init__()
-        relu = nn.ReLU(inplace=True)
-        self.path1 = nn.Sequential(nn.Conv2d(in_channels, c1, 1), relu)
-        self.path2 = nn.Sequential(nn.Conv2d(in_channels, c2[0], 1), relu, nn.Conv2d(c2[0], c2[1], 3, padding=1), relu)
-        self.path3 = nn.Sequential(nn.Conv2d(in_channels, c3[0], 1), relu, nn.Conv2d(c3[0], c3[1], 5, padding=2), relu)
-        self.path4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), nn.Conv2d(in_channels, c4, 1), relu)
+        self.path1 = nn.Sequential(nn.Conv2d(in_channels, c1, 1), relu())
+        self.path2 = nn.Sequential(nn.Conv2d(in_channels, c2[0], 1), relu(),
+                                   nn.Conv2d(c2[0], c2[1], 3, padding=1), relu())
+        self.path3 = nn.Sequential(nn.Conv2d(in_channels, c3[0], 1), relu(),
+                                   nn.Conv2d(c3[0], c3[1], 5, padding=2), relu())
+        self.path4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), nn.Conv2d(in_channels, c4, 1), relu())
         self.out_channels = c1 + c2[1] + c3[1] + c4
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -47,19 +57,17 @@ class AuxClassifier(nn.Sequential):
 class GoogLeNet(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 1, aux_logits: bool = False):
         super().__init__()
-        relu = nn.ReLU(inplace=True)
-        pool = nn.MaxPool2d(3, stride=2, padding=1)
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, 64, 7, stride=2, padding=3), relu, pool,             # 96 -> 48 -> 24
-            nn.Conv2d(64, 64, 1), relu, nn.Conv2d(64, 192, 3, padding=1), relu, pool,   # 24 -> 12
+            nn.Conv2d(in_channels, 64, 7, stride=2, padding=3), relu(), pool(),             # 96 -> 48 -> 24
+            nn.Conv2d(64, 64, 1), relu(), nn.Conv2d(64, 192, 3, padding=1), relu(), pool(),   # 24 -> 12
         )
         self.stage3 = nn.Sequential(Inception(192, 64, (96, 128), (16, 32), 32),
-                                    Inception(256, 128, (128, 192), (32, 96), 64), pool)  # 12 -> 6
+                                    Inception(256, 128, (128, 192), (32, 96), 64), pool())  # 12 -> 6
         self.inception4a = Inception(480, 192, (96, 208), (16, 48), 64)
         self.inception4bcd = nn.Sequential(Inception(512, 160, (112, 224), (24, 64), 64),
                                            Inception(512, 128, (128, 256), (24, 64), 64),
                                            Inception(512, 112, (144, 288), (32, 64), 64))
-        self.inception4e_to_5b = nn.Sequential(Inception(528, 256, (160, 320), (32, 128), 128), pool,  # 6 -> 3
+        self.inception4e_to_5b = nn.Sequential(Inception(528, 256, (160, 320), (32, 128), 128), pool(),  # 6 -> 3
                                                Inception(832, 256, (160, 320), (32, 128), 128),
                                                Inception(832, 384, (192, 384), (48, 128), 128),
                                                nn.AdaptiveAvgPool2d(1), nn.Flatten())

@@ -76,7 +76,9 @@ class LineBatches:
 
 
 def ctc_loss(logits: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Mean CTC loss per line of logits (N, T, 11) against digit targets (concatenated values 0-9)."""
+    """CTC loss of logits (N, T, 11) against digit targets (concatenated values 0-9): each line's loss divided by
+    its number of digits, averaged over the lines (torch's `reduction="mean"`), so long and short lines weigh
+    alike per digit."""
     log_probs = logits.float().log_softmax(-1).transpose(0, 1)  # (T, N, C), as torch's CTC wants
     frames = torch.full((logits.shape[0],), logits.shape[1], dtype=torch.long, device=logits.device)
     return F.ctc_loss(log_probs, targets + 1, frames, lengths, blank=BLANK, reduction="mean", zero_infinity=True)
