@@ -70,6 +70,25 @@ def test_onecycle_builds_and_runs_for_any_short_run():
             assert 0 < optimizer.param_groups[0]["lr"] <= 0.1, (steps, warmup)
 
 
+@pytest.mark.parametrize("name,setting,expected", [("sgd", {"momentum": 0.0}, (0.0, 0.0)),
+                                                    ("sgd", {"momentum": 0.9}, (0.85, 0.95)),
+                                                    ("adam", {"beta1": 0.5}, (0.45, 0.55))])
+def test_onecycle_cycles_the_configured_momentum(name, setting, expected):
+    # OneCycleLR's own range (0.85-0.95) once replaced whatever momentum or beta1 the config asked for, 0 included.
+    config = OptimConfig(name=name, lr=0.1, schedule="onecycle", **setting)
+    optimizer = build_optimizer(config, [nn.Linear(2, 2)])
+    scheduler = build_scheduler(config, optimizer, epochs=1, steps_per_epoch=20)
+    key = "momentum" if name == "sgd" else "betas"
+    seen = []
+    for _ in range(20):
+        value = optimizer.param_groups[0][key]
+        seen.append(value if name == "sgd" else value[0])
+        optimizer.step()
+        scheduler.step()
+    # The lowest point falls between two steps: within a step's change of the bottom of the cycle.
+    assert min(seen) == pytest.approx(expected[0], abs=0.01) and max(seen) == pytest.approx(expected[1])
+
+
 def test_no_weight_decay_on_biases_and_norms():
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
     optimizer = build_optimizer(OptimConfig(weight_decay=0.1), [model])

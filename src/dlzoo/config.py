@@ -53,7 +53,8 @@ class OptimConfig:
     weight_decay: float = 5e-4
     beta1: float = 0.9
     beta2: float = 0.999
-    # onecycle: linear warm-up then cosine down (torch's OneCycleLR); cosine: linear warm-up then cosine to 0;
+    # onecycle: the LR rises linearly for `warmup` of training, then falls linearly (torch's OneCycleLR), while
+    # momentum (Adam: beta1) moves the other way within +-0.05 of its value; cosine: linear warm-up then cosine to 0;
     # step: multiply by `gamma` every `step_epochs`; constant: no schedule.
     schedule: Literal["onecycle", "cosine", "step", "constant"] = "onecycle"
     warmup: float = 0.2
