@@ -1,5 +1,5 @@
 """A run killed (SIGKILL, a real process) after its second epoch, then resumed, ends bit-identical to one done
-in one go."""
+in one go, and logs the same curves; resuming a finished run keeps its summary."""
 
 import json
 import os
@@ -10,6 +10,7 @@ import time
 
 import torch
 from safetensors.torch import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import ROOT, run_subprocess
 
@@ -19,6 +20,13 @@ ARGS = ["train", "digits", "data.limit=4000", "trainer.epochs=5", "trainer.devic
 
 def final_weights(run_dir):
     return load_file(str(run_dir / "checkpoints" / "epoch-0005" / "model.safetensors"))
+
+
+def logged_steps(run_dir, tag="test/accuracy"):
+    """The steps TensorBoard shows for `tag` (after its purge of what a resumed run logs again)."""
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    return [scalar.step for scalar in events.Scalars(tag)]
 
 
 def test_killed_and_resumed_run_is_bit_identical(tmp_path):
@@ -57,3 +65,8 @@ def test_killed_and_resumed_run_is_bit_identical(tmp_path):
     summary_b = json.loads((broken / "summary.json").read_text())
     assert summary_a["metrics"] == summary_b["metrics"]
     assert summary_a["steps"] == summary_b["steps"]
+    assert logged_steps(whole) == logged_steps(broken) and len(logged_steps(whole)) == 5
+
+    again = run_subprocess("train", "--resume", whole)  # finished: evaluated again, its summary kept
+    assert again.code == 0, again.err
+    assert json.loads((whole / "summary.json").read_text())["metrics"] == summary_a["metrics"]

@@ -36,6 +36,7 @@ from dlzoo.engine.reporting import (
     RunLog,
     format_metrics,
     plot_curves,
+    read_metrics,
     truncate_metrics,
 )
 from dlzoo.engine.runtime import Runtime, seed_everything
@@ -112,7 +113,8 @@ class Trainer:
             start_epoch, train_seconds = self._restore(resume_from)
             if self.run_dir is not None:
                 truncate_metrics(self.run_dir, start_epoch)
-        log = RunLog(self.run_dir, purge_step=self.step if resume_from is not None else None)
+        # TensorBoard forgets what was logged after the checkpoint; its own epoch was logged at its step, and stays.
+        log = RunLog(self.run_dir, purge_step=self.step + 1 if resume_from is not None else None)
         self.console.line(self._banner(steps_per_epoch, start_epoch))
 
         evaluations: dict[str, dict[str, float]] = {}
@@ -146,6 +148,7 @@ class Trainer:
 
         if resume_from is not None and not evaluations:  # resumed a finished run: evaluate it again
             evaluations = {split: self.evaluate(split) for split in task.eval_splits}
+            last_train = self._logged_train_metrics(start_epoch)
         # train_seconds spans every process of a resumed run; wall time only this one's.
         summary = self._summary(evaluations, last_train, train_seconds, time.perf_counter() - started)
         if self.run_dir is not None:
@@ -204,6 +207,13 @@ class Trainer:
                 model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
             wrapped[name] = model
         return wrapped
+
+    def _logged_train_metrics(self, epoch: int) -> dict[str, float]:
+        """The train metrics metrics.jsonl holds for `epoch`: a finished run, resumed, trains no epoch of its own."""
+        if self.run_dir is None:
+            return {}
+        logged = [e for e in read_metrics(self.run_dir) if e["split"] == "train" and e["epoch"] == epoch]
+        return logged[-1]["metrics"] if logged else {}
 
     def _current_lr(self) -> float:
         optimizer = next(iter(self.optimizers.values()))
