@@ -2,11 +2,13 @@
 the PNG and JPEG files a user would have (some dark-on-light, as photographs are)."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from conftest import assert_user_error
 from dlzoo.bench.classic import fashion_subset
@@ -191,6 +193,33 @@ def test_a_streamed_run_trains_from_files_in_workers(cli, picture_folder, tmp_pa
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["metrics"]["test"]["accuracy"] > 0.6, summary["metrics"]  # as the in-memory run above
     assert summary["steps"] == 3 * 20
+
+
+def test_a_streamed_run_resumed_in_workers_retraces_the_run(cli, picture_folder, tmp_path):
+    """Persistent workers outlive an epoch but not a resume: each picture's augmentation must follow from (seed,
+    epoch, index) alone, not from which worker drew it or what that worker drew before. Dropout draws from the
+    training process's generator, which the loader must leave alone."""
+    root, _ = picture_folder
+    args = ["train", "fashion", "data.source=folder", f"data.path={root}", "data.stream=true", "data.limit=100",
+            "data.batch_size=20", "data.augment.pad=2", "data.augment.degrees=15", "model.args.width=4",
+            "model.args.dropout=0.2", "trainer.epochs=3", "trainer.eval_every=3", *CPU]
+
+    def weights(run_dir):
+        return load_file(str(run_dir / "checkpoints" / "epoch-0003" / "model.safetensors"))
+
+    whole, resumed, in_process = tmp_path / "whole", tmp_path / "resumed", tmp_path / "in-process"
+    assert (result := cli(*args, "data.workers=2", "--out", whole)).code == 0, result.err
+    shutil.copytree(whole, resumed)  # as if stopped after its second epoch
+    shutil.rmtree(resumed / "checkpoints" / "epoch-0003")
+    (resumed / "summary.json").unlink()
+    assert (result := cli("train", "--resume", resumed)).code == 0, result.err
+    assert (result := cli(*args, "data.workers=0", "--out", in_process)).code == 0, result.err
+    expected = weights(whole)
+    for run_dir in (resumed, in_process):  # read in workers or in the training process: the same pictures
+        got = weights(run_dir)
+        assert got.keys() == expected.keys()
+        for key in expected:
+            assert torch.equal(got[key], expected[key]), (run_dir.name, key)
 
 
 def test_stream_user_errors(cli, tmp_path):

@@ -4,15 +4,20 @@ workers (`data.stream=true` with `data.source=folder`): for picture folders too 
 Sets that fit in memory (Fashion-MNIST, a folder read once) are batched and augmented on the device instead
 (`dlzoo.data.augment`); the same `data.augment` keys drive both. A streamed picture is prepared as the in-memory
 path and `dlzoo predict` prepare it (`folder.read_picture`), so a run trains on what it will later be shown.
+
+Each picture's augmentation is drawn from torch's generator seeded for it alone, from (run seed, epoch, index): the
+workers persist across epochs and their generators are in no checkpoint, so anything they drew before would make a
+resumed run augment differently from the one done in one go.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from dlzoo.data.folder import read_picture
 from dlzoo.errors import UserError
@@ -35,9 +40,40 @@ class PictureFiles(Dataset):
         pixels = torch.from_numpy(read_picture(self.items[index][0], self.prepare)).float().div_(255)
         return pixels.unsqueeze(0) if pixels.ndim == 2 else pixels
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+        """`key` is an index, or (index, seed) to draw the augmentation from a generator seeded with `seed` (the
+        transforms.v2 draw from torch's global one), leaving the caller's generator as it was."""
+        index, seed = key if isinstance(key, tuple) else (key, None)
         picture = self.picture(index)
-        return (self.transform(picture) if self.transform else picture), self.items[index][1]
+        if self.transform is not None:
+            if seed is None:
+                picture = self.transform(picture)
+            else:
+                with torch.random.fork_rng(devices=[]):  # in the training process too, with data.workers=0
+                    torch.manual_seed(seed)
+                    picture = self.transform(picture)
+        return picture, self.items[index][1]
+
+
+def picture_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of one picture's augmentation in one epoch. Mixed into 32 bits by a hash, not packed side by side:
+    torch's CPU generator keeps only a seed's low 32 bits."""
+    key = f"{seed}/{epoch}/{index}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=4).digest(), "little")
+
+
+class SeededSampler(Sampler[tuple[int, int]]):
+    """A `DistributedSampler`'s indices, each as (index, the seed of its augmentation in the sampler's epoch)."""
+
+    def __init__(self, sampler: DistributedSampler):
+        self.sampler = sampler
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for index in self.sampler:
+            yield index, picture_seed(self.sampler.seed, self.sampler.epoch, index)
 
 
 class FileLoader:
@@ -50,9 +86,12 @@ class FileLoader:
     def __init__(self, files: PictureFiles, batch_size: int, workers: int, device: torch.device, seed: int = 0,
                  rank: int = 0, world_size: int = 1, drop_last: bool = False):
         self.sampler = DistributedSampler(files, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
-        self.loader = DataLoader(files, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
-                                 drop_last=drop_last, pin_memory=device.type == "cuda",
-                                 persistent_workers=workers > 0)
+        # The loader draws its workers' base seed as it starts them, with persistent workers only in the first
+        # epoch it runs (a resumed run: a later one): from a generator of its own, so that the draw leaves the
+        # training process's (dropout's, saved in checkpoints) alone. The pictures do not use the workers' seeds.
+        self.loader = DataLoader(files, batch_size=batch_size, sampler=SeededSampler(self.sampler),
+                                 num_workers=workers, drop_last=drop_last, pin_memory=device.type == "cuda",
+                                 persistent_workers=workers > 0, generator=torch.Generator().manual_seed(seed))
         self.device = device
 
     def set_epoch(self, epoch: int) -> None:
