@@ -2,9 +2,12 @@
 
 import http.client
 import json
+import logging
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -48,14 +51,66 @@ def test_export_errors(cli, tmp_path):
     assert_user_error(cli("export", tmp_path), "holds no checkpoint")
 
 
-def test_serve_predicts_over_http(digits_run, digit_pictures):
+def test_export_to_a_folder_leaves_nothing_behind(cli, digits_run, tmp_path):
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    assert_user_error(cli("export", digits_run, "--out", folder), "folder", str(folder))
+    assert [p.name for p in tmp_path.iterdir()] == ["existing"] and not any(folder.iterdir())
+    # the sidecar's place taken by a folder is refused just as early
+    (tmp_path / "model.pt2.json").mkdir()
+    assert_user_error(cli("export", digits_run, "--out", tmp_path / "model.pt2"), "folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing", "model.pt2.json"]
+
+
+def test_export_pt2_names_its_temp_file_as_pt2(cli, digits_run, tmp_path, caplog):
+    # torch.export.save logs a warning for a file name not ending in .pt2, the temporary one included
+    with caplog.at_level(logging.WARNING, logger="torch.export"):
+        result = cli("export", digits_run, "--out", tmp_path / "model.pt2")
+    assert result.code == 0, result.err
+    assert "ending in .pt2" not in caplog.text + result.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt2", "model.pt2.json"]
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_serve_refuses_a_port_out_of_range(cli, digits_run, port):
+    assert_user_error(cli("serve", digits_run, "--port", port), "--port", port, "0 to 65535")
+
+
+@contextmanager
+def serving(run_dir):
+    """A server on a free port in a background thread; yields its base URL."""
     from dlzoo.serve import make_server
 
-    server = make_server(open_run(digits_run), port=0, device="cpu")
+    server = make_server(open_run(run_dir), port=0, device="cpu")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_serve_answers_bad_upload_names(digits_run, digit_pictures):
+    picture = next(iter(digit_pictures.values()))
+    with serving(digits_run) as base:
+        for name in ["x\0.png", "a" * 300 + ".png", "x\n.png"]:
+            request = urllib.request.Request(f"{base}/predict?name={urllib.parse.quote(name)}",
+                                             data=picture.read_bytes())
+            with pytest.raises(urllib.error.HTTPError) as error:
+                urllib.request.urlopen(request)
+            assert error.value.code == 400 and "name=" in json.loads(error.value.read())["error"]
+        # the server keeps serving; a suffix that is not plain letters and digits is dropped, the upload still read
+        request = urllib.request.Request(f"{base}/predict?name={urllib.parse.quote('x.<png>')}",
+                                         data=picture.read_bytes())
+        with urllib.request.urlopen(request) as response:
+            assert json.loads(response.read())[0]["path"] == "x.<png>"
+        with urllib.request.urlopen(f"{base}/health") as response:
+            assert json.loads(response.read()) == {"status": "ok"}
+
+
+def test_serve_predicts_over_http(digits_run, digit_pictures):
+    with serving(digits_run) as base:
         with urllib.request.urlopen(f"{base}/info") as response:
             assert json.loads(response.read())["recipe"] == "digits"
         picture = next(iter(digit_pictures.values()))
@@ -72,13 +127,10 @@ def test_serve_predicts_over_http(digits_run, digit_pictures):
         with urllib.request.urlopen(outside) as response:
             assert json.loads(response.read())[0]["path"] == "upload"
         # a malformed Content-Length is answered, not dropped
-        connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1])
+        connection = http.client.HTTPConnection("127.0.0.1", urllib.parse.urlsplit(base).port)
         connection.putrequest("POST", "/predict?name=x.png")
         connection.putheader("Content-Length", "many")
         connection.endheaders()
         answer = connection.getresponse()
         assert answer.status == 400 and "request body" in json.loads(answer.read())["error"]
         connection.close()
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -27,26 +27,14 @@ def _dynamic_batch(example: tuple[torch.Tensor, ...]) -> tuple[dict[int, Any], .
 def export_run(run: LoadedRun, fmt: str, out: Path) -> Path:
     if fmt not in FORMATS:
         raise UserError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
+    out = Path(out)
+    info = out.with_name(out.name + ".json")
+    _check_destination(out, info, fmt)
+    if fmt == "onnx":
+        _check_onnx_installed()
     task = load_for_inference(run, "cpu")
     module, example = task.export_program()
     module = module.eval()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with torch.no_grad():
-        if fmt == "pt2":
-            program = torch.export.export(module, example, dynamic_shapes=_dynamic_batch(example))
-            torch.export.save(program, str(tmp))
-        else:
-            try:
-                import onnx  # noqa: F401
-                import onnxscript  # noqa: F401
-            except ImportError:
-                raise UserError("ONNX export needs: pip install 'dlzoo[export]' (onnx, onnxscript)") from None
-            names = [f"input{i}" if len(example) > 1 else "input" for i in range(len(example))]
-            program = torch.onnx.export(module, example, input_names=names, output_names=["output"],
-                                        dynamic_shapes=_dynamic_batch(example), dynamo=True)
-            program.save(str(tmp))
     sidecar = {
         "recipe": run.recipe.name,
         "format": fmt,
@@ -55,9 +43,47 @@ def export_run(run: LoadedRun, fmt: str, out: Path) -> Path:
                    for example_tensor in example],
         "meta": task.meta,
     }
-    info = out.with_name(out.name + ".json")
-    info_tmp = info.with_name(info.name + ".tmp")
-    info_tmp.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(out)
-    info_tmp.replace(info)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp, info_tmp = _temp_beside(out), _temp_beside(info)
+    try:
+        _write_program(module, example, fmt, tmp)
+        info_tmp.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(out)
+        info_tmp.replace(info)
+    finally:  # after a failure, as after success, no temporary file stays behind
+        tmp.unlink(missing_ok=True)
+        info_tmp.unlink(missing_ok=True)
     return out
+
+
+def _check_destination(out: Path, info: Path, fmt: str) -> None:
+    """Refuse a folder where the file or its sidecar goes before any work: `replace` would fail only at the end."""
+    if out.is_dir():
+        raise UserError(f"{out} is a folder; give the export a file name, e.g. {out / f'model.{fmt}'}")
+    if info.is_dir():
+        raise UserError(f"{info} is a folder, but the export's JSON sidecar goes there; choose another file name")
+
+
+def _check_onnx_installed() -> None:
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise UserError("ONNX export needs: pip install 'dlzoo[export]' (onnx, onnxscript)") from None
+
+
+def _temp_beside(path: Path) -> Path:
+    """`.model.tmp.pt2` for `model.pt2`: the suffix stays last, as torch.export.save expects (it warns otherwise)."""
+    return path.with_name(f".{path.stem}.tmp{path.suffix}")
+
+
+def _write_program(module: torch.nn.Module, example: tuple[torch.Tensor, ...], fmt: str, path: Path) -> None:
+    with torch.no_grad():
+        if fmt == "pt2":
+            program = torch.export.export(module, example, dynamic_shapes=_dynamic_batch(example))
+            torch.export.save(program, str(path))
+        else:
+            names = [f"input{i}" if len(example) > 1 else "input" for i in range(len(example))]
+            program = torch.onnx.export(module, example, input_names=names, output_names=["output"],
+                                        dynamic_shapes=_dynamic_batch(example), dynamo=True)
+            program.save(str(path))

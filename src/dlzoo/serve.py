@@ -11,6 +11,7 @@ web server in front of it for production traffic.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +23,7 @@ from dlzoo.errors import UserError, one_line
 from dlzoo.runs import LoadedRun, load_for_inference
 
 MAX_BYTES = 32 << 20
+MAX_NAME = 255  # a file name's longest on common file systems
 
 
 def make_server(run: LoadedRun, host: str = "127.0.0.1", port: int = 8000, device: str = "auto") -> ThreadingHTTPServer:
@@ -56,25 +58,33 @@ def make_server(run: LoadedRun, host: str = "127.0.0.1", port: int = 8000, devic
             if not 0 < length <= MAX_BYTES:
                 self._reply(400, {"error": f"send the file as the request body (1 byte to {MAX_BYTES} bytes)"})
                 return
+            data = self.rfile.read(length)  # read before any refusal: closing on an unread body can reset the reply
             name = _upload_name(parse_qs(url.query).get("name", [""])[0])
-            data = self.rfile.read(length)
-            with tempfile.TemporaryDirectory() as folder:
-                path = Path(folder) / name
-                path.write_bytes(data)
+            if name is None:
+                self._reply(400, {"error": f"name= must be a file name of at most {MAX_NAME} characters, "
+                                           "without control characters"})
+                return
+            self._reply(*self._predict(data, name))
+
+        def _predict(self, data: bytes, name: str) -> tuple[int, Any]:
+            """(status, payload) for one upload. It is saved under a name the server makes, never the client's (that
+            may hold anything); only a plain suffix is kept, for readers that go by it. The folder goes either way."""
+            with tempfile.TemporaryDirectory(prefix="dlzoo-serve-") as folder:
+                path = Path(folder) / f"upload{_plain_suffix(name)}"
                 try:
+                    path.write_bytes(data)
                     with lock:
                         records = task.predict([str(path)])
                 except UserError as error:
-                    self._reply(400, {"error": one_line(str(error)).replace(str(path), name)})
-                    return
+                    return 400, {"error": one_line(str(error)).replace(str(path), name)}
                 except Exception as error:  # a bug, not bad input: answer it rather than drop the connection
-                    self.log_error("predict failed on %s: %r", name, error)
-                    self._reply(500, {"error": f"internal error: {type(error).__name__}"})
-                    return
+                    self.log_error("predict failed on %r: %r", name, error)
+                    return 500, {"error": f"internal error: {type(error).__name__}"}
             for record in records:
-                if record.get("path") == str(path):
-                    record["path"] = name
-            self._reply(200, records)
+                for key in ("path", "input"):  # image and line tasks name the file `path`, table tasks `input`
+                    if record.get(key) == str(path):
+                        record[key] = name
+            return 200, records
 
     return ThreadingHTTPServer((host, port), Handler)
 
@@ -87,7 +97,15 @@ def _content_length(header: str | None) -> int:
         return 0
 
 
-def _upload_name(requested: str) -> str:
-    """A file name to save the upload under: only its suffix matters (it picks the reader), never its folder."""
+def _upload_name(requested: str) -> str | None:
+    """The name replies call the upload by: the client's file name without its folder; None when it is not one."""
     name = Path(requested).name
+    if len(name) > MAX_NAME or any(char < " " or char == "\x7f" for char in name):
+        return None
     return name if name not in ("", "..") else "upload"
+
+
+def _plain_suffix(name: str) -> str:
+    """The name's suffix if it is a short run of letters and digits (`.png`, `.csv`), else none."""
+    suffix = Path(name).suffix
+    return suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,10}", suffix) else ""

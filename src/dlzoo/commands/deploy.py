@@ -26,10 +26,21 @@ def export(args: argparse.Namespace) -> None:
     print(f"wrote {written} and {written.name}.json")
 
 
+def _port(text: str) -> int:
+    """A TCP port, checked here: out of range, the socket's bind() would fail with an OverflowError traceback."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port (0 to 65535; 0 picks a free one)")
+    return port
+
+
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=_port, default=8000, help="TCP port (default 8000; 0 picks a free one)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
 
 
