@@ -7,7 +7,7 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
-from conftest import TINY_DIGITS, assert_user_error, run_subprocess
+from conftest import ROOT, TINY_DIGITS, assert_user_error, run_subprocess
 
 
 def test_list_show_models_data(cli):
@@ -149,6 +149,43 @@ def test_an_output_path_under_a_file_is_one_line_status_2(cli, tmp_path, command
 def test_train_refuses_existing_run_and_resume_overrides(cli, digits_run):
     assert_user_error(cli("train", "digits", "--out", digits_run), "already holds a run")
     assert_user_error(cli("train", "--resume", digits_run, "trainer.epochs=9"), "takes no overrides")
+    assert_user_error(cli("train", "--resume", digits_run, "fashion"), "own recipe", "fashion")
+
+
+@pytest.mark.parametrize("overrides,fragment", [
+    (["optim.momentum=-1"], "optim.momentum must be in [0, 1)"),
+    (["optim.name=adam", "optim.beta1=1.5"], "optim.beta1 must be in [0, 1)"),
+    (["optim.lr=nan"], "optim.lr must be a positive number"),
+    (["data.resolution=0"], "data.resolution must be >= 1"),
+    (["data.resolution=12"], "cannot take 12 px pictures"),  # too small for digits-net's pooling
+])
+def test_values_training_cannot_use_are_refused_before_a_run_is_made(cli, tmp_path, overrides, fragment):
+    # These once passed the checks, wrote config.yaml, then died in the optimizer or the first step (or, for a
+    # learning rate of nan, trained to nothing), leaving a folder that could be neither resumed nor reused.
+    assert_user_error(cli("train", "digits", *overrides, "--out", tmp_path / "run"), fragment)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_interrupted_before_its_first_checkpoint_leaves_nothing(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "dlzoo", "train", "fashion", "trainer.device=cpu",
+                                "trainer.threads=1", "--out", str(run_dir)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run_dir / "config.yaml").exists():  # written once data and model are ready, before epoch 1
+        assert process.poll() is None, process.stderr.read()
+        assert time.time() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "before the first checkpoint: nothing was kept" in err and "Traceback" not in err
+    assert not run_dir.exists()
 
 
 def test_missing_idx_files_name_what_is_expected(cli, tmp_path):

@@ -29,7 +29,7 @@ def test_overrides_are_converted_to_the_field_type():
     ("trainer=3", "is a section"),
     ("trainer.epochs.x=1", "is a value, not a section"),
     ("trainer.epochs=0", "trainer.epochs must be >= 1"),
-    ("optim.lr=-1", "optim.lr must be positive"),
+    ("optim.lr=-1", "optim.lr must be a positive number"),
     ("data.limit=0", "data.limit must be a positive"),
     ("epochs", "expected KEY=VALUE"),
 ])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -274,11 +275,16 @@ def validate(config: RecipeConfig) -> None:
             raise UserError(f"{key} must be >= {low}, got {value}")
     if d.limit is not None and d.limit < 1:
         raise UserError(f"data.limit must be a positive number of samples, got {d.limit}")
-    if o.lr <= 0:
-        raise UserError(f"optim.lr must be positive, got {o.lr}")
+    if not (math.isfinite(o.lr) and o.lr > 0):
+        raise UserError(f"optim.lr must be a positive number, got {o.lr}")
+    for key, value in (("optim.momentum", o.momentum), ("optim.beta1", o.beta1), ("optim.beta2", o.beta2)):
+        if not 0 <= value < 1:
+            raise UserError(f"{key} must be in [0, 1), got {value}")
+    if not (math.isfinite(o.weight_decay) and o.weight_decay >= 0):
+        raise UserError(f"optim.weight_decay must be >= 0, got {o.weight_decay}")
     if not 0 <= o.warmup < 1:
         raise UserError(f"optim.warmup is a fraction of training in [0, 1), got {o.warmup}")
     if t.threads is not None and t.threads < 1:
         raise UserError(f"trainer.threads must be >= 1, got {t.threads}")
-    if t.grad_clip is not None and t.grad_clip <= 0:
+    if t.grad_clip is not None and not t.grad_clip > 0:  # nan too
         raise UserError(f"trainer.grad_clip must be positive, got {t.grad_clip}")

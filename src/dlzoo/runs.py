@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +13,7 @@ import yaml
 
 from dlzoo.config import RecipeConfig, from_dict, load_yaml, parse_overrides, set_key, to_yaml, validate
 from dlzoo.engine import checkpoint
+from dlzoo.engine.reporting import METRICS
 from dlzoo.engine.runtime import Runtime
 from dlzoo.errors import UserError
 from dlzoo.recipes import Recipe, get_recipe
@@ -58,6 +61,24 @@ def write_config(run_dir: Path, config: RecipeConfig) -> None:
     tmp = run_dir / (CONFIG + ".tmp")
     tmp.write_text(to_yaml(config), encoding="utf-8")
     tmp.replace(run_dir / CONFIG)
+
+
+def discard_unstarted_run(run_dir: Path, created: bool) -> bool:
+    """Remove what a new run wrote if it stopped before its first complete checkpoint, when there is nothing to
+    resume (and `--out` could not be used again), and the folder itself if this run `created` it. Returns False,
+    removing nothing, when a checkpoint exists."""
+    if checkpoint.list_checkpoints(run_dir):
+        return False
+    for name in (CONFIG, CONFIG + ".tmp", METRICS, "tensorboard", checkpoint.CHECKPOINTS):
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink()
+    if created:
+        with contextlib.suppress(OSError):  # not empty: the user's own files were there too
+            run_dir.rmdir()
+    return True
 
 
 def read_run_config(run_dir: Path) -> tuple[Recipe, RecipeConfig]:

@@ -25,12 +25,14 @@ def train(args: argparse.Namespace) -> int:
     from dlzoo.engine.runtime import Runtime
     from dlzoo.engine.trainer import Trainer
     from dlzoo.recipes import get_recipe
-    from dlzoo.runs import build_config, new_run_dir, read_run_config, write_config
+    from dlzoo.runs import build_config, discard_unstarted_run, new_run_dir, read_run_config, write_config
 
     overrides = list(args.overrides)
     run_dir: Path | None = None
     if args.resume:
-        if args.recipe and "=" in args.recipe:
+        if args.recipe and "=" not in args.recipe:
+            raise UserError(f"--resume continues the run's own recipe; drop '{args.recipe}'")
+        if args.recipe:
             overrides.insert(0, args.recipe)
         if overrides or args.config or args.out:
             raise UserError("--resume continues a run exactly as configured; it takes no overrides, --config or --out")
@@ -44,12 +46,15 @@ def train(args: argparse.Namespace) -> int:
         config = build_config(recipe, args.config, overrides)
 
     runtime = Runtime.create(config.trainer)
+    new_run: Path | None = None  # this command's own run directory, until its first checkpoint
+    created = False
     try:
         task = recipe.task(config)
         task.setup(runtime)  # data and models: every user error about them comes before anything is written
         if not args.resume:
             run_dir = runtime.broadcast_object(new_run_dir(recipe.name, args.out) if runtime.is_main else None)
             if runtime.is_main:
+                new_run, created = run_dir, not run_dir.exists()
                 write_config(run_dir, config)
         console = Console(enabled=runtime.is_main)
         summary = Trainer(task, runtime, run_dir, console).fit(resume_from=run_dir if args.resume else None)
@@ -58,10 +63,18 @@ def train(args: argparse.Namespace) -> int:
                 console.line(f"final {split}: {format_metrics(metrics)}")
         console.line(f"trained {summary['epochs']} epochs in {summary['train_seconds']:.1f} s "
                      f"({summary['wall_seconds']:.1f} s wall); run directory: {run_dir}")
-    except KeyboardInterrupt:
+    except BaseException as error:
+        # A new run stopped before its first checkpoint (a kill, or an error no check caught) leaves nothing
+        # behind; one with a checkpoint is kept, to be resumed.
+        discarded = new_run is not None and discard_unstarted_run(new_run, created)
+        if not isinstance(error, KeyboardInterrupt):
+            raise
         if runtime.is_main:
-            where = f"continue with dlzoo train --resume {run_dir}" if run_dir else "nothing was written"
-            print(f"interrupted: the last complete checkpoint is intact; {where}", file=sys.stderr)
+            if discarded or run_dir is None:
+                print("interrupted before the first checkpoint: nothing was kept", file=sys.stderr)
+            else:
+                print(f"interrupted: the last complete checkpoint is intact; continue with dlzoo train --resume "
+                      f"{run_dir}", file=sys.stderr)
         return 130
     finally:
         runtime.shutdown()

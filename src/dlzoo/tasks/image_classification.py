@@ -162,6 +162,8 @@ class ImageClassification(Task):
             raise UserError(f"ema_every must be >= 1 step, got {config.ema_every}")
         if config.tta_shift < 0:
             raise UserError(f"tta_shift must be >= 0 pixels, got {config.tta_shift}")
+        if config.data.resolution < 1:
+            raise UserError(f"data.resolution must be >= 1 pixel, got {config.data.resolution}")
         self.runtime = runtime
         arrays, self.train_files = load_arrays(config.data)
         size = arrays.test_images.shape[-1]
@@ -173,8 +175,24 @@ class ImageClassification(Task):
         self.train_x, self.train_y = self._tensors(arrays.train_images, arrays.train_labels, device)
         self.test_x, self.test_y = self._tensors(arrays.test_images, arrays.test_labels, device)
         self.models = self.build_models()
+        self._check_resolution()
         for model in self.models.values():
             model.to(device)
+
+    def _check_resolution(self) -> None:
+        """One blank picture through the network (on the CPU, before it moves), so that a resolution it cannot take
+        (too small for its pooling) is a one-line mistake now, not a shape error inside the first training step."""
+        resolution, model = self.config.data.resolution, self.models["net"]
+        probe = torch.zeros(1, self.meta["in_channels"], resolution, resolution)
+        model.eval()
+        try:
+            with torch.no_grad():
+                model(probe)
+        except RuntimeError as error:
+            raise UserError(f"model {self.config.model.name} cannot take {resolution} px pictures "
+                            f"(data.resolution): {str(error).splitlines()[0]}") from None
+        finally:
+            model.train()
 
     def _tensors(self, images: np.ndarray, labels: np.ndarray, device) -> tuple[torch.Tensor, torch.Tensor]:
         if self.config.data.preprocess == "mnist-digit":
