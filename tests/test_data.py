@@ -107,7 +107,9 @@ def test_fetch_renames_only_after_checksum(tmp_path):
     source.write_bytes(b"hello")
     with pytest.raises(ValueError):
         fetch(source.as_uri(), tmp_path / "out.bin", "0" * 32)
-    assert not (tmp_path / "out.bin").exists() and not (tmp_path / "out.bin.part").exists()
+    assert [path.name for path in tmp_path.iterdir()] == ["f.bin"]  # no partial download left behind
+    assert fetch(source.as_uri(), tmp_path / "out.bin", "5d41402abc4b2a76b9719d911017c592") == tmp_path / "out.bin"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["f.bin", "out.bin"]
 
 
 def test_unknown_and_missing_sources(tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ import yaml
 from dlzoo.config import RecipeConfig, from_dict, load_yaml, parse_overrides, set_key, to_yaml, validate
 from dlzoo.engine import checkpoint
 from dlzoo.engine.reporting import METRICS
-from dlzoo.engine.runtime import Runtime
+from dlzoo.engine.runtime import Runtime, pick_device
 from dlzoo.errors import UserError
 from dlzoo.recipes import Recipe, get_recipe
 from dlzoo.tasks.base import Task
@@ -138,6 +138,8 @@ def load_for_evaluation(run: LoadedRun, device: str = "auto") -> tuple[Task, Run
     """The run's task with its data loaded (as in training) and the checkpoint's weights."""
     config = run.config
     config.trainer.device = device
+    if config.trainer.precision == "fp16" and pick_device(device).type == "cpu":
+        config.trainer.precision = "fp32"  # a GPU run's fp16 autocast has no CPU kernels; its weights are fp32
     runtime = Runtime.create(config.trainer, init_process_group=False)
     task = run.recipe.task(config)
     task.setup(runtime)

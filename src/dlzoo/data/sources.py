@@ -12,6 +12,7 @@ every registered source.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import urllib.error
 import urllib.request
@@ -139,7 +140,7 @@ class FileSource:
                 try:
                     fetch(mirror + remote.name, target / remote.name, remote.md5)
                     break
-                except (OSError, urllib.error.URLError, ValueError) as error:
+                except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as error:
                     errors.append(f"{mirror}: {error}")
             else:
                 raise UserError(f"{self.name}: could not download {remote.name} ({'; '.join(errors)}); "
@@ -156,15 +157,19 @@ def md5(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def fetch(url: str, destination: Path, expected_md5: str, timeout: float = 60.0) -> Path:
-    """Download to `<destination>.part`, check the MD5, then rename: a partial download is never mistaken for data."""
-    partial = destination.with_name(destination.name + ".part")
+    """Download to a partial file, check the MD5, then rename: a partial download is never mistaken for data, and
+    one that fails is removed. The partial file is this process's own: the ranks of a torchrun job may all be
+    downloading the same file at once, and each renames a complete copy into place."""
+    partial = destination.with_name(f"{destination.name}.{os.getpid()}.part")
     request = urllib.request.Request(url, headers={"User-Agent": "dlzoo"})
-    with urllib.request.urlopen(request, timeout=timeout) as response, open(partial, "wb") as handle:
-        while block := response.read(1 << 20):
-            handle.write(block)
-    got = md5(partial)
-    if got != expected_md5:
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(partial, "wb") as handle:
+            while block := response.read(1 << 20):
+                handle.write(block)
+        got = md5(partial)
+        if got != expected_md5:
+            raise ValueError(f"checksum mismatch for {url}: expected md5 {expected_md5}, got {got}")
+        partial.replace(destination)
+    finally:
         partial.unlink(missing_ok=True)
-        raise ValueError(f"checksum mismatch for {url}: expected md5 {expected_md5}, got {got}")
-    partial.replace(destination)
     return destination

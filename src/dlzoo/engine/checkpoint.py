@@ -62,25 +62,33 @@ def load_weights_into(models: dict[str, nn.Module], weights: dict[str, torch.Ten
 
 
 def rng_state() -> dict[str, Any]:
-    numpy_state = np.random.get_state()
+    _, keys, position, has_gauss, cached_gauss = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy_keys": torch.from_numpy(numpy_state[1].astype(np.int64)),
-        "numpy_pos": int(numpy_state[2]),
+        "numpy_keys": torch.from_numpy(keys.astype(np.int64)),
+        "numpy_pos": int(position),
+        "numpy_gauss": (int(has_gauss), float(cached_gauss)),  # randn's second value of a pair, if one is waiting
         "python": random.getstate(),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    # This process's GPU only: asking for every GPU's would start a CUDA context on each, and a resume on a
+    # machine with fewer GPUs could not restore them.
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    has_gauss, cached_gauss = state.get("numpy_gauss", (0, 0.0))  # checkpoints before 2026-12-06 lack it
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"], has_gauss,
+                         cached_gauss))
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if isinstance(cuda, list):  # checkpoints before 2026-12-06 hold every GPU's: take this process's
+        cuda = cuda[torch.cuda.current_device()] if torch.cuda.is_available() and cuda else None
+    if cuda is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -114,7 +122,7 @@ def save(run_dir: Path, epoch: int, models: dict[str, nn.Module], metadata: dict
     for name in (WEIGHTS, STATE):
         _fsync_file(tmp / name)
     _fsync_dir(tmp)
-    if final.exists():  # the same epoch saved again (e.g. after a resume): swap it out, never leave none
+    if final.exists():  # an incomplete epoch directory (damaged by hand: a resume never saves an epoch it has)
         old = root / f"epoch-{epoch:04d}.old"
         shutil.rmtree(old, ignore_errors=True)
         final.rename(old)

@@ -10,8 +10,9 @@
         checkpoint (atomic; see checkpoint.py)
 
 The loop knows nothing about images, text or tables. Resume restores optimizers, schedulers, the grad scaler, RNG
-states and counters, and the data order is a function of (seed, epoch), so a resumed run retraces the original
-bit for bit on the CPU.
+states and counters, and the data order (and a streamed picture's augmentation) is a function of (seed, epoch), so
+a resumed run in one process retraces the original bit for bit on the CPU. (Under DDP only rank 0's RNG is saved:
+the other ranks restart their augmentation and dropout noise from a fresh seed.)
 """
 
 from __future__ import annotations

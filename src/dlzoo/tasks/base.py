@@ -22,7 +22,7 @@ from dlzoo.engine.runtime import Runtime
 from dlzoo.errors import UserError
 
 if TYPE_CHECKING:
-    from dlzoo.engine.trainer import StepContext
+    from dlzoo.engine.trainer import Trainer
 
 
 class Loader(Iterable, Sized, Protocol):
@@ -68,7 +68,7 @@ class Task(abc.ABC):
         """Batches for one epoch; the engine calls `set_epoch` before iterating."""
 
     @abc.abstractmethod
-    def train_step(self, batch: Any, ctx: StepContext) -> dict[str, torch.Tensor]:
+    def train_step(self, batch: Any, ctx: Trainer) -> dict[str, torch.Tensor]:
         """Forward (and, if `optimizes_itself`, backward) on one batch; return scalars to log, with `loss`."""
 
     @abc.abstractmethod
