@@ -74,3 +74,14 @@ def test_parse_and_set_key_directly():
     for key, value in parse_overrides(["data.augment.degrees=5", "data.augment.enabled=false"]):
         set_key(config, key, value)
     assert config.data.augment.degrees == 5.0 and config.data.augment.enabled is False
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
+    from dlzoo.runs import new_run_dir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("time.strftime", lambda _: "20261206-120000")  # one second for all of them
+    made = [new_run_dir("digits", None) for _ in range(3)]
+    assert [path.name for path in made] == ["digits-20261206-120000", "digits-20261206-120000-2",
+                                            "digits-20261206-120000-3"]
+    assert all(path.is_dir() for path in made)  # each taken as it was named, before the next one looked

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import shutil
 import time
 from dataclasses import dataclass
@@ -39,7 +40,8 @@ def build_config(recipe: Recipe, config_file: str | None = None, overrides: list
 
 
 def new_run_dir(recipe: str, out: str | None) -> Path:
-    """`--out DIR` is the run directory itself; without it, runs/<recipe>-<time>."""
+    """`--out DIR` is the run directory itself; without it, runs/<recipe>-<time>, made here so that runs started in
+    the same second (a sweep launched at once) each get their own."""
     if out:
         path = Path(out)
         if (path / CONFIG).exists():
@@ -48,11 +50,14 @@ def new_run_dir(recipe: str, out: str | None) -> Path:
             raise UserError(f"--out {path} exists and is not a folder")
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = Path("runs") / f"{recipe}-{stamp}"
-        suffix = 1
-        while path.exists():
-            suffix += 1
-            path = Path("runs") / f"{recipe}-{stamp}-{suffix}"
+        Path("runs").mkdir(exist_ok=True)
+        for suffix in itertools.count(1):
+            path = Path("runs") / (f"{recipe}-{stamp}" if suffix == 1 else f"{recipe}-{stamp}-{suffix}")
+            try:
+                path.mkdir()  # fails if another run took the name first, even between two checks
+                break
+            except FileExistsError:
+                continue
     return path
 
 

@@ -52,9 +52,10 @@ def train(args: argparse.Namespace) -> int:
         task = recipe.task(config)
         task.setup(runtime)  # data and models: every user error about them comes before anything is written
         if not args.resume:
+            created = not (args.out and Path(args.out).exists())
             run_dir = runtime.broadcast_object(new_run_dir(recipe.name, args.out) if runtime.is_main else None)
             if runtime.is_main:
-                new_run, created = run_dir, not run_dir.exists()
+                new_run = run_dir
                 write_config(run_dir, config)
         console = Console(enabled=runtime.is_main)
         summary = Trainer(task, runtime, run_dir, console).fit(resume_from=run_dir if args.resume else None)

@@ -180,7 +180,8 @@ class Trainer:
             samples += task.batch_size(batch)
             # Sums stay on the device: reading a value forces a GPU sync, so it happens once per epoch.
             for key, value in out.items():
-                value = value.detach().float() if torch.is_tensor(value) else torch.tensor(float(value))
+                value = (value.detach().float() if torch.is_tensor(value)
+                         else torch.tensor(float(value), device=runtime.device))  # all-reduced from the device
                 sums[key] = sums[key] + value if key in sums else value
             progress.update(lambda done=batches: {k: float(v) / done for k, v in sums.items()})
         self._sync()
