@@ -127,6 +127,18 @@ def test_console_entry_point_and_module():
     assert done.code == 0 and "dlzoo" in done.out
 
 
+def test_settings_after_an_option_count_as_settings(cli, tmp_path):
+    # argparse alone refused the README's `dlzoo train digits --config my.yaml optim.lr=0.05`.
+    config = tmp_path / "my.yaml"
+    config.write_text("trainer:\n  epochs: 1\n")
+    result = cli("train", "digits", "data.limit=200", "--config", config, "optim.lr=0.05", "--out", tmp_path / "r",
+                 "trainer.device=cpu")
+    assert result.code == 0, result.err
+    written = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+    assert (written["optim"]["lr"], written["data"]["limit"], written["trainer"]["epochs"]) == (0.05, 200, 1)
+    assert cli("eval", tmp_path / "r", "--json", "tta_shift=1").code == 0
+
+
 # --- user errors -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("args", "fragment"), [
     (["train", "digitz"], "unknown recipe 'digitz'; did you mean 'digits'"),
@@ -138,6 +150,8 @@ def test_console_entry_point_and_module():
     (["train"], "name a recipe"),
     (["show", "nope"], "unknown recipe"),
     (["frobnicate"], "invalid choice"),
+    (["train", "digits", "--bogus"], "train: unrecognized arguments: --bogus"),
+    (["train", "digits", "--config", "/nonexistent.yaml", "stray"], "unrecognized arguments: stray"),
     (["train", "digits", "--config", "/nonexistent.yaml"], "config file not found"),
     (["eval", "/nonexistent/run"], "run directory not found"),
     (["predict", "/nonexistent/run", "x.png"], "run directory not found"),

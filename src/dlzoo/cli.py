@@ -38,7 +38,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line on stderr and status 2, like every other user error."""
 
     def error(self, message: str):
-        raise UserError(f"{self.prog}: {message} (see --help)")
+        command = self.prog.removeprefix("dlzoo").strip()  # main() already says "dlzoo: error:"
+        raise UserError(f"{command}: {message} (see --help)" if command else f"{message} (see --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,7 +66,7 @@ _ORDER = ["list", "show", "train", "eval", "predict", "data", "models"]
 def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args = _parse(parser, argv)
         if args.command is None:
             parser.print_help()
             return 2
@@ -81,6 +82,23 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # an --out under a file, no permission, a full disk: the machine's answer, not a bug
         print(f"dlzoo: error: {_describe(error)}", file=sys.stderr)
         return 2
+
+
+# The commands' lists of KEY=VALUE settings (train's overrides, eval's settings, bench's options).
+_KEY_VALUE_LISTS = ("overrides", "settings", "options")
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """argparse fills a KEY=VALUE list only from the words before the first option; those after one
+    (`dlzoo train digits --out r trainer.epochs=1`) are added to it here, in order."""
+    args, extra = parser.parse_known_args(argv)
+    lists = [name for name in _KEY_VALUE_LISTS if isinstance(getattr(args, name, None), list)]
+    if extra and lists and all("=" in word and not word.startswith("-") for word in extra):
+        getattr(args, lists[0]).extend(extra)
+    elif extra:
+        where = f"{args.command}: " if getattr(args, "command", None) else ""
+        raise UserError(f"{where}unrecognized arguments: {' '.join(extra)} (see --help)")
+    return args
 
 
 def _describe(error: OSError) -> str:
