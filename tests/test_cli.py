@@ -192,6 +192,23 @@ def test_values_training_cannot_use_are_refused_before_a_run_is_made(cli, tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+def test_a_run_killed_in_its_first_epoch_resumes_from_the_start(cli, tmp_path):
+    from dlzoo.recipes import get_recipe
+    from dlzoo.runs import build_config, write_config
+
+    run_dir = tmp_path / "killed"  # what a SIGKILL in epoch 1 leaves: the config, a log line, a half-saved epoch
+    write_config(run_dir, build_config(get_recipe("digits"), None, TINY_DIGITS))
+    (run_dir / "metrics.jsonl").write_text('{"epoch": 1, "step": 3, "split": "train", "metr')
+    (run_dir / "checkpoints" / "epoch-0001.tmp").mkdir(parents=True)
+    assert_user_error(cli("train", "digits", *TINY_DIGITS, "--out", run_dir), "--resume")  # the advice given
+    result = cli("train", "--resume", run_dir)
+    assert result.code == 0, result.err
+    assert "no checkpoint yet" in result.out
+    logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [(e["epoch"], e["split"]) for e in logged] == [(1, "train"), (1, "test"), (2, "train"), (2, "test")]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch-0001", "epoch-0002"]
+
+
 def test_a_run_interrupted_before_its_first_checkpoint_leaves_nothing(tmp_path):
     import signal
     import subprocess

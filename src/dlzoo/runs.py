@@ -74,16 +74,20 @@ def discard_unstarted_run(run_dir: Path, created: bool) -> bool:
     removing nothing, when a checkpoint exists."""
     if checkpoint.list_checkpoints(run_dir):
         return False
-    for name in (CONFIG, CONFIG + ".tmp", METRICS, "tensorboard", checkpoint.CHECKPOINTS):
-        path = run_dir / name
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.exists():
-            path.unlink()
+    forget_unfinished_epoch(run_dir)
+    for path in (run_dir / CONFIG, run_dir / (CONFIG + ".tmp")):
+        path.unlink(missing_ok=True)
     if created:
         with contextlib.suppress(OSError):  # not empty: the user's own files were there too
             run_dir.rmdir()
     return True
+
+
+def forget_unfinished_epoch(run_dir: Path) -> None:
+    """Remove what a run logged and saved (half-saved) in the epoch it was stopped in, when it has no checkpoint."""
+    (run_dir / METRICS).unlink(missing_ok=True)
+    for folder in (run_dir / "tensorboard", run_dir / checkpoint.CHECKPOINTS):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def read_run_config(run_dir: Path) -> tuple[Recipe, RecipeConfig]:

@@ -25,7 +25,14 @@ def train(args: argparse.Namespace) -> int:
     from dlzoo.engine.runtime import Runtime
     from dlzoo.engine.trainer import Trainer
     from dlzoo.recipes import get_recipe
-    from dlzoo.runs import build_config, discard_unstarted_run, new_run_dir, read_run_config, write_config
+    from dlzoo.runs import (
+        build_config,
+        discard_unstarted_run,
+        forget_unfinished_epoch,
+        new_run_dir,
+        read_run_config,
+        write_config,
+    )
 
     overrides = list(args.overrides)
     run_dir: Path | None = None
@@ -38,7 +45,6 @@ def train(args: argparse.Namespace) -> int:
             raise UserError("--resume continues a run exactly as configured; it takes no overrides, --config or --out")
         run_dir = Path(args.resume)
         recipe, config = read_run_config(run_dir)
-        checkpoint.latest(run_dir)  # fails early, with a clear line, when there is nothing to resume
     else:
         if not args.recipe:
             raise UserError("name a recipe (see `dlzoo list`) or pass --resume RUN_DIR")
@@ -58,7 +64,12 @@ def train(args: argparse.Namespace) -> int:
                 new_run = run_dir
                 write_config(run_dir, config)
         console = Console(enabled=runtime.is_main)
-        summary = Trainer(task, runtime, run_dir, console).fit(resume_from=run_dir if args.resume else None)
+        resume_from = run_dir if args.resume and checkpoint.list_checkpoints(run_dir) else None
+        if args.resume and resume_from is None:  # killed in its first epoch: nothing to continue, so start over
+            if runtime.is_main:
+                forget_unfinished_epoch(run_dir)
+            console.line(f"{run_dir} has no checkpoint yet (stopped in its first epoch): training from the start")
+        summary = Trainer(task, runtime, run_dir, console).fit(resume_from=resume_from)
         for split, metrics in summary["metrics"].items():
             if split != "train":
                 console.line(f"final {split}: {format_metrics(metrics)}")
@@ -71,11 +82,14 @@ def train(args: argparse.Namespace) -> int:
         if not isinstance(error, KeyboardInterrupt):
             raise
         if runtime.is_main:
+            resume = f"dlzoo train --resume {run_dir}"
             if discarded or run_dir is None:
-                print("interrupted before the first checkpoint: nothing was kept", file=sys.stderr)
+                said = "interrupted before the first checkpoint: nothing was kept"
+            elif checkpoint.list_checkpoints(run_dir):
+                said = f"interrupted: the last complete checkpoint is intact; continue with {resume}"
             else:
-                print(f"interrupted: the last complete checkpoint is intact; continue with dlzoo train --resume "
-                      f"{run_dir}", file=sys.stderr)
+                said = f"interrupted before the first checkpoint; start it again with {resume}"
+            print(said, file=sys.stderr)
         return 130
     finally:
         runtime.shutdown()
