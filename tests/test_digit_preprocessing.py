@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import assert_user_error
 from dlzoo.errors import UserError
 from dlzoo.vision.digits import DigitPreprocessing, prepare_digit
 from dlzoo.vision.io import read_image
@@ -75,3 +76,16 @@ def test_read_image_formats(tmp_path, digits):
     rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
     cv2.imwrite(str(tmp_path / "alpha.png"), rgba)
     assert read_image(tmp_path / "alpha.png").shape == rgb.shape
+
+
+def test_a_too_small_image_file_is_refused_by_name(tmp_path):
+    tiny = write(tmp_path / "tiny.png", np.zeros((1, 1, 3), np.uint8))
+    with pytest.raises(UserError, match=r"too small \(1x1.*tiny\.png"):
+        read_image(tiny)
+    assert read_image(write(tmp_path / "two.png", np.zeros((2, 2, 3), np.uint8))).shape == (2, 2, 3)
+
+
+def test_predict_names_a_too_small_picture(cli, digits_run, digit_pictures, tmp_path):
+    good = next(iter(digit_pictures.values()))
+    tiny = write(tmp_path / "tiny.png", np.full((1, 1, 3), 255, np.uint8))
+    assert_user_error(cli("predict", digits_run, good, tiny), "too small", str(tiny))

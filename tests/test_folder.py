@@ -236,3 +236,27 @@ def test_stream_user_errors(cli, tmp_path):
     (broken / "train" / "dog" / "bad.png").write_bytes(b"not a picture")
     assert_user_error(cli("train", "fashion", "data.source=folder", f"data.path={broken}", "data.stream=true",
                           "data.workers=1", "data.batch_size=4", *CPU, "--out", tmp_path / "run"), "bad.png")
+
+
+@pytest.mark.parametrize("stream", ["false", "true"])
+def test_an_empty_class_folder_is_refused(cli, tmp_path, stream):
+    """train/'s subfolders are the classes: an empty one (or one without pictures) is a mistake, not a class that
+    no training picture shows, in memory and streamed alike."""
+    root = tmp_path / "pictures"
+    for split in ("train", "test"):
+        for name in ("cat", "dog"):
+            (root / split / name).mkdir(parents=True)
+            Image.fromarray(np.full((8, 8), 80, np.uint8)).save(root / split / name / "0.png")
+    (root / "train" / "empty").mkdir()
+    run_dir = tmp_path / "run"
+    train = ("train", "fashion", "data.source=folder", f"data.path={root}", f"data.stream={stream}", "trainer.epochs=1",
+             *CPU, "--out", run_dir)
+    assert_user_error(cli(*train), str(root / "train" / "empty"), "no pictures")
+    assert not run_dir.exists()
+    (root / "train" / "empty" / "notes.txt").write_text("not a picture")
+    assert_user_error(cli(*train), str(root / "train" / "empty"), "no pictures")
+    # a test split may still lack a class, or hold it empty
+    (root / "train" / "empty" / "notes.txt").unlink()
+    Image.fromarray(np.full((8, 8), 160, np.uint8)).save(root / "train" / "empty" / "0.png")
+    (root / "test" / "empty").mkdir()
+    assert cli(*train).code == 0

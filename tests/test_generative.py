@@ -167,3 +167,21 @@ def test_generate_user_errors(cli, vae_run, gan_run, digits_run, tmp_path):
     assert_user_error(cli("generate", gan_run), "--out")
     assert not out.exists()
     assert_user_error(cli("judge", gan_run, "--classifier", vae_run), "image classifier")
+
+
+def test_predict_and_serve_refuse_a_generative_run(cli, vae_run, gan_run, tmp_path):
+    """A generative run draws images rather than reads them: `predict` and `serve` say so in one line, and `serve`
+    refuses to start rather than answer every request with a 500."""
+    from dlzoo.errors import UserError
+    from dlzoo.runs import open_run
+    from dlzoo.serve import make_server
+
+    picture = tmp_path / "picture.png"
+    Image.new("L", (28, 28)).save(picture)
+    for run_dir, recipe in ((vae_run, "vae-digits"), (gan_run, "cgan-digits")):
+        with pytest.raises(UserError, match="does not predict from files"):
+            make_server(open_run(run_dir), port=0, device="cpu")
+        assert_user_error(cli("predict", run_dir, picture), f"recipe '{recipe}' does not predict from files",
+                          f"dlzoo generate {run_dir}")
+        assert_user_error(cli("serve", run_dir, "--port", "0"), f"recipe '{recipe}' does not predict from files",
+                          f"dlzoo generate {run_dir}")

@@ -27,6 +27,7 @@ MAX_NAME = 255  # a file name's longest on common file systems
 
 
 def make_server(run: LoadedRun, host: str = "127.0.0.1", port: int = 8000, device: str = "auto") -> ThreadingHTTPServer:
+    run.recipe.task.check_predicts(run.recipe.name, run.run_dir)  # refused at start, not with a 500 per request
     task = load_for_inference(run, device)
     lock = threading.Lock()
     info = {"recipe": run.recipe.name, "checkpoint": str(run.checkpoint), "meta": task.meta}

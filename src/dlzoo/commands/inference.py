@@ -72,6 +72,7 @@ def predict(args: argparse.Namespace) -> None:
     from dlzoo.runs import load_for_inference, open_run
 
     run = open_run(args.run_dir)
+    run.recipe.task.check_predicts(run.recipe.name, args.run_dir)
     task = load_for_inference(run, args.device)
     for record in task.predict(args.inputs, out=args.out):
         print(json.dumps(record, ensure_ascii=False) if args.json else task.describe(record))

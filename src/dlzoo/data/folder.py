@@ -55,11 +55,17 @@ class FolderListing:
     test: list[tuple[Path, int]]
 
 
-def _split_items(split_dir: Path, classes: list[str]) -> list[tuple[Path, int]]:
+def _split_items(split_dir: Path, classes: list[str], every_class: bool = False) -> list[tuple[Path, int]]:
+    """(path, label) of the split's pictures; with `every_class`, each class folder must hold at least one."""
     items: list[tuple[Path, int]] = []
     for label, name in enumerate(classes):
         if (split_dir / name).is_dir():  # a test split may lack a class
-            items += [(path, label) for path in _pictures(split_dir / name)]
+            pictures = _pictures(split_dir / name)
+            if every_class and not pictures:
+                # train/'s subfolders are the classes: an empty one would be a class the model never sees
+                raise UserError(f"class folder {split_dir / name} has no pictures "
+                                f"({', '.join(sorted(IMAGE_SUFFIXES))}): add some or remove it")
+            items += [(path, label) for path in pictures]
     if not items:
         raise UserError(f"no pictures ({', '.join(sorted(IMAGE_SUFFIXES))}) in the class folders of {split_dir}")
     return items
@@ -82,7 +88,7 @@ def list_folder(path: str | None) -> FolderListing:
     unknown = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and p.name not in classes)
     if unknown:
         raise UserError(f"{test_dir} has classes that train/ lacks: {', '.join(unknown)}")
-    train = _split_items(train_dir, classes)
+    train = _split_items(train_dir, classes, every_class=True)
     # Shuffled once, with a fixed seed, so `data.limit=N` takes a mix of classes rather than the first ones.
     train = [train[i] for i in np.random.default_rng(0).permutation(len(train))]
     return FolderListing(root, classes, train, _split_items(test_dir, classes))

@@ -118,6 +118,19 @@ class Task(abc.ABC):
         """One JSON-able record per input (or per row of a table input)."""
         raise NotImplementedError(f"{type(self).__name__} does not predict from files")
 
+    # For a task that does not predict from files: what its user runs instead ("{run_dir}" is filled in), for the
+    # refusal of `dlzoo predict` and `dlzoo serve`.
+    predict_instead: ClassVar[str] = ""
+
+    @classmethod
+    def check_predicts(cls, recipe: str, run_dir: str | Path) -> None:
+        """A UserError unless the task predicts from files (overrides `predict`); checked before any weights are
+        read, so `dlzoo predict` and `dlzoo serve` refuse such a run in one line rather than fail on every input."""
+        if cls.predict is not Task.predict:
+            return
+        instead = f"; use `{cls.predict_instead.format(run_dir=run_dir)}`" if cls.predict_instead else ""
+        raise UserError(f"recipe '{recipe}' does not predict from files{instead}")
+
     def describe(self, record: dict[str, Any]) -> str:
         """A human line for one prediction record."""
         return str(record)

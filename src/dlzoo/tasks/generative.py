@@ -117,6 +117,8 @@ class GenerativeImageTask(Task):
     judge: Judge | None = None
     # How pixels are modelled, stated in every checkpoint and summary.
     data_model: ClassVar[str] = ""
+    # It draws images rather than reads them: `dlzoo predict` and `dlzoo serve` point here instead.
+    predict_instead: ClassVar[str] = "dlzoo generate {run_dir} --out grid.png"
 
     # --- what a subclass supplies ---------------------------------------------------------------------------
     @abc.abstractmethod

@@ -1,4 +1,5 @@
-"""Reading users' pictures with clear errors: missing, unreadable, corrupt and empty files are user errors."""
+"""Reading users' pictures with clear errors: missing, unreadable, corrupt, empty and too small files are user
+errors that name the file."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import cv2
 import numpy as np
 
 from dlzoo.errors import UserError
+
+# A picture's shortest side: a thinner one holds no shape to classify or read (`prepare_digit` and the reader's
+# arrays refuse it too, but only a file's reader can name the file).
+MIN_SIDE = 2
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -26,6 +31,9 @@ def read_image(path: str | Path) -> np.ndarray:
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise UserError(f"not a readable image (corrupt or unsupported format): {path}")
+    if min(image.shape[:2]) < MIN_SIDE:  # refused here, where the file is known, not later by the preprocessing
+        raise UserError(f"image is too small ({image.shape[1]}x{image.shape[0]}, at least {MIN_SIDE}x{MIN_SIDE} "
+                        f"pixels): {path}")
     return to_rgb_or_gray(image)
 
 
