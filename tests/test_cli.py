@@ -250,6 +250,11 @@ def test_corrupt_checkpoint(cli, tmp_path, digits_run):
     for weights in (broken / "checkpoints").glob("*/model.safetensors"):
         weights.write_bytes(b"\x00garbage")
     assert_user_error(cli("predict", broken, "x.png"), "cannot read checkpoint")
+    shutil.rmtree(broken)
+    shutil.copytree(digits_run, broken)
+    for state in (broken / "checkpoints").glob("*/state.pt"):
+        state.write_bytes(state.read_bytes()[:100])  # cut short, as a full disk might have left it
+    assert_user_error(cli("train", "--resume", broken), "is damaged", "removing this one")
 
 
 def test_predict_bad_images(cli, tmp_path, digits_run):

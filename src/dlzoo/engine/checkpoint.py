@@ -175,5 +175,7 @@ def read_training_state(checkpoint_dir: Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise UserError(f"checkpoint {checkpoint_dir} has no {STATE}; it cannot be resumed") from None
-    except Exception as error:  # torch raises several types for truncated or foreign files
-        raise UserError(f"cannot read training state {path}: {' '.join(str(error).split())[:200]}") from None
+    except Exception as error:  # torch raises several types for truncated or foreign files, in long messages that
+        # suggest weights_only=False: never right for a checkpoint that dlzoo wrote
+        raise UserError(f"cannot read training state {path}: the file is damaged or not one dlzoo wrote "
+                        f"({type(error).__name__}); resume from an earlier checkpoint by removing this one") from None
