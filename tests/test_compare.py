@@ -70,6 +70,11 @@ def test_folders_globs_and_unfinished_runs(cli, runs, tmp_path):
     assert seconds == sorted(seconds)
     assert "skipping" in result.err and "killed" in result.err
     assert_user_error(cli("compare", unfinished), "has not finished", "--resume")
+    (runs.parent / "more" / "lenet-bn-again" / "config.yaml").write_text("model: [")  # broken among many
+    result = cli("compare", str(runs.parent / "more" / "*"), runs / "digits")
+    assert result.code == 0, result.err
+    assert "skipping" in result.err and "lenet-bn-again" in result.err and "not valid YAML" in result.err
+    assert sorted(row[0] for row in table_rows(result.out)[2:]) == ["digits"]
 
 
 def test_user_errors_write_nothing(cli, runs, tmp_path):
@@ -85,3 +90,7 @@ def test_user_errors_write_nothing(cli, runs, tmp_path):
     (broken / "summary.json").write_text(json.dumps({"recipe": "digits", "metrics": {}}))
     assert_user_error(cli("compare", broken, "--out", out), "lacks what a comparison needs")
     assert not out.exists() and not out.with_suffix(".png").exists()
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    failed = cli("compare", runs / "digits", "--out", tmp_path / "notes.txt" / "table.md")
+    assert failed.code == 2
+    assert failed.out == ""  # no table printed above the error

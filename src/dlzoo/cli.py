@@ -98,6 +98,9 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.
     elif extra:
         where = f"{args.command}: " if getattr(args, "command", None) else ""
         raise UserError(f"{where}unrecognized arguments: {' '.join(extra)} (see --help)")
+    for option, value in vars(args).items():
+        if value == "" and option in ("out", "plot", "config", "resume"):  # '' would read as "not given"
+            raise UserError(f"--{option} needs a path, got an empty one")
     return args
 
 

@@ -8,6 +8,7 @@ what inference needs: recipe, class names, preprocessing, input shape and value 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -78,12 +79,15 @@ def _temp_beside(path: Path) -> Path:
 
 
 def _write_program(module: torch.nn.Module, example: tuple[torch.Tensor, ...], fmt: str, path: Path) -> None:
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # torch's pt2 writer warns "No complete tensor found in the group" for every CPU-only program: its note
+        # about weights kept on another device, which a user can do nothing about.
+        warnings.filterwarnings("ignore", message="No complete tensor found in the group")
         if fmt == "pt2":
             program = torch.export.export(module, example, dynamic_shapes=_dynamic_batch(example))
             torch.export.save(program, str(path))
         else:
             names = [f"input{i}" if len(example) > 1 else "input" for i in range(len(example))]
             program = torch.onnx.export(module, example, input_names=names, output_names=["output"],
-                                        dynamic_shapes=_dynamic_batch(example), dynamo=True)
+                                        dynamic_shapes=_dynamic_batch(example), dynamo=True, verbose=False)
             program.save(str(path))

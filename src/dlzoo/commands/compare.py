@@ -53,17 +53,17 @@ def _count(n: int) -> str:
     return str(n)
 
 
-def find_runs(arguments: list[str]) -> list[Path]:
-    """Run directories named, inside named folders, or matching globs; unfinished ones found by expansion are
-    skipped with a note, named ones are an error."""
-    found: list[Path] = []
+def find_runs(arguments: list[str]) -> dict[Path, bool]:
+    """Run directories named, inside named folders, or matching globs, each with whether it was named; unfinished
+    ones found by expansion are skipped with a note, named ones are an error."""
+    found: list[tuple[Path, bool]] = []
     for argument in arguments:
         path = Path(argument)
         if path.is_dir() and (path / CONFIG).is_file():
             if not (path / SUMMARY).is_file():
                 raise UserError(f"{path} has no {SUMMARY}: the run has not finished "
                                 f"(continue it with dlzoo train --resume {path})")
-            found.append(path)
+            found.append((path, True))
             continue
         if path.is_dir():
             candidates, what = sorted(p for p in path.iterdir() if p.is_dir()), f"in {path}"
@@ -78,13 +78,31 @@ def find_runs(arguments: list[str]) -> list[Path]:
             raise UserError(f"no dlzoo run directories {what}")
         for run in runs:
             if (run / SUMMARY).is_file():
-                found.append(run)
+                found.append((run, False))
             else:
                 print(f"dlzoo compare: skipping {run}: unfinished (no {SUMMARY})", file=sys.stderr)
-    unique = list(dict.fromkeys(p.resolve() for p in found))
+    unique: dict[Path, bool] = {}
+    for run, named in found:
+        unique[run.resolve()] = unique.get(run.resolve(), False) or named
     if not unique:
         raise UserError("none of the runs has finished")
     return unique
+
+
+def read_rows(runs: dict[Path, bool]) -> list[RunRow]:
+    """A row per run; one found by expansion whose files cannot be compared is skipped with a note (one broken run
+    among many in runs/*), one named on the command line is the user's error."""
+    rows = []
+    for run, named in runs.items():
+        try:
+            rows.append(read_row(run))
+        except UserError as error:
+            if named:
+                raise
+            print(f"dlzoo compare: skipping {run}: {error}", file=sys.stderr)
+    if not rows:
+        raise UserError("none of the runs can be compared")
+    return rows
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -198,9 +216,8 @@ def compare(args: argparse.Namespace) -> None:
         raise UserError(f"--plot {args.plot}: the plot is a PNG; name it FILE.png")
     if args.out and Path(args.out).suffix.lower() == ".png":
         raise UserError(f"--out {args.out} is the markdown table; name the plot with --plot FILE.png")
-    rows = sort_rows([read_row(run) for run in find_runs(args.runs)], args.sort)
+    rows = sort_rows(read_rows(find_runs(args.runs)), args.sort)
     table = markdown_table(rows)
-    print(table, end="")
     plot = Path(args.plot) if args.plot else Path(args.out).with_suffix(".png") if args.out else None
     if plot is not None:  # the plot first: a table is never left without the plot it announces
         plot_accuracy_vs_time(rows, plot)
@@ -212,3 +229,4 @@ def compare(args: argparse.Namespace) -> None:
         tmp.write_text(table, encoding="utf-8")
         tmp.replace(out)
         print(f"table: {out}", file=sys.stderr)
+    print(table, end="")  # last: a failed write prints no table above its error

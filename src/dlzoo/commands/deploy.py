@@ -23,7 +23,7 @@ def export(args: argparse.Namespace) -> None:
     run = open_run(args.run_dir)
     out = Path(args.out) if args.out else run.run_dir / "export" / f"model.{args.format}"
     written = export_run(run, args.format, out)
-    print(f"wrote {written} and {written.name}.json")
+    print(f"wrote {written} and {written}.json")
 
 
 def _port(text: str) -> int:

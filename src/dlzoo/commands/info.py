@@ -62,8 +62,9 @@ def show(args: argparse.Namespace) -> None:
     from dlzoo.runs import build_config
 
     recipe = get_recipe(args.recipe)
+    config = build_config(recipe, args.config, args.overrides)  # before any output: a bad override prints nothing
     print(f"# {recipe.name}: {recipe.summary}")
-    print(to_yaml(build_config(recipe, args.config, args.overrides)), end="")
+    print(to_yaml(config), end="")
 
 
 @command("models", "registered models with their parameter counts")

@@ -81,7 +81,8 @@ class DigitReader:
         if task.meta.get("kind") == "line-recognizer":
             raise UserError("this run is a line recognizer: read with dlzoo.reader.load_reader or LineReader")
         if classes != DIGITS or not hasattr(task, "logits"):
-            raise UserError(f"reading numbers needs a digit classifier (classes 0-9), not one with classes {classes}")
+            what = f"one with classes {classes}" if classes else f"a {task.config.recipe} run, which has no classes"
+            raise UserError(f"reading numbers needs a digit classifier (classes 0-9) or a digit-lines run, not {what}")
         self.task = task
         self.preprocessing = preprocessing_from_dict(task.meta["preprocess"])
 
