@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,11 @@ def test_fold_models_ensemble_matches_mean_of_slots(housing_run):
     (lambda f: f.drop(columns=["Gr_Liv_Area", "Neighborhood"]), ["lacks 2 of the", "Gr_Liv_Area"]),
     (lambda f: f.assign(Lot_Area=["big", *f["Lot_Area"].iloc[1:]]), ["'Lot_Area' holds numbers", "row 1", "'big'"]),
     (lambda f: f.iloc[:0], ["has a header but no rows"]),
+    # Finite in float64, infinite in the model's float32.
+    (lambda f: f.assign(Lot_Area=[f["Lot_Area"].iloc[0], "1e39", f["Lot_Area"].iloc[2]]),
+     ["'Lot_Area' holds numbers", "row 2", "'1e39'"]),
+    # One name for two columns once the header's spaces are stripped.
+    (lambda f: f.assign(**{"Lot_Area ": f["Lot_Area"]}), ["more than one column named 'Lot_Area'"]),
 ])
 def test_bad_tables_are_one_line_errors_and_write_nothing(housing_run, tmp_path, cli, damage, fragments):
     table = tmp_path / "houses.csv"
@@ -103,6 +109,29 @@ def test_unreadable_files_are_one_line_errors(housing_run, tmp_path, cli):
     table = tmp_path / "houses.csv"
     ames_rows(2).to_csv(table, index=False)
     assert_user_error(cli("predict", housing_run, table, "--out", table), "would overwrite the input")
+    os.link(table, tmp_path / "same.csv")  # one file, two names
+    assert_user_error(cli("predict", housing_run, tmp_path / "same.csv", "--out", table), "would overwrite the input")
+
+
+def test_predict_never_writes_over_an_input_named_like_its_temporary_file(housing_run, tmp_path, cli):
+    table = tmp_path / "in.csv.tmp"
+    ames_rows(3).to_csv(table, index=False)
+    before = table.read_bytes()
+    assert cli("predict", housing_run, table, "--out", tmp_path / "in.csv").code == 0
+    assert table.read_bytes() == before
+    assert len(pd.read_csv(tmp_path / "in.csv")) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "in.csv.tmp"]  # no temporary file left
+
+
+def test_rare_categories_are_listed_as_unseen_too(housing_run, tmp_path, cli):
+    # docs/housing.md: a category seen fewer than data.min_category_count (2) times is treated, and listed, as unseen.
+    trained_on = ames_rows(600)  # the rows housing_run trained on (data.limit=600)
+    assert (trained_on["Foundation"] == "Wood").sum() == 1
+    table = tmp_path / "houses.csv"
+    ames_rows(1, start=2000).assign(Foundation="Wood").to_csv(table, index=False)
+    result = cli("predict", housing_run, table, "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["unseen_categories"] == ["Foundation=Wood"]
 
 
 def _kaggle_folder(folder: Path) -> Path:
@@ -123,7 +152,8 @@ def _kaggle_folder(folder: Path) -> Path:
 def test_kaggle_layout_trains_refits_and_writes_a_submission(tmp_path, cli):
     folder = _kaggle_folder(tmp_path / "kaggle")
     run_dir = tmp_path / "run"
-    result = cli("train", "housing", "data.source=kaggle-house-prices", f"data.path={folder}",
+    # data.drop=[Id] names the id column, which is never an input anyway: the submission keeps its ids.
+    result = cli("train", "housing", "data.source=kaggle-house-prices", f"data.path={folder}", "data.drop=[Id]",
                  "data.categorical=[MSSubClass]", "data.folds=2", "final=refit", "baseline=false", *TINY[2:],
                  "--out", run_dir)
     assert result.code == 0, result.err
@@ -139,6 +169,55 @@ def test_kaggle_layout_trains_refits_and_writes_a_submission(tmp_path, cli):
     again = tmp_path / "again.csv"
     assert cli("predict", run_dir, folder / "test.csv", "--out", again).code == 0
     pd.testing.assert_frame_equal(pd.read_csv(again), submission)
+
+    # A row without an id could be neither written nor sent as strict JSON (`"Id": NaN`).
+    _damage_test_csv(folder, lambda t: t.assign(Id=[t["Id"].iloc[0], " ", *t["Id"].iloc[2:]]))
+    no_id = tmp_path / "no-id.csv"
+    for extra in (["--json"], ["--out", no_id]):
+        assert_user_error(cli("predict", run_dir, folder / "test.csv", *extra), "id column 'Id' is empty in row 2")
+    assert not no_id.exists()
+
+
+def _damage_test_csv(folder: Path, damage) -> None:
+    test = pd.read_csv(folder / "test.csv", dtype=str, keep_default_na=False)
+    damage(test).to_csv(folder / "test.csv", index=False)
+
+
+@pytest.mark.parametrize("damage, fragments", [
+    (lambda t: t.assign(LotArea=["big", *t["LotArea"].iloc[1:]]),
+     ["test.csv: column 'LotArea' holds numbers", "row 1", "'big'"]),
+    (lambda t: t.drop(columns=["GrLivArea"]), ["test.csv lacks 1 of the", "GrLivArea"]),
+    (lambda t: t.assign(Id=[*t["Id"].iloc[:2], "", *t["Id"].iloc[3:]]), ["id column 'Id' is empty in row 3"]),
+])
+def test_a_bad_kaggle_test_csv_stops_training_before_a_run_directory_exists(tmp_path, cli, damage, fragments):
+    folder = _kaggle_folder(tmp_path / "kaggle")
+    _damage_test_csv(folder, damage)
+    run_dir = tmp_path / "run"
+    assert_user_error(cli("train", "housing", "data.source=kaggle-house-prices", f"data.path={folder}",
+                          "data.folds=2", "baseline=false", *TINY[2:], "--out", run_dir), *fragments)
+    assert not run_dir.exists()
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    (["data.target=Id", "data.id_column=Id"], "'Id' cannot be both the target and the id column"),
+    (["data.drop=[SalePrice]"], "data.drop names the target 'SalePrice'"),
+])
+def test_kaggle_target_cannot_be_dropped_or_be_the_id(tmp_path, cli, overrides, fragment):
+    folder = _kaggle_folder(tmp_path / "kaggle")
+    result = cli("train", "housing", "data.source=kaggle-house-prices", f"data.path={folder}", *overrides,
+                 "--out", tmp_path / "run")
+    assert_user_error(result, fragment)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_table_with_a_number_beyond_float32_is_refused_for_training(tmp_path, cli):
+    rows = ames_rows(120)[["Gr_Liv_Area", "Lot_Area", "Sale_Price"]].astype({"Lot_Area": float})
+    rows.loc[6, "Lot_Area"] = 1e39
+    table = tmp_path / "mine.csv"
+    rows.to_csv(table, index=False)
+    assert_user_error(cli("train", "housing", "data.source=csv", f"data.path={table}", "data.target=Sale_Price",
+                          "--out", tmp_path / "run"), "'Lot_Area' holds numbers", "row 7", "1e+39")
+    assert not (tmp_path / "run").exists()
 
 
 def test_kaggle_folder_without_train_csv_says_what_is_missing(tmp_path, cli):
@@ -173,6 +252,8 @@ def test_any_csv_with_a_named_target(tmp_path, cli):
     (["data.clip=0"], "data.clip must be positive"),
     (["data.id_column=Nope"], "has no column 'Nope'"),
     (["data.categorical=[Nope]"], "data.categorical names columns the table lacks: Nope"),
+    (["data.drop=[Sale_Price]"], "data.drop names the target 'Sale_Price'"),
+    (["data.id_column=Sale_Price"], "'Sale_Price' cannot be both the target and the id column"),
 ])
 def test_bad_configs_are_one_line_errors(cli, tmp_path, overrides, fragment):
     assert_user_error(cli("train", "housing", *overrides, "--out", tmp_path / "run"), fragment)

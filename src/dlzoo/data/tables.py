@@ -56,6 +56,11 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     except OSError as error:
         raise UserError(f"cannot read {path}: {error.strerror or error}") from None
     frame.columns = [str(column).strip() for column in frame.columns]
+    # Two headers that differ only in spaces ('Lot_Area' and 'Lot_Area ') would become one name for two columns.
+    repeated = frame.columns[frame.columns.duplicated()]
+    if len(repeated):
+        raise UserError(f"{path} has more than one column named {repeated[0]!r} (headers are compared without "
+                        f"surrounding spaces); rename or remove the extra one")
     if frame.empty:
         raise UserError(f"{path} has a header but no rows")
     return frame
@@ -167,13 +172,27 @@ def load_table(source: str, path: str | None = None, target: str = "", id_column
         get_source(source)  # raises for unknown names with the list of known ones
         raise UserError(f"data source '{source}' is not a table; use ames, kaggle-house-prices or csv")
 
-    unknown = [column for column in [*drop, *([id_column] if id_column else [])] if column not in frame.columns]
+    id_columns = [id_column] if id_column else []
+    _check_roles(target, id_column, drop)
+    unknown = [column for column in [*drop, *id_columns] if column not in frame.columns]
     if unknown:
         raise UserError(f"{where} has no column {', '.join(map(repr, unknown))} (named in data.drop/data.id_column)")
     features, values = split_target(frame, target, where)
-    features = features.drop(columns=[*drop, *([id_column] if id_column else [])])
+    # dict.fromkeys: each column once, however often it is named (data.drop=[Id] with the id column Id).
+    features = features.drop(columns=list(dict.fromkeys([*drop, *id_columns])))
     if features.shape[1] == 0:
         raise UserError(f"{where} has no feature columns besides the target '{target}'")
     if test is not None:
-        test = test.drop(columns=[c for c in [*drop, target] if c in test.columns])
+        # The id column stays: it names the rows of the submission.
+        test = test.drop(columns=[c for c in dict.fromkeys([*drop, target]) if c in test.columns and c != id_column])
     return Table(features.reset_index(drop=True), values, target, id_column, source, where, test)
+
+
+def _check_roles(target: str, id_column: str | None, drop: list[str]) -> None:
+    """The target is what is predicted: it cannot also be ignored (data.drop) or name the rows (data.id_column)."""
+    if target in drop:
+        raise UserError(f"data.drop names the target '{target}'; the target is never an input, so leave it out of "
+                        f"data.drop")
+    if id_column == target:
+        raise UserError(f"'{target}' cannot be both the target and the id column (data.id_column); name "
+                        f"different columns")

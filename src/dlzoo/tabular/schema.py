@@ -19,6 +19,7 @@ import pandas as pd
 from dlzoo.errors import UserError
 
 MISSING = "(missing)"
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # larger magnitudes (and infinities) are not numbers a model can use
 
 
 @dataclass
@@ -79,16 +80,19 @@ def check_columns(frame: pd.DataFrame, schema: Schema, where: str) -> None:
 
 
 def numeric_matrix(frame: pd.DataFrame, schema: Schema, where: str) -> np.ndarray:
-    """(rows, numeric columns) float32 with NaN for empty cells; a cell that is not a finite number is an error."""
+    """(rows, numeric columns) float32 with NaN for empty cells; a cell that is not a finite float32 number is an
+    error."""
     matrix = np.empty((len(frame), len(schema.numeric)), dtype=np.float32)
     for j, column in enumerate(schema.numeric):
         cells = frame[column]
         numbers = as_numbers(cells)
-        bad = (numbers.isna() & cells.notna()) | np.isinf(numbers)
+        # Models compute in float32: a finite float64 beyond its range (1e39) would become infinity there.
+        bad = (numbers.isna() & cells.notna()) | (numbers.abs() > FLOAT32_MAX)
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise UserError(f"{where}: column '{column}' holds numbers, but row {row + 1} has "
-                            f"{cells.iloc[row]!r} ({int(bad.sum())} such cells)")
+                            f"{cells.iloc[row]!r} ({int(bad.sum())} such cells; a cell must be empty or a finite "
+                            f"number within +-{FLOAT32_MAX:.1e})")
         matrix[:, j] = numbers.to_numpy()
     return matrix
 

@@ -9,6 +9,8 @@ models (mean in log space) or, with `final=refit`, one more slot trained on ever
 
 from __future__ import annotations
 
+import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -69,6 +71,16 @@ class TabularRegressionConfig(RecipeConfig):
     baseline: bool = True
 
 
+@dataclass
+class CheckedTable:
+    """A table checked against the model's schema: the model's inputs, and the ids that name its rows."""
+
+    numbers: np.ndarray  # (rows, numeric columns) float32
+    categories: pd.DataFrame  # the categorical columns as text
+    id_name: str  # the id column, or "row" when the table has none
+    ids: np.ndarray
+
+
 def _validate(config: TabularRegressionConfig, rows: int) -> None:
     data, model = config.data, config.model
     if not 2 <= data.folds <= rows:
@@ -123,7 +135,10 @@ class TabularRegression(Task):
         self.tensors = (torch.from_numpy(numbers).to(device), torch.from_numpy(self.codes).to(device),
                         torch.from_numpy(log_target).float().to(device),
                         torch.from_numpy(train_rows.T.copy()).float().to(device))
-        self.test_table = table.test_features
+        # Kaggle's test.csv is checked now, before a run directory exists, not when the trained model meets it.
+        self.test_table: CheckedTable | None = None
+        if table.test_features is not None:
+            self.test_table = self.check_table(table.test_features, str(Path(table.location) / "test.csv"))
         self._baseline: dict[str, Any] | None = None
 
     def build_models(self) -> dict[str, nn.Module]:
@@ -194,7 +209,8 @@ class TabularRegression(Task):
             training = net.training
             net.eval()
             try:
-                self.write_predictions(self.test_table, "test.csv", run_dir / SUBMISSION)
+                prices, _ = self.predict_checked(self.test_table)
+                _write_csv(self._output_table(self.test_table, prices), run_dir / SUBMISSION)
             finally:
                 net.train(training)
 
@@ -203,50 +219,60 @@ class TabularRegression(Task):
         folds, slots = self.meta["folds"], self.meta["slots"]
         return list(range(folds)) if slots == folds else [slots - 1]
 
-    def predict_frame(self, frame: pd.DataFrame, where: str) -> tuple[np.ndarray, list[list[str]]]:
-        """Prices for every row of `frame` and, per row, the categories the final model has never seen."""
+    def check_table(self, frame: pd.DataFrame, where: str) -> CheckedTable:
+        """The model's inputs from `frame`, or a UserError naming what does not fit the schema or lacks an id."""
         schema = Schema.from_dict(self.meta["schema"])
         check_columns(frame, schema, where)
         numbers = numeric_matrix(frame, schema, where)
-        categories = category_text(frame, schema)
+        id_name, ids = self._row_ids(frame, where)
+        return CheckedTable(numbers, category_text(frame, schema), id_name, ids)
+
+    def _row_ids(self, frame: pd.DataFrame, where: str) -> tuple[str, np.ndarray]:
+        """The id column's values (they name the rows of a submission, so every row needs one), or row numbers."""
+        id_column = self.meta["id_column"]
+        if not id_column or id_column not in frame.columns:
+            return "row", np.arange(1, len(frame) + 1)
+        empty = (frame[id_column].astype("string").str.strip().fillna("") == "").to_numpy()
+        if empty.any():
+            row = int(np.flatnonzero(empty)[0])
+            raise UserError(f"{where}: id column '{id_column}' is empty in row {row + 1} ({int(empty.sum())} such "
+                            f"rows); every row needs an id")
+        return id_column, frame[id_column].to_numpy()
+
+    def predict_checked(self, table: CheckedTable) -> tuple[np.ndarray, list[list[str]]]:
+        """Prices for every row and, per row, the categories that no final model has in its vocabulary."""
         vocabularies = self.meta["vocabularies"]
-        codes = encode_categories(categories, vocabularies, self.meta["category_sizes"])
+        codes = encode_categories(table.categories, vocabularies, self.meta["category_sizes"])
         device = self.runtime.device
         with torch.no_grad():
-            predicted = self.log_predictions(torch.from_numpy(numbers).to(device), torch.from_numpy(codes).to(device))
+            predicted = self.log_predictions(torch.from_numpy(table.numbers).to(device),
+                                             torch.from_numpy(codes).to(device))
         slots = self.final_slots()
         log_price = predicted[slots].mean(0).cpu().numpy().astype(np.float64)
-        return np.exp(log_price), unseen_categories(categories, [vocabularies[s] for s in slots])
+        return np.exp(log_price), unseen_categories(table.categories, [vocabularies[s] for s in slots])
 
-    def write_predictions(self, frame: pd.DataFrame, where: str, out: Path) -> None:
-        prices, _ = self.predict_frame(frame, where)
-        _write_csv(self._output_table(frame, prices), out)
+    def predict_frame(self, frame: pd.DataFrame, where: str) -> tuple[np.ndarray, list[list[str]]]:
+        """Prices for every row of `frame` and, per row, the categories that no final model has in its vocabulary."""
+        return self.predict_checked(self.check_table(frame, where))
 
-    def _output_table(self, frame: pd.DataFrame, prices: np.ndarray) -> pd.DataFrame:
+    def _output_table(self, table: CheckedTable, prices: np.ndarray) -> pd.DataFrame:
         """`<id column>,<target>` (Kaggle's submission format), or `row,<target>` when the table has no ids."""
-        id_column = self.meta["id_column"]
-        if id_column and id_column in frame.columns:
-            ids = frame[id_column].to_numpy()
-        else:
-            id_column, ids = "row", np.arange(1, len(frame) + 1)
-        return pd.DataFrame({id_column: ids, self.meta["target"]: prices})
+        return pd.DataFrame({table.id_name: table.ids, self.meta["target"]: prices})
 
     def predict(self, inputs: list[str], out: str | None = None) -> list[dict[str, Any]]:
         if out is not None and len(inputs) != 1:
             raise UserError("--out writes one table: give one input file")
-        if out is not None and Path(out).resolve() == Path(inputs[0]).resolve():
+        if out is not None and _same_file(Path(out), Path(inputs[0])):
             raise UserError(f"--out {out} would overwrite the input table; choose another file")
         records, target = [], self.meta["target"]
         for path in inputs:
-            frame = read_csv(path)
-            prices, unseen = self.predict_frame(frame, path)
-            table = self._output_table(frame, prices)
-            key = table.columns[0]
-            for row_id, price, news in zip(table[key].tolist(), prices, unseen, strict=True):
-                records.append({"input": path, key: row_id, target: round(float(price), 2),
+            checked = self.check_table(read_csv(path), path)
+            prices, unseen = self.predict_checked(checked)
+            for row_id, price, news in zip(checked.ids.tolist(), prices, unseen, strict=True):
+                records.append({"input": path, checked.id_name: row_id, target: round(float(price), 2),
                                 "unseen_categories": news})
             if out is not None:
-                _write_csv(table, Path(out))
+                _write_csv(self._output_table(checked, prices), Path(out))
         return records
 
     def describe(self, record: dict[str, Any]) -> str:
@@ -257,12 +283,27 @@ class TabularRegression(Task):
         return line
 
 
-def _write_csv(table: pd.DataFrame, out: Path) -> None:
-    """Written to a temporary name, then renamed: a reader never finds half a file."""
-    tmp = out.with_name(out.name + ".tmp")
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same path once links are resolved, or one file under two names."""
+    if a.resolve() == b.resolve():
+        return True
     try:
-        table.to_csv(tmp, index=False, encoding="utf-8", float_format="%.2f")
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def _write_csv(table: pd.DataFrame, out: Path) -> None:
+    """Written to a temporary name, then renamed: a reader never finds half a file. The temporary name is new and
+    created exclusively ("x"), so it can never be an existing file, such as the input table (`in.csv.tmp`)."""
+    tmp = out.with_name(f".{out.name}.{secrets.token_hex(6)}.tmp")
+    created = False
+    try:
+        with open(tmp, "x", encoding="utf-8", newline="") as handle:
+            created = True
+            table.to_csv(handle, index=False, float_format="%.2f")
         tmp.replace(out)
     except OSError as error:
-        tmp.unlink(missing_ok=True)
+        if created:  # only ever remove the file this call created
+            tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write {out}: {error.strerror or error}") from None
