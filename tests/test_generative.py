@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 import torch
+import yaml
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -141,6 +142,21 @@ def test_a_judge_measures_without_changing_training(cli, digits_run, tmp_path):
     assert judged["frechet_floor"] > 0 and judged["frechet"] > judged["frechet_floor"]
 
 
+def test_a_judged_run_resumes_from_another_folder(cli, digits_run, tmp_path, monkeypatch):
+    """`judge=runs/digits` is typed relative to where training starts; the run stores it absolute, so `dlzoo train
+    --resume` works from anywhere."""
+    monkeypatch.chdir(digits_run.parent)
+    run = tmp_path / "judged"
+    assert cli("train", "cgan-digits", *TINY_GAN, "trainer.epochs=2", f"judge={digits_run.name}", "--out",
+               run).code == 0
+    assert yaml.safe_load((run / "config.yaml").read_text())["judge"] == str(digits_run.resolve())
+    shutil.rmtree(run / "checkpoints" / "epoch-0002")  # as if killed after its first checkpoint
+    monkeypatch.chdir(tmp_path)
+    result = cli("train", "--resume", run)
+    assert result.code == 0, result.err
+    assert "frechet" in json.loads((run / "summary.json").read_text())["metrics"]["test"]
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["train", "cgan-digits", "gan.n_critic=0", *CPU], "gan.n_critic must be >= 1"),
     (["train", "cgan-digits", "trainer.compile=true", *CPU], "double backward"),
@@ -163,10 +179,26 @@ def test_generate_user_errors(cli, vae_run, gan_run, digits_run, tmp_path):
     assert_user_error(cli("generate", gan_run, "--class", "cat", "--out", out), "not one of")
     assert_user_error(cli("generate", gan_run, "--n", "0", "--out", out), "--n")
     assert_user_error(cli("generate", gan_run, "--out", tmp_path / "grid.txt"), "extension")
+    for unwritable in ("grid.psd", "grid.xbm"):  # PIL reads these but cannot write them (or not a grey picture)
+        assert_user_error(cli("generate", gan_run, "--out", tmp_path / unwritable), "can be read but not written",
+                          "extension such as .png")
     assert_user_error(cli("generate", tmp_path / "missing", "--out", out), "not found")
     assert_user_error(cli("generate", gan_run), "--out")
-    assert not out.exists()
+    assert not out.exists() and not list(tmp_path.iterdir())
     assert_user_error(cli("judge", gan_run, "--classifier", vae_run), "image classifier")
+
+
+def test_generate_writes_all_grids_or_none(cli, vae_run, tmp_path):
+    """A VAE's extra grids that cannot be written (a name too long with `-reconstructions`, a folder in the way)
+    leave no main grid behind, no temporary files and no folder made for them."""
+    long_name = "v" * 240 + ".png"  # fits a file system's 255 bytes (so does its temporary file); with
+    # "-reconstructions" it does not
+    for out in (tmp_path / long_name, tmp_path / "new" / "deeper" / long_name):
+        assert_user_error(cli("generate", vae_run, "--n", "4", "--out", out), "too long")
+        assert not list(tmp_path.iterdir())
+    (tmp_path / "grid-interpolation.png").mkdir()
+    assert_user_error(cli("generate", vae_run, "--n", "4", "--out", tmp_path / "grid.png"), "is a folder")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["grid-interpolation.png"]
 
 
 def test_predict_and_serve_refuse_a_generative_run(cli, vae_run, gan_run, tmp_path):

@@ -2,20 +2,25 @@
 them: ink on paper, chalk on a board, uneven light, noise, touching digits, broken strokes, several lines."""
 
 import ast
+import itertools
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 
 import dlzoo
-from conftest import assert_user_error
+from conftest import assert_user_error, run_subprocess
 from dlzoo.bench.reader import edit_distance
 from dlzoo.cli import main
+from dlzoo.data.images import load_image_arrays
 from dlzoo.errors import UserError
 from dlzoo.reader import DigitReader, Reading
+from dlzoo.reader.cuts import find_cuts
 from dlzoo.reader.ink import find_ink
+from dlzoo.reader.segment import segment, stroke_width
 from pictures import held_out_digits, write
 
 # Better than the shared tiny run, still quick: all 4,000 training digits, 4 epochs.
@@ -212,15 +217,73 @@ def test_cli_corrupt_file_is_one_line_and_writes_nothing(cli, reader_run, tmp_pa
     assert_user_error(cli("read", tmp_path, corrupt), "")
 
 
+def test_corrupt_file_leaves_no_opencv_log_on_stderr(reader_run, tmp_path):
+    """OpenCV logs a corrupt PNG's faults to the process's stderr, which only a real process shows (capsys does not
+    see it): `read` and `predict` print dlzoo's one line and nothing else."""
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n this is not a picture")
+    for command in ("read", "predict"):
+        assert_user_error(run_subprocess(command, reader_run, corrupt), "not a readable image", "corrupt.png")
+
+
 def test_reader_refuses_a_run_that_is_not_a_digit_classifier(reader):
     class NotDigits:
         meta = {"classes": ["cat", "dog"], "preprocess": {"name": "resize"}}
+        config = SimpleNamespace(recipe="pets")
 
         def logits(self, images):
             raise AssertionError
 
-    with pytest.raises(UserError, match="digit classifier"):
+    with pytest.raises(UserError, match="not a pets run [(]its classes are cat, dog, not the digits 0-9[)]"):
         DigitReader(NotDigits())
+
+
+def test_wrong_kinds_of_run_are_named_in_cli_terms(cli, tmp_path):
+    """A generative run has the digits' classes but reads nothing; a line run is no --classifier: each message says
+    which run is wrong and what it is, not a Python class to use instead."""
+    vae, lines = tmp_path / "vae", tmp_path / "lines"
+    assert cli("train", "vae-digits", "data.limit=64", "data.batch_size=32", "trainer.epochs=1", "iw_samples=1",
+               "trainer.device=cpu", "--out", vae).code == 0
+    assert cli("train", "digit-lines", "data.limit=400", "data.batch_size=16", "data.lines_per_epoch=32",
+               "data.eval_lines=8", "trainer.epochs=1", "trainer.device=cpu", "model.args.width=4",
+               "model.args.hidden=8", "--out", lines).code == 0
+    picture = write(tmp_path / "digit.png", np.pad(255 - held_out_digits(per_class=1)[0][0], 10,
+                                                    constant_values=255))
+    wrong_reader = cli("read", vae, picture)
+    assert_user_error(wrong_reader, "needs a digits run", "not a vae-digits run (it does not classify pictures)")
+    assert "classes" not in wrong_reader.err
+    for classifier, what in ((vae, "a vae-digits run"), (lines, "a digit-lines run (a line recognizer)")):
+        result = cli("read", lines, picture, "--classifier", classifier)
+        assert_user_error(result, f"--classifier {classifier} must be a digits run", f"not {what}")
+        assert "LineReader" not in result.err
+
+
+def test_cuts_never_cross_so_atoms_partition_overlapping_digits():
+    """Blobs of 2-3 overlapping held-out digits: consecutive cuts must not cross, or the ink between them falls in
+    two atoms (counted twice in areas and boxes, and owned in `labels` by whichever was written last)."""
+    images = load_image_arrays("mnist5k").test_images
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        count = int(rng.integers(2, 4))
+        canvas = np.zeros((40, 40 * count), np.float32)
+        for index, pick in enumerate(rng.integers(0, len(images), count)):
+            left = int(index * rng.uniform(18, 26))  # digits 40 px wide, 14-22 px overlapped
+            digit = cv2.resize(images[pick], (40, 40)).astype(np.float32) / 255
+            np.maximum(canvas[:, left: left + 40], digit, out=canvas[:, left: left + 40])
+        mask = np.pad(canvas, 10) > 0.4
+        parts, components, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+        for component in range(1, parts):
+            x, y, width, height = stats[component, :4]
+            cuts = find_cuts(components[y: y + height, x: x + width] == component, 40.0, stroke_width(mask))
+            assert all((left.path <= right.path).all() for left, right in itertools.pairwise(cuts))
+        segmentation = segment(mask)
+        atoms = [atom for line in segmentation.lines for atom in line.atoms]
+        for atom in atoms:
+            ys, xs = np.nonzero(segmentation.labels == atom.label)
+            assert atom.area == len(ys)
+            assert atom.box == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        assert sum(atom.area for atom in atoms) == np.count_nonzero(segmentation.labels)
+        assert not (segmentation.labels.astype(bool) & ~mask).any()
 
 
 def test_benchmark_composer_is_independent_of_the_reader():

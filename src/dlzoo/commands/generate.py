@@ -48,7 +48,7 @@ def generate(args: argparse.Namespace) -> None:
     import torch
 
     from dlzoo.tasks.generative import eval_mode, load_generative
-    from dlzoo.vision.grid import check_image_path, save_image_grid
+    from dlzoo.vision.grid import check_image_path, save_image_grids
 
     out = check_image_path(args.out)
     if args.n is not None and not 1 <= args.n <= MAX_IMAGES:
@@ -72,13 +72,15 @@ def generate(args: argparse.Namespace) -> None:
             labels = torch.full((count,), index, dtype=torch.long, device=device)
             what += f" of class {index}" + (f" ({classes[index]})" if classes[index] != str(index) else "")
     generator = task.seeded(args.seed)
-    written = [(save_image_grid(task.draw(count, labels, generator), out, nrow=per_row), what)]
+    grids = [(task.draw(count, labels, generator), out, per_row)]
+    descriptions = [what]
     with eval_mode(task.models):
         extras = task.extra_grids(generator)
     for suffix, (images, row) in extras.items():
-        path = out.with_name(f"{out.stem}-{suffix}{out.suffix}")
-        written.append((save_image_grid(images, path, nrow=row), suffix))
-    for path, description in written:
+        grids.append((images, out.with_name(f"{out.stem}-{suffix}{out.suffix}"), row))
+        descriptions.append(suffix)
+    # All grids or none: a VAE's extra grid that cannot be written must not leave the main one behind.
+    for path, description in zip(save_image_grids(grids), descriptions, strict=True):
         print(f"wrote {path} ({description})")
 
 

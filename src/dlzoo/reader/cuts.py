@@ -30,7 +30,7 @@ class Cut:
 
 
 def find_cuts(mask: np.ndarray, digit_height: float, stroke: float) -> list[Cut]:
-    """Candidate cuts through `mask` (a blob's box), ordered left to right."""
+    """Candidate cuts through `mask` (a blob's box), ordered left to right and never crossing."""
     height, width = mask.shape
     margin = max(2, round(0.12 * digit_height))
     if width < 2 * margin + 2:
@@ -71,7 +71,21 @@ def _distinct(candidates: list, mask: np.ndarray, digit_height: float) -> list[C
         if any(_area_between(row_ink, path, other.path) < min_area / 2 for other in cuts):
             continue  # nearly the same boundary as a cheaper cut
         cuts.append(Cut(path, float(strokes)))
-    return sorted(cuts, key=lambda cut: float(cut.path.mean()))
+    return _uncrossed(sorted(cuts, key=lambda cut: float(cut.path.mean())))
+
+
+def _uncrossed(cuts: list[Cut]) -> list[Cut]:
+    """Cuts ordered left to right that never cross: in every row each is at most the next one, so the pieces between
+    them partition the blob. Ordered by mean column, neighbouring paths may still cross in some rows, which put the
+    ink between them in two pieces. Where two cross, a running minimum from the right moves the left cut onto the
+    right one: that ink goes to the piece right of both, the piece whose crop held it when crossing cuts were let be
+    (the later piece overwrote it in `Segmentation.labels`). On 500 + 500 pictures of training digits (`dlzoo bench
+    reader pool=train`) this reads exactly what crossing cuts read (0.938 apart, 0.492 touching); a running maximum
+    from the left, giving that ink to the left piece, read 2 touching pictures fewer."""
+    if len(cuts) < 2:
+        return cuts
+    paths = np.minimum.accumulate(np.stack([cut.path for cut in cuts])[::-1], axis=0)[::-1]
+    return [Cut(path, cut.strokes) for cut, path in zip(cuts, paths, strict=True)]
 
 
 def _cheapest_paths(pixel_cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -77,12 +77,12 @@ class DigitReader:
     """A trained digit classifier (a `digits` run) used to read whole pictures."""
 
     def __init__(self, task: Task):
-        classes = task.meta.get("classes")
         if task.meta.get("kind") == "line-recognizer":
             raise UserError("this run is a line recognizer: read with dlzoo.reader.load_reader or LineReader")
-        if classes != DIGITS or not hasattr(task, "logits"):
-            what = f"one with classes {classes}" if classes else f"a {task.config.recipe} run, which has no classes"
-            raise UserError(f"reading numbers needs a digit classifier (classes 0-9) or a digit-lines run, not {what}")
+        wrong = not_a_digit_classifier(task)
+        if wrong:
+            raise UserError(f"reading numbers needs a digits run (a digit classifier) or a digit-lines run, "
+                            f"not {wrong}")
         self.task = task
         self.preprocessing = preprocessing_from_dict(task.meta["preprocess"])
 
@@ -151,6 +151,22 @@ class DigitReader:
                          tuple((DIGITS[i], float(probabilities[i])) for i in order[1: 1 + ALTERNATIVES]), line)
 
 
+def not_a_digit_classifier(task: Task) -> str | None:
+    """What a loaded run is instead of a digit classifier, in a user's terms ("a vae-digits run (...)"); None for a
+    digit classifier (a run with `logits` over the classes 0-9, such as a `digits` run)."""
+    recipe = task.config.recipe
+    if task.meta.get("kind") == "line-recognizer":
+        return f"a {recipe} run (a line recognizer)"
+    if not hasattr(task, "logits"):  # a generative run (vae-*, cgan-*) has the digits' classes but draws them
+        return f"a {recipe} run (it does not classify pictures)"
+    classes = task.meta.get("classes")
+    if not classes:
+        return f"a {recipe} run (it has no classes)"
+    if classes != DIGITS:
+        return f"a {recipe} run (its classes are {', '.join(map(str, classes))}, not the digits 0-9)"
+    return None
+
+
 def reader_for(task: Task) -> DigitReader | LineReader:
     """The reader that suits a loaded run: a line reader for a line recognizer (its checkpoint's meta says
     `kind: line-recognizer`), the segmenting reader for a digit classifier."""
@@ -171,10 +187,15 @@ def load_reader(run_dir: str | Path, device: str = "auto",
     if classifier_run is None:
         return reader_for(task)
     if task.meta.get("kind") != "line-recognizer":
-        raise UserError(f"a classifier run helps a digit-lines run read; {run_dir} is not one")
+        raise UserError(f"--classifier helps a digit-lines run read; {run_dir} is a {task.config.recipe} run, not "
+                        "one (read with it alone)")
     from dlzoo.reader.lines import LineReader
 
-    return LineReader(task, DigitReader.from_run(classifier_run, device))
+    classifier = load_for_inference(open_run(classifier_run), device)
+    wrong = not_a_digit_classifier(classifier)
+    if wrong:
+        raise UserError(f"--classifier {classifier_run} must be a digits run (a digit classifier), not {wrong}")
+    return LineReader(task, DigitReader(classifier))
 
 
 def read_digits(image: np.ndarray | str | Path, model: DigitReader | LineReader | Task | str | Path) -> Reading:

@@ -143,6 +143,10 @@ class GenerativeImageTask(Task):
         # from the global RNG: forked, so a judged run trains exactly as an unjudged one.
         with torch.random.fork_rng(devices=[]):
             self.judge = Judge(config.judge, runtime.device.type) if config.judge else None
+        if config.judge:
+            # Stored absolute (setup runs before the run's config is written): `dlzoo train --resume` from another
+            # folder must find the same judge, not `runs/digits` under wherever it was started.
+            config.judge = str(Path(config.judge).resolve())
         self.runtime = runtime
         arrays, tensors = load_real_images(config.data, runtime.device)
         self.train_x, self.train_y = tensors["train_x"], tensors["train_y"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import os
 from pathlib import Path
 
@@ -13,29 +16,92 @@ from dlzoo.errors import UserError
 
 
 def check_image_path(path: str | Path) -> Path:
-    """A path PIL can write (its extension names a format), or a UserError saying which extensions work."""
+    """A path PIL can write (its extension names a format PIL saves), or a UserError saying which extensions work."""
     path = Path(path)
+    suffix = path.suffix.lower()
     extensions = Image.registered_extensions()
-    if path.suffix.lower() not in extensions:
+    if suffix not in extensions:
         raise UserError(f"cannot write an image to '{path}': give it an extension such as .png or .jpg")
-    if path.is_dir():
+    if not _can_save(extensions[suffix]):
+        raise UserError(f"cannot write an image to '{path}': {suffix} pictures can be read but not written; give it "
+                        "an extension such as .png or .jpg")
+    if _is_dir(path):
         raise UserError(f"'{path}' is a folder; give a file name such as {path / 'grid.png'}")
     return path
 
 
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError as error:  # a name too long for the file system
+        raise UserError(f"cannot write an image to '{path}': {error.strerror or error}") from None
+
+
+@functools.cache
+def _can_save(image_format: str) -> bool:
+    """Whether PIL writes a grey picture (every grid dlzoo draws) in `image_format`. PIL reads more formats than it
+    writes (PSD), some writers need a plugin it lacks (HDF5) or take other modes only (XBM): a tiny picture saved
+    in memory finds out before any work is done, instead of a KeyError or ValueError after it."""
+    try:
+        Image.new("L", (2, 2)).save(io.BytesIO(), format=image_format)
+    except (KeyError, OSError, ValueError):
+        return False
+    return True
+
+
 def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int) -> Path:
     """Save images (N, C, H, W) in [0, 1] as one grid, `nrow` images per row, via a temporary file."""
-    path = check_image_path(path)
+    return save_image_grids([(images, path, nrow)])[0]
+
+
+def save_image_grids(grids: list[tuple[torch.Tensor, str | Path, int]]) -> list[Path]:
+    """Save grids given as (images, path, images per row) all or none: every path is checked and every grid written
+    to a temporary file beside its path before any is renamed into place, so a failure (a name too long, a full
+    disk) leaves none of them; the temporary files, and the folders made for them, are removed again."""
+    paths = [check_image_path(path) for _, path, _ in grids]
+    pictures = [_picture(images, nrow) for images, _, nrow in grids]
+    made: list[Path] = []  # folders created here, outermost first
+    temporary: list[Path] = []
+    target = paths[0]  # the file being written, for the error message
+    try:
+        for picture, target in zip(pictures, paths, strict=True):
+            _make_folders(target.parent, made)
+            temporary.append(target.with_name(f".{target.stem}.tmp{target.suffix}"))
+            picture.save(temporary[-1], format=Image.registered_extensions()[target.suffix.lower()])
+        for tmp, target in zip(temporary, paths, strict=True):
+            os.replace(tmp, target)
+    except BaseException as error:
+        for leftover in (*temporary, *reversed(made)):
+            _remove(leftover)
+        if isinstance(error, (OSError, ValueError)):
+            raise UserError(f"cannot write {target}: {getattr(error, 'strerror', None) or error}") from None
+        raise
+    return paths
+
+
+def _picture(images: torch.Tensor, nrow: int) -> Image.Image:
     grid = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=2, pad_value=0.5)
     pixels = grid.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     # make_grid repeats a grey channel to three; a grey PNG is a third of the size.
-    picture = Image.fromarray(pixels[:, :, 0] if images.shape[1] == 1 else pixels)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
-        picture.save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
-        os.replace(tmp, path)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
-    return path
+    return Image.fromarray(pixels[:, :, 0] if images.shape[1] == 1 else pixels)
+
+
+def _make_folders(folder: Path, made: list[Path]) -> None:
+    """Create `folder` and its missing parents, outermost first, each added to `made` once it exists."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        new.mkdir()
+        made.append(new)
+
+
+def _remove(path: Path) -> None:
+    """Remove a temporary file or a folder made for one; a file never created (its name was too long), a file
+    already renamed into place or a folder others have filled is left as it is."""
+    with contextlib.suppress(OSError):
+        if path.is_dir():
+            path.rmdir()
+        else:
+            path.unlink()

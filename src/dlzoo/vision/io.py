@@ -3,12 +3,19 @@ errors that name the file."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from dlzoo.errors import UserError
+
+# OpenCV logs its decoders' complaints about a corrupt file ("[ WARN:0@1.8] global grfmt_png.cpp ...") straight to
+# the process's stderr, before our one line that names the file: silenced, once, for the whole process (the level
+# is global, and a per-call switch would race between threads). OPENCV_LOG_LEVEL, when set, still decides.
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 # A picture's shortest side: a thinner one holds no shape to classify or read (`prepare_digit` and the reader's
 # arrays refuse it too, but only a file's reader can name the file).
