@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dlzoo.cli import command
 from dlzoo.engine.reporting import Console, format_metrics
 from dlzoo.errors import UserError
+
+if TYPE_CHECKING:
+    from dlzoo.config import RecipeConfig
+    from dlzoo.recipes import Recipe
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,40 +29,16 @@ def train(args: argparse.Namespace) -> int:
     from dlzoo.engine import checkpoint
     from dlzoo.engine.runtime import Runtime
     from dlzoo.engine.trainer import Trainer
-    from dlzoo.recipes import get_recipe
-    from dlzoo.runs import (
-        build_config,
-        discard_unstarted_run,
-        forget_unfinished_epoch,
-        new_run_dir,
-        read_run_config,
-        write_config,
-    )
+    from dlzoo.runs import discard_unstarted_run, forget_unfinished_epoch, new_run_dir, write_config
 
-    overrides = list(args.overrides)
-    run_dir: Path | None = None
-    if args.resume:
-        if args.recipe and "=" not in args.recipe:
-            raise UserError(f"--resume continues the run's own recipe; drop '{args.recipe}'")
-        if args.recipe:
-            overrides.insert(0, args.recipe)
-        if overrides or args.config or args.out:
-            raise UserError("--resume continues a run exactly as configured; it takes no overrides, --config or --out")
-        run_dir = Path(args.resume)
-        recipe, config = read_run_config(run_dir)
-    else:
-        if not args.recipe:
-            raise UserError("name a recipe (see `dlzoo list`) or pass --resume RUN_DIR")
-        recipe = get_recipe(args.recipe)
-        config = build_config(recipe, args.config, overrides)
-
+    recipe, config, run_dir = _recipe_and_config(args)
     runtime = Runtime.create(config.trainer)
     new_run: Path | None = None  # this command's own run directory, until its first checkpoint
     created = False
     try:
         task = recipe.task(config)
         task.setup(runtime)  # data and models: every user error about them comes before anything is written
-        if not args.resume:
+        if run_dir is None:
             created = not (args.out and Path(args.out).exists())
             run_dir = runtime.broadcast_object(new_run_dir(recipe.name, args.out) if runtime.is_main else None)
             if runtime.is_main:
@@ -82,15 +63,38 @@ def train(args: argparse.Namespace) -> int:
         if not isinstance(error, KeyboardInterrupt):
             raise
         if runtime.is_main:
-            resume = f"dlzoo train --resume {run_dir}"
-            if discarded or run_dir is None:
-                said = "interrupted before the first checkpoint: nothing was kept"
-            elif checkpoint.list_checkpoints(run_dir):
-                said = f"interrupted: the last complete checkpoint is intact; continue with {resume}"
-            else:
-                said = f"interrupted before the first checkpoint; start it again with {resume}"
-            print(said, file=sys.stderr)
+            print(_interrupted(None if discarded else run_dir), file=sys.stderr)
         return 130
     finally:
         runtime.shutdown()
     return 0
+
+
+def _recipe_and_config(args: argparse.Namespace) -> tuple[Recipe, RecipeConfig, Path | None]:
+    """The recipe and config to train, and with --resume the run directory to continue (else None: a new run)."""
+    from dlzoo.recipes import get_recipe
+    from dlzoo.runs import build_config, read_run_config
+
+    if not args.resume:
+        if not args.recipe:
+            raise UserError("name a recipe (see `dlzoo list`) or pass --resume RUN_DIR")
+        recipe = get_recipe(args.recipe)
+        return recipe, build_config(recipe, args.config, args.overrides), None
+    if args.recipe and "=" not in args.recipe:
+        raise UserError(f"--resume continues the run's own recipe; drop '{args.recipe}'")
+    if args.recipe or args.overrides or args.config or args.out:
+        raise UserError("--resume continues a run exactly as configured; it takes no overrides, --config or --out")
+    run_dir = Path(args.resume)
+    recipe, config = read_run_config(run_dir)
+    return recipe, config, run_dir
+
+
+def _interrupted(run_dir: Path | None) -> str:
+    """What a Ctrl-C leaves, and how to go on: `run_dir` is None when nothing was kept."""
+    from dlzoo.engine import checkpoint
+
+    if run_dir is None:
+        return "interrupted before the first checkpoint: nothing was kept"
+    if checkpoint.list_checkpoints(run_dir):
+        return f"interrupted: the last complete checkpoint is intact; continue with dlzoo train --resume {run_dir}"
+    return f"interrupted before the first checkpoint; start it again with dlzoo train --resume {run_dir}"
