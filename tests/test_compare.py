@@ -91,6 +91,9 @@ def test_user_errors_write_nothing(cli, runs, tmp_path):
     assert_user_error(cli("compare", broken, "--out", out), "lacks what a comparison needs")
     assert not out.exists() and not out.with_suffix(".png").exists()
     (tmp_path / "notes.txt").write_text("a file, not a folder")
+    (tmp_path / "folder").mkdir()
+    assert_user_error(cli("compare", runs / "digits", "--out", tmp_path / "folder"), "is a folder")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("folder")) == ["folder"]
     failed = cli("compare", runs / "digits", "--out", tmp_path / "notes.txt" / "table.md")
     assert failed.code == 2
     assert failed.out == ""  # no table printed above the error

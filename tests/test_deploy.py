@@ -35,6 +35,11 @@ def test_export_pt2_runs_without_dlzoo_and_matches(cli, digits_run, tmp_path):
     assert torch.allclose(program.module()(images), reference_logits(digits_run, images), atol=1e-5)
 
 
+def test_export_refuses_a_file_name_of_another_format(cli, digits_run, tmp_path):
+    assert_user_error(cli("export", digits_run, "--format", "onnx", "--out", tmp_path / "m.pt2"), "end it in .onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_export_onnx_matches(cli, digits_run, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")

@@ -281,7 +281,11 @@ def validate(config: RecipeConfig) -> None:
         if not 0 <= value < 1:
             raise UserError(f"{key} must be in [0, 1), got {value}")
     if not (math.isfinite(o.weight_decay) and o.weight_decay >= 0):
-        raise UserError(f"optim.weight_decay must be >= 0, got {o.weight_decay}")
+        raise UserError(f"optim.weight_decay must be a finite number >= 0, got {o.weight_decay}")
+    if not (math.isfinite(o.gamma) and o.gamma > 0):
+        raise UserError(f"optim.gamma must be a positive number, got {o.gamma}")
+    if o.step_epochs < 1:
+        raise UserError(f"optim.step_epochs must be >= 1, got {o.step_epochs}")
     if not 0 <= o.warmup < 1:
         raise UserError(f"optim.warmup is a fraction of training in [0, 1), got {o.warmup}")
     if t.threads is not None and t.threads < 1:

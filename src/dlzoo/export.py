@@ -29,6 +29,8 @@ def export_run(run: LoadedRun, fmt: str, out: Path) -> Path:
     if fmt not in FORMATS:
         raise UserError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
     out = Path(out)
+    if out.suffix.lower() != f".{fmt}":
+        raise UserError(f"--out {out} names a .{fmt} file for --format {fmt}: end it in .{fmt}")
     info = out.with_name(out.name + ".json")
     _check_destination(out, info, fmt)
     if fmt == "onnx":

@@ -216,6 +216,9 @@ def compare(args: argparse.Namespace) -> None:
         raise UserError(f"--plot {args.plot}: the plot is a PNG; name it FILE.png")
     if args.out and Path(args.out).suffix.lower() == ".png":
         raise UserError(f"--out {args.out} is the markdown table; name the plot with --plot FILE.png")
+    for given, example in ((args.out, "table.md"), (args.plot, "plot.png")):
+        if given and Path(given).is_dir():
+            raise UserError(f"{given} is a folder; give a file name such as {Path(given) / example}")
     rows = sort_rows(read_rows(find_runs(args.runs)), args.sort)
     table = markdown_table(rows)
     plot = Path(args.plot) if args.plot else Path(args.out).with_suffix(".png") if args.out else None

@@ -183,11 +183,10 @@ class ImageClassification(Task):
         """One blank picture through the network (on the CPU, before it moves), so that a resolution it cannot take
         (too small for its pooling) is a one-line mistake now, not a shape error inside the first training step."""
         resolution, model = self.config.data.resolution, self.models["net"]
-        probe = torch.zeros(1, self.meta["in_channels"], resolution, resolution)
         model.eval()
         try:
-            with torch.no_grad():
-                model(probe)
+            with torch.no_grad():  # the picture too: at 100,000 px it alone is more memory than the machine has
+                model(torch.zeros(1, self.meta["in_channels"], resolution, resolution))
         except RuntimeError as error:
             raise UserError(f"model {self.config.model.name} cannot take {resolution} px pictures "
                             f"(data.resolution): {str(error).splitlines()[0]}") from None
