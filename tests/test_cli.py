@@ -267,6 +267,9 @@ def test_predict_bad_images(cli, tmp_path, digits_run):
     assert_user_error(cli("predict", digits_run, corrupt), "not a readable image")
     assert_user_error(cli("predict", digits_run, tmp_path / "missing.png"), "image not found")
     assert_user_error(cli("predict", digits_run, tmp_path), "got a folder")
+    picture = tmp_path / "x.png"  # any; refused before it is read
+    assert_user_error(cli("predict", digits_run, picture, "--out", tmp_path / "p.csv"), "--out", "--json")
+    assert not (tmp_path / "p.csv").exists()
 
 
 def test_tiny_train_in_subprocess_shows_plain_progress(tmp_path):

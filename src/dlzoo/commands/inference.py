@@ -73,6 +73,9 @@ def predict(args: argparse.Namespace) -> None:
 
     run = open_run(args.run_dir)
     run.recipe.task.check_predicts(run.recipe.name, args.run_dir)
+    if args.out and not run.recipe.task.writes_predictions:  # rather than ignore it and write nothing
+        raise UserError(f"--out writes a table of predictions, which recipe '{run.recipe.name}' does not make; "
+                        "use --json and redirect the output")
     task = load_for_inference(run, args.device)
     for record in task.predict(args.inputs, out=args.out):
         print(json.dumps(record, ensure_ascii=False) if args.json else task.describe(record))

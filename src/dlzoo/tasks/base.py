@@ -118,6 +118,9 @@ class Task(abc.ABC):
         """One JSON-able record per input (or per row of a table input)."""
         raise NotImplementedError(f"{type(self).__name__} does not predict from files")
 
+    # Whether `predict(inputs, out=FILE)` writes its predictions as a table (`dlzoo predict --out`); others print.
+    writes_predictions: ClassVar[bool] = False
+
     # For a task that does not predict from files: what its user runs instead ("{run_dir}" is filled in), for the
     # refusal of `dlzoo predict` and `dlzoo serve`.
     predict_instead: ClassVar[str] = ""

@@ -100,6 +100,7 @@ def _validate(config: TabularRegressionConfig, rows: int) -> None:
 class TabularRegression(Task):
     main_metric = "log_rmse"  # lower is better: RMSE of log(predicted) - log(true), mean over the folds
     eval_splits = ("cv",)
+    writes_predictions = True  # `dlzoo predict RUN in.csv --out out.csv`: Kaggle's submission format
     config: TabularRegressionConfig
 
     def setup(self, runtime) -> None:
