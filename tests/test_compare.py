@@ -57,7 +57,7 @@ def test_table_and_plot_from_real_runs(cli, runs, tmp_path):
     assert not list(out.parent.glob("*.tmp*"))
 
 
-def test_folders_globs_and_unfinished_runs(cli, runs, tmp_path):
+def test_folders_globs_and_unfinished_runs(cli, runs, tmp_path, monkeypatch):
     unfinished = runs.parent / "more" / "killed"
     unfinished.mkdir(parents=True)
     shutil.copy(runs / "digits" / "config.yaml", unfinished / "config.yaml")
@@ -75,6 +75,9 @@ def test_folders_globs_and_unfinished_runs(cli, runs, tmp_path):
     assert result.code == 0, result.err
     assert "skipping" in result.err and "lenet-bn-again" in result.err and "not valid YAML" in result.err
     assert sorted(row[0] for row in table_rows(result.out)[2:]) == ["digits"]
+    monkeypatch.chdir(runs.parent)  # both notes name a run as the user wrote it, not resolved
+    result = cli("compare", "more/*")
+    assert "skipping more/killed: unfinished" in result.err and "skipping more/lenet-bn-again: " in result.err
 
 
 def test_user_errors_write_nothing(cli, runs, tmp_path):

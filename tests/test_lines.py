@@ -17,7 +17,7 @@ from dlzoo.errors import UserError
 from dlzoo.models import create
 from dlzoo.reader import DigitReader, LineReader, load_reader
 from dlzoo.reader.compose_lines import LineComposer, LineStyle
-from dlzoo.reader.ctc import BLANK, greedy_decode, greedy_texts
+from dlzoo.reader.ctc import BLANK, digit_shares, greedy_decode, greedy_texts
 from pictures import held_out_digits, write
 
 # A line recognizer small enough for a test: 400 training digits, 4 steps, a narrow network.
@@ -54,6 +54,10 @@ def test_greedy_ctc_decoding_merges_repeats_and_drops_blanks():
     assert [(s.first, s.last, s.peak) for s in symbols] == [(1, 2, 2), (4, 4, 4), (5, 6, 5)]
     logits = torch.from_numpy(np.log(probabilities))[None]
     assert greedy_texts(torch.cat([logits, torch.zeros(1, 8, 11)])) == ["226", ""]
+    # A digit's probability is its share among the digits at its peak frame, the blank's 0.3 left out.
+    shares = digit_shares(np.array([0.3, 0.35, 0.21, 0.14, *[0.0] * 7]))
+    np.testing.assert_allclose(shares[:3], [0.5, 0.3, 0.2])
+    np.testing.assert_allclose(shares.sum(), 1)
 
 
 @pytest.mark.parametrize("distortion", [{}, {"elastic": 1.5, "aspect": 0.15}], ids=["plain", "elastic"])

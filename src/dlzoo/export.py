@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from dlzoo.errors import UserError
+from dlzoo.files import all_written_whole
 from dlzoo.runs import LoadedRun, load_for_inference
 
 FORMATS = ("pt2", "onnx")
@@ -47,15 +48,9 @@ def export_run(run: LoadedRun, fmt: str, out: Path) -> Path:
         "meta": task.meta,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp, info_tmp = _temp_beside(out), _temp_beside(info)
-    try:
+    with all_written_whole([out, info]) as (tmp, info_tmp):
         _write_program(module, example, fmt, tmp)
         info_tmp.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(out)
-        info_tmp.replace(info)
-    finally:  # after a failure, as after success, no temporary file stays behind
-        tmp.unlink(missing_ok=True)
-        info_tmp.unlink(missing_ok=True)
     return out
 
 
@@ -73,11 +68,6 @@ def _check_onnx_installed() -> None:
         import onnxscript  # noqa: F401
     except ImportError:
         raise UserError("ONNX export needs: pip install 'dlzoo[export]' (onnx, onnxscript)") from None
-
-
-def _temp_beside(path: Path) -> Path:
-    """`.model.tmp.pt2` for `model.pt2`: the suffix stays last, as torch.export.save expects (it warns otherwise)."""
-    return path.with_name(f".{path.stem}.tmp{path.suffix}")
 
 
 def _write_program(module: torch.nn.Module, example: tuple[torch.Tensor, ...], fmt: str, path: Path) -> None:

@@ -17,6 +17,7 @@ from dlzoo.engine import checkpoint
 from dlzoo.engine.reporting import METRICS
 from dlzoo.engine.runtime import Runtime, pick_device
 from dlzoo.errors import UserError
+from dlzoo.files import stale_temporaries, written_whole
 from dlzoo.recipes import Recipe, get_recipe
 from dlzoo.tasks.base import Task
 
@@ -63,9 +64,8 @@ def new_run_dir(recipe: str, out: str | None) -> Path:
 
 def write_config(run_dir: Path, config: RecipeConfig) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / (CONFIG + ".tmp")
-    tmp.write_text(to_yaml(config), encoding="utf-8")
-    tmp.replace(run_dir / CONFIG)
+    with written_whole(run_dir / CONFIG) as tmp:
+        tmp.write_text(to_yaml(config), encoding="utf-8")
 
 
 def discard_unstarted_run(run_dir: Path, created: bool) -> bool:
@@ -75,7 +75,7 @@ def discard_unstarted_run(run_dir: Path, created: bool) -> bool:
     if checkpoint.list_checkpoints(run_dir):
         return False
     forget_unfinished_epoch(run_dir)
-    for path in (run_dir / CONFIG, run_dir / (CONFIG + ".tmp")):
+    for path in (run_dir / CONFIG, *stale_temporaries(run_dir / CONFIG)):
         path.unlink(missing_ok=True)
     if created:
         with contextlib.suppress(OSError):  # not empty: the user's own files were there too

@@ -11,7 +11,6 @@ kernels that cost most. `trace=FILE` also writes the Chrome trace (chrome://trac
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from typing import Any, Literal
 
 from torch.autograd import DeviceType
@@ -23,6 +22,7 @@ from dlzoo.engine.reporting import Console
 from dlzoo.engine.runtime import Runtime
 from dlzoo.engine.trainer import Trainer
 from dlzoo.errors import UserError
+from dlzoo.files import written_whole
 from dlzoo.recipes import get_recipe
 from dlzoo.runs import build_config
 
@@ -56,10 +56,9 @@ def step_profile(recipe: str = "fashion-speedrun", steps: int = 20, device: Lite
     loader.set_epoch(2)
     with profile(activities=activities) as profiler:
         trainer.train_epoch(loader, 2)
-    if trace:  # written whole under another name, then renamed: never a half-written trace
-        partial = Path(trace).with_name(Path(trace).name + ".partial")
-        profiler.export_chrome_trace(str(partial))
-        partial.replace(trace)
+    if trace:
+        with written_whole(trace) as tmp:
+            profiler.export_chrome_trace(str(tmp))
     return {
         "benchmark": "step-profile",
         "recipe": recipe,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from dlzoo.cli import command
 from dlzoo.errors import UserError
+from dlzoo.files import written_whole
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,6 +68,5 @@ def bench(args: argparse.Namespace) -> None:
     if args.out:
         path = Path(args.out)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        with written_whole(path) as tmp:
+            tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -18,6 +18,7 @@ from typing import Any
 
 from dlzoo.cli import command
 from dlzoo.errors import UserError
+from dlzoo.files import written_whole
 
 SUMMARY, CONFIG = "summary.json", "config.yaml"
 COLUMNS = ["run", "recipe", "model", "params", "resolution", "epochs", "data", "test accuracy", "train s",
@@ -81,9 +82,12 @@ def find_runs(arguments: list[str]) -> dict[Path, bool]:
                 found.append((run, False))
             else:
                 print(f"dlzoo compare: skipping {run}: unfinished (no {SUMMARY})", file=sys.stderr)
+    # One row per run however often it is reached; notes and errors name it as the user first wrote it.
+    first_spelling: dict[Path, Path] = {}
     unique: dict[Path, bool] = {}
     for run, named in found:
-        unique[run.resolve()] = unique.get(run.resolve(), False) or named
+        run = first_spelling.setdefault(run.resolve(), run)
+        unique[run] = unique.get(run, False) or named
     if not unique:
         raise UserError("none of the runs has finished")
     return unique
@@ -134,7 +138,7 @@ def read_row(run_dir: Path) -> RunRow:
             device += f", {summary['precision']}"
         world = int(summary.get("world_size", 1))
         return RunRow(
-            run=run_dir.name, recipe=str(summary.get("recipe") or config.get("recipe", "-")),
+            run=run_dir.resolve().name, recipe=str(summary.get("recipe") or config.get("recipe", "-")),
             model=str(model.get("name", "-")) if isinstance(model, dict) else "-",
             params=sum(int(n) for n in summary.get("parameters", {}).values()),
             resolution=data.get("resolution"), epochs=int(summary["epochs"]), data=source, metric=metric,
@@ -195,10 +199,11 @@ def plot_accuracy_vs_time(rows: list[RunRow], out: Path) -> Path:
     axis.legend(fontsize=8)
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".tmp.png")
-    figure.savefig(tmp, dpi=110)
-    plt.close(figure)
-    tmp.replace(out)
+    try:
+        with written_whole(out) as tmp:
+            figure.savefig(tmp, dpi=110)
+    finally:
+        plt.close(figure)
     return out
 
 
@@ -228,8 +233,7 @@ def compare(args: argparse.Namespace) -> None:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(table, encoding="utf-8")
-        tmp.replace(out)
+        with written_whole(out) as tmp:
+            tmp.write_text(table, encoding="utf-8")
         print(f"table: {out}", file=sys.stderr)
     print(table, end="")  # last: a failed write prints no table above its error

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from dlzoo.errors import UserError
+from dlzoo.files import written_whole
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -40,7 +41,6 @@ def write_idx(path: Path, array: np.ndarray) -> Path:
         raise ValueError(f"IDX files cannot hold {array.dtype}")
     header = bytes([0, 0, code, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
     raw = header + np.ascontiguousarray(big_endian).tobytes()
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(gzip.compress(raw, compresslevel=1) if path.suffix == ".gz" else raw)
-    tmp.replace(path)
+    with written_whole(path) as tmp:
+        tmp.write_bytes(gzip.compress(raw, compresslevel=1) if path.suffix == ".gz" else raw)
     return path

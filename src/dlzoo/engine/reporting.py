@@ -16,6 +16,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from dlzoo.files import written_whole
+
 METRICS = "metrics.jsonl"
 
 
@@ -120,9 +122,8 @@ def truncate_metrics(run_dir: Path, last_epoch: int) -> None:
     """On resume, forget what was logged after the checkpoint we continue from (written atomically)."""
     path = Path(run_dir) / METRICS
     kept = [entry for entry in read_metrics(run_dir) if entry.get("epoch", 0) <= last_epoch]
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(entry) + "\n" for entry in kept), encoding="utf-8")
-    tmp.replace(path)
+    with written_whole(path) as tmp:
+        tmp.write_text("".join(json.dumps(entry) + "\n" for entry in kept), encoding="utf-8")
 
 
 def plot_curves(run_dir: Path) -> Path | None:
@@ -158,10 +159,11 @@ def plot_curves(run_dir: Path) -> Path | None:
         axis.axis("off")
     figure.tight_layout()
     out = Path(run_dir) / "curves.png"
-    tmp = out.with_name("curves.tmp.png")
-    figure.savefig(tmp, dpi=100)
-    plt.close(figure)
-    tmp.replace(out)
+    try:
+        with written_whole(out) as tmp:
+            figure.savefig(tmp, dpi=100)
+    finally:
+        plt.close(figure)
     return out
 
 

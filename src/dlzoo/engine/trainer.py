@@ -41,6 +41,7 @@ from dlzoo.engine.reporting import (
     truncate_metrics,
 )
 from dlzoo.engine.runtime import Runtime, seed_everything
+from dlzoo.files import written_whole
 from dlzoo.provenance import device_description, environment
 
 if TYPE_CHECKING:
@@ -328,6 +329,5 @@ def checkpoint_metadata(task: Task, epoch: int, step: int) -> dict[str, Any]:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    with written_whole(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

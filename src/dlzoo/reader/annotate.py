@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from dlzoo.errors import UserError
+from dlzoo.files import written_whole
 from dlzoo.reader.read import Reading
 
 SURE, UNSURE = (60, 220, 60), (255, 150, 0)  # RGB: a box is orange when the digit's probability is below 0.5
@@ -42,12 +42,10 @@ def write_annotation(picture: np.ndarray, reading: Reading, path: Path) -> Path:
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(annotate(picture, reading), cv2.COLOR_RGB2BGR))
     if not ok:
         raise UserError(f"cannot encode the annotated picture for {path}")
-    tmp = path.with_name(f".{path.stem}.tmp.png")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(encoded.tobytes())
-        os.replace(tmp, path)
+        with written_whole(path) as tmp:
+            tmp.write_bytes(encoded.tobytes())
     except OSError as error:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write {path}: {error.strerror or error}") from None
     return path

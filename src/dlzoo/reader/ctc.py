@@ -38,6 +38,13 @@ def greedy_decode(probabilities: np.ndarray) -> list[Symbol]:
     return symbols
 
 
+def digit_shares(frame: np.ndarray) -> np.ndarray:
+    """The ten digits' probabilities (10,) at one frame (11,), without the blank's share: the symbol was read as a
+    digit there, so its probability and runner-ups are among digits and sum to 1."""
+    digits = frame[BLANK + 1:]
+    return digits / digits.sum()
+
+
 def greedy_texts(logits: torch.Tensor) -> list[str]:
     """Texts of a batch of lines from logits (N, T, 11): vectorised for evaluation."""
     best = logits.argmax(-1)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from dlzoo.errors import UserError
-from dlzoo.reader.ctc import Symbol, greedy_decode
+from dlzoo.reader.ctc import Symbol, digit_shares, greedy_decode
 from dlzoo.reader.ink import InkMap, find_ink
 from dlzoo.reader.read import ALTERNATIVES, DIGITS, DigitReader, ReadDigit, Reading, _as_picture, _crop
 from dlzoo.reader.segment import Atom, Line, Segmentation, segment
@@ -81,7 +81,7 @@ class LineReader:
         for number, (strip, line_probabilities) in enumerate(zip(strips, probabilities, strict=True)):
             symbols = greedy_decode(line_probabilities)
             boxes = self._boxes(segmentation, strip, symbols)
-            scores = [line_probabilities[symbol.peak, 1:] for symbol in symbols]  # the digits at each peak
+            scores = [digit_shares(line_probabilities[symbol.peak]) for symbol in symbols]
             if self.classifier is not None:
                 scores = self._with_classifier(segmentation, ink, strip, symbols, scores)
             line_digits = [self._digit(digit_scores, box, ink.scale, number)
@@ -170,8 +170,7 @@ class LineReader:
         opinions = self.classifier.classify_prepared(self.classifier.prepare(crops), augment=True)
         pooled = list(scores)
         for index, opinion in zip(alone, opinions, strict=True):
-            line_recognizer = scores[index] / scores[index].sum()  # without the blank's share
-            log_pooled = ((1 - CLASSIFIER_WEIGHT) * np.log(line_recognizer + 1e-6)
+            log_pooled = ((1 - CLASSIFIER_WEIGHT) * np.log(scores[index] + 1e-6)
                           + CLASSIFIER_WEIGHT * np.log(opinion + 1e-6))
             combined = np.exp(log_pooled - log_pooled.max())
             pooled[index] = combined / combined.sum()

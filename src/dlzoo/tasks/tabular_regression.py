@@ -10,7 +10,6 @@ models (mean in log space) or, with `final=refit`, one more slot trained on ever
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +24,7 @@ from dlzoo.config import DataConfig, RecipeConfig
 from dlzoo.data.tables import load_table, read_csv
 from dlzoo.data.tensors import TensorLoader
 from dlzoo.errors import UserError
+from dlzoo.files import written_whole
 from dlzoo.tabular.baseline import boosting_baseline
 from dlzoo.tabular.model import FoldEnsembleRegressor
 from dlzoo.tabular.preprocess import block_sizes, encode_categories, fit_slots, unseen_categories
@@ -238,6 +238,13 @@ class TabularRegression(Task):
             row = int(np.flatnonzero(empty)[0])
             raise UserError(f"{where}: id column '{id_column}' is empty in row {row + 1} ({int(empty.sum())} such "
                             f"rows); every row needs an id")
+        ids = frame[id_column].astype("string").str.strip()
+        repeated = ids.duplicated(keep=False).to_numpy()
+        if repeated.any():  # a submission names each row once; two prices for one id would be ambiguous
+            rows = np.flatnonzero(ids == ids[repeated].iloc[0]) + 1
+            raise UserError(f"{where}: id column '{id_column}' repeats '{ids[repeated].iloc[0]}' in rows "
+                            f"{', '.join(map(str, rows))} ({int(repeated.sum())} rows share an id); each row needs "
+                            f"its own id")
         return id_column, frame[id_column].to_numpy()
 
     def predict_checked(self, table: CheckedTable) -> tuple[np.ndarray, list[list[str]]]:
@@ -295,16 +302,9 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _write_csv(table: pd.DataFrame, out: Path) -> None:
-    """Written to a temporary name, then renamed: a reader never finds half a file. The temporary name is new and
-    created exclusively ("x"), so it can never be an existing file, such as the input table (`in.csv.tmp`)."""
-    tmp = out.with_name(f".{out.name}.{secrets.token_hex(6)}.tmp")
-    created = False
+    """Written whole (dlzoo.files): its temporary name is new, so it is never the input table itself."""
     try:
-        with open(tmp, "x", encoding="utf-8", newline="") as handle:
-            created = True
-            table.to_csv(handle, index=False, float_format="%.2f")
-        tmp.replace(out)
+        with written_whole(out) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.2f")
     except OSError as error:
-        if created:  # only ever remove the file this call created
-            tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write {out}: {error.strerror or error}") from None

@@ -17,6 +17,7 @@ from torchvision.utils import make_grid
 
 from dlzoo.data.sources import get_source
 from dlzoo.errors import UserError
+from dlzoo.files import written_whole
 
 if TYPE_CHECKING:
     from dlzoo.tasks.image_classification import ImageClassification
@@ -118,12 +119,10 @@ def save_gallery(shown: Gallery, out: str | Path) -> Path:
         spine.set_visible(False)
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
     try:
-        figure.savefig(tmp, dpi=110)
-        tmp.replace(out)
+        with written_whole(out) as tmp:
+            figure.savefig(tmp, dpi=110)
     except OSError as error:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write {out}: {error.strerror or error}") from None
     finally:
         plt.close(figure)

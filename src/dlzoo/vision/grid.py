@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import os
 from pathlib import Path
 
 import torch
@@ -13,6 +12,7 @@ from PIL import Image
 from torchvision.utils import make_grid
 
 from dlzoo.errors import UserError
+from dlzoo.files import all_written_whole
 
 
 def check_image_path(path: str | Path) -> Path:
@@ -61,18 +61,16 @@ def save_image_grids(grids: list[tuple[torch.Tensor, str | Path, int]]) -> list[
     paths = [check_image_path(path) for _, path, _ in grids]
     pictures = [_picture(images, nrow) for images, _, nrow in grids]
     made: list[Path] = []  # folders created here, outermost first
-    temporary: list[Path] = []
     target = paths[0]  # the file being written, for the error message
     try:
-        for picture, target in zip(pictures, paths, strict=True):
+        for target in paths:
             _make_folders(target.parent, made)
-            temporary.append(target.with_name(f".{target.stem}.tmp{target.suffix}"))
-            picture.save(temporary[-1], format=Image.registered_extensions()[target.suffix.lower()])
-        for tmp, target in zip(temporary, paths, strict=True):
-            os.replace(tmp, target)
+        with all_written_whole(paths) as temporary:
+            for picture, tmp, target in zip(pictures, temporary, paths, strict=True):
+                picture.save(tmp, format=Image.registered_extensions()[target.suffix.lower()])
     except BaseException as error:
-        for leftover in (*temporary, *reversed(made)):
-            _remove(leftover)
+        for folder in reversed(made):
+            _remove_folder(folder)
         if isinstance(error, (OSError, ValueError)):
             raise UserError(f"cannot write {target}: {getattr(error, 'strerror', None) or error}") from None
         raise
@@ -97,11 +95,7 @@ def _make_folders(folder: Path, made: list[Path]) -> None:
         made.append(new)
 
 
-def _remove(path: Path) -> None:
-    """Remove a temporary file or a folder made for one; a file never created (its name was too long), a file
-    already renamed into place or a folder others have filled is left as it is."""
+def _remove_folder(folder: Path) -> None:
+    """Remove a folder made for a grid that was not written; one others have filled is left as it is."""
     with contextlib.suppress(OSError):
-        if path.is_dir():
-            path.rmdir()
-        else:
-            path.unlink()
+        folder.rmdir()

@@ -1,0 +1,62 @@
+"""Files written whole: whoever reads one (a user, a resumed run, another rank) finds the old file or the new one,
+never half of one, and a failed or interrupted write leaves no temporary file behind.
+
+Every output dlzoo writes goes through `written_whole` (one file) or `all_written_whole` (several, all or none):
+the bytes go to a temporary name beside the file, which one rename puts in its place once the writing succeeded.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def temporary_beside(path: Path) -> Path:
+    """A new hidden name beside `path` to write it under: unique per call, so it is never another process's
+    temporary file nor an existing file (such as the input table of `predict --out`), and ending in `path`'s own
+    suffix, from which writers such as matplotlib, PIL and torch.export take the format."""
+    return path.with_name(f".{path.stem}.{secrets.token_hex(6)}.tmp{path.suffix}")
+
+
+def stale_temporaries(path: Path) -> list[Path]:
+    """Temporary files of `path` left by a process killed while writing it (nothing else removes them)."""
+    return sorted(path.parent.glob(f".{path.stem}.*.tmp{path.suffix}"))
+
+
+@contextmanager
+def written_whole(path: str | Path) -> Iterator[Path]:
+    """`with written_whole(out) as tmp: write(tmp)`: `out` is replaced by what was written to `tmp` once the block
+    succeeds; if it fails, `out` is untouched and `tmp` removed. Errors pass through unchanged."""
+    with all_written_whole([path]) as (temporary,):
+        yield temporary
+
+
+@contextmanager
+def all_written_whole(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
+    """`written_whole` for files that belong together (a model and its sidecar): each is written to its temporary
+    name, and only when the block has written them all are they renamed into place."""
+    targets = [Path(path) for path in paths]
+    temporary: list[Path] = []
+    try:
+        for target in targets:
+            temporary.append(_claim(target))
+        yield temporary
+        for tmp, target in zip(temporary, targets, strict=True):
+            tmp.replace(target)
+    finally:  # after a failure, as after success, no temporary file stays behind
+        for tmp in temporary:
+            tmp.unlink(missing_ok=True)
+
+
+def _claim(path: Path) -> Path:
+    """A temporary name for `path`, created empty and exclusively: the file removed after a failure is always one
+    this process made, even if a name were ever drawn twice."""
+    while True:
+        tmp = temporary_beside(path)
+        try:
+            tmp.touch(exist_ok=False)
+        except FileExistsError:
+            continue
+        return tmp

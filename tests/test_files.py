@@ -1,0 +1,47 @@
+"""Files written whole (dlzoo.files): the old file or the new one, never half of one, and no leftovers."""
+
+import pytest
+
+from dlzoo import files
+from dlzoo.files import all_written_whole, stale_temporaries, written_whole
+
+
+def test_a_file_is_replaced_only_when_its_writing_succeeds(tmp_path):
+    out = tmp_path / "table.csv"
+    out.write_text("old")
+    with written_whole(out) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".table.") and tmp.suffix == ".csv"
+        tmp.write_text("new")
+        assert out.read_text() == "old"  # nothing changes before the block ends
+    assert out.read_text() == "new"
+    with pytest.raises(RuntimeError), written_whole(out) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("the writer failed")
+    assert out.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"]
+
+
+def test_files_that_belong_together_are_written_all_or_none(tmp_path):
+    model, sidecar = tmp_path / "model.pt2", tmp_path / "model.pt2.json"
+    with pytest.raises(KeyboardInterrupt), all_written_whole([model, sidecar]) as (model_tmp, sidecar_tmp):
+        model_tmp.write_text("weights")
+        raise KeyboardInterrupt  # stopped before the sidecar: neither appears
+    assert list(tmp_path.iterdir()) == []
+    with all_written_whole([model, sidecar]) as (model_tmp, sidecar_tmp):
+        model_tmp.write_text("weights")
+        sidecar_tmp.write_text("{}")
+    assert model.read_text() == "weights" and sidecar.read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt2", "model.pt2.json"]
+
+
+def test_an_existing_file_is_never_taken_as_a_temporary_name(tmp_path, monkeypatch):
+    tokens = iter(["aaaa", "aaaa", "bbbb"])
+    monkeypatch.setattr(files.secrets, "token_hex", lambda _: next(tokens))
+    out = tmp_path / "prices.csv"
+    someone_elses = files.temporary_beside(out)  # the first name drawn belongs to another file
+    someone_elses.write_text("keep me")
+    with pytest.raises(OSError), written_whole(out) as tmp:
+        assert tmp.name == ".prices.bbbb.tmp.csv"
+        raise OSError("disk full")
+    assert someone_elses.read_text() == "keep me" and not out.exists()
+    assert stale_temporaries(out) == [someone_elses]  # what a killed writer leaves is found again
