@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def temporary_beside(path: Path) -> Path:
@@ -48,6 +49,19 @@ def all_written_whole(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
     finally:  # after a failure, as after success, no temporary file stays behind
         for tmp in temporary:
             tmp.unlink(missing_ok=True)
+
+
+def save_figure(figure: Any, out: Path, dpi: int) -> Path:
+    """Write a matplotlib figure whole (its format from `out`'s suffix), then close it: pyplot keeps every figure
+    until it is closed, failed writes included."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with written_whole(out) as tmp:
+            figure.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(figure)
+    return out
 
 
 def _claim(path: Path) -> Path:

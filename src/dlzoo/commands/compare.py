@@ -18,7 +18,7 @@ from typing import Any
 
 from dlzoo.cli import command
 from dlzoo.errors import UserError
-from dlzoo.files import written_whole
+from dlzoo.files import save_figure, written_whole
 
 SUMMARY, CONFIG = "summary.json", "config.yaml"
 COLUMNS = ["run", "recipe", "model", "params", "resolution", "epochs", "data", "test accuracy", "train s",
@@ -199,12 +199,7 @@ def plot_accuracy_vs_time(rows: list[RunRow], out: Path) -> Path:
     axis.legend(fontsize=8)
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with written_whole(out) as tmp:
-            figure.savefig(tmp, dpi=110)
-    finally:
-        plt.close(figure)
-    return out
+    return save_figure(figure, out, dpi=110)
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:

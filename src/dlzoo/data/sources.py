@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from dlzoo.errors import UserError
+from dlzoo.files import written_whole
 
 
 class DataSource(Protocol):
@@ -157,19 +158,15 @@ def md5(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def fetch(url: str, destination: Path, expected_md5: str, timeout: float = 60.0) -> Path:
-    """Download to a partial file, check the MD5, then rename: a partial download is never mistaken for data, and
-    one that fails is removed. The partial file is this process's own: the ranks of a torchrun job may all be
-    downloading the same file at once, and each renames a complete copy into place."""
-    partial = destination.with_name(f"{destination.name}.{os.getpid()}.part")
+    """Download under a temporary name, check the MD5, then rename (dlzoo.files): a partial download is never
+    mistaken for data, and one that fails is removed. The temporary file is this call's own: the ranks of a torchrun
+    job may all be downloading the same file at once, and each renames a complete copy into place."""
     request = urllib.request.Request(url, headers={"User-Agent": "dlzoo"})
-    try:
+    with written_whole(destination) as partial:
         with urllib.request.urlopen(request, timeout=timeout) as response, open(partial, "wb") as handle:
             while block := response.read(1 << 20):
                 handle.write(block)
         got = md5(partial)
         if got != expected_md5:
             raise ValueError(f"checksum mismatch for {url}: expected md5 {expected_md5}, got {got}")
-        partial.replace(destination)
-    finally:
-        partial.unlink(missing_ok=True)
     return destination

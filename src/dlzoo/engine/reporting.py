@@ -16,7 +16,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from dlzoo.files import written_whole
+from dlzoo.files import save_figure, written_whole
 
 METRICS = "metrics.jsonl"
 
@@ -158,13 +158,7 @@ def plot_curves(run_dir: Path) -> Path | None:
     for axis in list(axes.flat)[len(series):]:
         axis.axis("off")
     figure.tight_layout()
-    out = Path(run_dir) / "curves.png"
-    try:
-        with written_whole(out) as tmp:
-            figure.savefig(tmp, dpi=100)
-    finally:
-        plt.close(figure)
-    return out
+    return save_figure(figure, Path(run_dir) / "curves.png", dpi=100)
 
 
 def per_class_report(labels: Any, predicted: Any, classes: list[str]) -> list[dict[str, Any]]:

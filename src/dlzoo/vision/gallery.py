@@ -17,7 +17,7 @@ from torchvision.utils import make_grid
 
 from dlzoo.data.sources import get_source
 from dlzoo.errors import UserError
-from dlzoo.files import written_whole
+from dlzoo.files import save_figure
 
 if TYPE_CHECKING:
     from dlzoo.tasks.image_classification import ImageClassification
@@ -120,10 +120,6 @@ def save_gallery(shown: Gallery, out: str | Path) -> Path:
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with written_whole(out) as tmp:
-            figure.savefig(tmp, dpi=110)
+        return save_figure(figure, out, dpi=110)
     except OSError as error:
         raise UserError(f"cannot write {out}: {error.strerror or error}") from None
-    finally:
-        plt.close(figure)
-    return out
