@@ -73,7 +73,7 @@ def test_eval_matches_training_summary(cli, digits_run):
 
 
 def test_a_gpu_run_in_fp16_evaluates_on_a_cpu(digits_run):
-    from dlzoo.engine.trainer import evaluate
+    from dlzoo.engine.trainer import evaluate_split
     from dlzoo.runs import load_for_evaluation, open_run
 
     run = open_run(digits_run)
@@ -81,7 +81,7 @@ def test_a_gpu_run_in_fp16_evaluates_on_a_cpu(digits_run):
     task, runtime = load_for_evaluation(run, device="cpu")  # once: "trainer.precision=fp16 needs a GPU"
     assert runtime.autocast_dtype is None
     summary = json.loads((digits_run / "summary.json").read_text())
-    assert evaluate(task, "test")["accuracy"] == pytest.approx(summary["metrics"]["test"]["accuracy"])
+    assert evaluate_split(task, "test")["accuracy"] == pytest.approx(summary["metrics"]["test"]["accuracy"])
 
 
 def test_eval_per_class_agrees_with_accuracy_and_the_predictions(cli, digits_run):

@@ -21,6 +21,19 @@ def test_overrides_are_converted_to_the_field_type():
     assert config.trainer.grad_clip == 1.0
 
 
+
+def test_a_config_file_merges_a_models_args_as_the_command_line_does(tmp_path):
+    fashion = get_recipe("fashion")
+    assert fashion.config().model.args == {"width": 16, "depth": 1}  # the defaults this test builds on
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("model: {args: {width: 32}}\n")
+    from_file = build_config(fashion, str(mine)).model.args
+    assert from_file == build_config(fashion, overrides=["model.args.width=32"]).model.args == {"width": 32, "depth": 1}
+    # A saved run's config is complete: its mapping replaces the defaults', so a run rebuilds the model it trained.
+    saved = from_dict(type(fashion.config()), {"model": {"args": {"width": 32}}}, base=fashion.config())
+    assert saved.model.args == {"width": 32}
+
+
 @pytest.mark.parametrize(("override", "message"), [
     ("trainer.epoch=3", "did you mean 'epochs'"),
     ("trainer.epochs=three", "must be an integer"),

@@ -143,7 +143,7 @@ def test_speedrun_with_an_ema_resumes_exactly(cli, fashion_small, tmp_path):
     summary = json.loads((whole / "summary.json").read_text())
     assert set(summary["parameters"]) == {"net", "ema"}
     weights = load_file(str(whole / "checkpoints" / "epoch-0002" / "model.safetensors"))
-    # 2 x 16 steps, ema_start=0.5, ema_every=5: the average took in the weights before steps 20, 25 and 30.
+    # 2 x 16 steps, ema_start=0.5, ema_every=5: the average took in the weights after steps 20, 25 and 30.
     assert int(weights["ema.n_averaged"]) == 3
     net = {k[4:]: v for k, v in weights.items() if k.startswith("net.")}
     ema = {k[len("ema.module."):]: v for k, v in weights.items() if k.startswith("ema.module.")}

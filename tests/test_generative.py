@@ -217,3 +217,33 @@ def test_predict_and_serve_refuse_a_generative_run(cli, vae_run, gan_run, tmp_pa
                           f"dlzoo generate {run_dir}")
         assert_user_error(cli("serve", run_dir, "--port", "0"), f"recipe '{recipe}' does not predict from files",
                           f"dlzoo generate {run_dir}")
+
+
+def test_a_gan_step_updates_the_loss_scale_once_and_leaves_warning_filters_alone():
+    """AMP's rule: one scaler.update() per iteration, after every optimizer of the step (the critic's and, every
+    n_critic steps, the generator's) has stepped. Counted here on the CPU, where the scaler itself is disabled."""
+    import warnings
+
+    from dlzoo.engine.reporting import Console
+    from dlzoo.engine.runtime import Runtime
+    from dlzoo.engine.trainer import Trainer
+    from dlzoo.recipes import get_recipe
+    from dlzoo.runs import build_config
+
+    recipe = get_recipe("cgan-digits")
+    config = build_config(recipe, None, TINY_GAN)
+    runtime = Runtime.create(config.trainer, init_process_group=False)
+    task = recipe.task(config)
+    task.setup(runtime)
+    trainer = Trainer(task, runtime, run_dir=None, console=Console(enabled=False))
+    loader = trainer.prepare()
+    stepped, updates = [], []
+    step, update = trainer.scaler.step, trainer.scaler.update
+    trainer.scaler.step = lambda optimizer: (stepped.append(trainer.step), step(optimizer))
+    trainer.scaler.update = lambda: (updates.append(trainer.step), update())
+    filters = list(warnings.filters)
+    loader.set_epoch(0)
+    trainer.train_epoch(loader, 0)
+    assert len(stepped) == len(loader) + len(loader) // 2  # the critic every step, the generator every second
+    assert updates == list(range(len(loader)))  # once per step
+    assert warnings.filters == filters

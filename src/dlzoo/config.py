@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
-from dlzoo.errors import UserError
+from dlzoo.errors import UserError, one_line
 
 
 @dataclass
@@ -26,7 +26,8 @@ class TrainerConfig:
     epochs: int = 10
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     seed: int = 0
-    # Deterministic kernels (slower on GPU); on the CPU results are already repeatable for a fixed thread count.
+    # Deterministic kernels where torch has them (slower on GPU; an op without one runs anyway, with a warning); on
+    # the CPU results are already repeatable for a fixed thread count.
     deterministic: bool = False
     # auto: bf16 autocast on a GPU that supports it, fp32 elsewhere. auto-bf16: also bf16 on a CPU that computes
     # it natively (AVX512-BF16 or AMX), where it is faster; other CPUs only emulate bf16, so they stay in fp32.
@@ -178,8 +179,13 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
     raise UserError(f"{key}: cannot set a value of type {annotation!r}")
 
 
-def from_dict(cls: type[C], data: dict[str, Any], prefix: str = "", base: C | None = None) -> C:
-    """Build `cls` from a (possibly partial) nested dict; missing keys keep the values of `base` or the defaults."""
+def from_dict(cls: type[C], data: dict[str, Any], prefix: str = "", base: C | None = None,
+              merge_mappings: bool = False) -> C:
+    """Build `cls` from a (possibly partial) nested dict; missing keys keep the values of `base` or the defaults.
+
+    A free-form mapping (a model's `args`) replaces the base's whole: a saved run's config is complete, and keys the
+    recipe's defaults gained since must not change the model it rebuilds. With `merge_mappings` (a user's --config
+    file) its entries go into the base's one by one instead, as `model.args.width=32` on the command line does."""
     config = base if base is not None else cls()
     hints = _hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
@@ -188,9 +194,12 @@ def from_dict(cls: type[C], data: dict[str, Any], prefix: str = "", base: C | No
             raise _unknown_key(prefix + str(name), names)
         annotation = hints[name]
         if dataclasses.is_dataclass(annotation) and isinstance(value, dict):
-            value = from_dict(annotation, value, prefix=f"{prefix}{name}.", base=getattr(config, name))
+            value = from_dict(annotation, value, prefix=f"{prefix}{name}.", base=getattr(config, name),
+                              merge_mappings=merge_mappings)
         else:
             value = coerce(value, annotation, prefix + name)
+            if merge_mappings and isinstance(value, dict):
+                value = {**(getattr(config, name) or {}), **value}
         setattr(config, name, value)
     return config
 
@@ -248,16 +257,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise UserError(f"config file {path} is not valid YAML: {one_line_yaml(error)}") from None
+        raise UserError(f"config file {path} is not valid YAML: {one_line(str(error))}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping of keys to values")
     return data
-
-
-def one_line_yaml(error: Exception) -> str:
-    return " ".join(str(error).split())
 
 
 def validate(config: RecipeConfig) -> None:

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dlzoo.config import RecipeConfig, from_dict, load_yaml, parse_overrides, set_key, to_yaml, validate
 from dlzoo.engine import checkpoint
 from dlzoo.engine.reporting import METRICS
@@ -25,13 +23,13 @@ CONFIG = "config.yaml"
 
 
 def build_config(recipe: Recipe, config_file: str | None = None, overrides: list[str] = ()) -> RecipeConfig:
-    """Defaults, then a YAML file, then KEY=VALUE overrides; each step type-checked."""
+    """Defaults, then a YAML file (merged into them key by key), then KEY=VALUE overrides; each step type-checked."""
     config = recipe.config()
     if config_file:
         data = load_yaml(config_file)
         if data.get("recipe", recipe.name) != recipe.name:
             raise UserError(f"{config_file} is a config for recipe '{data['recipe']}', not '{recipe.name}'")
-        config = from_dict(type(config), data, base=config)
+        config = from_dict(type(config), data, base=config, merge_mappings=True)
     for key, value in parse_overrides(overrides):
         if key == "recipe":
             raise UserError("the recipe is chosen by name (dlzoo train RECIPE), not by a key")
@@ -155,6 +153,3 @@ def load_for_evaluation(run: LoadedRun, device: str = "auto") -> tuple[Task, Run
     checkpoint.load_weights_into(task.models, checkpoint.read_weights(run.checkpoint / checkpoint.WEIGHTS))
     return task, runtime
 
-
-def dump_yaml(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

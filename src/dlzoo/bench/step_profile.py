@@ -50,7 +50,7 @@ def step_profile(recipe: str = "fashion-speedrun", steps: int = 20, device: Lite
     loader.set_epoch(0)
     trainer.train_epoch(loader, 0)
     loader.set_epoch(1)
-    _, seconds, _ = trainer.train_epoch(loader, 1)
+    seconds = trainer.train_epoch(loader, 1).seconds
     on_gpu = runtime.device.type == "cuda"
     activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if on_gpu else [])]
     loader.set_epoch(2)

@@ -24,8 +24,7 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
 @command("eval", "evaluate a run's latest checkpoint on held-out data", _eval_arguments)
 def evaluate(args: argparse.Namespace) -> None:
     from dlzoo.engine.reporting import format_metrics, format_per_class, per_class_report
-    from dlzoo.engine.trainer import evaluate as run_evaluation
-    from dlzoo.engine.trainer import evaluation_mode
+    from dlzoo.engine.trainer import evaluate_split, evaluation_mode
     from dlzoo.runs import load_for_evaluation, open_run, set_evaluation_keys
 
     run = open_run(args.run_dir)
@@ -37,7 +36,7 @@ def evaluate(args: argparse.Namespace) -> None:
         raise UserError(f"recipe '{run.recipe.name}' does not sort samples into classes: no per-class report")
     task, _ = load_for_evaluation(run, args.device)
     chosen = [args.split] if args.split else list(splits)
-    results = {split: run_evaluation(task, split) for split in chosen}
+    results = {split: evaluate_split(task, split) for split in chosen}
     per_class = {}
     if args.per_class:
         with evaluation_mode(task):

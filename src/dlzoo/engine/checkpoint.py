@@ -46,7 +46,7 @@ def unwrap(module: nn.Module) -> nn.Module:
 
 
 def flat_weights(models: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
-    # clone(): safetensors refuses tensors that share memory (tied weights), and the copy is cheap next to training.
+    # A copy of each: safetensors refuses tensors that share memory (tied weights), and it is cheap next to training.
     return {f"{name}.{key}": value.detach().to("cpu", copy=True).contiguous()
             for name, model in models.items() for key, value in unwrap(model).state_dict().items()}
 

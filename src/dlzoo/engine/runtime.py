@@ -121,10 +121,6 @@ class Runtime:
             for buffer in module.buffers():
                 dist.broadcast(buffer, src=0)
 
-    def barrier(self) -> None:
-        if self.distributed:
-            dist.barrier()
-
     def shutdown(self) -> None:
         if self.distributed and dist.is_initialized():
             dist.destroy_process_group()

@@ -4,7 +4,8 @@
         for batch in task.train_loader():
             out = task.train_step(batch, ctx)      # under autocast; returns scalars to log, with `loss`
             ctx.optimize(out["loss"])              # unless the task optimizes itself (GANs: several optimizers)
-            schedulers step
+            fp16 loss scale and schedulers step
+            task.after_step(ctx)                   # e.g. a weight average takes in the new weights
         train metrics (mean over steps, reduced over ranks) -> metrics.jsonl, TensorBoard, console
         task.evaluate(split) for each held-out split  -> the same
         checkpoint (atomic; see checkpoint.py)
@@ -23,7 +24,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import nn
@@ -50,6 +51,12 @@ if TYPE_CHECKING:
 SUMMARY = "summary.json"
 
 
+class EpochResult(NamedTuple):
+    metrics: dict[str, float]  # the epoch's mean train metrics, over all ranks
+    seconds: float  # device synced at both ends
+    samples: int  # trained on, over all ranks
+
+
 class Trainer:
     """Runs a task's training; doubles as the `ctx` its `train_step` receives."""
 
@@ -64,8 +71,13 @@ class Trainer:
         self.step = 0
         self.samples_seen = 0  # over all ranks, for the summary's throughput
         self.total_steps = 1
+        # Built by `prepare`: the models as trained (compiled, DDP-wrapped), their optimizers and schedules, and
+        # the fp16 loss scaler (a no-op in any other precision).
         self.models: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+        self.scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.autocast_dtype == torch.float16)
+        self._scaled = False  # whether an optimizer stepped through the scaler since its last update
 
     # --- what train_step uses ------------------------------------------------------------------------------
     @property
@@ -74,7 +86,8 @@ class Trainer:
         return self.step / self.total_steps
 
     def optimize(self, loss: torch.Tensor, name: str = "net") -> None:
-        """Backward, optional gradient clipping, optimizer step; fp16 loss scaling handled here."""
+        """Backward, optional gradient clipping, optimizer step; fp16 loss scaling handled here (the scale is
+        updated once per training step, after every optimizer of the step has stepped)."""
         optimizer = self.optimizers[name]
         optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -83,7 +96,7 @@ class Trainer:
             params = [p for group in optimizer.param_groups for p in group["params"]]
             nn.utils.clip_grad_norm_(params, self.config.trainer.grad_clip)
         self.scaler.step(optimizer)
-        self.scaler.update()
+        self._scaled = True
 
     # --- the loop -------------------------------------------------------------------------------------------
     def prepare(self) -> Loader:
@@ -97,8 +110,6 @@ class Trainer:
         self.optimizers = task.configure_optimizers()
         self.schedulers = {name: build_scheduler(self.config.optim, optimizer, trainer_config.epochs,
                                                  steps_per_epoch) for name, optimizer in self.optimizers.items()}
-        self.scaler = torch.amp.GradScaler(self.runtime.device.type,
-                                           enabled=self.runtime.autocast_dtype == torch.float16)
         self.models = self._wrap_for_training(task.models)
         return loader
 
@@ -121,8 +132,6 @@ class Trainer:
 
         evaluations: dict[str, dict[str, float]] = {}
         last_train: dict[str, float] = {}
-        # A GAN's generator may not step on the first batch; the scheduler warning about it is noise.
-        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
         for epoch in range(start_epoch, trainer_config.epochs):
             self.epoch = epoch
             loader.set_epoch(epoch)
@@ -158,9 +167,8 @@ class Trainer:
             plot_curves(self.run_dir)
         return summary
 
-    def train_epoch(self, loader: Loader, epoch: int) -> tuple[dict[str, float], float, int]:
-        """One pass over `loader`: the epoch's mean train metrics, its seconds (device synced at both ends) and
-        the samples it trained on, over all ranks."""
+    def train_epoch(self, loader: Loader, epoch: int) -> EpochResult:
+        """One pass over `loader`."""
         task, runtime = self.task, self.runtime
         for model in task.models.values():
             model.train()
@@ -174,9 +182,8 @@ class Trainer:
                 out = task.train_step(batch, self)
             if not task.optimizes_itself:
                 self.optimize(out["loss"])
-            for scheduler in self.schedulers.values():
-                scheduler.step()
-            self.step += 1
+            self._end_step()
+            task.after_step(self)
             batches += 1
             samples += task.batch_size(batch)
             # Sums stay on the device: reading a value forces a GPU sync, so it happens once per epoch.
@@ -189,14 +196,26 @@ class Trainer:
         seconds = time.perf_counter() - began
         progress.close()
         metrics = {key: float(runtime.all_reduce_mean(value / max(batches, 1))) for key, value in sums.items()}
-        return metrics, seconds, samples * runtime.world_size
+        return EpochResult(metrics, seconds, samples * runtime.world_size)
+
+    def _end_step(self) -> None:
+        """What follows the optimizers' steps: the fp16 loss scale's update, the schedules, the step count."""
+        if self._scaled:
+            self.scaler.update()
+            self._scaled = False
+        with warnings.catch_warnings():
+            # A GAN's generator may not step on the first batch; the scheduler's warning about it is noise.
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+            for scheduler in self.schedulers.values():
+                scheduler.step()
+        self.step += 1
 
     def evaluate(self, split: str) -> dict[str, float]:
         # DDP keeps parameters equal, but each rank's last forward updated its own BatchNorm statistics: evaluate
         # every shard with rank 0's, which are the ones the checkpoint keeps.
         for model in self.task.models.values():
             self.runtime.broadcast_buffers(model)
-        return evaluate(self.task, split)
+        return evaluate_split(self.task, split)
 
     # --- helpers --------------------------------------------------------------------------------------------
     def _wrap_for_training(self, models: dict[str, nn.Module]) -> dict[str, nn.Module]:
@@ -314,7 +333,7 @@ def evaluation_mode(task: Task) -> Iterator[None]:
             model.train(modes[name])
 
 
-def evaluate(task: Task, split: str) -> dict[str, float]:
+def evaluate_split(task: Task, split: str) -> dict[str, float]:
     """A task's metrics on a split, in `evaluation_mode`."""
     with evaluation_mode(task):
         metrics = task.evaluate(split)

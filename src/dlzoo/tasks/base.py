@@ -32,7 +32,7 @@ class Loader(Iterable, Sized, Protocol):
 
 
 class Task(abc.ABC):
-    # The metric that `dlzoo list`, progress lines and comparisons lead with, and its split.
+    # The metric summary.json names as the run's result, which `dlzoo compare` tables (from the test split).
     main_metric: ClassVar[str] = "loss"
     eval_splits: ClassVar[tuple[str, ...]] = ("test",)
     # Config keys that change how a trained model is evaluated, not what was trained (test-time augmentation, the
@@ -71,9 +71,15 @@ class Task(abc.ABC):
     def train_step(self, batch: Any, ctx: Trainer) -> dict[str, torch.Tensor]:
         """Forward (and, if `optimizes_itself`, backward) on one batch; return scalars to log, with `loss`."""
 
+    def after_step(self, ctx: Trainer) -> None:
+        """Hook called after every training step's optimizer and schedule steps (`ctx.step` counts the step just
+        done), on every rank: e.g. a weight average taking in the new weights."""
+        return None
+
     @abc.abstractmethod
     def evaluate(self, split: str) -> dict[str, float]:
-        """Metrics on a held-out split; runs under no_grad with models in eval mode, on every rank."""
+        """Metrics on a held-out split; runs under no_grad, in autocast, with models in eval mode, on every
+        rank."""
 
     def predicted_classes(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """True and predicted class indices (CPU) of every sample of a held-out split, for `dlzoo eval --per-class`;

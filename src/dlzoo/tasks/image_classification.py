@@ -212,6 +212,8 @@ class ImageClassification(Task):
     def train_loader(self) -> TensorLoader | FileLoader:
         runtime, data = self.runtime, self.config.data
         count = len(self.train_files) if self.train_files is not None else len(self.train_x)
+        # A short last batch gives its few images a whole step's weight (and BatchNorm noisy statistics): drop it,
+        # unless the set is so small (data.limit) that it would lose much of an epoch.
         drop_last = count >= 2 * data.batch_size * runtime.world_size
         if self.train_files is not None:
             return FileLoader(self.train_files, data.batch_size, data.workers, runtime.device, seed=runtime.seed,
@@ -262,10 +264,11 @@ class ImageClassification(Task):
             images = self.augment(images)
         output = ctx.models["net"](self._model_input(images))
         loss, logits = classification_loss(output, labels, self.config.label_smoothing, self.config.aux_weight)
-        if "ema" in self.models and ctx.progress >= self.config.ema_start and ctx.step % self.config.ema_every == 0:
-            # Called before the engine's optimizer step, so it averages the weights after the previous step.
-            self.models["ema"].update_parameters(self.models["net"])
         return {"loss": loss, "accuracy": (logits.argmax(1) == labels).float().mean()}
+
+    def after_step(self, ctx) -> None:
+        if "ema" in self.models and ctx.progress >= self.config.ema_start and ctx.step % self.config.ema_every == 0:
+            self.models["ema"].update_parameters(self.models["net"])
 
     def scoring_net(self) -> nn.Module:
         """The network that scores images: the weight average once it has started (`ema_decay`), else `net`.
@@ -287,9 +290,15 @@ class ImageClassification(Task):
         views = self.test_views(images)
         return sum(net(view).float() for view in views) / len(views)
 
+    def held_out(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images and labels of a held-out split: the test set is the only one (`eval_splits`)."""
+        if split != "test":
+            raise ValueError(f"{type(self).__name__} holds out only a 'test' split, not {split!r}")
+        return self.test_x, self.test_y
+
     def evaluate(self, split: str) -> dict[str, float]:
         runtime = self.runtime
-        loader = TensorLoader(self.test_x, self.test_y, batch_size=self.config.data.eval_batch_size,
+        loader = TensorLoader(*self.held_out(split), batch_size=self.config.data.eval_batch_size,
                               rank=runtime.rank, world_size=runtime.world_size)
         totals = torch.zeros(3, device=runtime.device, dtype=torch.float64)  # loss sum, correct, count
         for images, labels in loader:
@@ -301,9 +310,10 @@ class ImageClassification(Task):
         return {"loss": loss / count, "accuracy": correct / count}
 
     def predicted_classes(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        loader = TensorLoader(self.test_x, batch_size=self.config.data.eval_batch_size)
-        predicted = torch.cat([self.logits(images).argmax(1) for (images,) in loader])
-        return self.test_y.cpu(), predicted.cpu()
+        images, labels = self.held_out(split)
+        loader = TensorLoader(images, batch_size=self.config.data.eval_batch_size)
+        predicted = torch.cat([self.logits(batch).argmax(1) for (batch,) in loader])
+        return labels.cpu(), predicted.cpu()
 
     # --- prediction -----------------------------------------------------------------------------------------
     def predict(self, inputs: list[str], out: str | None = None, top: int = 3) -> list[dict[str, Any]]:
