@@ -260,3 +260,85 @@ def test_an_empty_class_folder_is_refused(cli, tmp_path, stream):
     Image.fromarray(np.full((8, 8), 160, np.uint8)).save(root / "train" / "empty" / "0.png")
     (root / "test" / "empty").mkdir()
     assert cli(*train).code == 0
+
+
+def _small_folder(root, classes=("cat", "dog"), per_class=4):
+    for split in ("train", "test"):
+        for label, name in enumerate(classes):
+            (root / split / name).mkdir(parents=True, exist_ok=True)
+            for index in range(per_class):
+                Image.fromarray(np.full((8, 8), 40 + 60 * label + index, np.uint8)).save(
+                    root / split / name / f"{index}.png")
+    return root
+
+
+def test_hidden_and_nested_files_and_what_is_left_out(tmp_path):
+    root = _small_folder(tmp_path / "mine")
+    picture = Image.fromarray(np.full((8, 8), 200, np.uint8))
+    (root / "train" / ".ipynb_checkpoints").mkdir()  # not a class
+    picture.save(root / "train" / ".ipynb_checkpoints" / "0.png")
+    (root / "train" / "__MACOSX" / "cat").mkdir(parents=True)
+    (root / "train" / "cat" / "._0.png").write_bytes(b"\x00\x05\x16\x07 a macOS resource fork")
+    (root / "train" / "cat" / "batch2").mkdir()  # a class's pictures may lie in subfolders
+    picture.save(root / "train" / "cat" / "batch2" / "4.png")
+    picture.save(root / "train" / "dog" / "4.gif")
+    picture.convert("RGB").save(root / "train" / "dog" / "5.jfif", format="JPEG")
+    (root / "train" / "dog" / "notes.txt").write_text("not a picture")
+    (root / "train" / "dog" / "labels.csv").write_text("not a picture")
+    arrays = load_image_folder(str(root), 8)
+    assert arrays.classes == ["cat", "dog"]
+    assert np.bincount(arrays.train_labels).tolist() == [5, 6]
+    assert len(arrays.notes) == 1 and "left out 2 files that are not a picture (1 .csv, 1 .txt" in arrays.notes[0]
+
+
+def test_training_says_what_data_it_read(cli, tmp_path):
+    root = _small_folder(tmp_path / "mine")
+    (root / "train" / "cat" / "readme.md").write_text("not a picture")
+    result = cli("train", "fashion", "data.source=folder", f"data.path={root}", "trainer.epochs=1", *CPU,
+                 "--out", tmp_path / "run")
+    assert result.code == 0, result.err
+    assert f"data: folder ({root}): 8 training and 8 test images, 2 classes" in result.out + result.err
+    assert "left out 1 file that is not a picture (1 .md" in result.out + result.err
+
+
+def test_a_limited_folder_reads_only_the_pictures_it_trains_on(tmp_path):
+    from dlzoo.data.folder import list_folder
+
+    root = _small_folder(tmp_path / "mine", per_class=10)
+    last = list_folder(str(root)).train[-1][0]  # the listing is shuffled once: this one comes last
+    last.write_bytes(b"broken")
+    assert load_image_folder(str(root), 8, limit=19).train_images.shape == (19, 8, 8)
+    with pytest.raises(UserError, match=last.name):
+        load_image_folder(str(root), 8)
+
+
+def test_eval_refuses_a_folder_whose_classes_changed_since_training(cli, tmp_path, monkeypatch):
+    root = _small_folder(tmp_path / "mine")
+    monkeypatch.chdir(tmp_path)  # a relative data.path: the run stores it absolute
+    assert cli("train", "fashion", "data.source=folder", "data.path=mine", "trainer.epochs=1", *CPU,
+               "--out", "run").code == 0
+    monkeypatch.chdir(root)
+    assert cli("eval", tmp_path / "run").code == 0  # from another folder, the run still finds its data
+    for split in ("train", "test"):
+        (root / split / "dog").rename(root / split / "a dog")
+    assert_user_error(cli("eval", tmp_path / "run"), "other classes than", "new: a dog; missing: dog")
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_pictures_are_turned_upright_as_their_exif_orientation_says(tmp_path, orientation):
+    from PIL import ImageOps
+
+    from dlzoo.vision.io import read_image
+
+    pixels = np.random.default_rng(orientation).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # as a phone writes it for a picture taken held sideways
+    for suffix in (".png", ".jpg", ".tif"):  # OpenCV turns TIFF itself: it must not be turned twice
+        path = tmp_path / f"photo{suffix}"
+        Image.fromarray(pixels).save(path, exif=exif.tobytes(), quality=100)
+        with Image.open(path) as picture:
+            viewed = np.asarray(ImageOps.exif_transpose(picture).convert("RGB"))
+        read = read_image(path)
+        assert read.shape == viewed.shape, suffix
+        if suffix != ".jpg":  # lossless: the very pixels a viewer shows
+            np.testing.assert_array_equal(read, viewed)

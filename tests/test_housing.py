@@ -14,6 +14,7 @@ import torch
 from conftest import assert_user_error
 from dlzoo.cli import main
 from dlzoo.data.tables import AMES
+from dlzoo.errors import UserError
 
 # 600 real sales, 3 folds, a small MLP: seconds on two CPU cores.
 TINY = ["data.limit=600", "data.folds=3", "trainer.epochs=4", "model.hidden=[32]", "optim.lr=1e-2",
@@ -379,3 +380,33 @@ def test_tables_with_only_numbers_or_only_categories(tmp_path, cli, columns):
     assert json.loads((run_dir / "summary.json").read_text())["baseline"]["log_rmse"] > 0
     result = cli("predict", run_dir, table, "--json")
     assert result.code == 0 and len(result.out.splitlines()) == 120
+
+
+def test_csv_rows_ending_in_a_comma_keep_every_value_under_its_name(tmp_path):
+    from dlzoo.data.tables import read_csv
+
+    (tmp_path / "trailing.csv").write_text("price,area,rooms\n100,5,2,\n200,6,3,\n")
+    assert read_csv(tmp_path / "trailing.csv").to_dict("list") == {
+        "price": ["100", "200"], "area": ["5", "6"], "rooms": ["2", "3"]}
+    (tmp_path / "more.csv").write_text("price,area\n100,5,2\n200,6,3\n")
+    with pytest.raises(UserError, match="rows have more cells than its header has names"):
+        read_csv(tmp_path / "more.csv")
+    (tmp_path / "semicolons.csv").write_text("price;area;rooms\n100;5,5;2\n")
+    with pytest.raises(UserError, match="looks separated by ';'"):
+        read_csv(tmp_path / "semicolons.csv")
+    (tmp_path / "repeated.csv").write_text("price,area,area\n100,5,2\n")  # pandas alone says area, area.1
+    with pytest.raises(UserError, match="more than one column named 'area'"):
+        read_csv(tmp_path / "repeated.csv")
+
+
+def test_training_notes_a_number_column_read_as_categories(tmp_path, cli):
+    rows = ames_rows(150)[["Gr_Liv_Area", "Lot_Area", "Sale_Price"]].astype(str)
+    rows.loc[6, "Lot_Area"] = "?"
+    table = tmp_path / "mine.csv"
+    rows.to_csv(table, index=False)
+    result = cli("train", "housing", "data.source=csv", f"data.path={table}", "data.target=Sale_Price",
+                 "data.folds=2", "baseline=false", *TINY[2:], "--out", tmp_path / "run")
+    assert result.code == 0, result.err
+    shown = result.out + result.err
+    assert "data: 150 rows of" in shown and "1 number and 1 category columns" in shown
+    assert "column 'Lot_Area' is read as categories, though 149 of its 150 cells are numbers: row 7 holds '?'" in shown

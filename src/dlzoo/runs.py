@@ -38,15 +38,22 @@ def build_config(recipe: Recipe, config_file: str | None = None, overrides: list
     return config
 
 
+def check_out(out: str) -> Path:
+    """`--out DIR` for a new run: a folder that holds no run yet, or a new name. Checked by every torchrun rank
+    before any work, so that one rank's refusal cannot leave the others waiting for it."""
+    path = Path(out)
+    if (path / CONFIG).exists():
+        raise UserError(f"{path} already holds a run; continue it with --resume {path} or choose another --out")
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--out {path} exists and is not a folder")
+    return path
+
+
 def new_run_dir(recipe: str, out: str | None) -> Path:
     """`--out DIR` is the run directory itself; without it, runs/<recipe>-<time>, made here so that runs started in
     the same second (a sweep launched at once) each get their own."""
     if out:
-        path = Path(out)
-        if (path / CONFIG).exists():
-            raise UserError(f"{path} already holds a run; continue it with --resume {path} or choose another --out")
-        if path.exists() and not path.is_dir():
-            raise UserError(f"--out {path} exists and is not a folder")
+        path = check_out(out)
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         Path("runs").mkdir(exist_ok=True)
@@ -150,6 +157,23 @@ def load_for_evaluation(run: LoadedRun, device: str = "auto") -> tuple[Task, Run
     runtime = Runtime.create(config.trainer, init_process_group=False)
     task = run.recipe.task(config)
     task.setup(runtime)
+    _check_same_classes(run, task.meta.get("classes"))
     checkpoint.load_weights_into(task.models, checkpoint.read_weights(run.checkpoint / checkpoint.WEIGHTS))
     return task, runtime
+
+
+def _check_same_classes(run: LoadedRun, found: list[str] | None) -> None:
+    """The data read again for evaluation (a folder of pictures may have changed since training) must hold the
+    classes the network learnt, in its order: otherwise its outputs would be scored against other labels."""
+    trained = run.metadata["meta"].get("classes")
+    if trained is None or found is None or found == trained:
+        return
+    new, gone = sorted(set(found) - set(trained)), sorted(set(trained) - set(found))
+    if new or gone:
+        differ = "; ".join(part for part in (f"new: {', '.join(new)}" if new else "",
+                                             f"missing: {', '.join(gone)}" if gone else "") if part)
+    else:
+        differ = "the same names in another order"
+    raise UserError(f"the data holds other classes than {run.run_dir} was trained on ({differ}); evaluate it on "
+                    f"data with its classes: {', '.join(map(str, trained))}")
 

@@ -73,13 +73,18 @@ def train(args: argparse.Namespace) -> int:
 def _recipe_and_config(args: argparse.Namespace) -> tuple[Recipe, RecipeConfig, Path | None]:
     """The recipe and config to train, and with --resume the run directory to continue (else None: a new run)."""
     from dlzoo.recipes import get_recipe
-    from dlzoo.runs import build_config, read_run_config
+    from dlzoo.runs import build_config, check_out, read_run_config
 
     if not args.resume:
         if not args.recipe:
             raise UserError("name a recipe (see `dlzoo list`) or pass --resume RUN_DIR")
         recipe = get_recipe(args.recipe)
-        return recipe, build_config(recipe, args.config, args.overrides), None
+        config = build_config(recipe, args.config, args.overrides)
+        if args.out:
+            check_out(args.out)
+        if config.data.path:  # the run remembers where its data is, wherever `dlzoo eval` runs from later
+            config.data.path = str(Path(config.data.path).expanduser().absolute())
+        return recipe, config, None
     if args.recipe and "=" not in args.recipe:
         raise UserError(f"--resume continues the run's own recipe; drop '{args.recipe}'")
     if args.recipe or args.overrides or args.config or args.out:

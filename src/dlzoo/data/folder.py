@@ -2,6 +2,10 @@
 
     PATH/train/<class>/*.png|jpg|...     PATH/test/<class>/*     (or PATH/val/<class>/*)
 
+A class folder's pictures may lie in subfolders of it too (as torchvision's ImageFolder reads them). Names starting
+with a dot (.ipynb_checkpoints, macOS's ._photo.jpg) and __MACOSX folders are not pictures and are passed over;
+other files that are not pictures are counted, and training says how many it left out.
+
 Every picture is prepared exactly as `dlzoo predict` prepares one (`ResizePreprocessing`: grey and light on dark,
 or RGB with `data.colour=true`; resized to the training size), so a trained run classifies new pictures the way it
 saw its training set. The set is then held in memory like Fashion-MNIST and trained with the same on-device
@@ -11,6 +15,8 @@ batching and augmentation, or, with `data.stream=true`, its training pictures ar
 
 from __future__ import annotations
 
+import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +28,7 @@ from dlzoo.errors import UserError
 from dlzoo.vision.io import read_image
 from dlzoo.vision.preprocess import ResizePreprocessing
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm"}
 TEST_SPLITS = ("test", "val")
 
 
@@ -41,8 +47,27 @@ class FolderSource:
 FOLDER = register_source(FolderSource())
 
 
-def _pictures(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+def _hidden(name: str) -> bool:
+    """Not the user's data: dot files and folders (.DS_Store, .ipynb_checkpoints, macOS's ._photo.jpg resource
+    forks) and the __MACOSX folder of zip files made on a Mac."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def _pictures(folder: Path, skipped: Counter[str]) -> list[Path]:
+    """The pictures in `folder` and its subfolders, sorted; other files (not hidden) are counted in `skipped` by
+    their suffix."""
+    found = []
+    for parent, folders, files in os.walk(folder, followlinks=True):
+        folders[:] = [name for name in folders if not _hidden(name)]
+        for name in files:
+            path = Path(parent) / name
+            if _hidden(name) or not path.is_file():  # a broken link is no picture either
+                continue
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                found.append(path)
+            else:
+                skipped[path.suffix.lower() or "(no suffix)"] += 1
+    return sorted(found)
 
 
 @dataclass(frozen=True)
@@ -53,14 +78,26 @@ class FolderListing:
     classes: list[str]
     train: list[tuple[Path, int]]
     test: list[tuple[Path, int]]
+    skipped: Counter[str]  # files that are not pictures, by suffix
+
+    def notes(self) -> list[str]:
+        """What a user should know about the listing: the files it left out."""
+        if not self.skipped:
+            return []
+        kinds = ", ".join(f"{count} {suffix}" for suffix, count in sorted(self.skipped.items(),
+                                                                         key=lambda kind: (-kind[1], kind[0])))
+        files = "1 file that is" if self.skipped.total() == 1 else f"{self.skipped.total()} files that are"
+        return [f"{self.root}: left out {files} not a picture ({kinds}; pictures are "
+                f"{', '.join(sorted(IMAGE_SUFFIXES))})"]
 
 
-def _split_items(split_dir: Path, classes: list[str], every_class: bool = False) -> list[tuple[Path, int]]:
+def _split_items(split_dir: Path, classes: list[str], skipped: Counter[str],
+                 every_class: bool = False) -> list[tuple[Path, int]]:
     """(path, label) of the split's pictures; with `every_class`, each class folder must hold at least one."""
     items: list[tuple[Path, int]] = []
     for label, name in enumerate(classes):
         if (split_dir / name).is_dir():  # a test split may lack a class
-            pictures = _pictures(split_dir / name)
+            pictures = _pictures(split_dir / name, skipped)
             if every_class and not pictures:
                 # train/'s subfolders are the classes: an empty one would be a class the model never sees
                 raise UserError(f"class folder {split_dir / name} has no pictures "
@@ -82,16 +119,17 @@ def list_folder(path: str | None) -> FolderListing:
     test_dir = next((root / split for split in TEST_SPLITS if (root / split).is_dir()), None)
     if not train_dir.is_dir() or test_dir is None:
         raise UserError(f"{root} needs a train/ and a test/ (or val/) folder, each with one subfolder per class")
-    classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir())
+    classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir() and not _hidden(p.name))
     if len(classes) < 2:
         raise UserError(f"{train_dir} needs at least two class subfolders, found {len(classes)}")
-    unknown = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and p.name not in classes)
+    unknown = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and not _hidden(p.name) and p.name not in classes)
     if unknown:
         raise UserError(f"{test_dir} has classes that train/ lacks: {', '.join(unknown)}")
-    train = _split_items(train_dir, classes, every_class=True)
+    skipped: Counter[str] = Counter()
+    train = _split_items(train_dir, classes, skipped, every_class=True)
     # Shuffled once, with a fixed seed, so `data.limit=N` takes a mix of classes rather than the first ones.
     train = [train[i] for i in np.random.default_rng(0).permutation(len(train))]
-    return FolderListing(root, classes, train, _split_items(test_dir, classes))
+    return FolderListing(root, classes, train, _split_items(test_dir, classes, skipped), skipped)
 
 
 def read_picture(path: Path, prepare: ResizePreprocessing) -> np.ndarray:
@@ -104,10 +142,12 @@ def read_items(items: list[tuple[Path, int]], prepare: ResizePreprocessing) -> t
     return images, np.array([label for _, label in items], dtype=np.int64)
 
 
-def load_image_folder(path: str | None, size: int, colour: bool = False) -> ImageArrays:
-    """The pictures under `path` read into memory, each size x size, grey (N, H, W) or RGB (N, 3, H, W)."""
+def load_image_folder(path: str | None, size: int, colour: bool = False, limit: int | None = None) -> ImageArrays:
+    """The pictures under `path` read into memory, each size x size, grey (N, H, W) or RGB (N, 3, H, W); with
+    `limit`, only the first `limit` training pictures (of the shuffled listing) are read."""
     listing = list_folder(path)
     prepare = ResizePreprocessing(size=size, colour=colour)
-    train_x, train_y = read_items(listing.train, prepare)
+    train_x, train_y = read_items(listing.train[:limit], prepare)
     test_x, test_y = read_items(listing.test, prepare)
-    return ImageArrays(train_x, train_y, test_x, test_y, listing.classes, FOLDER.name, str(listing.root))
+    return ImageArrays(train_x, train_y, test_x, test_y, listing.classes, FOLDER.name, str(listing.root),
+                       notes=listing.notes())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ class ImageArrays:
     classes: list[str]
     source: str
     location: str
+    notes: list[str] = field(default_factory=list)  # what a user should know about how the data was read
 
     def limit(self, n: int | None) -> ImageArrays:
         """Only the first n training samples (the test set is kept whole, so results stay comparable)."""

@@ -7,6 +7,7 @@ numbers happens later, in one place (`dlzoo.tabular.schema`), so training and pr
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,18 +53,55 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise UserError(f"{path} is empty") from None
     except (pd.errors.ParserError, ValueError) as error:
-        raise UserError(f"{path} is not a well-formed CSV file: {one_line(str(error))}") from None
+        raise UserError(f"{path} is not a well-formed CSV file: {one_line(str(error))}{_separator_hint(path)}") \
+            from None
     except OSError as error:
         raise UserError(f"cannot read {path}: {error.strerror or error}") from None
-    frame.columns = [str(column).strip() for column in frame.columns]
-    # Two headers that differ only in spaces ('Lot_Area' and 'Lot_Area ') would become one name for two columns.
-    repeated = frame.columns[frame.columns.duplicated()]
+    if not isinstance(frame.index, pd.RangeIndex):
+        frame = _without_extra_cells(frame, path)
+    # The header as written: pandas renames a repeated name ('area', 'area.1'), which would hide the repeat, and a
+    # name repeated but for spaces ('Lot_Area' and 'Lot_Area ') would become one name for two columns.
+    header = [name.strip() for name in _header(path) if name.strip()]  # empty ones become "Unnamed: N"
+    repeated = pd.Index(header)[pd.Index(header).duplicated()]
     if len(repeated):
         raise UserError(f"{path} has more than one column named {repeated[0]!r} (headers are compared without "
                         f"surrounding spaces); rename or remove the extra one")
+    frame.columns = [str(column).strip() for column in frame.columns]
     if frame.empty:
         raise UserError(f"{path} has a header but no rows")
     return frame
+
+
+def _without_extra_cells(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Rows with more cells than the header has names: pandas made the first cells a row index and gave every name
+    its neighbour's values. Empty extra cells are a comma at the end of every row (as some exporters write): put
+    each cell back under its own name and drop them. Anything else is a file this cannot guess the meaning of."""
+    extra = frame.index.nlevels
+    cells = frame.reset_index(drop=False)
+    if not cells.iloc[:, -extra:].isna().all().all():
+        raise UserError(f"{path}: its rows have more cells than its header has names ({len(frame.columns)})"
+                        f"{_separator_hint(path) or '; add the missing names'}")
+    cells = cells.iloc[:, : len(frame.columns)]
+    cells.columns = frame.columns
+    return cells
+
+
+def _header(path: Path) -> list[str]:
+    """The first row of a CSV file that pandas has read (so it is UTF-8 text), its cells as written."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        return next(csv.reader(handle, skipinitialspace=True), [])
+
+
+def _separator_hint(path: Path) -> str:
+    """A hint when the file looks separated by semicolons (as spreadsheets write CSV where the decimal mark is a
+    comma), which dlzoo does not read."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as handle:
+            first = handle.readline()
+    except OSError:
+        return ""
+    return "; it looks separated by ';': save it with commas between cells" if first.count(";") > first.count(",") \
+        else ""
 
 
 def split_target(frame: pd.DataFrame, target: str, where: str) -> tuple[pd.DataFrame, np.ndarray]:

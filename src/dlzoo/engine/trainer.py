@@ -18,6 +18,7 @@ the other ranks restart their augmentation and dropout noise from a fresh seed.)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import warnings
@@ -129,33 +130,23 @@ class Trainer:
         # TensorBoard forgets what was logged after the checkpoint; its own epoch was logged at its step, and stays.
         log = RunLog(self.run_dir, purge_step=self.step + 1 if resume_from is not None else None)
         self.console.line(self._banner(steps_per_epoch, start_epoch))
+        for note in task.data_notes():
+            self.console.line(f"  {note}")
 
         evaluations: dict[str, dict[str, float]] = {}
         last_train: dict[str, float] = {}
-        for epoch in range(start_epoch, trainer_config.epochs):
-            self.epoch = epoch
-            loader.set_epoch(epoch)
-            last_train, seconds, samples = self.train_epoch(loader, epoch)
-            train_seconds += seconds
-            self.samples_seen += samples
-            entry = {"epoch": epoch + 1, "step": self.step, "split": "train", "metrics": last_train,
-                     "lr": self._current_lr(), "samples_per_s": samples / max(seconds, 1e-9),
-                     "epoch_seconds": seconds, "elapsed_s": time.perf_counter() - started}
-            log.record(entry)
-            last_epoch = epoch + 1 == trainer_config.epochs
-            line = [f"epoch {epoch + 1}/{trainer_config.epochs}", format_metrics(last_train)]
-            if (epoch + 1) % trainer_config.eval_every == 0 or last_epoch:
-                for split in task.eval_splits:
-                    evaluations[split] = self.evaluate(split)
-                    log.record({"epoch": epoch + 1, "step": self.step, "split": split,
-                                "metrics": evaluations[split], "elapsed_s": time.perf_counter() - started})
-                    line.append(f"{split} {format_metrics(evaluations[split])}")
-            line.append(f"lr {entry['lr']:.4g}  {entry['samples_per_s']:,.0f} samples/s  {seconds:.1f} s")
-            self.console.line("  ".join(line))
-            task.on_epoch_end(epoch + 1, self.run_dir)
-            if (epoch + 1) % trainer_config.checkpoint_every == 0 or last_epoch:
-                self._save(epoch + 1, train_seconds)
-        log.close()
+        with contextlib.closing(log):
+            for epoch in range(start_epoch, trainer_config.epochs):
+                self.epoch = epoch
+                loader.set_epoch(epoch)
+                result = self.train_epoch(loader, epoch)
+                train_seconds += result.seconds
+                self.samples_seen += result.samples
+                last_train = result.metrics
+                evaluations.update(self._report_epoch(log, epoch, result, started))
+                task.on_epoch_end(epoch + 1, self.run_dir)
+                if (epoch + 1) % trainer_config.checkpoint_every == 0 or epoch + 1 == trainer_config.epochs:
+                    self._save(epoch + 1, train_seconds)
 
         if resume_from is not None and not evaluations:  # resumed a finished run: evaluate it again
             evaluations = {split: self.evaluate(split) for split in task.eval_splits}
@@ -166,6 +157,27 @@ class Trainer:
             _write_json(self.run_dir / SUMMARY, summary)
             plot_curves(self.run_dir)
         return summary
+
+    def _report_epoch(self, log: RunLog, epoch: int, result: EpochResult,
+                      started: float) -> dict[str, dict[str, float]]:
+        """Log the epoch's train metrics, evaluate the held-out splits when due (every `eval_every` epochs and
+        after the last) and log them, print the epoch's line; return the evaluations made."""
+        trainer_config, done = self.config.trainer, epoch + 1
+        entry = {"epoch": done, "step": self.step, "split": "train", "metrics": result.metrics,
+                 "lr": self._current_lr(), "samples_per_s": result.samples / max(result.seconds, 1e-9),
+                 "epoch_seconds": result.seconds, "elapsed_s": time.perf_counter() - started}
+        log.record(entry)
+        line = [f"epoch {done}/{trainer_config.epochs}", format_metrics(result.metrics)]
+        evaluations = {}
+        if done % trainer_config.eval_every == 0 or done == trainer_config.epochs:
+            for split in self.task.eval_splits:
+                evaluations[split] = self.evaluate(split)
+                log.record({"epoch": done, "step": self.step, "split": split, "metrics": evaluations[split],
+                            "elapsed_s": time.perf_counter() - started})
+                line.append(f"{split} {format_metrics(evaluations[split])}")
+        line.append(f"lr {entry['lr']:.4g}  {entry['samples_per_s']:,.0f} samples/s  {result.seconds:.1f} s")
+        self.console.line("  ".join(line))
+        return evaluations
 
     def train_epoch(self, loader: Loader, epoch: int) -> EpochResult:
         """One pass over `loader`."""

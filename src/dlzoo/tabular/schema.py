@@ -70,6 +70,23 @@ def infer_schema(frame: pd.DataFrame, categorical: Iterable[str] = ()) -> Schema
     return Schema(numeric, categories, indicators)
 
 
+def numeric_looking_categories(frame: pd.DataFrame, schema: Schema) -> list[str]:
+    """A note for each categorical column whose cells are mostly numbers: one stray cell ('?', '3,477') makes a
+    column of numbers a column of categories, in which nearly every value is rare and says little."""
+    notes = []
+    for column in schema.categorical:
+        cells = frame[column]
+        filled = cells.notna()
+        numbers = as_numbers(cells)
+        strays = filled & numbers.isna()
+        if numbers.notna().sum() >= 0.9 * filled.sum() and strays.any():
+            row = int(np.flatnonzero(strays.to_numpy())[0])
+            notes.append(f"column '{column}' is read as categories, though {int(numbers.notna().sum()):,} of its "
+                         f"{int(filled.sum()):,} cells are numbers: row {row + 1} holds {cells.iloc[row]!r} "
+                         f"({int(strays.sum())} such cells); make them numbers or empty to use it as numbers")
+    return notes
+
+
 def check_columns(frame: pd.DataFrame, schema: Schema, where: str) -> None:
     """Every column the model was trained on must be there (extra columns are ignored)."""
     missing = [column for column in schema.columns if column not in frame.columns]

@@ -90,6 +90,11 @@ class Task(abc.ABC):
         first = batch[0] if isinstance(batch, (tuple, list)) else batch
         return len(first)
 
+    def data_notes(self) -> list[str]:
+        """Lines printed under the training banner: what `setup` found (how much data, and anything read otherwise
+        than a user may expect, such as files left out), so a surprise shows before the first epoch."""
+        return []
+
     def on_epoch_end(self, epoch: int, run_dir: Path | None) -> None:
         """Hook for epoch artefacts such as sample grids; `run_dir` is None on ranks other than 0."""
         return None

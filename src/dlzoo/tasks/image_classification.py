@@ -118,14 +118,16 @@ def load_arrays(data: ImageDataConfig) -> tuple[ImageArrays, PictureFiles | None
     if data.preprocess != "resize":
         raise UserError("data.source=folder prepares pictures as dlzoo predict does: use data.preprocess=resize")
     if not data.stream:
-        return load_image_folder(data.path, data.resolution, data.colour).limit(data.limit), None
+        return load_image_folder(data.path, data.resolution, data.colour, data.limit), None
     if data.workers < 0:
         raise UserError(f"data.workers must be >= 0 (0 reads in the training process), got {data.workers}")
     listing = list_folder(data.path)
     prepare = ResizePreprocessing(size=data.resolution, colour=data.colour)
     train = listing.train[: data.limit]
     test_x, test_y = read_items(listing.test, prepare)
-    arrays = ImageArrays(test_x[:0], test_y[:0], test_x, test_y, listing.classes, FOLDER.name, str(listing.root))
+    arrays = ImageArrays(train_images=test_x[:0], train_labels=test_y[:0], test_images=test_x, test_labels=test_y,
+                         classes=listing.classes, source=FOLDER.name, location=str(listing.root),
+                         notes=listing.notes())
     return arrays, PictureFiles(train, prepare, file_augmentation(data.augment, data.resolution))
 
 
@@ -174,10 +176,17 @@ class ImageClassification(Task):
         device = runtime.device
         self.train_x, self.train_y = self._tensors(arrays.train_images, arrays.train_labels, device)
         self.test_x, self.test_y = self._tensors(arrays.test_images, arrays.test_labels, device)
+        training = len(self.train_files) if self.train_files is not None else len(self.train_x)
+        where = f" ({arrays.location})" if arrays.source == FOLDER.name else ""
+        self.notes = [f"data: {arrays.source}{where}: {training:,} training and {len(self.test_x):,} test images, "
+                      f"{len(arrays.classes)} classes", *arrays.notes]
         self.models = self.build_models()
         self._check_resolution()
         for model in self.models.values():
             model.to(device)
+
+    def data_notes(self) -> list[str]:
+        return self.notes
 
     def _check_resolution(self) -> None:
         """One blank picture through the network (on the CPU, before it moves), so that a resolution it cannot take

@@ -28,7 +28,14 @@ from dlzoo.files import written_whole
 from dlzoo.tabular.baseline import boosting_baseline
 from dlzoo.tabular.model import FoldEnsembleRegressor
 from dlzoo.tabular.preprocess import block_sizes, encode_categories, fit_slots, unseen_categories
-from dlzoo.tabular.schema import Schema, category_text, check_columns, infer_schema, numeric_matrix
+from dlzoo.tabular.schema import (
+    Schema,
+    category_text,
+    check_columns,
+    infer_schema,
+    numeric_looking_categories,
+    numeric_matrix,
+)
 from dlzoo.tasks.base import Task
 
 SUBMISSION = "submission.csv"
@@ -124,6 +131,9 @@ class TabularRegression(Task):
         stats = fit_slots(numbers, categories, log_target, train_rows, data.min_category_count, data.numeric)
         sizes = block_sizes(stats.vocabularies, schema.categorical)
         self.codes = encode_categories(categories, stats.vocabularies, sizes)
+        self.notes = [f"data: {len(log_target):,} rows of {table.location}: {len(schema.numeric)} number and "
+                      f"{len(schema.categorical)} category columns, target {table.target_name}",
+                      *numeric_looking_categories(table.features, schema)]
         self.meta = {"schema": schema.to_dict(), "target": table.target_name, "id_column": table.id_column,
                      "folds": data.folds, "slots": slots, "category_sizes": sizes,
                      "vocabularies": stats.vocabularies, "source": table.source, "rows": len(log_target)}
@@ -191,6 +201,9 @@ class TabularRegression(Task):
                    "out_of_fold_log_rmse": float(np.sqrt(np.mean(np.concatenate(errors) ** 2)))}
         metrics.update({f"fold{fold + 1}_log_rmse": value for fold, value in enumerate(per_fold)})
         return metrics
+
+    def data_notes(self) -> list[str]:
+        return self.notes
 
     def summary_extra(self) -> dict[str, Any]:
         extra: dict[str, Any] = {"cv": {"folds": self.meta["folds"], "fold_seed": self.config.data.fold_seed,

@@ -3,11 +3,13 @@ errors that name the file."""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from dlzoo.errors import UserError
 
@@ -23,7 +25,8 @@ MIN_SIDE = 2
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """An image as uint8 RGB (H, W, 3) or grey (H, W); transparent pixels are composited onto white paper."""
+    """An image as uint8 RGB (H, W, 3) or grey (H, W), turned upright as its EXIF orientation says (a phone's
+    photo); transparent pixels are composited onto white paper."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"image not found: {path}")
@@ -35,13 +38,47 @@ def read_image(path: str | Path) -> np.ndarray:
         raise UserError(f"cannot read image {path}: {error.strerror or error}") from None
     if data.size == 0:
         raise UserError(f"image file is empty: {path}")
+    # IMREAD_UNCHANGED keeps alpha and 16-bit depth, but skips the EXIF rotation that other flags apply (except in
+    # TIFF files, which OpenCV's decoder turns upright itself).
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise UserError(f"not a readable image (corrupt or unsupported format): {path}")
+    if bytes(data[:4]) not in TIFF_MAGIC:
+        image = upright(image, exif_orientation(data))
     if min(image.shape[:2]) < MIN_SIDE:  # refused here, where the file is known, not later by the preprocessing
         raise UserError(f"image is too small ({image.shape[1]}x{image.shape[0]}, at least {MIN_SIDE}x{MIN_SIDE} "
                         f"pixels): {path}")
     return to_rgb_or_gray(image)
+
+
+def exif_orientation(data: np.ndarray) -> int:
+    """The EXIF orientation tag (1-8; 1 is upright) of an encoded picture, 1 when it has none. PIL parses only the
+    file's header for it, not its pixels."""
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as picture:
+            value = picture.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:  # noqa: BLE001 - a header PIL cannot parse simply has no orientation to apply
+        return 1
+    return value if value in _ORIENTATIONS else 1
+
+
+def upright(image: np.ndarray, orientation: int) -> np.ndarray:
+    """The picture as a viewer shows it: EXIF orientation 2-8 undone (the same turns as PIL's `exif_transpose`)."""
+    return np.ascontiguousarray(_ORIENTATIONS[orientation](image))
+
+
+ORIENTATION_TAG = 0x0112
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+_ORIENTATIONS = {
+    1: lambda image: image,
+    2: lambda image: image[:, ::-1],  # mirrored left-right
+    3: lambda image: image[::-1, ::-1],  # upside down
+    4: lambda image: image[::-1],  # mirrored top-bottom
+    5: lambda image: image.swapaxes(0, 1),  # mirrored along the main diagonal
+    6: lambda image: image.swapaxes(0, 1)[:, ::-1],  # a quarter turn: shown turned clockwise
+    7: lambda image: image[::-1, ::-1].swapaxes(0, 1),  # mirrored along the other diagonal
+    8: lambda image: image.swapaxes(0, 1)[::-1],  # a quarter turn: shown turned anticlockwise
+}
 
 
 def to_rgb_or_gray(image: np.ndarray) -> np.ndarray:
