@@ -2,25 +2,39 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
+from safetensors.torch import load_file
 
-from conftest import ROOT, run_subprocess
+from conftest import ROOT, Result, run_subprocess
+
+TWO_PROCESSES = ["digits", "data.limit=800", "trainer.epochs=2", "trainer.device=cpu"]
 
 
-@pytest.mark.multiprocess
-def test_torchrun_two_processes(tmp_path):
-    run_dir = tmp_path / "ddp"
+def torchrun(*args) -> Result:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dlzoo",
-         "train", "digits", "data.limit=800", "trainer.epochs=2", "trainer.device=cpu", "--out", str(run_dir)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+         *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("ddp") / "run"
+    done = torchrun("train", *TWO_PROCESSES, "--out", run_dir)
+    assert done.code == 0, done.err[-3000:]
+    return run_dir, done
+
+
+@pytest.mark.multiprocess
+def test_torchrun_two_processes(ddp_run):
+    run_dir, done = ddp_run
     # Only rank 0 logs: each epoch line appears once.
-    assert done.stdout.count("epoch 1/2 ") == 1, done.stdout
+    assert done.out.count("epoch 1/2 ") == 1, done.out
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["world_size"] == 2
     entries = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -33,3 +47,33 @@ def test_torchrun_two_processes(tmp_path):
     single = json.loads(evaluated.out)["metrics"]["test"]
     assert single["accuracy"] == pytest.approx(summary["metrics"]["test"]["accuracy"], abs=1e-9)
     assert single["loss"] == pytest.approx(summary["metrics"]["test"]["loss"], rel=1e-4)
+
+
+@pytest.mark.multiprocess
+def test_a_torchrun_run_resumes_exactly_and_only_with_as_many_processes(ddp_run, tmp_path):
+    run_dir, _ = ddp_run
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run_dir, resumed)
+    shutil.rmtree(resumed / "checkpoints" / "epoch-0002")  # as if killed in the second epoch
+    (resumed / "summary.json").unlink()
+    alone = run_subprocess("train", "--resume", resumed)
+    assert alone.code == 2 and alone.err.count("\n") == 1, alone.err
+    assert "trained in 2 processes, not 1: resume it with torchrun --nproc_per_node 2" in alone.err
+    done = torchrun("train", "--resume", resumed)
+    assert done.code == 0, done.err[-3000:]
+    # Every rank's RNG (the digits net's dropout, its augmentation) is saved: the second epoch comes out the same.
+    original = load_file(str(run_dir / "checkpoints" / "epoch-0002" / "model.safetensors"))
+    again = load_file(str(resumed / "checkpoints" / "epoch-0002" / "model.safetensors"))
+    assert all((original[key] == again[key]).all() for key in original)
+
+
+@pytest.mark.multiprocess
+def test_mistakes_under_torchrun_are_told_once(ddp_run, tmp_path):
+    run_dir, _ = ddp_run
+    for args, message in ((["train", "digits", "trainer.bogus=1"], "unknown config key 'trainer.bogus'"),
+                          (["train", *TWO_PROCESSES, "--out", run_dir], "already holds a run"),
+                          (["eval", run_dir], "dlzoo eval runs in one process: run it without torchrun")):
+        done = torchrun(*args)
+        assert done.code != 0
+        assert done.err.count("dlzoo: error:") == 1 and message in done.err, done.err[-3000:]
+        assert "Traceback" not in done.err.split("dlzoo: error:")[0], done.err[-3000:]

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -70,9 +72,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
+        if args.command != "train" and int(os.environ.get("WORLD_SIZE", 1)) > 1:
+            raise UserError(f"dlzoo {args.command} runs in one process: run it without torchrun (only training "
+                            f"spreads over processes)")
         return _COMMANDS[args.command].run(args) or 0
     except UserError as error:
-        print(f"dlzoo: error: {one_line(str(error))}", file=sys.stderr)
+        if _rank() != 0 and not error.this_process_only:
+            _leave_it_to_rank_0()
+        print(f"dlzoo: error: {_from_rank()}{one_line(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dlzoo: interrupted", file=sys.stderr)
@@ -80,8 +87,30 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `dlzoo list | head`
         return 0
     except OSError as error:  # an --out under a file, no permission, a full disk: the machine's answer, not a bug
-        print(f"dlzoo: error: {_describe(error)}", file=sys.stderr)
+        print(f"dlzoo: error: {_from_rank()}{_describe(error)}", file=sys.stderr)
         return 2
+
+
+# How long a torchrun process other than rank 0 waits, after a mistake every process meets, for rank 0 to report it.
+RANK_0_GRACE_S = 30.0
+
+
+def _leave_it_to_rank_0() -> None:
+    """Under torchrun every process meets most mistakes at once (a bad key, a missing file). Rank 0 says so; the
+    others wait, and torchrun stops them as soon as rank 0 has exited. (Exiting at once would be worse than saying
+    it twice: torchrun would stop rank 0 before it printed.) One still running after the grace period met the
+    mistake alone, and says it itself."""
+    time.sleep(RANK_0_GRACE_S)
+
+
+def _rank() -> int:
+    """This process's rank under torchrun, else 0."""
+    return int(os.environ.get("RANK", 0))
+
+
+def _from_rank() -> str:
+    """`rank 1: ` before the message of a process other than torchrun's first, so that its origin is clear."""
+    return f"rank {_rank()}: " if _rank() else ""
 
 
 # The commands' lists of KEY=VALUE settings (train's overrides, eval's settings, bench's options).

@@ -42,6 +42,9 @@ def check_out(out: str) -> Path:
     """`--out DIR` for a new run: a folder that holds no run yet, or a new name. Checked by every torchrun rank
     before any work, so that one rank's refusal cannot leave the others waiting for it."""
     path = Path(out)
+    under_a_file = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
+    if under_a_file is not None:
+        raise UserError(f"cannot use --out {path}: {under_a_file} is a file, not a folder")
     if (path / CONFIG).exists():
         raise UserError(f"{path} already holds a run; continue it with --resume {path} or choose another --out")
     if path.exists() and not path.is_dir():

@@ -63,7 +63,7 @@ def train(args: argparse.Namespace) -> int:
         if not isinstance(error, KeyboardInterrupt):
             raise
         if runtime.is_main:
-            print(_interrupted(None if discarded else run_dir), file=sys.stderr)
+            print(_interrupted(None if discarded else run_dir, runtime.world_size), file=sys.stderr)
         return 130
     finally:
         runtime.shutdown()
@@ -94,12 +94,15 @@ def _recipe_and_config(args: argparse.Namespace) -> tuple[Recipe, RecipeConfig, 
     return recipe, config, run_dir
 
 
-def _interrupted(run_dir: Path | None) -> str:
-    """What a Ctrl-C leaves, and how to go on: `run_dir` is None when nothing was kept."""
+def _interrupted(run_dir: Path | None, processes: int = 1) -> str:
+    """What a Ctrl-C leaves, and how to go on (as many processes as before): `run_dir` is None when nothing was
+    kept."""
     from dlzoo.engine import checkpoint
 
     if run_dir is None:
         return "interrupted before the first checkpoint: nothing was kept"
+    launcher = "dlzoo" if processes == 1 else f"torchrun --nproc_per_node {processes} -m dlzoo"
     if checkpoint.list_checkpoints(run_dir):
-        return f"interrupted: the last complete checkpoint is intact; continue with dlzoo train --resume {run_dir}"
-    return f"interrupted before the first checkpoint; start it again with dlzoo train --resume {run_dir}"
+        return (f"interrupted: the last complete checkpoint is intact; continue with {launcher} train --resume "
+                f"{run_dir}")
+    return f"interrupted before the first checkpoint; start it again with {launcher} train --resume {run_dir}"

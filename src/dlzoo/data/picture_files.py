@@ -108,5 +108,6 @@ class FileLoader:
             except StopIteration:
                 return
             except UserError as error:  # from a worker, its message wrapped in the worker's traceback
-                raise UserError(str(error).strip().splitlines()[-1].removeprefix("dlzoo.errors.UserError: ")) from None
+                message = str(error).strip().splitlines()[-1].removeprefix("dlzoo.errors.UserError: ")
+                raise UserError(message, this_process_only=True) from None  # this rank's share of the pictures
             yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)

@@ -115,6 +115,14 @@ class Runtime:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def gather_object(self, value: object) -> list[object]:
+        """Every rank's `value`, in rank order, on every rank ([value] in a single process)."""
+        if not self.distributed:
+            return [value]
+        values: list[object] = [None] * self.world_size
+        dist.all_gather_object(values, value)
+        return values
+
     def broadcast_buffers(self, module: torch.nn.Module) -> None:
         """Copy rank 0's buffers (e.g. BatchNorm running statistics) to every rank."""
         if self.distributed:

@@ -11,9 +11,9 @@
         checkpoint (atomic; see checkpoint.py)
 
 The loop knows nothing about images, text or tables. Resume restores optimizers, schedulers, the grad scaler, RNG
-states and counters, and the data order (and a streamed picture's augmentation) is a function of (seed, epoch), so
-a resumed run in one process retraces the original bit for bit on the CPU. (Under DDP only rank 0's RNG is saved:
-the other ranks restart their augmentation and dropout noise from a fresh seed.)
+states (every rank's) and counters, and the data order (and a streamed picture's augmentation) is a function of
+(seed, epoch), so a resumed run retraces the original bit for bit on the CPU, in one process or under torchrun with
+as many processes as it trained with (another count is refused: the schedule counts its steps per epoch).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from dlzoo.engine.reporting import (
     truncate_metrics,
 )
 from dlzoo.engine.runtime import Runtime, seed_everything
+from dlzoo.errors import UserError
 from dlzoo.files import written_whole
 from dlzoo.provenance import device_description, environment
 
@@ -107,6 +108,10 @@ class Trainer:
         task, trainer_config = self.task, self.config.trainer
         loader = task.train_loader()
         steps_per_epoch = len(loader)
+        if steps_per_epoch == 0:  # too few samples to give each process a batch (data.limit under torchrun)
+            processes = _processes(self.runtime.world_size)
+            raise UserError(f"the training data gives no training step per epoch in {processes}: use more samples "
+                            f"(data.limit) or fewer processes")
         self.total_steps = max(1, trainer_config.epochs * steps_per_epoch)
         self.optimizers = task.configure_optimizers()
         self.schedulers = {name: build_scheduler(self.config.optim, optimizer, trainer_config.epochs,
@@ -258,6 +263,7 @@ class Trainer:
             torch.cuda.synchronize(self.runtime.device)
 
     def _save(self, epoch: int, train_seconds: float) -> None:
+        rng = self.runtime.gather_object(checkpoint.rng_state())  # a collective: every rank takes part
         if self.run_dir is None:
             return
         state = {
@@ -265,10 +271,11 @@ class Trainer:
             "step": self.step,
             "train_seconds": train_seconds,
             "samples_seen": self.samples_seen,
+            "world_size": self.runtime.world_size,
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "schedulers": {name: sched.state_dict() for name, sched in self.schedulers.items()},
             "scaler": self.scaler.state_dict(),
-            "rng": checkpoint.rng_state(),
+            "rng": rng,  # one per rank
             "task": self.task.state_dict(),
         }
         checkpoint.save(self.run_dir, epoch, self.task.models, checkpoint_metadata(self.task, epoch, self.step),
@@ -276,17 +283,24 @@ class Trainer:
 
     def _restore(self, run_dir: Path) -> tuple[int, float]:
         found = checkpoint.latest(run_dir)
-        checkpoint.load_weights_into(self.task.models, checkpoint.read_weights(found / checkpoint.WEIGHTS))
         state = checkpoint.read_training_state(found)
+        trained_with = state.get("world_size", self.runtime.world_size)  # checkpoints before 2026-12-06 lack it
+        if trained_with != self.runtime.world_size:
+            how = "without torchrun" if trained_with == 1 else f"with torchrun --nproc_per_node {trained_with}"
+            raise UserError(f"{run_dir} trained in {_processes(trained_with)}, not {self.runtime.world_size}: resume "
+                            f"it {how} (its schedule and data order count its processes)")
+        checkpoint.load_weights_into(self.task.models, checkpoint.read_weights(found / checkpoint.WEIGHTS))
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
         for name, scheduler in self.schedulers.items():
             scheduler.load_state_dict(state["schedulers"][name])
         self.scaler.load_state_dict(state["scaler"])
         self.task.load_state_dict(state.get("task", {}))
-        if self.runtime.is_main:
+        if isinstance(state["rng"], list):  # one per rank
+            checkpoint.set_rng_state(state["rng"][self.runtime.rank])
+        elif self.runtime.is_main:  # checkpoints before 2026-12-06 hold rank 0's alone; the others start afresh
             checkpoint.set_rng_state(state["rng"])
-        else:  # only rank 0's RNG is saved; the others restart from a seed that still differs per rank and epoch
+        else:
             seed_everything(self.runtime.seed + self.runtime.rank + 7919 * state["epoch"])
         self.step = state["step"]
         self.samples_seen = state["samples_seen"]
@@ -357,6 +371,10 @@ def checkpoint_metadata(task: Task, epoch: int, step: int) -> dict[str, Any]:
 
     return {"recipe": task.config.recipe, "task": type(task).__name__, "config": to_dict(task.config),
             "meta": task.meta, "epoch": epoch, "step": step, "dlzoo_version": __version__}
+
+
+def _processes(count: int) -> str:
+    return "one process" if count == 1 else f"{count} processes"
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -25,6 +26,10 @@ from dlzoo.tasks.generative import (
     ModelConfig,
     check_model_args,
 )
+
+if TYPE_CHECKING:
+    from dlzoo.engine.runtime import Runtime
+    from dlzoo.engine.trainer import Trainer
 
 
 @dataclass
@@ -70,7 +75,7 @@ class ConditionalGANTask(GenerativeImageTask):
     optimizes_itself = True
     config: ConditionalGANConfig
 
-    def setup(self, runtime) -> None:
+    def setup(self, runtime: Runtime) -> None:
         self.setup_data(runtime)
 
     def check_config(self) -> None:
@@ -105,7 +110,7 @@ class ConditionalGANTask(GenerativeImageTask):
     def noise(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(count, self.config.gan.latent_dim, device=self.runtime.device, generator=generator)
 
-    def train_step(self, batch, ctx) -> dict[str, torch.Tensor]:
+    def train_step(self, batch: Any, ctx: Trainer) -> dict[str, torch.Tensor]:
         real, labels = batch
         generator, critic, gan = ctx.models["generator"], ctx.models["critic"], self.config.gan
         with torch.no_grad():

@@ -10,7 +10,7 @@ picture, with torchvision transforms.v2 (see `dlzoo.data.picture_files`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -31,6 +31,10 @@ from dlzoo.tasks.ema import started, weight_average
 from dlzoo.vision.digits import prepare_many
 from dlzoo.vision.io import read_image
 from dlzoo.vision.preprocess import ResizePreprocessing, make_preprocessing, preprocessing_from_dict
+
+if TYPE_CHECKING:
+    from dlzoo.engine.runtime import Runtime
+    from dlzoo.engine.trainer import Trainer
 
 
 @dataclass
@@ -154,7 +158,7 @@ class ImageClassification(Task):
     config: ImageClassificationConfig
     train_files: PictureFiles | None = None  # the training pictures left on disk (`data.stream`)
 
-    def setup(self, runtime) -> None:
+    def setup(self, runtime: Runtime) -> None:
         config = self.config
         if not 0 <= config.label_smoothing < 1:
             raise UserError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
@@ -267,7 +271,7 @@ class ImageClassification(Task):
             images = random_flip(images)
         return images
 
-    def train_step(self, batch, ctx) -> dict[str, torch.Tensor]:
+    def train_step(self, batch: Any, ctx: Trainer) -> dict[str, torch.Tensor]:
         images, labels = batch
         if self.train_files is None:  # streamed pictures were augmented as they were read
             images = self.augment(images)
@@ -275,7 +279,7 @@ class ImageClassification(Task):
         loss, logits = classification_loss(output, labels, self.config.label_smoothing, self.config.aux_weight)
         return {"loss": loss, "accuracy": (logits.argmax(1) == labels).float().mean()}
 
-    def after_step(self, ctx) -> None:
+    def after_step(self, ctx: Trainer) -> None:
         if "ema" in self.models and ctx.progress >= self.config.ema_start and ctx.step % self.config.ema_every == 0:
             self.models["ema"].update_parameters(self.models["net"])
 

@@ -10,7 +10,7 @@ digits it never saw. The reader (`dlzoo read`) crops each line of a picture, sca
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,10 @@ from dlzoo.models import create
 from dlzoo.reader.compose_lines import LineComposer, LineStyle
 from dlzoo.reader.ctc import BLANK, NUM_CLASSES, edit_distance, greedy_texts
 from dlzoo.tasks.base import Task
+
+if TYPE_CHECKING:
+    from dlzoo.engine.runtime import Runtime
+    from dlzoo.engine.trainer import Trainer
 
 KIND = "line-recognizer"  # meta["kind"]: how the reader tells a line recognizer from a digit classifier
 
@@ -88,7 +92,7 @@ class LineRecognition(Task):
     main_metric = "exact"
     config: LineRecognitionConfig
 
-    def setup(self, runtime) -> None:
+    def setup(self, runtime: Runtime) -> None:
         data = self.config.data
         if data.height % 8 or data.height < 16:
             raise UserError(f"data.height must be a multiple of 8 and at least 16, got {data.height}")
@@ -142,7 +146,7 @@ class LineRecognition(Task):
         return LineBatches(self.train_composer, data.lines_per_epoch, data.batch_size, data.max_digits,
                            runtime.seed, runtime.rank, runtime.world_size)
 
-    def train_step(self, batch, ctx) -> dict[str, torch.Tensor]:
+    def train_step(self, batch: Any, ctx: Trainer) -> dict[str, torch.Tensor]:
         picks, lengths = batch
         images, targets, lengths = self.train_composer.compose(picks, lengths)
         if self.config.model.channels_last:

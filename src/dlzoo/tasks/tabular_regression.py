@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,10 @@ from dlzoo.tabular.schema import (
     numeric_matrix,
 )
 from dlzoo.tasks.base import Task
+
+if TYPE_CHECKING:
+    from dlzoo.engine.runtime import Runtime
+    from dlzoo.engine.trainer import Trainer
 
 SUBMISSION = "submission.csv"
 
@@ -110,7 +114,7 @@ class TabularRegression(Task):
     writes_predictions = True  # `dlzoo predict RUN in.csv --out out.csv`: Kaggle's submission format
     config: TabularRegressionConfig
 
-    def setup(self, runtime) -> None:
+    def setup(self, runtime: Runtime) -> None:
         config = self.config
         self.runtime = runtime
         data = config.data
@@ -169,7 +173,7 @@ class TabularRegression(Task):
                             drop_last=len(self.log_target) >= 2 * data.batch_size * runtime.world_size,
                             seed=runtime.seed, rank=runtime.rank, world_size=runtime.world_size)
 
-    def train_step(self, batch, ctx) -> dict[str, torch.Tensor]:
+    def train_step(self, batch: Any, ctx: Trainer) -> dict[str, torch.Tensor]:
         numbers, codes, target, trains = batch
         predicted = ctx.models["net"](numbers, codes).float()  # (slots, batch)
         weights = trains.T  # (slots, batch): 1 where the row is in the slot's training part

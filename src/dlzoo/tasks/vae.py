@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,10 @@ from dlzoo.tasks.generative import (
     ModelConfig,
     decode_examples,
 )
+
+if TYPE_CHECKING:
+    from dlzoo.engine.runtime import Runtime
+    from dlzoo.engine.trainer import Trainer
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -77,7 +82,7 @@ class VAETask(GenerativeImageTask):
         if model_entry(self.config.model.name).family != "vae":
             raise UserError(f"model '{self.config.model.name}' is not a VAE; use vae-mlp or vae-conv")
 
-    def setup(self, runtime) -> None:
+    def setup(self, runtime: Runtime) -> None:
         self.setup_data(runtime)
         fixed = torch.Generator().manual_seed(EVAL_SEED)  # on the CPU: the same binary images on every device
         self.test_binary = torch.bernoulli(self.test_x.cpu(), generator=fixed).to(runtime.device)
@@ -88,7 +93,7 @@ class VAETask(GenerativeImageTask):
             raise UserError(f"model '{self.config.model.name}' is not a VAE; use vae-mlp or vae-conv")
         return {"vae": model}
 
-    def train_step(self, batch, ctx) -> dict[str, torch.Tensor]:
+    def train_step(self, batch: Any, ctx: Trainer) -> dict[str, torch.Tensor]:
         images, _ = batch
         binary = torch.bernoulli(images)  # dynamic binarisation, from the global RNG (resume stays exact)
         logits, mu, logvar = ctx.models["vae"](binary)
