@@ -29,6 +29,9 @@ def test_a_config_file_merges_a_models_args_as_the_command_line_does(tmp_path):
     mine.write_text("model: {args: {width: 32}}\n")
     from_file = build_config(fashion, str(mine)).model.args
     assert from_file == build_config(fashion, overrides=["model.args.width=32"]).model.args == {"width": 32, "depth": 1}
+    # A file that names another model starts from that model's own defaults, not from the old model's options.
+    assert from_dict(type(fashion.config()), {"model": {"name": "other", "args": {"channels": 8}}},
+                     base=fashion.config(), merge_mappings=True).model.args == {"channels": 8}
     # A saved run's config is complete: its mapping replaces the defaults', so a run rebuilds the model it trained.
     saved = from_dict(type(fashion.config()), {"model": {"args": {"width": 32}}}, base=fashion.config())
     assert saved.model.args == {"width": 32}

@@ -21,6 +21,13 @@ def test_a_file_is_replaced_only_when_its_writing_succeeds(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"]
 
 
+def test_a_name_near_the_file_system_limit_is_written_too(tmp_path):
+    out = tmp_path / ("x" * 245 + ".png")
+    with written_whole(out) as tmp:
+        tmp.write_bytes(b"picture")
+    assert out.read_bytes() == b"picture"
+
+
 def test_files_that_belong_together_are_written_all_or_none(tmp_path):
     model, sidecar = tmp_path / "model.pt2", tmp_path / "model.pt2.json"
     with pytest.raises(KeyboardInterrupt), all_written_whole([model, sidecar]) as (model_tmp, sidecar_tmp):

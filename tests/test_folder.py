@@ -285,6 +285,8 @@ def test_hidden_and_nested_files_and_what_is_left_out(tmp_path):
     picture.convert("RGB").save(root / "train" / "dog" / "5.jfif", format="JPEG")
     (root / "train" / "dog" / "notes.txt").write_text("not a picture")
     (root / "train" / "dog" / "labels.csv").write_text("not a picture")
+    (root / "train" / "dog" / "up").symlink_to(root / "train")  # links back up are not followed: no other
+    (root / "train" / "dog" / "self").symlink_to(root / "train" / "dog")  # class's pictures, and no loop
     arrays = load_image_folder(str(root), 8)
     assert arrays.classes == ["cat", "dog"]
     assert np.bincount(arrays.train_labels).tolist() == [5, 6]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from pathlib import Path
@@ -388,6 +389,9 @@ def test_csv_rows_ending_in_a_comma_keep_every_value_under_its_name(tmp_path):
     (tmp_path / "trailing.csv").write_text("price,area,rooms\n100,5,2,\n200,6,3,\n")
     assert read_csv(tmp_path / "trailing.csv").to_dict("list") == {
         "price": ["100", "200"], "area": ["5", "6"], "rooms": ["2", "3"]}
+    with gzip.open(tmp_path / "trailing.csv.gz", "wt") as packed:  # pandas reads compressed files too
+        packed.write("price,area,rooms\n100,5,2,\n200,6,3,\n")
+    assert read_csv(tmp_path / "trailing.csv.gz").shape == (2, 3)
     (tmp_path / "more.csv").write_text("price,area\n100,5,2\n200,6,3\n")
     with pytest.raises(UserError, match="rows have more cells than its header has names"):
         read_csv(tmp_path / "more.csv")

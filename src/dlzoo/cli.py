@@ -4,6 +4,7 @@ each registers itself with `@command`. User errors end as one line on stderr and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import pkgutil
@@ -100,7 +101,8 @@ def _leave_it_to_rank_0() -> None:
     others wait, and torchrun stops them as soon as rank 0 has exited. (Exiting at once would be worse than saying
     it twice: torchrun would stop rank 0 before it printed.) One still running after the grace period met the
     mistake alone, and says it itself."""
-    time.sleep(RANK_0_GRACE_S)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C stops the wait, not with a traceback
+        time.sleep(RANK_0_GRACE_S)
 
 
 def _rank() -> int:

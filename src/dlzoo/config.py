@@ -185,8 +185,10 @@ def from_dict(cls: type[C], data: dict[str, Any], prefix: str = "", base: C | No
 
     A free-form mapping (a model's `args`) replaces the base's whole: a saved run's config is complete, and keys the
     recipe's defaults gained since must not change the model it rebuilds. With `merge_mappings` (a user's --config
-    file) its entries go into the base's one by one instead, as `model.args.width=32` on the command line does."""
+    file) its entries go into the base's one by one instead, as `model.args.width=32` on the command line does,
+    unless the section also names another `name` (another model), whose options the base's would not fit."""
     config = base if base is not None else cls()
+    renamed = "name" in data and data["name"] != getattr(config, "name", None)
     hints = _hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     for name, value in data.items():
@@ -198,7 +200,7 @@ def from_dict(cls: type[C], data: dict[str, Any], prefix: str = "", base: C | No
                               merge_mappings=merge_mappings)
         else:
             value = coerce(value, annotation, prefix + name)
-            if merge_mappings and isinstance(value, dict):
+            if merge_mappings and not renamed and isinstance(value, dict):
                 value = {**(getattr(config, name) or {}), **value}
         setattr(config, name, value)
     return config

@@ -1,12 +1,15 @@
 """Files written whole: whoever reads one (a user, a resumed run, another rank) finds the old file or the new one,
 never half of one, and a failed or interrupted write leaves no temporary file behind.
 
-Every output dlzoo writes goes through `written_whole` (one file) or `all_written_whole` (several, all or none):
-the bytes go to a temporary name beside the file, which one rename puts in its place once the writing succeeded.
+Every output dlzoo writes goes through `written_whole` (one file) or `all_written_whole` (several that belong
+together, none replaced unless all were written): the bytes go to a temporary name beside the file, which one rename
+puts in its place once the writing succeeded.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,8 +20,11 @@ from typing import Any
 def temporary_beside(path: Path) -> Path:
     """A new hidden name beside `path` to write it under: unique per call, so it is never another process's
     temporary file nor an existing file (such as the input table of `predict --out`), and ending in `path`'s own
-    suffix, from which writers such as matplotlib, PIL and torch.export take the format."""
-    return path.with_name(f".{path.stem}.{secrets.token_hex(6)}.tmp{path.suffix}")
+    suffix, from which writers such as matplotlib, PIL and torch.export take the format. A name near the file
+    system's 255-byte limit drops its stem."""
+    token = secrets.token_hex(6)
+    name = f".{path.stem}.{token}.tmp{path.suffix}"
+    return path.with_name(name if len(name.encode()) <= 255 else f".{token}.tmp{path.suffix}")
 
 
 def stale_temporaries(path: Path) -> list[Path]:
@@ -39,6 +45,8 @@ def all_written_whole(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
     """`written_whole` for files that belong together (a model and its sidecar): each is written to its temporary
     name, and only when the block has written them all are they renamed into place."""
     targets = [Path(path) for path in paths]
+    for target in targets:  # a name the file system refuses would fail only at its rename, after the others'
+        _check_name_length(target)
     temporary: list[Path] = []
     try:
         for target in targets:
@@ -62,6 +70,15 @@ def save_figure(figure: Any, out: Path, dpi: int) -> Path:
     finally:
         plt.close(figure)
     return out
+
+
+def _check_name_length(path: Path) -> None:
+    try:
+        limit = os.pathconf(path.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):  # the folder is not there yet (its writer says so), or no such limit here
+        limit = 255
+    if len(path.name.encode()) > limit:
+        raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(path))
 
 
 def _claim(path: Path) -> Path:

@@ -57,7 +57,14 @@ def _pictures(folder: Path, skipped: Counter[str]) -> list[Path]:
     """The pictures in `folder` and its subfolders, sorted; other files (not hidden) are counted in `skipped` by
     their suffix."""
     found = []
+    # (device, inode) of the folders walked and of the class folder's own parents: a link back up (to the class
+    # folder, or to train/ and its other classes) is not followed, nor one to a folder walked already.
+    seen = {_identity(above) for above in folder.resolve().parents}
     for parent, folders, files in os.walk(folder, followlinks=True):
+        if _identity(Path(parent)) in seen:
+            folders[:] = []
+            continue
+        seen.add(_identity(Path(parent)))
         folders[:] = [name for name in folders if not _hidden(name)]
         for name in files:
             path = Path(parent) / name
@@ -68,6 +75,11 @@ def _pictures(folder: Path, skipped: Counter[str]) -> list[Path]:
             else:
                 skipped[path.suffix.lower() or "(no suffix)"] += 1
     return sorted(found)
+
+
+def _identity(folder: Path) -> tuple[int, int]:
+    status = folder.stat()
+    return status.st_dev, status.st_ino
 
 
 @dataclass(frozen=True)

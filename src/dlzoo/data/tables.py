@@ -7,7 +7,6 @@ numbers happens later, in one place (`dlzoo.tabular.schema`), so training and pr
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,18 +86,19 @@ def _without_extra_cells(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 
 def _header(path: Path) -> list[str]:
-    """The first row of a CSV file that pandas has read (so it is UTF-8 text), its cells as written."""
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        return next(csv.reader(handle, skipinitialspace=True), [])
+    """The header row of a CSV file that pandas has read (compressed or not), its cells as written."""
+    first = pd.read_csv(path, encoding="utf-8-sig", dtype=str, skipinitialspace=True, header=None, nrows=1,
+                        keep_default_na=False)
+    return [str(cell) for cell in first.iloc[0]] if len(first) else []
 
 
 def _separator_hint(path: Path) -> str:
     """A hint when the file looks separated by semicolons (as spreadsheets write CSV where the decimal mark is a
     comma), which dlzoo does not read."""
     try:
-        with open(path, encoding="utf-8-sig", errors="replace") as handle:
-            first = handle.readline()
-    except OSError:
+        first = pd.read_csv(path, encoding="utf-8-sig", dtype=str, header=None, nrows=1, sep="\x01",
+                            keep_default_na=False).iloc[0, 0]
+    except (OSError, ValueError, IndexError, pd.errors.ParserError):
         return ""
     return "; it looks separated by ';': save it with commas between cells" if first.count(";") > first.count(",") \
         else ""

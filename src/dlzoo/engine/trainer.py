@@ -23,7 +23,6 @@ import json
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -220,12 +219,20 @@ class Trainer:
         if self._scaled:
             self.scaler.update()
             self._scaled = False
-        with warnings.catch_warnings():
-            # A GAN's generator may not step on the first batch; the scheduler's warning about it is noise.
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
-            for scheduler in self.schedulers.values():
-                scheduler.step()
+        if self.step == 0:
+            # A scheduler checks on its first step (only) that its optimizer stepped before it; a GAN's generator
+            # may not step on the first batch, so that warning is noise. Filtered here alone: catch_warnings also
+            # resets which warnings were shown, so around every step they would all repeat.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+                self._step_schedules()
+        else:
+            self._step_schedules()
         self.step += 1
+
+    def _step_schedules(self) -> None:
+        for scheduler in self.schedulers.values():
+            scheduler.step()
 
     def evaluate(self, split: str) -> dict[str, float]:
         # DDP keeps parameters equal, but each rank's last forward updated its own BatchNorm statistics: evaluate
@@ -345,7 +352,7 @@ class Trainer:
         return {**summary, **extra}
 
 
-@contextmanager
+@contextlib.contextmanager
 def evaluation_mode(task: Task) -> Iterator[None]:
     """Models in eval mode, no autograd, the run's autocast; each model's mode is restored afterwards."""
     modes = {name: model.training for name, model in task.models.items()}

@@ -70,11 +70,12 @@ def infer_schema(frame: pd.DataFrame, categorical: Iterable[str] = ()) -> Schema
     return Schema(numeric, categories, indicators)
 
 
-def numeric_looking_categories(frame: pd.DataFrame, schema: Schema) -> list[str]:
-    """A note for each categorical column whose cells are mostly numbers: one stray cell ('?', '3,477') makes a
-    column of numbers a column of categories, in which nearly every value is rare and says little."""
+def numeric_looking_categories(frame: pd.DataFrame, schema: Schema, forced: Iterable[str] = ()) -> list[str]:
+    """A note for each categorical column whose cells are mostly numbers (`forced`, named in data.categorical,
+    aside): one stray cell ('?', '3,477') makes a column of numbers a column of categories, in which nearly every
+    value is rare and says little."""
     notes = []
-    for column in schema.categorical:
+    for column in [c for c in schema.categorical if c not in set(forced)]:
         cells = frame[column]
         filled = cells.notna()
         numbers = as_numbers(cells)

@@ -60,7 +60,8 @@ class Task(abc.ABC):
         """One optimizer over every model by default; tasks with several (a GAN) return one per name."""
         return {"net": build_optimizer(self.config.optim, self.models.values())}
 
-    # True when `train_step` calls `ctx.optimize(...)` itself (several optimizers, or steps that skip updates).
+    # True when `train_step` calls `ctx.optimize(...)` itself (several optimizers, or steps that skip updates);
+    # each optimizer at most once a step (the fp16 loss scale is updated once, after the step).
     optimizes_itself: ClassVar[bool] = False
 
     @abc.abstractmethod

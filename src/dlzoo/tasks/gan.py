@@ -122,7 +122,7 @@ class ConditionalGANTask(GenerativeImageTask):
         ctx.optimize(gan.gp_weight * penalty - wasserstein, "critic")
         if (ctx.step + 1) % gan.n_critic == 0:
             ctx.optimize(-critic(generator(self.noise(len(real)), labels), labels).float().mean(), "generator")
-            if gan.ema:
+            if gan.ema:  # here, not in after_step: the average takes in the generator only when it has stepped
                 self.models["generator_ema"].update_parameters(self.models["generator"])
         # Logged every batch (the engine averages each key over all batches): the critic's view of the gap.
         return {"loss": (gan.gp_weight * penalty - wasserstein).detach(), "wasserstein": wasserstein.detach(),

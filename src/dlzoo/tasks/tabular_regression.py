@@ -137,7 +137,7 @@ class TabularRegression(Task):
         self.codes = encode_categories(categories, stats.vocabularies, sizes)
         self.notes = [f"data: {len(log_target):,} rows of {table.location}: {len(schema.numeric)} number and "
                       f"{len(schema.categorical)} category columns, target {table.target_name}",
-                      *numeric_looking_categories(table.features, schema)]
+                      *numeric_looking_categories(table.features, schema, data.categorical)]
         self.meta = {"schema": schema.to_dict(), "target": table.target_name, "id_column": table.id_column,
                      "folds": data.folds, "slots": slots, "category_sizes": sizes,
                      "vocabularies": stats.vocabularies, "source": table.source, "rows": len(log_target)}

@@ -52,10 +52,12 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def exif_orientation(data: np.ndarray) -> int:
-    """The EXIF orientation tag (1-8; 1 is upright) of an encoded picture, 1 when it has none. PIL parses only the
-    file's header for it, not its pixels."""
+    """The EXIF orientation tag (1-8; 1 is upright) of an encoded picture, 1 when it has none. Read from the
+    file's header: a PNG whose header holds no EXIF is not asked (PIL would decode its pixels to look further)."""
     try:
         with Image.open(io.BytesIO(data.tobytes())) as picture:
+            if picture.format == "PNG" and "exif" not in picture.info:
+                return 1
             value = picture.getexif().get(ORIENTATION_TAG, 1)
     except Exception:  # noqa: BLE001 - a header PIL cannot parse simply has no orientation to apply
         return 1
