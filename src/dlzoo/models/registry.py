@@ -45,10 +45,13 @@ def model_entry(name: str) -> ModelEntry:
 def create(name: str, num_classes: int = 10, in_channels: int = 1, **kwargs) -> nn.Module:
     """Build a registered model by name, e.g. `create("resnet18", num_classes=10, in_channels=1)`."""
     entry = model_entry(name)
-    try:
-        return entry.factory(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    try:  # the arguments checked against the factory's signature: a TypeError inside it is a bug, not the user's
+        inspect.signature(entry.factory).bind(num_classes=num_classes, in_channels=in_channels, **kwargs)
     except TypeError as error:
-        raise UserError(f"model '{name}': {error}") from None
+        raise UserError(f"model '{name}': {error} (model.args are its keyword arguments; a recipe's defaults fit "
+                        f"the recipe's own model: with another model.name, set model.args={{}} or that model's)") \
+            from None
+    return entry.factory(num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
 def list_models() -> list[ModelEntry]:
