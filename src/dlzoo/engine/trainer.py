@@ -134,7 +134,7 @@ class Trainer:
         # TensorBoard forgets what was logged after the checkpoint; its own epoch was logged at its step, and stays.
         log = RunLog(self.run_dir, purge_step=self.step + 1 if resume_from is not None else None)
         self.console.line(self._banner(steps_per_epoch, start_epoch))
-        for note in task.data_notes():
+        for note in task.notes:
             self.console.line(f"  {note}")
 
         evaluations: dict[str, dict[str, float]] = {}

@@ -45,6 +45,9 @@ class Task(abc.ABC):
         # JSON-able facts found while loading data (class names, input shape, preprocessing) that the models and
         # prediction need; stored in every checkpoint.
         self.meta: dict[str, Any] = {}
+        # Lines printed under the training banner: what `setup` found (how much data, and anything read otherwise
+        # than a user may expect, such as files left out), so that a surprise shows before the first epoch.
+        self.notes: list[str] = []
         self.runtime: Runtime | None = None
 
     # --- training -------------------------------------------------------------------------------------------
@@ -90,11 +93,6 @@ class Task(abc.ABC):
     def batch_size(self, batch: Any) -> int:
         first = batch[0] if isinstance(batch, (tuple, list)) else batch
         return len(first)
-
-    def data_notes(self) -> list[str]:
-        """Lines printed under the training banner: what `setup` found (how much data, and anything read otherwise
-        than a user may expect, such as files left out), so a surprise shows before the first epoch."""
-        return []
 
     def on_epoch_end(self, epoch: int, run_dir: Path | None) -> None:
         """Hook for epoch artefacts such as sample grids; `run_dir` is None on ranks other than 0."""

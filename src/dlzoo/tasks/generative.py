@@ -151,6 +151,8 @@ class GenerativeImageTask(Task):
         arrays, tensors = load_real_images(config.data, runtime.device)
         self.train_x, self.train_y = tensors["train_x"], tensors["train_y"]
         self.test_x, self.test_y = tensors["test_x"], tensors["test_y"]
+        self.notes = [f"data: {arrays.source}: {len(self.train_x):,} training and {len(self.test_x):,} held-out "
+                      f"images, {len(arrays.classes)} classes"]
         self.meta = {"classes": arrays.classes, "source": arrays.source, "in_channels": 1, "image_size": 28,
                      "conditional": self.conditional, "data_model": self.data_model,
                      "held_out_examples": encode_examples(arrays.test_images, arrays.test_labels,

@@ -189,9 +189,6 @@ class ImageClassification(Task):
         for model in self.models.values():
             model.to(device)
 
-    def data_notes(self) -> list[str]:
-        return self.notes
-
     def _check_resolution(self) -> None:
         """One blank picture through the network (on the CPU, before it moves), so that a resolution it cannot take
         (too small for its pooling) is a one-line mistake now, not a shape error inside the first training step."""

@@ -113,6 +113,9 @@ class LineRecognition(Task):
         # Training lines only ever use the training digits; the test lines only the held-out ones.
         self.train_composer = composer(arrays.train_images, arrays.train_labels)
         self.test_lines = self._compose_test_lines(composer(arrays.test_images, arrays.test_labels))
+        self.notes = [f"data: {arrays.source}: {data.lines_per_epoch:,} lines an epoch composed from "
+                      f"{len(arrays.train_images):,} training digits; {data.eval_lines:,} test lines from "
+                      f"{len(arrays.test_images):,} held-out digits"]
         self.meta = {"kind": KIND, "classes": DIGIT_CLASSES, "height": data.height,
                      "digit_height": data.digit_height, "source": arrays.source}
         self.models = self.build_models()

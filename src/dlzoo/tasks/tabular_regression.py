@@ -206,9 +206,6 @@ class TabularRegression(Task):
         metrics.update({f"fold{fold + 1}_log_rmse": value for fold, value in enumerate(per_fold)})
         return metrics
 
-    def data_notes(self) -> list[str]:
-        return self.notes
-
     def summary_extra(self) -> dict[str, Any]:
         extra: dict[str, Any] = {"cv": {"folds": self.meta["folds"], "fold_seed": self.config.data.fold_seed,
                                         "rows": self.meta["rows"], "final": self.config.final}}
