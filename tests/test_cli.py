@@ -142,7 +142,7 @@ def test_settings_after_an_option_count_as_settings(cli, tmp_path):
 # --- user errors -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("args", "fragment"), [
     (["train", "digitz"], "unknown recipe 'digitz'; did you mean 'digits'"),
-    (["train", "digits", "trainer.epoch=1"], "did you mean 'epochs'"),
+    (["train", "digits", "trainer.epoch=1"], "did you mean 'trainer.epochs'"),
     (["train", "digits", "trainer.epochs=x"], "must be an integer"),
     (["train", "digits", "data.source=nope"], "unknown data source 'nope'"),
     (["train", "digits", "model.name=resnet999"], "unknown model 'resnet999'"),

@@ -32,13 +32,15 @@ def test_a_config_file_merges_a_models_args_as_the_command_line_does(tmp_path):
     # A file that names another model starts from that model's own defaults, not from the old model's options.
     assert from_dict(type(fashion.config()), {"model": {"name": "other", "args": {"channels": 8}}},
                      base=fashion.config(), merge_mappings=True).model.args == {"channels": 8}
+    mine.write_text("model: {name: lenet}\n")
+    assert build_config(fashion, str(mine)).model.args == {}
     # A saved run's config is complete: its mapping replaces the defaults', so a run rebuilds the model it trained.
     saved = from_dict(type(fashion.config()), {"model": {"args": {"width": 32}}}, base=fashion.config())
     assert saved.model.args == {"width": 32}
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ("trainer.epoch=3", "did you mean 'epochs'"),
+    ("trainer.epoch=3", "did you mean 'trainer.epochs'"),
     ("trainer.epochs=three", "must be an integer"),
     ("trainer.device=tpu", "must be one of auto, cpu, cuda, mps"),
     ("trainer.deterministic=maybe", "true or false"),

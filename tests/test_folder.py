@@ -287,10 +287,12 @@ def test_hidden_and_nested_files_and_what_is_left_out(tmp_path):
     (root / "train" / "dog" / "labels.csv").write_text("not a picture")
     (root / "train" / "dog" / "up").symlink_to(root / "train")  # links back up are not followed: no other
     (root / "train" / "dog" / "self").symlink_to(root / "train" / "dog")  # class's pictures, and no loop
+    picture.save(root / "train" / "stray.png")  # a picture that belongs to no class
     arrays = load_image_folder(str(root), 8)
     assert arrays.classes == ["cat", "dog"]
     assert np.bincount(arrays.train_labels).tolist() == [5, 6]
-    assert len(arrays.notes) == 1 and "left out 2 files that are not a picture (1 .csv, 1 .txt" in arrays.notes[0]
+    assert len(arrays.notes) == 2 and "left out 1 file(s) outside the class folders" in arrays.notes[0]
+    assert "left out 2 files that are not a picture (1 .csv, 1 .txt" in arrays.notes[1]
 
 
 def test_training_says_what_data_it_read(cli, tmp_path):

@@ -100,8 +100,10 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def _unknown_key(key: str, choices: typing.Iterable[str]) -> UserError:
     choices = list(choices)
-    close = difflib.get_close_matches(key.rsplit(".", 1)[-1], choices, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(choices)}"
+    section, _, name = key.rpartition(".")
+    close = difflib.get_close_matches(name, choices, n=1)
+    hint = f"; did you mean '{section + '.' if section else ''}{close[0]}'?" if close else \
+        f"; known keys: {', '.join(choices)}"
     return UserError(f"unknown config key '{key}'{hint}")
 
 
@@ -188,8 +190,12 @@ def from_dict(cls: type[C], data: dict[str, Any], prefix: str = "", base: C | No
     file) its entries go into the base's one by one instead, as `model.args.width=32` on the command line does,
     unless the section also names another `name` (another model), whose options the base's would not fit."""
     config = base if base is not None else cls()
-    renamed = "name" in data and data["name"] != getattr(config, "name", None)
     hints = _hints(cls)
+    renamed = "name" in data and data["name"] != getattr(config, "name", None)
+    if merge_mappings and renamed:  # another model: the base's options (its `args`) were its old model's
+        for entry in dataclasses.fields(cls):
+            if typing.get_origin(hints[entry.name]) is dict and entry.name not in data:
+                setattr(config, entry.name, {})
     names = [f.name for f in dataclasses.fields(cls)]
     for name, value in data.items():
         if name not in names:

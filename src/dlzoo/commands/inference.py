@@ -42,12 +42,15 @@ def evaluate(args: argparse.Namespace) -> None:
         with evaluation_mode(task):
             for split in chosen:
                 per_class[split] = per_class_report(*task.predicted_classes(split), task.meta["classes"])
+    settings = dict(setting.split("=", 1) for setting in args.settings)  # checked by set_evaluation_keys
     if args.json:
-        record = {"run_dir": str(run.run_dir), "checkpoint": run.checkpoint.name, "metrics": results}
+        record = {"run_dir": str(run.run_dir), "checkpoint": run.checkpoint.name, "metrics": results,
+                  "settings": settings}
         print(json.dumps(record | ({"per_class": per_class} if args.per_class else {}), ensure_ascii=False))
     else:
         for split, metrics in results.items():
-            print(f"{run.checkpoint}: {split} {format_metrics(metrics)}")
+            scored = f" ({', '.join(f'{key}={value}' for key, value in settings.items())})" if settings else ""
+            print(f"{run.checkpoint}: {split}{scored} {format_metrics(metrics)}")
             if split in per_class:
                 print(format_per_class(per_class[split]))
 

@@ -54,7 +54,8 @@ def train(args: argparse.Namespace) -> int:
         for split, metrics in summary["metrics"].items():
             if split != "train":
                 console.line(f"final {split}: {format_metrics(metrics)}")
-        console.line(f"trained {summary['epochs']} epochs in {summary['train_seconds']:.1f} s "
+        epochs = summary["epochs"]
+        console.line(f"trained {epochs} epoch{'s' if epochs != 1 else ''} in {summary['train_seconds']:.1f} s "
                      f"({summary['wall_seconds']:.1f} s wall); run directory: {run_dir}")
     except BaseException as error:
         # A new run stopped before its first checkpoint (a kill, or an error no check caught) leaves nothing

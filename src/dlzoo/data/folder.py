@@ -91,16 +91,21 @@ class FolderListing:
     train: list[tuple[Path, int]]
     test: list[tuple[Path, int]]
     skipped: Counter[str]  # files that are not pictures, by suffix
+    loose: list[Path]  # files in train/ or test/ themselves, outside any class folder
 
     def notes(self) -> list[str]:
         """What a user should know about the listing: the files it left out."""
+        notes = []
+        if self.loose:
+            notes.append(f"{self.root}: left out {len(self.loose)} file(s) outside the class folders of train/ and "
+                         f"test/, e.g. {self.loose[0].name} (a picture belongs in its class's folder)")
         if not self.skipped:
-            return []
+            return notes
         kinds = ", ".join(f"{count} {suffix}" for suffix, count in sorted(self.skipped.items(),
                                                                          key=lambda kind: (-kind[1], kind[0])))
         files = "1 file that is" if self.skipped.total() == 1 else f"{self.skipped.total()} files that are"
-        return [f"{self.root}: left out {files} not a picture ({kinds}; pictures are "
-                f"{', '.join(sorted(IMAGE_SUFFIXES))})"]
+        return [*notes, f"{self.root}: left out {files} not a picture ({kinds}; pictures are "
+                        f"{', '.join(sorted(IMAGE_SUFFIXES))})"]
 
 
 def _split_items(split_dir: Path, classes: list[str], skipped: Counter[str],
@@ -141,7 +146,8 @@ def list_folder(path: str | None) -> FolderListing:
     train = _split_items(train_dir, classes, skipped, every_class=True)
     # Shuffled once, with a fixed seed, so `data.limit=N` takes a mix of classes rather than the first ones.
     train = [train[i] for i in np.random.default_rng(0).permutation(len(train))]
-    return FolderListing(root, classes, train, _split_items(test_dir, classes, skipped), skipped)
+    loose = sorted(p for split in (train_dir, test_dir) for p in split.iterdir() if p.is_file() and not _hidden(p.name))
+    return FolderListing(root, classes, train, _split_items(test_dir, classes, skipped), skipped, loose)
 
 
 def read_picture(path: Path, prepare: ResizePreprocessing) -> np.ndarray:

@@ -147,10 +147,12 @@ class Trainer:
                 train_seconds += result.seconds
                 self.samples_seen += result.samples
                 last_train = result.metrics
-                evaluations.update(self._report_epoch(log, epoch, result, started))
+                evaluated, line = self._log_epoch(log, epoch, result, started)
+                evaluations.update(evaluated)
                 task.on_epoch_end(epoch + 1, self.run_dir)
                 if (epoch + 1) % trainer_config.checkpoint_every == 0 or epoch + 1 == trainer_config.epochs:
                     self._save(epoch + 1, train_seconds)
+                self.console.line(line)  # after its checkpoint: an epoch shown is one a kill cannot take back
 
         if resume_from is not None and not evaluations:  # resumed a finished run: evaluate it again
             evaluations = {split: self.evaluate(split) for split in task.eval_splits}
@@ -162,10 +164,10 @@ class Trainer:
             plot_curves(self.run_dir)
         return summary
 
-    def _report_epoch(self, log: RunLog, epoch: int, result: EpochResult,
-                      started: float) -> dict[str, dict[str, float]]:
+    def _log_epoch(self, log: RunLog, epoch: int, result: EpochResult,
+                   started: float) -> tuple[dict[str, dict[str, float]], str]:
         """Log the epoch's train metrics, evaluate the held-out splits when due (every `eval_every` epochs and
-        after the last) and log them, print the epoch's line; return the evaluations made."""
+        after the last) and log them; return the evaluations made and the epoch's console line."""
         trainer_config, done = self.config.trainer, epoch + 1
         entry = {"epoch": done, "step": self.step, "split": "train", "metrics": result.metrics,
                  "lr": self._current_lr(), "samples_per_s": result.samples / max(result.seconds, 1e-9),
@@ -180,8 +182,7 @@ class Trainer:
                             "elapsed_s": time.perf_counter() - started})
                 line.append(f"{split} {format_metrics(evaluations[split])}")
         line.append(f"lr {entry['lr']:.4g}  {entry['samples_per_s']:,.0f} samples/s  {result.seconds:.1f} s")
-        self.console.line("  ".join(line))
-        return evaluations
+        return evaluations, "  ".join(line)
 
     def train_epoch(self, loader: Loader, epoch: int) -> EpochResult:
         """One pass over `loader`."""
@@ -316,7 +317,8 @@ class Trainer:
 
     def _banner(self, steps_per_epoch: int, start_epoch: int) -> str:
         runtime = self.runtime
-        parts = [f"{self.config.recipe}: {self.config.trainer.epochs} epochs x {steps_per_epoch} steps",
+        epochs = self.config.trainer.epochs
+        parts = [f"{self.config.recipe}: {epochs} epoch{'s' if epochs != 1 else ''} x {steps_per_epoch} steps",
                  f"on {runtime.device.type} ({device_description(runtime.device)})"]
         if runtime.world_size > 1:
             parts.append(f"x{runtime.world_size} processes")
