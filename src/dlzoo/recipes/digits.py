@@ -33,6 +33,6 @@ register_recipe(Recipe(
     task=ImageClassification,
     default_config=digits_config,
     summary="handwritten digits: 3-stage CNN on mnist5k, affine augmentation, one-cycle SGD",
-    reference="0.989 test acc (3 seeds, min 0.988), 8.6 s train; curriculum CNN 0.976 in 19.1 s "
-              "(dlzoo bench digits, 2-core AMD EPYC CPU)",
+    reference="0.988 test acc (3 seeds, min 0.986), 8.8 s train; curriculum CNN 0.976 in 10.6 s "
+              "(dlzoo bench digits, 2-core AMD EPYC CPU, torch 2.14.1)",
 ))
