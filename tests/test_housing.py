@@ -412,5 +412,14 @@ def test_training_notes_a_number_column_read_as_categories(tmp_path, cli):
                  "data.folds=2", "baseline=false", *TINY[2:], "--out", tmp_path / "run")
     assert result.code == 0, result.err
     shown = result.out + result.err
-    assert "data: 150 rows of" in shown and "1 number and 1 category columns" in shown
+    assert f"data: csv ({table}): 150 rows, 1 number and 1 category columns" in shown
     assert "column 'Lot_Area' is read as categories, though 149 of its 150 cells are numbers: row 7 holds '?'" in shown
+
+
+def test_training_prints_the_baseline_it_is_measured_against(tmp_path, cli):
+    result = cli("train", "housing", "data.limit=300", *TINY[1:], "--out", tmp_path / "run")
+    assert result.code == 0, result.err
+    shown = result.out + result.err
+    baseline = json.loads((tmp_path / "run" / "summary.json").read_text())["baseline"]
+    assert f"baseline, {baseline['model']}: log_rmse {baseline['log_rmse']:.4f}" in shown
+    assert "data: ames: 300 rows, " in shown

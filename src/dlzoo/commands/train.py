@@ -54,6 +54,9 @@ def train(args: argparse.Namespace) -> int:
         for split, metrics in summary["metrics"].items():
             if split != "train":
                 console.line(f"final {split}: {format_metrics(metrics)}")
+        baseline, metric = summary.get("baseline"), summary["main_metric"]
+        if isinstance(baseline, dict) and metric in baseline:  # a reference model scored on the same data
+            console.line(f"baseline, {baseline.get('model', 'reference model')}: {metric} {baseline[metric]:.4f}")
         epochs = summary["epochs"]
         console.line(f"trained {epochs} epoch{'s' if epochs != 1 else ''} in {summary['train_seconds']:.1f} s "
                      f"({summary['wall_seconds']:.1f} s wall); run directory: {run_dir}")

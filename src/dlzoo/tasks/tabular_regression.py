@@ -135,7 +135,8 @@ class TabularRegression(Task):
         stats = fit_slots(numbers, categories, log_target, train_rows, data.min_category_count, data.numeric)
         sizes = block_sizes(stats.vocabularies, schema.categorical)
         self.codes = encode_categories(categories, stats.vocabularies, sizes)
-        self.notes = [f"data: {len(log_target):,} rows of {table.location}: {len(schema.numeric)} number and "
+        where = table.source if table.source == "ames" else f"{table.source} ({table.location})"  # ames ships inside
+        self.notes = [f"data: {where}: {len(log_target):,} rows, {len(schema.numeric)} number and "
                       f"{len(schema.categorical)} category columns, target {table.target_name}",
                       *numeric_looking_categories(table.features, schema, data.categorical)]
         self.meta = {"schema": schema.to_dict(), "target": table.target_name, "id_column": table.id_column,
