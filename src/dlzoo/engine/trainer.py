@@ -152,7 +152,7 @@ class Trainer:
                 task.on_epoch_end(epoch + 1, self.run_dir)
                 if (epoch + 1) % trainer_config.checkpoint_every == 0 or epoch + 1 == trainer_config.epochs:
                     self._save(epoch + 1, train_seconds)
-                self.console.line(line)  # after its checkpoint: an epoch shown is one a kill cannot take back
+                self.console.line(line)  # after its checkpoint (when one is due): a kill cannot take it back
 
         if resume_from is not None and not evaluations:  # resumed a finished run: evaluate it again
             evaluations = {split: self.evaluate(split) for split in task.eval_splits}
