@@ -23,6 +23,7 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("eval", "evaluate a run's latest checkpoint on held-out data", _eval_arguments)
 def evaluate(args: argparse.Namespace) -> None:
+    from dlzoo.config import parse_overrides
     from dlzoo.engine.reporting import format_metrics, format_per_class, per_class_report
     from dlzoo.engine.trainer import evaluate_split, evaluation_mode
     from dlzoo.runs import load_for_evaluation, open_run, set_evaluation_keys
@@ -42,7 +43,7 @@ def evaluate(args: argparse.Namespace) -> None:
         with evaluation_mode(task):
             for split in chosen:
                 per_class[split] = per_class_report(*task.predicted_classes(split), task.meta["classes"])
-    settings = dict(setting.split("=", 1) for setting in args.settings)  # checked by set_evaluation_keys
+    settings = dict(parse_overrides(args.settings))  # checked by set_evaluation_keys
     if args.json:
         record = {"run_dir": str(run.run_dir), "checkpoint": run.checkpoint.name, "metrics": results,
                   "settings": settings}

@@ -61,10 +61,11 @@ def _pictures(folder: Path, skipped: Counter[str]) -> list[Path]:
     # folder, or to train/ and its other classes) is not followed, nor one to a folder walked already.
     seen = {_identity(above) for above in folder.resolve().parents}
     for parent, folders, files in os.walk(folder, followlinks=True):
-        if _identity(Path(parent)) in seen:
+        identity = _identity(Path(parent))
+        if identity in seen:
             folders[:] = []
             continue
-        seen.add(_identity(Path(parent)))
+        seen.add(identity)
         folders[:] = [name for name in folders if not _hidden(name)]
         for name in files:
             path = Path(parent) / name

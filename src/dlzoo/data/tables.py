@@ -96,9 +96,8 @@ def _separator_hint(path: Path) -> str:
     """A hint when the file looks separated by semicolons (as spreadsheets write CSV where the decimal mark is a
     comma), which dlzoo does not read."""
     try:
-        first = pd.read_csv(path, encoding="utf-8-sig", dtype=str, header=None, nrows=1, sep="\x01",
-                            keep_default_na=False).iloc[0, 0]
-    except (OSError, ValueError, IndexError, pd.errors.ParserError):
+        first = ",".join(_header(path))  # the first line again, near enough: its cells, rejoined by commas
+    except (OSError, ValueError, pd.errors.ParserError):
         return ""
     return "; it looks separated by ';': save it with commas between cells" if first.count(";") > first.count(",") \
         else ""

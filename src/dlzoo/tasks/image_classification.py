@@ -180,10 +180,9 @@ class ImageClassification(Task):
         device = runtime.device
         self.train_x, self.train_y = self._tensors(arrays.train_images, arrays.train_labels, device)
         self.test_x, self.test_y = self._tensors(arrays.test_images, arrays.test_labels, device)
-        training = len(self.train_files) if self.train_files is not None else len(self.train_x)
         where = f" ({arrays.location})" if arrays.source == FOLDER.name else ""
-        self.notes = [f"data: {arrays.source}{where}: {training:,} training and {len(self.test_x):,} test images, "
-                      f"{len(arrays.classes)} classes", *arrays.notes]
+        self.notes = [f"data: {arrays.source}{where}: {self.training_size():,} training and {len(self.test_x):,} "
+                      f"test images, {len(arrays.classes)} classes", *arrays.notes]
         self.models = self.build_models()
         self._check_resolution()
         for model in self.models.values():
@@ -221,15 +220,18 @@ class ImageClassification(Task):
 
     def train_loader(self) -> TensorLoader | FileLoader:
         runtime, data = self.runtime, self.config.data
-        count = len(self.train_files) if self.train_files is not None else len(self.train_x)
         # A short last batch gives its few images a whole step's weight (and BatchNorm noisy statistics): drop it,
         # unless the set is so small (data.limit) that it would lose much of an epoch.
-        drop_last = count >= 2 * data.batch_size * runtime.world_size
+        drop_last = self.training_size() >= 2 * data.batch_size * runtime.world_size
         if self.train_files is not None:
             return FileLoader(self.train_files, data.batch_size, data.workers, runtime.device, seed=runtime.seed,
                               rank=runtime.rank, world_size=runtime.world_size, drop_last=drop_last)
         return TensorLoader(self.train_x, self.train_y, batch_size=data.batch_size, shuffle=True, drop_last=drop_last,
                             seed=runtime.seed, rank=runtime.rank, world_size=runtime.world_size)
+
+    def training_size(self) -> int:
+        """How many training pictures there are, in memory or left on disk (`data.stream`)."""
+        return len(self.train_files) if self.train_files is not None else len(self.train_x)
 
     def training_pictures(self, label: int, count: int) -> torch.Tensor:
         """Up to `count` training pictures of class `label` (first ones first), as the model gets them before

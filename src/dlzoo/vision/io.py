@@ -17,7 +17,10 @@ from dlzoo.errors import UserError
 # the process's stderr, before our one line that names the file: silenced, once, for the whole process (the level
 # is global, and a per-call switch would race between threads). OPENCV_LOG_LEVEL, when set, still decides.
 if "OPENCV_LOG_LEVEL" not in os.environ:
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    if hasattr(cv2.utils, "logging"):  # OpenCV 5
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    else:  # OpenCV 4 has the same switch at the top level, with the level as its number (silent = 0)
+        cv2.setLogLevel(0)
 
 # A picture's shortest side: a thinner one holds no shape to classify or read (`prepare_digit` and the reader's
 # arrays refuse it too, but only a file's reader can name the file).
