@@ -39,6 +39,16 @@ def test_a_config_file_merges_a_models_args_as_the_command_line_does(tmp_path):
     assert saved.model.args == {"width": 32}
 
 
+def test_another_model_named_on_the_command_line_starts_from_no_args():
+    fashion = get_recipe("fashion")
+    assert build_config(fashion, overrides=["model.name=lenet"]).model.args == {}
+    for order in (["model.args.width=8", "model.name=alexnet"], ["model.name=alexnet", "model.args.width=8"]):
+        assert build_config(fashion, overrides=order).model.args == {"width": 8}
+    # Its own name again is no other model: the recipe's args stay.
+    same = fashion.config().model.name
+    assert build_config(fashion, overrides=[f"model.name={same}"]).model.args == {"width": 16, "depth": 1}
+
+
 @pytest.mark.parametrize(("override", "message"), [
     ("trainer.epoch=3", "did you mean 'trainer.epochs'"),
     ("trainer.epochs=three", "must be an integer"),

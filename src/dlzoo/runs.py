@@ -30,10 +30,20 @@ def build_config(recipe: Recipe, config_file: str | None = None, overrides: list
         if data.get("recipe", recipe.name) != recipe.name:
             raise UserError(f"{config_file} is a config for recipe '{data['recipe']}', not '{recipe.name}'")
         config = from_dict(type(config), data, base=config, merge_mappings=True)
-    for key, value in parse_overrides(overrides):
-        if key == "recipe":
-            raise UserError("the recipe is chosen by name (dlzoo train RECIPE), not by a key")
-        set_key(config, key, value)
+    pairs = parse_overrides(overrides)
+    if any(key == "recipe" for key, _ in pairs):
+        raise UserError("the recipe is chosen by name (dlzoo train RECIPE), not by a key")
+    # Another model named on the command line starts from no `args`, as in a file: the ones there fit the old
+    # model. Named first, so that `model.args.K=V` given before or after it still applies.
+    model = getattr(config, "model", None)
+    for key, value in pairs:
+        if key == "model.name":
+            if hasattr(model, "args") and value != model.name:
+                model.args = {}
+            set_key(config, key, value)
+    for key, value in pairs:
+        if key != "model.name":
+            set_key(config, key, value)
     validate(config)
     return config
 

@@ -48,9 +48,7 @@ def create(name: str, num_classes: int = 10, in_channels: int = 1, **kwargs) -> 
     try:  # the arguments checked against the factory's signature: a TypeError inside it is a bug, not the user's
         inspect.signature(entry.factory).bind(num_classes=num_classes, in_channels=in_channels, **kwargs)
     except TypeError as error:
-        raise UserError(f"model '{name}': {error} (model.args are its keyword arguments; a recipe's defaults fit "
-                        f"the recipe's own model: with another model.name, set model.args={{}} or that model's)") \
-            from None
+        raise UserError(f"model '{name}': {error} (model.args are its keyword arguments)") from None
     return entry.factory(num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
