@@ -174,3 +174,11 @@ def test_translate_shifts_with_zero_fill():
     left_up = translate(images, -1, -1)
     assert torch.equal(left_up[..., :3, :3], images[..., 1:, 1:]) and left_up[..., 3, :].abs().sum() == 0
     assert torch.equal(translate(images, 0, 0), images)
+
+
+def test_a_metric_per_fold_shares_one_name_on_the_console():
+    from dlzoo.engine.reporting import format_metrics
+    line = format_metrics({"loss": 0.5, "fold1_log_rmse": 0.21, "fold2_log_rmse": 0.18, "fold3_log_rmse": 0.17,
+                           "fold5_log_rmse": 0.2, "top5_accuracy": 0.9, "lr": 1e-3, "count": 3})
+    assert line == ("loss 0.5000  fold1-3_log_rmse 0.2100 0.1800 0.1700  fold5_log_rmse 0.2000  "
+                    "top5_accuracy 0.9000  lr 0.0010  count 3")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -22,13 +23,28 @@ METRICS = "metrics.jsonl"
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
-    parts = []
+    """`key value` pairs; numbered keys in a row (fold1_log_rmse, fold2_log_rmse, ...) share one name, so that a
+    line with a metric per fold still fits a terminal: `fold1-5_log_rmse 0.1741 0.1594 ...`."""
+    groups: list[tuple[str, str, list[int], list[str]]] = []  # (before the number, after it, numbers, values)
     for key, value in metrics.items():
         if isinstance(value, float):
             text = f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
         else:
             text = str(value)
-        parts.append(f"{key} {text}")
+        numbered = re.fullmatch(r"([a-z_]*?)(\d+)(_\w+)", key)
+        if not numbered:
+            groups.append((key, "", [], [text]))
+            continue
+        before, number, after = numbered[1], int(numbered[2]), numbered[3]
+        if groups and groups[-1][:2] == (before, after) and groups[-1][2][-1] == number - 1:
+            groups[-1][2].append(number)
+            groups[-1][3].append(text)
+        else:
+            groups.append((before, after, [number], [text]))
+    parts = []
+    for before, after, numbers, texts in groups:
+        span = f"{numbers[0]}-{numbers[-1]}" if len(numbers) > 1 else "".join(map(str, numbers))
+        parts.append(f"{before}{span}{after} {' '.join(texts)}")
     return "  ".join(parts)
 
 
