@@ -346,3 +346,15 @@ def test_pictures_are_turned_upright_as_their_exif_orientation_says(tmp_path, or
         assert read.shape == viewed.shape, suffix
         if suffix != ".jpg":  # lossless: the very pixels a viewer shows
             np.testing.assert_array_equal(read, viewed)
+
+
+@pytest.mark.parametrize("shape_value", [0, 255])
+def test_a_shape_on_a_transparent_background_stays_visible(tmp_path, shape_value):
+    from dlzoo.vision.io import read_image
+
+    rgba = np.zeros((6, 6, 4), dtype=np.uint8)  # transparent; its hidden colour is black
+    rgba[2:4, 2:4] = (shape_value, shape_value, shape_value, 255)  # an opaque square, black or white
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "icon.png")
+    read = read_image(tmp_path / "icon.png")
+    assert read[2:4, 2:4].min() == read[2:4, 2:4].max() == shape_value
+    assert abs(int(read[0, 0, 0]) - shape_value) == 255  # the background the opposite of the shape

@@ -29,7 +29,7 @@ MIN_SIDE = 2
 
 def read_image(path: str | Path) -> np.ndarray:
     """An image as uint8 RGB (H, W, 3) or grey (H, W), turned upright as its EXIF orientation says (a phone's
-    photo); transparent pixels are composited onto white paper."""
+    photo); transparent pixels are filled as `flatten_transparency` says."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"image not found: {path}")
@@ -93,11 +93,20 @@ def to_rgb_or_gray(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
         return image
     if image.shape[2] == 4:
-        alpha = image[:, :, 3:4].astype(np.float32) / 255.0
-        image = (image[:, :, :3].astype(np.float32) * alpha + 255.0 * (1 - alpha)).astype(np.uint8)
+        image = flatten_transparency(image)
     elif image.shape[2] == 1:
         return image[:, :, 0]
     return cv2.cvtColor(image[:, :, :3], cv2.COLOR_BGR2RGB)
+
+
+def flatten_transparency(bgra: np.ndarray) -> np.ndarray:
+    """BGR with transparent pixels composited onto a background the drawing stands out from: white paper under a
+    dark drawing, black under a light one (a white shape on a transparent background would vanish on white)."""
+    colour, alpha = bgra[:, :, :3].astype(np.float32), bgra[:, :, 3:4].astype(np.float32) / 255.0
+    drawn = alpha[:, :, 0] > 0.5
+    light = drawn.any() and colour[drawn].mean() > 127.5
+    background = 0.0 if light else 255.0
+    return np.rint(colour * alpha + background * (1 - alpha)).astype(np.uint8)
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
