@@ -20,7 +20,7 @@ from dlzoo.runs import load_for_inference, open_run
 def reference_logits(run_dir, images):
     task = load_for_inference(open_run(run_dir), "cpu")
     with torch.no_grad():
-        return task.models["net"](images)
+        return task.logits(images)
 
 
 def test_export_pt2_runs_without_dlzoo_and_matches(cli, digits_run, tmp_path):
@@ -50,6 +50,39 @@ def test_export_onnx_matches(cli, digits_run, tmp_path):
     images = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
     (logits,) = session.run(None, {"input": images})
     assert np.allclose(logits, reference_logits(digits_run, torch.from_numpy(images)).numpy(), atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def upsampling_run(tmp_path_factory):
+    """A fashion run whose network sees 30 px (the data is 28 px) and scores six test-time views."""
+    from dlzoo.cli import main
+
+    run_dir = tmp_path_factory.mktemp("runs") / "fashion-30px"
+    assert main(["train", "fashion", "data.resolution=30", "tta_shift=1", "data.limit=256", "trainer.epochs=1",
+                 "trainer.device=cpu", "--out", str(run_dir)]) == 0
+    return run_dir
+
+
+def test_an_export_takes_pictures_as_its_sidecar_prepares_them_and_scores_as_predict(cli, upsampling_run, tmp_path):
+    out = tmp_path / "fashion.pt2"
+    assert cli("export", upsampling_run, "--out", out).code == 0
+    sidecar = json.loads((tmp_path / "fashion.pt2.json").read_text())
+    size = sidecar["meta"]["preprocess"]["size"]
+    assert size == 28 and sidecar["inputs"][0]["shape"] == ["batch", 1, size, size]
+    images = torch.rand(3, 1, size, size)
+    program = torch.export.load(str(out)).module()
+    assert torch.allclose(program(images), reference_logits(upsampling_run, images), atol=1e-5)
+
+
+def test_predict_scores_a_batch_at_a_time(upsampling_run, digit_pictures):
+    task = load_for_inference(open_run(upsampling_run), "cpu")
+    paths = [str(path) for path in list(digit_pictures.values())[:5]]
+    whole = task.predict(paths)
+    seen = []
+    task.scoring_net().register_forward_pre_hook(lambda module, inputs: seen.append(len(inputs[0])))
+    task.config.data.eval_batch_size = 2
+    assert task.predict(paths) == whole
+    assert seen == [2] * 12 + [1] * 6  # three batches, six views each
 
 
 def test_export_errors(cli, tmp_path):

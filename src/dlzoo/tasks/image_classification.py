@@ -331,9 +331,10 @@ class ImageClassification(Task):
     def predict(self, inputs: list[str], out: str | None = None, top: int = 3) -> list[dict[str, Any]]:
         preprocessing = preprocessing_from_dict(self.meta["preprocess"])
         pictures = np.stack([preprocessing(read_image(path)) for path in inputs])
-        images = with_channels(torch.from_numpy(pictures)).to(self.runtime.device)
-        with torch.no_grad():
-            probabilities = self.logits(images).softmax(1).cpu()
+        images = with_channels(torch.from_numpy(pictures))
+        with torch.no_grad():  # a batch at a time: hundreds of pictures at 224 px in one would not fit
+            probabilities = torch.cat([self.logits(batch.to(self.runtime.device)).softmax(1).cpu()
+                                       for batch in images.split(self.config.data.eval_batch_size)])
         classes = self.meta["classes"]
         records = []
         for path, probs in zip(inputs, probabilities, strict=True):
@@ -349,10 +350,24 @@ class ImageClassification(Task):
         return records
 
     def export_program(self) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
-        """The classifier as trained: images in [0, 1] (its normalisation is inside), logits out."""
-        resolution = self.meta["resolution"]
-        return self.scoring_net(), (torch.zeros(2, self.meta["in_channels"], resolution, resolution),)
+        """What `predict` computes: pictures as the sidecar's `meta.preprocess` prepares them (values in [0, 1],
+        `data_size` px) in, logits out; the resize to the network's resolution and the test-time views inside."""
+        size = self.meta["data_size"]
+        return Scoring(self), (torch.zeros(2, self.meta["in_channels"], size, size),)
 
     def describe(self, record: dict[str, Any]) -> str:
         others = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in record["top"][1:])
         return f"{record['path']}: {record['label']} ({record['probability']:.3f}; then {others})"
+
+
+class Scoring(nn.Module):
+    """A task's `logits` as a module of its own, for `torch.export`: the scoring network is registered here, so
+    that its weights become the program's."""
+
+    def __init__(self, task: ImageClassification):
+        super().__init__()
+        self.net = task.scoring_net()
+        self._logits = task.logits
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self._logits(images)
