@@ -137,6 +137,10 @@ def test_scratch_batchnorm_matches_torch(shape, reference):
         assert torch.allclose(ours.eval()(x), theirs.eval()(x), atol=1e-5)
     assert {n for n, _ in ours.named_buffers()} == {"running_mean", "running_var", "num_batches_tracked"}
     assert {n for n, _ in ours.named_parameters()} == {"weight", "bias"}
+    one_value = torch.randn(1, 5) if len(shape) == 2 else torch.randn(1, 5, 1, 1)  # one value per channel
+    for layer in (ours.train(), theirs.train()):
+        with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
+            layer(one_value)
 
 
 def test_lenet_bn_from_scratch_and_from_torch_are_the_same_network():

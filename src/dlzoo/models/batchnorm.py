@@ -35,12 +35,15 @@ class BatchNorm(nn.Module):
         dims = (0,) if x.ndim == 2 else (0, 2, 3)
         shape = (1, -1) if x.ndim == 2 else (1, -1, 1, 1)
         if self.training:
+            count = x32.numel() // self.num_features
+            if count == 1:  # one value has no spread: torch refuses it too, rather than learn a variance of 0
+                raise ValueError(f"Expected more than 1 value per channel when training, got input size "
+                                 f"{tuple(x.shape)}")
             mean = x32.mean(dims)
             var = x32.var(dims, unbiased=False)
             with torch.no_grad():
-                count = x32.numel() // self.num_features
                 self.running_mean.lerp_(mean, self.momentum)
-                self.running_var.lerp_(var * count / max(count - 1, 1), self.momentum)
+                self.running_var.lerp_(var * count / (count - 1), self.momentum)
                 self.num_batches_tracked += 1
         else:
             mean, var = self.running_mean, self.running_var
