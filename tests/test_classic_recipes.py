@@ -6,6 +6,7 @@ import json
 import pytest
 import yaml
 
+from conftest import assert_user_error
 from dlzoo.bench.classic import fashion_subset
 from dlzoo.recipes import get_recipe
 from dlzoo.recipes.classic import CLASSICS
@@ -76,3 +77,14 @@ def test_batch_norm_gets_lenet_out_of_its_plateau(cli, tmp_path):
         accuracy[recipe] = json.loads((run_dir / "summary.json").read_text())["metrics"]["test"]["accuracy"]
     assert accuracy["lenet-bn"] > 0.5, accuracy
     assert accuracy["lenet-bn"] > accuracy["lenet"] + 0.2, accuracy
+
+
+def test_batch_norm_is_never_fed_a_batch_of_one(cli, tiny_fashion, tmp_path):
+    # Four pictures in batches of three: the last batch, of one, is left out (BatchNorm1d cannot train on it).
+    result = cli("train", "lenet-bn", f"data.path={tiny_fashion}", "data.batch_size=3", "trainer.epochs=1",
+                 "trainer.device=cpu", "--out", tmp_path / "run")
+    assert result.code == 0, result.err
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 1
+    assert_user_error(cli("train", "lenet-bn", f"data.path={tiny_fashion}", "data.batch_size=1", "trainer.epochs=1",
+                          "trainer.device=cpu", "--out", tmp_path / "one"), "data.batch_size=1 is too small")
+    assert not (tmp_path / "one").exists()

@@ -11,6 +11,14 @@ from collections.abc import Iterator
 import torch
 
 
+def drop_short_last(samples: int, batch_size: int, world_size: int = 1) -> bool:
+    """Whether training drops an epoch's short last batch. It gives its few samples a whole step's weight (and
+    BatchNorm noisy statistics), so it goes, unless the set is so small (`data.limit`) that an epoch would lose
+    much; a last batch of one sample goes always: BatchNorm cannot train on one value per channel."""
+    per_rank = samples // world_size
+    return samples >= 2 * batch_size * world_size or per_rank % batch_size == 1
+
+
 class TensorLoader:
     def __init__(self, *tensors: torch.Tensor, batch_size: int, shuffle: bool = False, drop_last: bool = False,
                  seed: int = 0, rank: int = 0, world_size: int = 1):

@@ -195,7 +195,7 @@ class Trainer:
         self._sync()
         began = time.perf_counter()
         for batch in loader:
-            with runtime.autocast():
+            with runtime.autocast(), _batch_norm_fed_one_value(self.config.data.batch_size):
                 out = task.train_step(batch, self)
             if not task.optimizes_itself:
                 self.optimize(out["loss"])
@@ -366,6 +366,19 @@ def evaluation_mode(task: Task) -> Iterator[None]:
     finally:
         for name, model in task.models.items():
             model.train(modes[name])
+
+
+@contextlib.contextmanager
+def _batch_norm_fed_one_value(batch_size: int) -> Iterator[None]:
+    """BatchNorm cannot train on one value per channel (a batch of one, after a flatten): that is the user's
+    `data.batch_size`, not a bug. (A last batch of one is never drawn: `drop_short_last`.)"""
+    try:
+        yield
+    except ValueError as error:
+        if "more than 1 value per channel" not in str(error):
+            raise
+        raise UserError(f"data.batch_size={batch_size} is too small for the model's BatchNorm layers, which need "
+                        f"more than one value per channel: use 2 or more") from None
 
 
 def evaluate_split(task: Task, split: str) -> dict[str, float]:

@@ -23,7 +23,7 @@ from torch import nn
 
 from dlzoo.config import DataConfig, RecipeConfig
 from dlzoo.data.images import ImageArrays, load_image_arrays
-from dlzoo.data.tensors import TensorLoader
+from dlzoo.data.tensors import TensorLoader, drop_short_last
 from dlzoo.errors import UserError
 from dlzoo.metrics.judge import FEATURES, Judge
 from dlzoo.models import create
@@ -172,7 +172,7 @@ class GenerativeImageTask(Task):
     def train_loader(self) -> TensorLoader:
         runtime, data = self.runtime, self.config.data
         return TensorLoader(self.train_x, self.train_y, batch_size=data.batch_size, shuffle=True,
-                            drop_last=len(self.train_x) >= 2 * data.batch_size * runtime.world_size,
+                            drop_last=drop_short_last(len(self.train_x), data.batch_size, runtime.world_size),
                             seed=runtime.seed, rank=runtime.rank, world_size=runtime.world_size)
 
     def seeded(self, seed: int) -> torch.Generator:

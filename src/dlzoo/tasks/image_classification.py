@@ -23,7 +23,7 @@ from dlzoo.data.augment import random_affine, random_flip, random_translate, tra
 from dlzoo.data.folder import FOLDER, list_folder, load_image_folder, read_items
 from dlzoo.data.images import ImageArrays, load_image_arrays
 from dlzoo.data.picture_files import FileLoader, PictureFiles
-from dlzoo.data.tensors import TensorLoader
+from dlzoo.data.tensors import TensorLoader, drop_short_last
 from dlzoo.errors import UserError
 from dlzoo.models import create
 from dlzoo.tasks.base import Task
@@ -220,9 +220,7 @@ class ImageClassification(Task):
 
     def train_loader(self) -> TensorLoader | FileLoader:
         runtime, data = self.runtime, self.config.data
-        # A short last batch gives its few images a whole step's weight (and BatchNorm noisy statistics): drop it,
-        # unless the set is so small (data.limit) that it would lose much of an epoch.
-        drop_last = self.training_size() >= 2 * data.batch_size * runtime.world_size
+        drop_last = drop_short_last(self.training_size(), data.batch_size, runtime.world_size)
         if self.train_files is not None:
             return FileLoader(self.train_files, data.batch_size, data.workers, runtime.device, seed=runtime.seed,
                               rank=runtime.rank, world_size=runtime.world_size, drop_last=drop_last)

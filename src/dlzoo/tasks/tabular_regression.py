@@ -22,7 +22,7 @@ from torch import nn
 
 from dlzoo.config import DataConfig, RecipeConfig
 from dlzoo.data.tables import load_table, read_csv
-from dlzoo.data.tensors import TensorLoader
+from dlzoo.data.tensors import TensorLoader, drop_short_last
 from dlzoo.errors import UserError
 from dlzoo.files import written_whole
 from dlzoo.tabular.baseline import boosting_baseline
@@ -171,7 +171,7 @@ class TabularRegression(Task):
     def train_loader(self) -> TensorLoader:
         runtime, data = self.runtime, self.config.data
         return TensorLoader(*self.tensors, batch_size=data.batch_size, shuffle=True,
-                            drop_last=len(self.log_target) >= 2 * data.batch_size * runtime.world_size,
+                            drop_last=drop_short_last(len(self.log_target), data.batch_size, runtime.world_size),
                             seed=runtime.seed, rank=runtime.rank, world_size=runtime.world_size)
 
     def train_step(self, batch: Any, ctx: Trainer) -> dict[str, torch.Tensor]:
