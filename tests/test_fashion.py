@@ -95,9 +95,10 @@ def test_eval_takes_other_test_time_settings_only(cli, fashion_run):
 
     as_trained = json.loads((fashion_run / "summary.json").read_text())["metrics"]["test"]
     assert accuracy("tta_flip=true", "tta_shift=0") == pytest.approx(as_trained)
+    assert accuracy("trainer.threads=2") == pytest.approx(as_trained, abs=1e-4)  # threads: another order of sums
     assert accuracy("tta_shift=1", "data.eval_batch_size=100")["loss"] != pytest.approx(as_trained["loss"])
     assert_user_error(cli("eval", fashion_run, "model.args.width=8"), "'model.args.width' was fixed by training",
-                      "tta_shift")
+                      "trainer.threads, tta_flip, tta_shift")
     assert_user_error(cli("eval", fashion_run, "data.eval_batch_size=0"), "data.eval_batch_size must be >= 1")
     assert_user_error(cli("eval", fashion_run, "tta_shift=-1"), "tta_shift must be >= 0")
     assert_user_error(cli("eval", fashion_run, "tta_shift"), "expected KEY=VALUE")

@@ -144,8 +144,9 @@ def open_run(run_dir: str | Path) -> LoadedRun:
 
 def set_evaluation_keys(run: LoadedRun, overrides: list[str]) -> None:
     """Apply KEY=VALUE settings that change only how the trained model is evaluated (its task's
-    `evaluation_keys`, e.g. test-time augmentation) to the run's config; any other key is a user error."""
-    allowed = run.recipe.task.evaluation_keys
+    `evaluation_keys`, e.g. test-time augmentation, and the CPU threads) to the run's config; any other key is a
+    user error."""
+    allowed = ("trainer.threads", *run.recipe.task.evaluation_keys)
     for key, text in parse_overrides(overrides):
         if key not in allowed:
             can = ", ".join(allowed) if allowed else "none"

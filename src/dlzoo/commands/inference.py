@@ -13,7 +13,7 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR")
     parser.add_argument("settings", nargs="*", metavar="KEY=VALUE",
                         help="evaluate with other test-time settings, e.g. tta_shift=1 (image classifiers: tta_flip, "
-                             "tta_shift, data.eval_batch_size)")
+                             "tta_shift, data.eval_batch_size; every recipe: trainer.threads)")
     parser.add_argument("--split", default=None, help="held-out split to evaluate (default: all of the task's)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
