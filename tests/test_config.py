@@ -42,11 +42,22 @@ def test_a_config_file_merges_a_models_args_as_the_command_line_does(tmp_path):
 def test_another_model_named_on_the_command_line_starts_from_no_args():
     fashion = get_recipe("fashion")
     assert build_config(fashion, overrides=["model.name=lenet"]).model.args == {}
-    for order in (["model.args.width=8", "model.name=alexnet"], ["model.name=alexnet", "model.args.width=8"]):
-        assert build_config(fashion, overrides=order).model.args == {"width": 8}
+    for order in (["model.args.dropout=0.3", "model.name=alexnet"], ["model.name=alexnet", "model.args.dropout=0.3"]):
+        assert build_config(fashion, overrides=order).model.args == {"dropout": 0.3}
     # Its own name again is no other model: the recipe's args stay.
     same = fashion.config().model.name
     assert build_config(fashion, overrides=[f"model.name={same}"]).model.args == {"width": 16, "depth": 1}
+
+
+@pytest.mark.parametrize(("recipe", "override", "message"), [
+    ("nin", "model.args.final_rel=false", "unexpected keyword argument 'final_rel' (model.args are"),
+    ("fashion", "model.args.num_classes=5", "model.args.num_classes: set by the data"),
+    ("cgan-digits", "critic.args.depth=3", "model 'cgan-critic': got an unexpected keyword argument 'depth' (critic"),
+])
+def test_a_models_arguments_are_checked_before_any_data_is_read(recipe, override, message):
+    with pytest.raises(UserError) as caught:
+        build_config(get_recipe(recipe), overrides=[override])
+    assert message in str(caught.value)
 
 
 @pytest.mark.parametrize(("override", "message"), [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import shutil
 import time
@@ -16,6 +17,7 @@ from dlzoo.engine.reporting import METRICS
 from dlzoo.engine.runtime import Runtime, pick_device
 from dlzoo.errors import UserError
 from dlzoo.files import stale_temporaries, written_whole
+from dlzoo.models import check_arguments
 from dlzoo.recipes import Recipe, get_recipe
 from dlzoo.tasks.base import Task
 
@@ -45,6 +47,10 @@ def build_config(recipe: Recipe, config_file: str | None = None, overrides: list
         if key != "model.name":
             set_key(config, key, value)
     validate(config)
+    for section in dataclasses.fields(config):  # every registered model the config names (GANs have two)
+        value = getattr(config, section.name)
+        if hasattr(value, "args") and hasattr(value, "name"):
+            check_arguments(value.name, value.args, section.name)
     return config
 
 

@@ -6,6 +6,7 @@ import difflib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
@@ -40,6 +41,19 @@ def model_entry(name: str) -> ModelEntry:
         hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(sorted(_MODELS))}"
         raise UserError(f"unknown model '{name}'{hint}")
     return _MODELS[name]
+
+
+def check_arguments(name: str, args: dict[str, Any], section: str = "model") -> None:
+    """A config's model (`{section}.name`, `{section}.args`) checked against its factory's signature, so that a
+    misspelt argument is a one-line mistake before any data is read. The classes and channels come from the data."""
+    entry = model_entry(name)
+    from_data = sorted(set(args) & {"num_classes", "in_channels"})
+    if from_data:
+        raise UserError(f"{section}.args.{from_data[0]}: set by the data, not by the model's arguments")
+    try:
+        inspect.signature(entry.factory).bind_partial(**args)
+    except TypeError as error:
+        raise UserError(f"model '{name}': {error} ({section}.args are its keyword arguments)") from None
 
 
 def create(name: str, num_classes: int = 10, in_channels: int = 1, **kwargs) -> nn.Module:
