@@ -1,6 +1,7 @@
 """The CLI end to end on a small real subset, and every user-error path: status 2, one line, nothing written."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -329,6 +330,14 @@ def test_step_profile_counts_what_a_training_step_dispatches(cli, tmp_path):
     assert json.loads(trace.read_text())["traceEvents"]
     assert not list(tmp_path.glob("*.partial"))
 
+
+def test_step_profile_drops_the_profilers_own_log_lines_only(capfd):
+    from dlzoo.bench.step_profile import _without_profiler_log_lines
+
+    with _without_profiler_log_lines():  # Kineto writes to file descriptor 2 from C++, past sys.stderr
+        os.write(2, b"ERROR:2026-12-06 08:45:20 26706:26706 DeviceProperties.cpp:56] gpuGetDeviceCount failed\n")
+        os.write(2, b"a warning of the run's own\n")
+    assert capfd.readouterr().err == "a warning of the run's own\n"
 
 def test_step_profile_user_errors(cli):
     assert_user_error(cli("bench", "step-profile", "steps=1"), "steps must be >= 2")

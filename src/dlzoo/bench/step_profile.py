@@ -10,7 +10,13 @@ kernels that cost most. `trace=FILE` also writes the Chrome trace (chrome://trac
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import sys
+import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from torch.autograd import DeviceType
@@ -54,8 +60,10 @@ def step_profile(recipe: str = "fashion-speedrun", steps: int = 20, device: Lite
     on_gpu = runtime.device.type == "cuda"
     activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if on_gpu else [])]
     loader.set_epoch(2)
-    with profile(activities=activities) as profiler:
-        trainer.train_epoch(loader, 2)
+    with _without_profiler_log_lines():
+        with profile(activities=activities) as profiler:
+            trainer.train_epoch(loader, 2)
+        per_step = _per_step(profiler.events(), steps, top)
     if trace:
         with written_whole(trace) as tmp:
             profiler.export_chrome_trace(str(tmp))
@@ -66,9 +74,34 @@ def step_profile(recipe: str = "fashion-speedrun", steps: int = 20, device: Lite
         "steps": steps,
         "batch_size": config.data.batch_size,
         "ms_per_step": round(1000 * seconds / steps, 3),
-        **_per_step(profiler.events(), steps, top),
+        **per_step,
         "machine": machine(runtime.device),
     }
+
+
+# "USDT:2026-12-06 08:45:19 26706:26706 SyncActivityProfilerHandler.cpp:39] profiler_start"
+_PROFILER_LOG_LINE = re.compile(r"[A-Z]+:\d{4}-\d\d-\d\d [\d:]+ \d+:\d+ \w+\.cpp:\d+\] ")
+
+
+@contextlib.contextmanager
+def _without_profiler_log_lines() -> Iterator[None]:
+    """The profiler's C++ library (Kineto) logs straight to the process's stderr: that it starts and stops, and on
+    a machine without a GPU that it found none ("ERROR: ... gpuGetDeviceCount failed"), alarming and meaningless
+    beside the benchmark's result. Its lines are dropped; anything else written there meanwhile is passed on."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode(errors="replace").splitlines(keepends=True):
+                if not _PROFILER_LOG_LINE.match(line):
+                    sys.stderr.write(line)
 
 
 def _per_step(events: list, steps: int, top: int) -> dict[str, Any]:
