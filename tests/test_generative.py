@@ -140,6 +140,12 @@ def test_a_judge_measures_without_changing_training(cli, digits_run, tmp_path):
     plain = json.loads((tmp_path / "plain" / "summary.json").read_text())["metrics"]["test"]
     assert judged["nll_iw"] == plain["nll_iw"] and "frechet" in judged and "frechet" not in plain
     assert judged["frechet_floor"] > 0 and judged["frechet"] > judged["frechet_floor"]
+    # Trained on data.limit images, judged against all of the source's: the numbers `dlzoo judge` gives
+    result = cli("judge", tmp_path / "judged", "--classifier", digits_run, "--json")
+    assert result.code == 0, result.err
+    alone = json.loads(result.out)
+    for key in ("frechet", "frechet_floor"):
+        assert alone[key] == pytest.approx(judged[key], rel=1e-4), key
 
 
 def test_a_judged_run_resumes_from_another_folder(cli, digits_run, tmp_path, monkeypatch):

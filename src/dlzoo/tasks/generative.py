@@ -77,6 +77,11 @@ def load_real_images(data: DataConfig, device: torch.device) -> tuple[ImageArray
     return arrays, real_images(arrays, device)
 
 
+def judge_reference(data: DataConfig, device: torch.device) -> tuple[ImageArrays, dict[str, torch.Tensor]]:
+    """The real images a judge compares generated ones with: all of the source's, `data.limit` left aside."""
+    return load_real_images(dataclasses.replace(data, limit=None), device)
+
+
 def encode_examples(images: np.ndarray, labels: np.ndarray, classes: int) -> dict[str, Any]:
     """A few held-out images per class, JSON-able (base64 uint8), for the checkpoint's meta."""
     chosen = np.concatenate([np.flatnonzero(labels == c)[:EXAMPLES_PER_CLASS] for c in range(classes)])
@@ -161,7 +166,10 @@ class GenerativeImageTask(Task):
         for model in self.models.values():
             model.to(runtime.device)
         if self.judge is not None:
-            self.judge.set_real(self.train_x, self.test_x, self.test_y, arrays.classes)
+            # The judge's reference is the source's whole real data, whatever `data.limit` trains on: training then
+            # reports what `dlzoo judge` gives the same checkpoint.
+            real = tensors if config.data.limit is None else judge_reference(config.data, runtime.device)[1]
+            self.judge.set_real(real["train_x"], real["test_x"], real["test_y"], arrays.classes)
 
     def create_model(self, model: ModelConfig, **fixed: Any) -> nn.Module:
         """A registered model; `fixed` are arguments the task sets from its own config (e.g. the latent size)."""
@@ -228,7 +236,7 @@ def judge_run(run_dir: str | Path, classifier_run: str | Path, device: str = "au
               seed: int = EVAL_SEED) -> dict[str, Any]:
     """Judge a generative run's checkpoint with a classifier run, against the full real data of its source."""
     task = load_generative(run_dir, device)
-    arrays, real = load_real_images(dataclasses.replace(task.config.data, limit=None), task.runtime.device)
+    arrays, real = judge_reference(task.config.data, task.runtime.device)
     task.judge = Judge(classifier_run, task.runtime.device.type)
     task.judge.set_real(real["train_x"], real["test_x"], real["test_y"], arrays.classes)
     return {"run_dir": str(run_dir), "recipe": task.config.recipe, "judge": task.judge.run_dir,
