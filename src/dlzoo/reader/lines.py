@@ -23,13 +23,23 @@ import torch
 
 from dlzoo.errors import UserError
 from dlzoo.reader.ctc import Symbol, digit_shares, greedy_decode
+from dlzoo.reader.grouping import box_of
 from dlzoo.reader.ink import InkMap, find_ink
-from dlzoo.reader.read import ALTERNATIVES, DIGITS, DigitReader, ReadDigit, Reading, _as_picture, _crop
+from dlzoo.reader.read import (
+    ALTERNATIVES,
+    DIGITS,
+    DigitReader,
+    ReadDigit,
+    Reading,
+    _as_picture,
+    _crop,
+    is_line_recognizer,
+    own_ink,
+)
 from dlzoo.reader.segment import Atom, Line, Segmentation, segment
 from dlzoo.tasks.base import Task
 from dlzoo.vision.io import read_image
 
-KIND = "line-recognizer"  # the task's meta["kind"] (see tasks/line_recognition.py)
 MARGIN = 0.3  # paper kept left and right of a line, in digit heights (training lines have 0.1-0.6)
 # How much the classifier's log-probabilities count against the CRNN's (log-linear pooling): an even vote, set
 # before measuring, not tuned on the held-out pictures.
@@ -50,7 +60,7 @@ class LineReader:
     """A trained line recognizer used to read whole pictures; same results as `DigitReader.read`."""
 
     def __init__(self, task: Task, classifier: DigitReader | None = None):
-        if task.meta.get("kind") != KIND or task.meta.get("classes") != DIGITS or not hasattr(task, "logits"):
+        if not is_line_recognizer(task) or task.meta.get("classes") != DIGITS or not hasattr(task, "logits"):
             raise UserError("reading lines needs a line recognizer run (recipe digit-lines)")
         self.task = task
         self.classifier = classifier
@@ -93,17 +103,10 @@ class LineReader:
     def strip(self, segmentation: Segmentation, ink: InkMap, line: Line) -> Strip:
         """The line's own ink (other lines and specks masked out), scaled so its digits are `digit_height` tall,
         or less when the line is too slanted or uneven to fit the strip, centred in it."""
-        labels = [atom.label for atom in line.atoms]
-        x0 = min(a.box[0] for a in line.atoms)
-        y0 = min(a.box[1] for a in line.atoms)
-        x1 = max(a.box[2] for a in line.atoms)
-        y1 = max(a.box[3] for a in line.atoms)
+        x0, y0, x1, y1 = box_of(line.atoms)
         pad_x, pad_y = round(MARGIN * line.digit_height), 2
         top, left = max(0, y0 - pad_y), max(0, x0 - pad_x)
-        window = segmentation.labels[top: y1 + pad_y, left: x1 + pad_x]
-        own = np.isin(window, labels)
-        edge = cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ((window == 0) | own)
-        crop = ink.ink[top: y1 + pad_y, left: x1 + pad_x] * edge
+        crop = own_ink(segmentation, ink, line.atoms, (slice(top, y1 + pad_y), slice(left, x1 + pad_x)))
         factor = min(self.digit_height / line.digit_height, (self.height - 2) / (y1 - y0))
         size = (max(1, round(crop.shape[1] * factor)), max(1, round(crop.shape[0] * factor)))
         scaled = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)

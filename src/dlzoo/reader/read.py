@@ -8,6 +8,7 @@ digits once more with test-time augmentation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 DIGITS = [str(d) for d in range(10)]
 ALTERNATIVES = 2  # runner-up classes reported per digit
+LINE_RECOGNIZER = "line-recognizer"  # the meta["kind"] of a run that reads whole lines (tasks/line_recognition.py)
 # The digits finally read are classified five times, turned and scaled within the range of the recipe's training
 # augmentation, and the probabilities averaged: held-out mnist5k accuracy 0.992 vs 0.989 for one look (digits run
 # with the recipe's defaults, seed 0). Candidates are scored with one look, as there are many.
@@ -77,7 +79,7 @@ class DigitReader:
     """A trained digit classifier (a `digits` run) used to read whole pictures."""
 
     def __init__(self, task: Task):
-        if task.meta.get("kind") == "line-recognizer":
+        if is_line_recognizer(task):
             raise UserError("this run is a line recognizer: read with dlzoo.reader.load_reader or LineReader")
         wrong = not_a_digit_classifier(task)
         if wrong:
@@ -151,11 +153,16 @@ class DigitReader:
                          tuple((DIGITS[i], float(probabilities[i])) for i in order[1: 1 + ALTERNATIVES]), line)
 
 
+def is_line_recognizer(task: Task) -> bool:
+    """Whether a loaded run reads whole lines (a `digit-lines` run): its checkpoint's meta says so."""
+    return task.meta.get("kind") == LINE_RECOGNIZER
+
+
 def not_a_digit_classifier(task: Task) -> str | None:
     """What a loaded run is instead of a digit classifier, in a user's terms ("a vae-digits run (...)"); None for a
     digit classifier (a run with `logits` over the classes 0-9, such as a `digits` run)."""
     recipe = task.config.recipe
-    if task.meta.get("kind") == "line-recognizer":
+    if is_line_recognizer(task):
         return f"a {recipe} run (a line recognizer)"
     if not hasattr(task, "logits"):  # a generative run (vae-*, cgan-*) has the digits' classes but draws them
         return f"a {recipe} run (it does not classify pictures)"
@@ -170,7 +177,7 @@ def not_a_digit_classifier(task: Task) -> str | None:
 def reader_for(task: Task) -> DigitReader | LineReader:
     """The reader that suits a loaded run: a line reader for a line recognizer (its checkpoint's meta says
     `kind: line-recognizer`), the segmenting reader for a digit classifier."""
-    if task.meta.get("kind") == "line-recognizer":
+    if is_line_recognizer(task):
         from dlzoo.reader.lines import LineReader
 
         return LineReader(task)
@@ -186,7 +193,7 @@ def load_reader(run_dir: str | Path, device: str = "auto",
     task = load_for_inference(open_run(run_dir), device)
     if classifier_run is None:
         return reader_for(task)
-    if task.meta.get("kind") != "line-recognizer":
+    if not is_line_recognizer(task):
         raise UserError(f"--classifier helps a digit-lines run read; {run_dir} is a {task.config.recipe} run, not "
                         "one (read with it alone)")
     from dlzoo.reader.lines import LineReader
@@ -242,12 +249,18 @@ def _turned(images: torch.Tensor, degrees: float, scale: float) -> torch.Tensor:
     return torch.nn.functional.grid_sample(images, grid, align_corners=False)
 
 
-def _crop(segmentation: Segmentation, ink: InkMap, atoms: list[Atom]) -> np.ndarray:
-    """The group's ink as uint8 light-on-black, with its soft edges but without its neighbours' strokes."""
-    x0, y0, x1, y1 = box_of(atoms)
-    pad = 2
-    labels = segmentation.labels[max(0, y0 - pad): y1 + pad, max(0, x0 - pad): x1 + pad]
+def own_ink(segmentation: Segmentation, ink: InkMap, atoms: Sequence[Atom], window: tuple[slice, slice]) -> np.ndarray:
+    """The ink in `window` (rows, columns) that belongs to `atoms`, with its soft edges (the unlabelled pixels
+    around their strokes) but without other atoms' strokes, in [0, 1]."""
+    labels = segmentation.labels[window]
     own = np.isin(labels, [atom.label for atom in atoms])
     edge = cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ((labels == 0) | own)
-    crop = ink.ink[max(0, y0 - pad): y1 + pad, max(0, x0 - pad): x1 + pad] * edge
+    return ink.ink[window] * edge
+
+
+def _crop(segmentation: Segmentation, ink: InkMap, atoms: list[Atom]) -> np.ndarray:
+    """The group's own ink as uint8 light-on-black, with a 2 px border."""
+    x0, y0, x1, y1 = box_of(atoms)
+    pad = 2
+    crop = own_ink(segmentation, ink, atoms, (slice(max(0, y0 - pad), y1 + pad), slice(max(0, x0 - pad), x1 + pad)))
     return np.pad((crop * 255).astype(np.uint8), pad)

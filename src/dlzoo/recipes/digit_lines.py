@@ -18,7 +18,7 @@ def digit_lines_config() -> LineRecognitionConfig:
     return LineRecognitionConfig(
         trainer=TrainerConfig(epochs=160, grad_clip=5.0, precision="auto-bf16"),
         optim=OptimConfig(name="adamw", lr=3e-3, weight_decay=1e-4, schedule="onecycle", warmup=0.1),
-        data=LineDataConfig(batch_size=64, lines_per_epoch=4096, eval_batch_size=100,
+        data=LineDataConfig(batch_size=64, lines_per_epoch=4096,
                             style=LineStyle(elastic=1.0, aspect=0.15)),
         model=LineModelConfig(name="line-crnn", args={"width": 16, "hidden": 96, "dropout": 0.2}),
     )

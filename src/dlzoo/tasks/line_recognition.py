@@ -22,13 +22,16 @@ from dlzoo.errors import UserError
 from dlzoo.models import create
 from dlzoo.reader.compose_lines import LineComposer, LineStyle
 from dlzoo.reader.ctc import BLANK, NUM_CLASSES, edit_distance, greedy_texts
+from dlzoo.reader.read import LINE_RECOGNIZER
 from dlzoo.tasks.base import Task
 
 if TYPE_CHECKING:
     from dlzoo.engine.runtime import Runtime
     from dlzoo.engine.trainer import Trainer
 
-KIND = "line-recognizer"  # meta["kind"]: how the reader tells a line recognizer from a digit classifier
+# Test lines are composed, and scored, this many at a time. A constant, not `data.eval_batch_size`: the chunks'
+# draws from the generator make the lines, so another size would make another test set.
+TEST_LINES_PER_CHUNK = 100
 
 
 @dataclass
@@ -116,7 +119,7 @@ class LineRecognition(Task):
         self.notes = [f"data: {arrays.source}: {data.lines_per_epoch:,} lines an epoch composed from "
                       f"{len(arrays.train_images):,} training digits; {data.eval_lines:,} test lines from "
                       f"{len(arrays.test_images):,} held-out digits"]
-        self.meta = {"kind": KIND, "classes": DIGIT_CLASSES, "height": data.height,
+        self.meta = {"kind": LINE_RECOGNIZER, "classes": DIGIT_CLASSES, "height": data.height,
                      "digit_height": data.digit_height, "source": arrays.source}
         self.models = self.build_models()
         for model in self.models.values():
@@ -128,9 +131,9 @@ class LineRecognition(Task):
         generator = torch.Generator().manual_seed(data.eval_seed)
         picks, lengths = composer.random_picks(data.eval_lines, data.max_digits, generator)
         chunks = []
-        for start in range(0, data.eval_lines, 100):
-            chunks.append(composer.compose(picks[start: start + 100], lengths[start: start + 100],
-                                           generator=generator))
+        for start in range(0, data.eval_lines, TEST_LINES_PER_CHUNK):
+            end = start + TEST_LINES_PER_CHUNK
+            chunks.append(composer.compose(picks[start:end], lengths[start:end], generator=generator))
         return chunks
 
     def build_models(self) -> dict[str, nn.Module]:
