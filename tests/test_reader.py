@@ -176,7 +176,12 @@ def test_empty_and_digitless_pictures_read_as_nothing(reader):
     specks = np.zeros((120, 300), np.float32)
     for x, y in [(30, 20), (200, 90), (260, 40)]:
         specks[y: y + 2, x: x + 2] = 1.0
-    for picture in (blank, on_paper(specks), np.full((40, 40), 255, np.uint8)):
+    rules = []
+    for thickness in (1, 3, 6):  # a ruled line alone: no digit height to scale it by (it read as 34-474 digits)
+        rule = np.zeros((120, 300), np.float32)
+        rule[60: 60 + thickness, 10:290] = 1.0
+        rules.append(on_paper(rule))
+    for picture in (blank, on_paper(specks), np.full((40, 40), 255, np.uint8), *rules):
         reading = reader.read(picture)
         assert reading == Reading("", ())
 

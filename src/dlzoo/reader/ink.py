@@ -22,6 +22,9 @@ WORK_HEIGHT = 40  # digit height in pixels at which segmentation works
 COARSE_PIXELS = 400_000  # the coarse pass looks at a copy of at most this many pixels
 MAX_WORK_PIXELS = 6_000_000
 MIN_CONTRAST = 0.08  # weaker ink than this (a fraction of the paper's brightness) is not ink
+# A part this many times wider than tall is a rule or an underline, not digits (eight touching digits are about
+# five times wider than tall): it says nothing of the digits' height.
+RULE_ASPECT = 10
 
 
 @dataclass(frozen=True)
@@ -80,9 +83,10 @@ def _coarse_digit_height(bright_ink: np.ndarray, light_ink: bool) -> float | Non
     level = _ink_level(ink)
     if level is None:
         return None
-    count, _, stats, _ = cv2.connectedComponentsWithStats((ink > level).astype(np.uint8), connectivity=8)
-    areas, heights = stats[1:, cv2.CC_STAT_AREA], stats[1:, cv2.CC_STAT_HEIGHT]
-    if count <= 1 or areas.max() < 4:
+    _, _, stats, _ = cv2.connectedComponentsWithStats((ink > level).astype(np.uint8), connectivity=8)
+    not_rules = stats[1:, cv2.CC_STAT_WIDTH] < RULE_ASPECT * stats[1:, cv2.CC_STAT_HEIGHT]
+    areas, heights = stats[1:, cv2.CC_STAT_AREA][not_rules], stats[1:, cv2.CC_STAT_HEIGHT][not_rules]
+    if len(areas) == 0 or areas.max() < 4:
         return None
     # Broken strokes give short parts and touching digits wide ones; heights of the larger parts are steady.
     large = heights[areas >= 0.1 * areas.max()]
