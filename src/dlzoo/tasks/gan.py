@@ -129,7 +129,9 @@ class ConditionalGANTask(GenerativeImageTask):
                 "gradient_penalty": penalty.detach()}
 
     def evaluate(self, split: str) -> dict[str, float]:
-        """The critic's estimate of the Wasserstein gap on held-out images (fixed noise), plus the judge's view."""
+        """The critic's estimate of the Wasserstein gap on held-out images (fixed noise), plus the judge's view.
+        The fakes are the ones `sample` draws, from the generator's weight average once it has one, so this
+        `wasserstein` can differ from training's, which measures the raw generator the critic trains against."""
         runtime = self.runtime
         generator = self.seeded(EVAL_SEED + runtime.rank)
         size = self.config.data.eval_batch_size
