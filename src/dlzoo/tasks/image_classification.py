@@ -295,8 +295,9 @@ class ImageClassification(Task):
             views += [view.flip(-1) for view in views]
         return views
 
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
-        net = self.scoring_net()
+    def logits(self, images: torch.Tensor, net: nn.Module | None = None) -> torch.Tensor:
+        """Scores averaged over the test-time views, by `net` (default: `scoring_net()`)."""
+        net = self.scoring_net() if net is None else net
         views = self.test_views(images)
         return sum(net(view).float() for view in views) / len(views)
 
@@ -359,8 +360,8 @@ class ImageClassification(Task):
 
 
 class Scoring(nn.Module):
-    """A task's `logits` as a module of its own, for `torch.export`: the scoring network is registered here, so
-    that its weights become the program's."""
+    """A task's `logits` as a module of its own, for `torch.export`: the scoring network is chosen once, here (the
+    choice reads a counter that export cannot trace), and registered, so that its weights become the program's."""
 
     def __init__(self, task: ImageClassification):
         super().__init__()
@@ -368,4 +369,4 @@ class Scoring(nn.Module):
         self._logits = task.logits
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self._logits(images)
+        return self._logits(images, self.net)
