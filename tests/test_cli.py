@@ -342,3 +342,9 @@ def test_step_profile_drops_the_profilers_own_log_lines_only(capfd):
 def test_step_profile_user_errors(cli):
     assert_user_error(cli("bench", "step-profile", "steps=1"), "steps must be >= 2")
     assert_user_error(cli("bench", "step-profile", "recipe=nope"), "unknown recipe")
+
+
+def test_bench_refuses_an_out_it_could_not_write_before_measuring(cli, tmp_path):
+    (tmp_path / "notes.txt").write_text("a file")
+    assert_user_error(cli("bench", "digits", "--out", tmp_path), "is a folder")
+    assert_user_error(cli("bench", "digits", "--out", tmp_path / "notes.txt" / "b.json"), "notes.txt is a file")

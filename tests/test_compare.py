@@ -100,3 +100,8 @@ def test_user_errors_write_nothing(cli, runs, tmp_path):
     failed = cli("compare", runs / "digits", "--out", tmp_path / "notes.txt" / "table.md")
     assert failed.code == 2
     assert failed.out == ""  # no table printed above the error
+    assert "notes.txt is a file, not a folder" in failed.err
+    run_files = {path: path.read_bytes() for path in (runs / "digits").rglob("*") if path.is_file()}
+    for option, name in (("--out", "summary.json"), ("--plot", "curves.png"), ("--out", "metrics.jsonl")):
+        assert_user_error(cli("compare", runs / "digits", option, runs / "digits" / name), "inside the run")
+    assert {path: path.read_bytes() for path in (runs / "digits").rglob("*") if path.is_file()} == run_files

@@ -210,6 +210,9 @@ def test_cli_reads_pictures_to_json_and_annotates(cli, reader_run, digits, tmp_p
         assert factor >= 1 and annotated.shape == (original.shape[0] * factor, original.shape[1] * factor, 3)
     plain = cli("read", reader_run, first)
     assert plain.code == 0 and plain.out.startswith(f"{first}: ")
+    before = first.read_bytes()  # annotations into the pictures' own folder would replace first.png
+    assert_user_error(cli("read", reader_run, first, second, "--annotate", tmp_path), "write over the input picture")
+    assert first.read_bytes() == before and not (tmp_path / "second.png").exists()
 
 
 def test_cli_corrupt_file_is_one_line_and_writes_nothing(cli, reader_run, tmp_path):

@@ -16,6 +16,23 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from dlzoo.errors import UserError
+
+
+def check_destination(path: str | Path, example: str) -> Path:
+    """`path` for a file to write at the end of some work, refused (a UserError) before the work when it could not
+    be written: a folder there, a file among its folders, or a folder this process may not write in. `example`
+    names a file, for the message about a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give a file name such as {path / example}")
+    folders = [folder for folder in path.absolute().parents if folder.exists()]
+    if folders and not folders[0].is_dir():
+        raise UserError(f"cannot write {path}: {folders[0]} is a file, not a folder")
+    if folders and not os.access(folders[0], os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {path}: no permission to write in {folders[0]}")
+    return path
+
 
 def temporary_beside(path: Path) -> Path:
     """A new hidden name beside `path` to write it under: unique per call, so it is never another process's
@@ -53,7 +70,10 @@ def all_written_whole(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
             temporary.append(_claim(target))
         yield temporary
         for tmp, target in zip(temporary, targets, strict=True):
-            tmp.replace(target)
+            try:
+                tmp.replace(target)
+            except OSError as error:  # named by the file the user asked for, not by our temporary one
+                raise OSError(error.errno, error.strerror, str(target)) from None
     finally:  # after a failure, as after success, no temporary file stays behind
         for tmp in temporary:
             tmp.unlink(missing_ok=True)
@@ -90,4 +110,6 @@ def _claim(path: Path) -> Path:
             tmp.touch(exist_ok=False)
         except FileExistsError:
             continue
+        except OSError as error:  # no such folder, a file in the path, no permission: say it of `path` itself
+            raise OSError(error.errno, error.strerror, str(path)) from None
         return tmp

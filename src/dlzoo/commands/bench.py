@@ -10,11 +10,10 @@ import inspect
 import json
 import sys
 import typing
-from pathlib import Path
 
 from dlzoo.cli import command
 from dlzoo.errors import UserError
-from dlzoo.files import written_whole
+from dlzoo.files import check_destination, written_whole
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +49,7 @@ def bench(args: argparse.Namespace) -> None:
         for name, summary in available.items():
             print(f"{name:{width}s}  {summary}")
         return
+    out = check_destination(args.out, "bench.json") if args.out else None  # before hours of measuring
     names = list(available) if args.name == "all" else [args.name]
     if args.options and args.name == "all":
         raise UserError("KEY=VALUE options apply to one benchmark; name it instead of 'all'")
@@ -65,8 +65,7 @@ def bench(args: argparse.Namespace) -> None:
             print(f"running benchmark {name} ...", file=sys.stderr, flush=True)
         results[name] = function(**options)
         print(json.dumps(results[name], indent=2), flush=True)
-    if args.out:
-        path = Path(args.out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with written_whole(path) as tmp:
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with written_whole(out) as tmp:
             tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -18,7 +18,7 @@ from typing import Any
 
 from dlzoo.cli import command
 from dlzoo.errors import UserError
-from dlzoo.files import save_figure, written_whole
+from dlzoo.files import check_destination, save_figure, written_whole
 
 SUMMARY, CONFIG = "summary.json", "config.yaml"
 COLUMNS = ["run", "recipe", "model", "params", "resolution", "epochs", "data", "test accuracy", "train s",
@@ -216,12 +216,13 @@ def compare(args: argparse.Namespace) -> None:
         raise UserError(f"--plot {args.plot}: the plot is a PNG; name it FILE.png")
     if args.out and Path(args.out).suffix.lower() == ".png":
         raise UserError(f"--out {args.out} is the markdown table; name the plot with --plot FILE.png")
-    for given, example in ((args.out, "table.md"), (args.plot, "plot.png")):
-        if given and Path(given).is_dir():
-            raise UserError(f"{given} is a folder; give a file name such as {Path(given) / example}")
-    rows = sort_rows(read_rows(find_runs(args.runs)), args.sort)
-    table = markdown_table(rows)
+    runs = find_runs(args.runs)
     plot = Path(args.plot) if args.plot else Path(args.out).with_suffix(".png") if args.out else None
+    for given, example in ((args.out, "table.md"), (plot, "plot.png")):
+        if given:
+            _check_outside_runs(check_destination(given, example), runs)
+    rows = sort_rows(read_rows(runs), args.sort)
+    table = markdown_table(rows)
     if plot is not None:  # the plot first: a table is never left without the plot it announces
         plot_accuracy_vs_time(rows, plot)
         print(f"plot: {plot}", file=sys.stderr)
@@ -232,3 +233,10 @@ def compare(args: argparse.Namespace) -> None:
             tmp.write_text(table, encoding="utf-8")
         print(f"table: {out}", file=sys.stderr)
     print(table, end="")  # last: a failed write prints no table above its error
+
+
+def _check_outside_runs(path: Path, runs: dict[Path, bool]) -> None:
+    """A table or plot is never written into a run it compares, where it could replace the run's own files."""
+    for run_dir in runs:
+        if path.absolute().is_relative_to(run_dir.absolute()):
+            raise UserError(f"{path} is inside the run {run_dir}; write the comparison outside the runs it compares")

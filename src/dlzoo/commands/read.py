@@ -31,19 +31,31 @@ def read(args: argparse.Namespace) -> None:
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--annotate {out_dir} exists and is not a folder")
     pictures = {path: read_image(path) for path in dict.fromkeys(args.images)}  # every file checked before work
+    targets = _annotation_targets(list(pictures), out_dir) if out_dir is not None else {}
     reader = load_reader(args.run_dir, args.device, args.classifier)  # a digits classifier or a line recognizer
-    written: set[Path] = set()
     for path, picture in pictures.items():
         reading = reader.read(picture)
         record = {"path": path, **reading.to_dict()}
-        if out_dir is not None:
-            target = _unique(out_dir / f"{Path(path).stem}.png", written)
-            record["annotated"] = str(write_annotation(picture, reading, target))
+        if path in targets:
+            record["annotated"] = str(write_annotation(picture, reading, targets[path]))
         if args.json:
             print(json.dumps(record, ensure_ascii=False), flush=True)
         else:
             lines = reading.text.split("\n") if reading.text else ["(no digits found)"]
             print(f"{path}: {lines[0]}" + "".join(f"\n  {line}" for line in lines[1:]), flush=True)
+
+
+def _annotation_targets(inputs: list[str], out_dir: Path) -> dict[str, Path]:
+    """Where each input's annotated copy goes: `out_dir/<stem>.png`, never over one of the inputs (an --annotate
+    folder that holds the pictures, one of them a PNG, would have replaced it)."""
+    written: set[Path] = set()
+    targets = {path: _unique(out_dir / f"{Path(path).stem}.png", written) for path in inputs}
+    given = {Path(path).resolve(): path for path in inputs}
+    for target in targets.values():
+        if target.resolve() in given:
+            raise UserError(f"--annotate {out_dir} would write over the input picture {given[target.resolve()]}; "
+                            "choose another folder")
+    return targets
 
 
 def _unique(path: Path, taken: set[Path]) -> Path:
