@@ -358,3 +358,20 @@ def test_a_shape_on_a_transparent_background_stays_visible(tmp_path, shape_value
     read = read_image(tmp_path / "icon.png")
     assert read[2:4, 2:4].min() == read[2:4, 2:4].max() == shape_value
     assert abs(int(read[0, 0, 0]) - shape_value) == 255  # the background the opposite of the shape
+
+
+def test_a_picture_claiming_too_many_pixels_is_a_one_line_mistake(tmp_path):
+    import struct
+    import zlib
+
+    from dlzoo.vision.io import read_image
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)  # 10^10 grey pixels, in a file of 70 bytes
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 8))
+                     + chunk(b"IEND", b""))
+    with pytest.raises(UserError, match="claims more pixels than OpenCV decodes"):
+        read_image(bomb)

@@ -43,7 +43,12 @@ def read_image(path: str | Path) -> np.ndarray:
         raise UserError(f"image file is empty: {path}")
     # IMREAD_UNCHANGED keeps alpha and 16-bit depth, but skips the EXIF rotation that other flags apply (except in
     # TIFF files, which OpenCV's decoder turns upright itself).
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error as error:  # e.g. a header claiming more pixels than OpenCV decodes
+        too_large = "CV_IO_MAX_IMAGE_PIXELS" in str(error)
+        reason = "its header claims more pixels than OpenCV decodes" if too_large else "corrupt or unsupported format"
+        raise UserError(f"not a readable image ({reason}): {path}") from None
     if image is None or image.size == 0:
         raise UserError(f"not a readable image (corrupt or unsupported format): {path}")
     if bytes(data[:4]) not in TIFF_MAGIC:
