@@ -124,3 +124,14 @@ def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeyp
     assert [path.name for path in made] == ["digits-20261206-120000", "digits-20261206-120000-2",
                                             "digits-20261206-120000-3"]
     assert all(path.is_dir() for path in made)  # each taken as it was named, before the next one looked
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("trainer.seed=99999999999999999999999", "at most 19 digits"),
+    ("trainer.seed=-1", "trainer.seed must be in [0, 2^32)"),
+    ("model.args.width=abc", "model.args.width must be an integer"),
+])
+def test_numbers_torch_cannot_take_are_refused_in_one_line(override, message):
+    with pytest.raises(UserError) as caught:
+        build_config(get_recipe("fashion"), overrides=[override])
+    assert message in str(caught.value)

@@ -101,6 +101,7 @@ def test_eval_takes_other_test_time_settings_only(cli, fashion_run):
                       "trainer.threads, tta_flip, tta_shift")
     assert_user_error(cli("eval", fashion_run, "data.eval_batch_size=0"), "data.eval_batch_size must be >= 1")
     assert_user_error(cli("eval", fashion_run, "tta_shift=-1"), "tta_shift must be >= 0")
+    assert_user_error(cli("eval", fashion_run, "tta_shift=28"), "less than the pictures' 28 pixels")
     assert_user_error(cli("eval", fashion_run, "tta_shift"), "expected KEY=VALUE")
 
 

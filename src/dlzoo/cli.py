@@ -37,6 +37,17 @@ def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser],
     return decorate
 
 
+def seed_number(text: str) -> int:
+    """The type of a command's --seed: an integer in [0, 2^32), as `trainer.seed` (torch and numpy take no more)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is an integer, not {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"a seed must be in [0, 2^32), got {text}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line on stderr and status 2, like every other user error."""
 

@@ -156,12 +156,13 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
     if annotation is int:
         if isinstance(value, bool):
             raise UserError(f"{key} must be an integer, not {value!r}")
-        if isinstance(value, int):
-            return value
         try:
-            return int(str(value).strip().replace("_", ""))
+            number = value if isinstance(value, int) else int(str(value).strip().replace("_", ""))
         except ValueError:
             raise UserError(f"{key} must be an integer, not {value!r}") from None
+        if not -2**63 <= number < 2**63:  # what torch and numpy take: a larger one overflows deep inside them
+            raise UserError(f"{key} must be an integer of at most 19 digits, not {value!r}")
+        return number
     if annotation is float:
         if isinstance(value, bool):
             raise UserError(f"{key} must be a number, not {value!r}")
@@ -301,6 +302,8 @@ def validate(config: RecipeConfig) -> None:
         raise UserError(f"optim.step_epochs must be >= 1, got {o.step_epochs}")
     if not 0 <= o.warmup < 1:
         raise UserError(f"optim.warmup is a fraction of training in [0, 1), got {o.warmup}")
+    if not 0 <= t.seed < 2**32:  # numpy's seeds; the engine also derives other seeds from it
+        raise UserError(f"trainer.seed must be in [0, 2^32), got {t.seed}")
     if t.threads is not None and t.threads < 1:
         raise UserError(f"trainer.threads must be >= 1, got {t.threads}")
     if t.grad_clip is not None and not t.grad_clip > 0:  # nan too

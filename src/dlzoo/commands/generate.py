@@ -11,7 +11,7 @@ import json
 import math
 from pathlib import Path
 
-from dlzoo.cli import command
+from dlzoo.cli import command, seed_number
 from dlzoo.errors import UserError
 
 MAX_IMAGES = 10_000
@@ -25,7 +25,7 @@ def _generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, metavar="N",
                         help="images to draw (default 64); a conditional model without --class draws N per "
                              "class, one row per class (default 8)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    parser.add_argument("--seed", type=seed_number, default=0, help="seed of the noise (default 0)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
 
 
@@ -88,7 +88,7 @@ def _judge_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a vae-* or cgan-* run directory")
     parser.add_argument("--classifier", required=True, metavar="RUN_DIR",
                         help="a classifier run trained on the same real data (e.g. a digits or fashion run)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    parser.add_argument("--seed", type=seed_number, default=0, help="seed of the noise (default 0)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 

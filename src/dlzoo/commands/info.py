@@ -7,7 +7,7 @@ import shutil
 import textwrap
 from typing import Any
 
-from dlzoo.cli import command
+from dlzoo.cli import command, seed_number
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -90,7 +90,7 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--augment", action="store_true", help="show each image with its training augmentations")
     parser.add_argument("--recipe", help="whose augmentation to show (default: the source's main recipe)")
     parser.add_argument("--out", metavar="FILE", help="picture to write (default <source>[-augment].png)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the augmentations drawn")
+    parser.add_argument("--seed", type=seed_number, default=0, help="seed of the augmentations drawn")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="the recipe's config overrides, e.g. data.path=DIR data.colour=true for a folder")
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
+from dlzoo.config import coerce
 from dlzoo.errors import UserError
 
 
@@ -45,7 +47,8 @@ def model_entry(name: str) -> ModelEntry:
 
 def check_arguments(name: str, args: dict[str, Any], section: str = "model") -> None:
     """A config's model (`{section}.name`, `{section}.args`) checked against its factory's signature, so that a
-    misspelt argument is a one-line mistake before any data is read. The classes and channels come from the data."""
+    misspelt argument or a wrong value is a one-line mistake before any data is read; values are converted to the
+    factory's annotated types in place. The classes and channels come from the data."""
     entry = model_entry(name)
     from_data = sorted(set(args) & {"num_classes", "in_channels"})
     if from_data:
@@ -54,6 +57,10 @@ def check_arguments(name: str, args: dict[str, Any], section: str = "model") -> 
         inspect.signature(entry.factory).bind_partial(**args)
     except TypeError as error:
         raise UserError(f"model '{name}': {error} ({section}.args are its keyword arguments)") from None
+    hints = typing.get_type_hints(entry.factory)
+    for key, value in args.items():  # converted to the factory's types as config keys are (width=abc refused)
+        if key in hints:
+            args[key] = coerce(value, hints[key], f"{section}.args.{key}")
 
 
 def create(name: str, num_classes: int = 10, in_channels: int = 1, **kwargs) -> nn.Module:

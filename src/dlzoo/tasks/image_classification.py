@@ -173,6 +173,8 @@ class ImageClassification(Task):
         self.runtime = runtime
         arrays, self.train_files = load_arrays(config.data)
         size = arrays.test_images.shape[-1]
+        if config.tta_shift >= size:  # the shifted copies would be empty
+            raise UserError(f"tta_shift must be less than the pictures' {size} pixels, got {config.tta_shift}")
         preprocessing = make_preprocessing(config.data.preprocess, size, config.data.colour)
         self.meta = {"classes": arrays.classes, "in_channels": 3 if config.data.colour else 1, "data_size": size,
                      "resolution": config.data.resolution, "preprocess": preprocessing.to_dict(),
