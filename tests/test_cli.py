@@ -348,3 +348,24 @@ def test_bench_refuses_an_out_it_could_not_write_before_measuring(cli, tmp_path)
     (tmp_path / "notes.txt").write_text("a file")
     assert_user_error(cli("bench", "digits", "--out", tmp_path), "is a folder")
     assert_user_error(cli("bench", "digits", "--out", tmp_path / "notes.txt" / "b.json"), "notes.txt is a file")
+
+
+def test_a_resumed_run_refuses_what_does_not_fit_its_checkpoint(cli, tmp_path, digits_run):
+    import shutil
+
+    edited = tmp_path / "edited"
+    shutil.copytree(digits_run, edited)
+    config = edited / "config.yaml"
+    config.write_text(config.read_text().replace("  epochs: 2\n", "  epochs: 3\n", 1))
+    checkpoints = sorted(p.name for p in (edited / "checkpoints").iterdir())
+    assert_user_error(cli("train", "--resume", edited), "was changed since", "trainer.epochs: 2 -> 3")
+    assert sorted(p.name for p in (edited / "checkpoints").iterdir()) == checkpoints
+
+    other = tmp_path / "other"  # another model's training state beside these weights
+    assert cli("train", "digits", *TINY_DIGITS, "trainer.epochs=1", "model.args.width=8", "--out", other).code == 0
+    mixed = tmp_path / "mixed"
+    shutil.copytree(digits_run, mixed)
+    for state in (mixed / "checkpoints").glob("*/state.pt"):
+        shutil.copy(other / "checkpoints" / "epoch-0001" / "state.pt", state)
+    # Its momentum buffers have other shapes: loaded as they were, the fused SGD step crashed the process.
+    assert_user_error(cli("train", "--resume", mixed), "does not fit this run's optimizers", "momentum_buffer")

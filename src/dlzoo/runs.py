@@ -5,13 +5,23 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import json
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlzoo.config import RecipeConfig, from_dict, load_yaml, parse_overrides, set_key, to_yaml, validate
+from dlzoo.config import (
+    RecipeConfig,
+    from_dict,
+    load_yaml,
+    parse_overrides,
+    set_key,
+    to_dict,
+    to_yaml,
+    validate,
+)
 from dlzoo.engine import checkpoint
 from dlzoo.engine.reporting import METRICS
 from dlzoo.engine.runtime import Runtime, pick_device
@@ -125,6 +135,31 @@ def read_run_config(run_dir: Path) -> tuple[Recipe, RecipeConfig]:
     data = load_yaml(path)
     recipe = get_recipe(str(data.get("recipe", "")))
     return recipe, from_dict(type(recipe.config()), data, base=recipe.config())
+
+
+def check_unchanged_since_checkpoint(run_dir: Path, config: RecipeConfig) -> None:
+    """A resumed run continues what its latest checkpoint trained: a config.yaml edited since (more epochs, another
+    rate) would not fit its saved schedule and optimizer, so it is refused, naming the first changed key. Keys that
+    only one side knows (a config written by another dlzoo version) are not compared."""
+    found = checkpoint.list_checkpoints(run_dir)
+    if not found:
+        return
+    trained = checkpoint.read_metadata(found[-1] / checkpoint.WEIGHTS).get("config", {})
+    changed = _first_difference(trained, json.loads(json.dumps(to_dict(config))))
+    if changed is not None:
+        key, before, after = changed
+        raise UserError(f"{run_dir / CONFIG} was changed since {found[-1].name} ({key}: {before!r} -> {after!r}); a "
+                        f"run resumes as it trained: undo the change, or start a new run with --config")
+
+
+def _first_difference(before: Any, after: Any, key: str = "") -> tuple[str, Any, Any] | None:
+    if isinstance(before, dict) and isinstance(after, dict):
+        for name in before.keys() & after.keys():
+            found = _first_difference(before[name], after[name], f"{key}.{name}" if key else str(name))
+            if found is not None:
+                return found
+        return None
+    return None if before == after else (key, before, after)
 
 
 @dataclass

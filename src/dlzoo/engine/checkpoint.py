@@ -57,8 +57,10 @@ def load_weights_into(models: dict[str, nn.Module], weights: dict[str, torch.Ten
         state = {key[len(prefix):]: value for key, value in weights.items() if key.startswith(prefix)}
         try:
             unwrap(model).load_state_dict(state)
-        except RuntimeError as error:
-            raise UserError(f"checkpoint weights do not fit model '{name}': {str(error).splitlines()[0]}") from None
+        except RuntimeError as error:  # torch lists every missing, unexpected and mis-shaped key: the first says it
+            details = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
+            first = details[0] if details else str(error).strip()
+            raise UserError(f"checkpoint weights do not fit model '{name}': {first[:300]}") from None
 
 
 def rng_state() -> dict[str, Any]:

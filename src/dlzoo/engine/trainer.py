@@ -298,10 +298,15 @@ class Trainer:
             raise UserError(f"{run_dir} trained in {_processes(trained_with)}, not {self.runtime.world_size}: resume "
                             f"it {how} (its schedule and data order count its processes)")
         checkpoint.load_weights_into(self.task.models, checkpoint.read_weights(found / checkpoint.WEIGHTS))
-        for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])
-        for name, scheduler in self.schedulers.items():
-            scheduler.load_state_dict(state["schedulers"][name])
+        try:
+            for name, optimizer in self.optimizers.items():
+                optimizer.load_state_dict(state["optimizers"][name])
+                _check_state_shapes(optimizer)
+            for name, scheduler in self.schedulers.items():
+                scheduler.load_state_dict(state["schedulers"][name])
+        except (KeyError, ValueError) as error:  # a state.pt of another run put beside these weights
+            raise UserError(f"{found / checkpoint.STATE} does not fit this run's optimizers ({error}): it belongs to "
+                            f"another run") from None
         self.scaler.load_state_dict(state["scaler"])
         self.task.load_state_dict(state.get("task", {}))
         if isinstance(state["rng"], list):  # one per rank
@@ -366,6 +371,17 @@ def evaluation_mode(task: Task) -> Iterator[None]:
     finally:
         for name, model in task.models.items():
             model.train(modes[name])
+
+
+def _check_state_shapes(optimizer: torch.optim.Optimizer) -> None:
+    """`load_state_dict` matches parameters by position and count only: a momentum buffer of another shape (another
+    model's state) would reach the fused update kernels, which do not check it (SGD's crashed the process)."""
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            for key, value in optimizer.state.get(parameter, {}).items():
+                if torch.is_tensor(value) and value.dim() > 0 and value.shape != parameter.shape:
+                    raise ValueError(f"its {key} of shape {tuple(value.shape)} is for a parameter of another shape "
+                                     f"than {tuple(parameter.shape)}")
 
 
 @contextlib.contextmanager
