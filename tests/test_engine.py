@@ -182,3 +182,11 @@ def test_a_metric_per_fold_shares_one_name_on_the_console():
                            "fold5_log_rmse": 0.2, "top5_accuracy": 0.9, "lr": 1e-3, "count": 3})
     assert line == ("loss 0.5000  fold1-3_log_rmse 0.2100 0.1800 0.1700  fold5_log_rmse 0.2000  "
                     "top5_accuracy 0.9000  lr 0.0010  count 3")
+
+
+def test_damaged_lines_of_metrics_jsonl_are_passed_over(tmp_path):
+    from dlzoo.engine.reporting import METRICS, read_metrics
+
+    (tmp_path / METRICS).write_bytes(b'{"epoch": 1, "split": "test"}\n{"epoch": 2, "spl'  # cut by a kill
+                                     b'\n\xff\xfe\x00 not text\n42\n{"epoch": 2, "split": "test"}\n')
+    assert read_metrics(tmp_path) == [{"epoch": 1, "split": "test"}, {"epoch": 2, "split": "test"}]

@@ -126,11 +126,13 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     entries = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_bytes().splitlines():
         try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut by a kill
+            entry = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):  # a line cut by a kill, or damaged since
             continue
+        if isinstance(entry, dict):
+            entries.append(entry)
     return entries
 
 
