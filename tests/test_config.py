@@ -135,3 +135,14 @@ def test_numbers_torch_cannot_take_are_refused_in_one_line(override, message):
     with pytest.raises(UserError) as caught:
         build_config(get_recipe("fashion"), overrides=[override])
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(("recipe", "override", "message"), [
+    ("fashion", "model.name=vae-conv", "model.name=vae-conv is a vae model; fashion trains a classifier: alexnet"),
+    ("fashion", "model.name=line-crnn", "is a line-recognizer model"),
+    ("cgan-digits", "critic.name=cgan-generator", "cgan-digits trains a gan-critic: cgan-critic"),
+])
+def test_a_model_of_another_kind_than_the_recipe_trains_is_refused(recipe, override, message):
+    with pytest.raises(UserError) as caught:
+        build_config(get_recipe(recipe), overrides=[override])
+    assert message in str(caught.value)

@@ -166,7 +166,7 @@ def test_a_judged_run_resumes_from_another_folder(cli, digits_run, tmp_path, mon
 @pytest.mark.parametrize("args, fragment", [
     (["train", "cgan-digits", "gan.n_critic=0", *CPU], "gan.n_critic must be >= 1"),
     (["train", "cgan-digits", "trainer.compile=true", *CPU], "double backward"),
-    (["train", "vae-digits", "model.name=cgan-generator", *CPU], "not a VAE"),
+    (["train", "vae-digits", "model.name=cgan-generator", *CPU], "vae-digits trains a vae: vae-conv, vae-mlp"),
     (["train", "vae-digits", "iw_samples=0", *CPU], "iw_samples"),
     (["train", "cgan-digits", "generator.args.latent_dim=8", *CPU], "latent_dim"),
     (["train", "cgan-digits", "judge=/nonexistent/run", *CPU], "run directory not found"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 import json
 import shutil
@@ -27,7 +26,7 @@ from dlzoo.engine.reporting import METRICS
 from dlzoo.engine.runtime import Runtime, pick_device
 from dlzoo.errors import UserError
 from dlzoo.files import stale_temporaries, written_whole
-from dlzoo.models import check_arguments
+from dlzoo.models import check_arguments, check_kind
 from dlzoo.recipes import Recipe, get_recipe
 from dlzoo.tasks.base import Task
 
@@ -57,10 +56,10 @@ def build_config(recipe: Recipe, config_file: str | None = None, overrides: list
         if key != "model.name":
             set_key(config, key, value)
     validate(config)
-    for section in dataclasses.fields(config):  # every registered model the config names (GANs have two)
-        value = getattr(config, section.name)
-        if hasattr(value, "args") and hasattr(value, "name"):
-            check_arguments(value.name, value.args, section.name)
+    for section, kind in recipe.task.model_kinds.items():  # every registered model the config names (GANs: two)
+        model = getattr(config, section)
+        check_kind(model.name, kind, section, recipe.name)
+        check_arguments(model.name, model.args, section)
     return config
 
 
@@ -190,7 +189,7 @@ def set_evaluation_keys(run: LoadedRun, overrides: list[str]) -> None:
     allowed = ("trainer.threads", *run.recipe.task.evaluation_keys)
     for key, text in parse_overrides(overrides):
         if key not in allowed:
-            can = ", ".join(allowed) if allowed else "none"
+            can = ", ".join(allowed)
             raise UserError(f"'{key}' was fixed by training; what `dlzoo eval` can change for {run.recipe.name}: {can}")
         set_key(run.config, key, text)
     validate(run.config)  # the same range checks as training's (data.eval_batch_size >= 1)

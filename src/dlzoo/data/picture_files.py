@@ -85,7 +85,9 @@ class FileLoader:
 
     def __init__(self, files: PictureFiles, batch_size: int, workers: int, device: torch.device, seed: int = 0,
                  rank: int = 0, world_size: int = 1, drop_last: bool = False):
-        self.sampler = DistributedSampler(files, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+        # drop_last: every rank takes len // world_size pictures, as TensorLoader's shards (not one padded share).
+        self.sampler = DistributedSampler(files, num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
+                                          drop_last=True)
         # The loader draws its workers' base seed as it starts them, with persistent workers only in the first
         # epoch it runs (a resumed run: a later one): from a generator of its own, so that the draw leaves the
         # training process's (dropout's, saved in checkpoints) alone. The pictures do not use the workers' seeds.

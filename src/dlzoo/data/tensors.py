@@ -14,9 +14,10 @@ import torch
 def drop_short_last(samples: int, batch_size: int, world_size: int = 1) -> bool:
     """Whether training drops an epoch's short last batch. It gives its few samples a whole step's weight (and
     BatchNorm noisy statistics), so it goes, unless the set is so small (`data.limit`) that an epoch would lose
-    much; a last batch of one sample goes always: BatchNorm cannot train on one value per channel."""
+    much; a last batch of one sample after others goes always: BatchNorm cannot train on one value per channel.
+    Each rank takes `samples // world_size`, as both loaders shard."""
     per_rank = samples // world_size
-    return samples >= 2 * batch_size * world_size or per_rank % batch_size == 1
+    return samples >= 2 * batch_size * world_size or (per_rank > 1 and per_rank % batch_size == 1)
 
 
 class TensorLoader:

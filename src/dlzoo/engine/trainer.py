@@ -390,11 +390,11 @@ def _batch_norm_fed_one_value(batch_size: int) -> Iterator[None]:
     `data.batch_size`, not a bug. (A last batch of one is never drawn: `drop_short_last`.)"""
     try:
         yield
-    except ValueError as error:
+    except (ValueError, RuntimeError) as error:  # ValueError from torch, RuntimeError from a compiled model
         if "more than 1 value per channel" not in str(error):
             raise
-        raise UserError(f"data.batch_size={batch_size} is too small for the model's BatchNorm layers, which need "
-                        f"more than one value per channel: use 2 or more") from None
+        raise UserError(f"a batch of one sample (data.batch_size={batch_size}, or data.limit) is too small for the "
+                        f"model's BatchNorm layers, which need more than one value per channel") from None
 
 
 def evaluate_split(task: Task, split: str) -> dict[str, float]:

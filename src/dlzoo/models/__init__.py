@@ -7,10 +7,10 @@ imported here, so a new family needs no edit elsewhere.
 import importlib
 import pkgutil
 
-from dlzoo.models.registry import check_arguments, create, list_models, model_entry, register_model
+from dlzoo.models.registry import check_arguments, check_kind, create, list_models, model_entry, register_model
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in ("registry", "layers"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["check_arguments", "create", "list_models", "model_entry", "register_model"]
+__all__ = ["check_arguments", "check_kind", "create", "list_models", "model_entry", "register_model"]

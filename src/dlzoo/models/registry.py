@@ -23,15 +23,17 @@ class ModelEntry:
     summary: str
     # The input the model is meant for, e.g. (1, 28, 28): used to count parameters and by `dlzoo models`.
     input_size: tuple[int, int, int]
+    # What it does, which the task that trains it must expect: "classifier", "vae", "gan-generator", ...
+    kind: str = "classifier"
 
 
 _MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, family: str, input_size: tuple[int, int, int] = (1, 28, 28)):
+def register_model(name: str, family: str, input_size: tuple[int, int, int] = (1, 28, 28), kind: str = "classifier"):
     def decorate(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         doc = (inspect.getdoc(factory) or "").split("\n")[0]
-        _MODELS[name] = ModelEntry(name, factory, family, doc, input_size)
+        _MODELS[name] = ModelEntry(name, factory, family, doc, input_size, kind)
         return factory
 
     return decorate
@@ -43,6 +45,14 @@ def model_entry(name: str) -> ModelEntry:
         hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(sorted(_MODELS))}"
         raise UserError(f"unknown model '{name}'{hint}")
     return _MODELS[name]
+
+
+def check_kind(name: str, kind: str, section: str, recipe: str) -> None:
+    """A model that does what the recipe's task trains (a classifier recipe cannot train a VAE's decoder)."""
+    entry = model_entry(name)
+    if entry.kind != kind:
+        fitting = ", ".join(other.name for other in list_models() if other.kind == kind)
+        raise UserError(f"{section}.name={name} is a {entry.kind} model; {recipe} trains a {kind}: {fitting}")
 
 
 def check_arguments(name: str, args: dict[str, Any], section: str = "model") -> None:

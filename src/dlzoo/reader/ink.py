@@ -22,9 +22,11 @@ WORK_HEIGHT = 40  # digit height in pixels at which segmentation works
 COARSE_PIXELS = 400_000  # the coarse pass looks at a copy of at most this many pixels
 MAX_WORK_PIXELS = 6_000_000
 MIN_CONTRAST = 0.08  # weaker ink than this (a fraction of the paper's brightness) is not ink
-# A part this many times wider than tall is a rule or an underline, not digits (eight touching digits are about
-# five times wider than tall): it says nothing of the digits' height.
+# A part this many times wider than tall, and mostly ink within its box, is a rule or an underline, not digits
+# (eight touching digits are about five times wider than tall, and digits touching a rule leave most of the box
+# empty): it says nothing of the digits' height.
 RULE_ASPECT = 10
+RULE_FILL = 0.5
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,9 @@ def _coarse_digit_height(bright_ink: np.ndarray, light_ink: bool) -> float | Non
     if level is None:
         return None
     _, _, stats, _ = cv2.connectedComponentsWithStats((ink > level).astype(np.uint8), connectivity=8)
-    not_rules = stats[1:, cv2.CC_STAT_WIDTH] < RULE_ASPECT * stats[1:, cv2.CC_STAT_HEIGHT]
-    areas, heights = stats[1:, cv2.CC_STAT_AREA][not_rules], stats[1:, cv2.CC_STAT_HEIGHT][not_rules]
+    widths, tall = stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]
+    rules = (widths >= RULE_ASPECT * tall) & (stats[1:, cv2.CC_STAT_AREA] >= RULE_FILL * widths * tall)
+    areas, heights = stats[1:, cv2.CC_STAT_AREA][~rules], tall[~rules]
     if len(areas) == 0 or areas.max() < 4:
         return None
     # Broken strokes give short parts and touching digits wide ones; heights of the larger parts are steady.

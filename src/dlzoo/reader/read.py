@@ -22,7 +22,7 @@ from dlzoo.reader.grouping import box_of, candidate_groups, choose_groups, group
 from dlzoo.reader.ink import InkMap, find_ink
 from dlzoo.reader.segment import Atom, Line, Segmentation, segment
 from dlzoo.tasks.base import Task
-from dlzoo.vision.io import read_image
+from dlzoo.vision.io import flatten_transparency, read_image
 from dlzoo.vision.preprocess import preprocessing_from_dict
 
 if TYPE_CHECKING:
@@ -232,9 +232,8 @@ def _as_picture(image: np.ndarray) -> np.ndarray:
         image = (image.astype(np.float64) * 255 / np.iinfo(image.dtype).max).round().astype(np.uint8)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[..., 0]
-    elif image.ndim == 3 and image.shape[2] == 4:  # transparent pixels become white paper
-        alpha = image[..., 3:].astype(np.float32) / 255
-        image = (image[..., :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
+    elif image.ndim == 3 and image.shape[2] == 4:  # transparent pixels filled as a picture file's are
+        image = flatten_transparency(image)
     return image
 
 

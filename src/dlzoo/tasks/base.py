@@ -38,6 +38,9 @@ class Task(abc.ABC):
     # Config keys that change how a trained model is evaluated, not what was trained (test-time augmentation, the
     # evaluation batch): `dlzoo eval RUN_DIR KEY=VALUE` takes these and refuses every other key.
     evaluation_keys: ClassVar[tuple[str, ...]] = ()
+    # The kind of registered model (`register_model(kind=...)`) each config section names, e.g. {"model":
+    # "classifier"}: another kind is refused before any data is read.
+    model_kinds: ClassVar[dict[str, str]] = {}
 
     def __init__(self, config: RecipeConfig):
         self.config = config

@@ -70,6 +70,7 @@ def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor, lab
 
 class ConditionalGANTask(GenerativeImageTask):
     main_metric = "wasserstein"
+    model_kinds = {"generator": "gan-generator", "critic": "gan-critic"}
     conditional = True
     data_model = "continuous: grey levels in [0, 1]; the generator ends in a sigmoid"
     optimizes_itself = True

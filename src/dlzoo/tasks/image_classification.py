@@ -155,6 +155,7 @@ def file_augmentation(aug: AugmentConfig, size: int) -> v2.Compose | None:
 class ImageClassification(Task):
     main_metric = "accuracy"
     evaluation_keys = ("tta_flip", "tta_shift", "data.eval_batch_size")
+    model_kinds = {"model": "classifier"}
     config: ImageClassificationConfig
     train_files: PictureFiles | None = None  # the training pictures left on disk (`data.stream`)
 

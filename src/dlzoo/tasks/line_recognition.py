@@ -93,6 +93,7 @@ def ctc_loss(logits: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor)
 
 class LineRecognition(Task):
     main_metric = "exact"
+    model_kinds = {"model": "line-recognizer"}
     config: LineRecognitionConfig
 
     def setup(self, runtime: Runtime) -> None:

@@ -23,7 +23,6 @@ from torch import nn
 
 from dlzoo.data.tensors import TensorLoader
 from dlzoo.errors import UserError
-from dlzoo.models import model_entry
 from dlzoo.models.generative import VAE
 from dlzoo.tasks.generative import (
     EVAL_SEED,
@@ -72,6 +71,7 @@ def log_weights(model: VAE, binary: torch.Tensor, samples: int, generator: torch
 
 class VAETask(GenerativeImageTask):
     main_metric = "nll_iw"
+    model_kinds = {"model": "vae"}
     data_model = "binarised: Bernoulli pixels; training images re-binarised each batch, held-out ones once (seed 0)"
     config: VAEConfig
 
@@ -79,8 +79,6 @@ class VAETask(GenerativeImageTask):
         super().check_config()
         if self.config.iw_samples < 1:
             raise UserError(f"iw_samples must be >= 1, got {self.config.iw_samples}")
-        if model_entry(self.config.model.name).family != "vae":
-            raise UserError(f"model '{self.config.model.name}' is not a VAE; use vae-mlp or vae-conv")
 
     def setup(self, runtime: Runtime) -> None:
         self.setup_data(runtime)

@@ -105,8 +105,9 @@ def to_rgb_or_gray(image: np.ndarray) -> np.ndarray:
 
 
 def flatten_transparency(bgra: np.ndarray) -> np.ndarray:
-    """BGR with transparent pixels composited onto a background the drawing stands out from: white paper under a
-    dark drawing, black under a light one (a white shape on a transparent background would vanish on white)."""
+    """BGR (or RGB: the order is kept) with transparent pixels composited onto a background the drawing stands out
+    from: white paper under a dark drawing, black under a light one (a white shape on a transparent background
+    would vanish on white)."""
     colour, alpha = bgra[:, :, :3].astype(np.float32), bgra[:, :, 3:4].astype(np.float32) / 255.0
     drawn = alpha[:, :, 0] > 0.5
     light = drawn.any() and colour[drawn].mean() > 127.5
