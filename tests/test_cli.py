@@ -369,3 +369,10 @@ def test_a_resumed_run_refuses_what_does_not_fit_its_checkpoint(cli, tmp_path, d
         shutil.copy(other / "checkpoints" / "epoch-0001" / "state.pt", state)
     # Its momentum buffers have other shapes: loaded as they were, the fused SGD step crashed the process.
     assert_user_error(cli("train", "--resume", mixed), "does not fit this run's optimizers", "momentum_buffer")
+
+
+def test_no_command_and_bench_list_options_are_mistakes(cli):
+    result = cli()
+    assert result.code == 2 and "train" in result.out  # the commands, on stdout
+    assert result.err.strip() == "dlzoo: error: name a command (listed above)"
+    assert_user_error(cli("bench", "list", "foo=1"), "takes no KEY=VALUE")

@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()
         args = _parse(parser, argv)
         if args.command is None:
-            parser.print_help()
-            return 2
+            parser.print_help()  # what there is to run, on stdout; the mistake, on stderr
+            raise UserError("name a command (listed above)")
         if args.command != "train" and int(os.environ.get("WORLD_SIZE", 1)) > 1:
             raise UserError(f"dlzoo {args.command} runs in one process: run it without torchrun (only training "
                             f"spreads over processes)")

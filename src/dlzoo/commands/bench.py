@@ -45,6 +45,8 @@ def bench(args: argparse.Namespace) -> None:
 
     available = list_benchmarks()
     if args.name == "list":
+        if args.options or args.out:
+            raise UserError("`dlzoo bench list` takes no KEY=VALUE or --out; name a benchmark to run it with them")
         width = max(map(len, available))
         for name, summary in available.items():
             print(f"{name:{width}s}  {summary}")
