@@ -96,6 +96,19 @@ def test_bad_tables_are_one_line_errors_and_write_nothing(housing_run, tmp_path,
     assert not out.exists() and not list(tmp_path.glob("*.tmp"))
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
+def test_a_table_cut_off_mid_row_is_refused(housing_run, tmp_path, cli, suffix):
+    whole = ames_rows(3).to_csv(index=False)
+    table = tmp_path / f"houses{suffix}"
+    cut = whole[: whole.rindex(",", 0, len(whole) - 200)]  # as a full disk or an aborted copy leaves it
+    if suffix == ".csv.gz":
+        with gzip.open(table, "wt") as packed:
+            packed.write(cut)
+    else:
+        table.write_text(cut)
+    assert_user_error(cli("predict", housing_run, table), "line 4 has", "a file cut short?")
+
+
 def test_eval_per_class_is_for_classifiers_only(housing_run, cli):
     assert_user_error(cli("eval", housing_run, "--per-class"), "does not sort samples into classes")
 

@@ -7,6 +7,10 @@ numbers happens later, in one place (`dlzoo.tabular.schema`), so training and pr
 
 from __future__ import annotations
 
+import bz2
+import csv
+import gzip
+import lzma
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +62,11 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         raise UserError(f"cannot read {path}: {error.strerror or error}") from None
     if not isinstance(frame.index, pd.RangeIndex):
         frame = _without_extra_cells(frame, path)
+    short = _first_short_row(path, len(frame.columns))
+    if short is not None:
+        line, cells = short
+        raise UserError(f"{path}: line {line} has {cells} of the header's {len(frame.columns)} cells (a file cut "
+                        f"short?); give every row all its cells, empty ones as ',,'")
     # The header as written: pandas renames a repeated name ('area', 'area.1'), which would hide the repeat, and a
     # name repeated but for spaces ('Lot_Area' and 'Lot_Area ') would become one name for two columns.
     header = [name.strip() for name in _header(path) if name.strip()]  # empty ones become "Unnamed: N"
@@ -83,6 +92,25 @@ def _without_extra_cells(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     cells = cells.iloc[:, : len(frame.columns)]
     cells.columns = frame.columns
     return cells
+
+
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+def _first_short_row(path: Path, width: int) -> tuple[int, int] | None:
+    """The first row with fewer cells than the header (its line number and cell count), which pandas would pad
+    with missing values: a file cut off mid-row would be predicted from half a house. Files compressed otherwise
+    than gzip, bzip2 or xz are not checked."""
+    suffix = path.suffix.lower()
+    if suffix in (".zip", ".zst", ".tar"):
+        return None
+    opener = _OPENERS.get(suffix, open)
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as text:
+        reader = csv.reader(text, skipinitialspace=True)
+        for row in reader:
+            if row and len(row) < width:
+                return reader.line_num, len(row)
+    return None
 
 
 def _header(path: Path) -> list[str]:
