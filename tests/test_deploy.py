@@ -172,3 +172,28 @@ def test_serve_predicts_over_http(digits_run, digit_pictures):
         answer = connection.getresponse()
         assert answer.status == 400 and "request body" in json.loads(answer.read())["error"]
         connection.close()
+
+
+def test_serve_answers_protocol_mistakes_in_json_and_survives_clients_that_leave(digits_run, capsys):
+    import socket
+
+    with serving(digits_run) as base:
+        port = urllib.parse.urlsplit(base).port
+        for method in ("PUT", "DELETE"):  # the standard library's own refusal, in JSON like every other answer
+            connection = http.client.HTTPConnection("127.0.0.1", port)
+            connection.request(method, "/predict", body=b"x")
+            answer = connection.getresponse()
+            assert answer.status == 501 and "Unsupported method" in json.loads(answer.read())["error"]
+            connection.close()
+        connection = http.client.HTTPConnection("127.0.0.1", port)
+        connection.putrequest("POST", "/predict?name=x.png")
+        connection.putheader("Transfer-Encoding", "chunked")
+        connection.endheaders()
+        answer = connection.getresponse()
+        assert answer.status == 411 and "Content-Length" in json.loads(answer.read())["error"]
+        connection.close()
+        with socket.create_connection(("127.0.0.1", port)) as client:  # declares 1,000 bytes, sends 5 and leaves
+            client.sendall(b"POST /predict?name=x.png HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nshort")
+        with urllib.request.urlopen(f"{base}/health") as response:
+            assert json.loads(response.read()) == {"status": "ok"}
+    assert "Traceback" not in capsys.readouterr().err

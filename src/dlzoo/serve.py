@@ -14,6 +14,7 @@ import json
 import re
 import tempfile
 import threading
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from dlzoo.errors import UserError, one_line
 from dlzoo.runs import LoadedRun, load_for_inference
 
 MAX_BYTES = 32 << 20
+REQUEST_TIMEOUT_S = 60
 MAX_NAME = 255  # a file name's longest on common file systems
 
 
@@ -33,13 +35,24 @@ def make_server(run: LoadedRun, host: str = "127.0.0.1", port: int = 8000, devic
     info = {"recipe": run.recipe.name, "checkpoint": str(run.checkpoint), "meta": task.meta}
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = REQUEST_TIMEOUT_S  # a client that stops sending mid-request does not hold a thread for ever
+
         def _reply(self, status: int, payload: Any) -> None:
             body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):  # the client left before its answer: nothing to tell
+                self.close_connection = True
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """The standard library's own refusals (an unknown method, a malformed request line) in JSON, as the
+            rest, not as an HTML page."""
+            self.close_connection = True
+            self._reply(code, {"error": message or HTTPStatus(code).phrase})
 
         def do_GET(self) -> None:
             path = urlparse(self.path).path
@@ -55,11 +68,22 @@ def make_server(run: LoadedRun, host: str = "127.0.0.1", port: int = 8000, devic
             if url.path != "/predict":
                 self._reply(404, {"error": f"no such endpoint: {url.path}"})
                 return
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                self.close_connection = True  # its body is left unread
+                self._reply(411, {"error": "send the file with a Content-Length header; chunked bodies are not read"})
+                return
             length = _content_length(self.headers.get("Content-Length"))
             if not 0 < length <= MAX_BYTES:
                 self._reply(400, {"error": f"send the file as the request body (1 byte to {MAX_BYTES} bytes)"})
                 return
-            data = self.rfile.read(length)  # read before any refusal: closing on an unread body can reset the reply
+            try:  # read before any refusal: closing on an unread body can reset the reply
+                data = self.rfile.read(length)
+            except (TimeoutError, ConnectionError):  # the client stopped sending, or left
+                self.close_connection = True
+                return
+            if len(data) < length:  # it closed before sending what it declared
+                self.close_connection = True
+                return
             name = _upload_name(parse_qs(url.query).get("name", [""])[0])
             if name is None:
                 self._reply(400, {"error": f"name= must be a file name of at most {MAX_NAME} characters, "
