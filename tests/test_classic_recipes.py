@@ -86,5 +86,6 @@ def test_batch_norm_is_never_fed_a_batch_of_one(cli, tiny_fashion, tmp_path):
     assert result.code == 0, result.err
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 1
     assert_user_error(cli("train", "lenet-bn", f"data.path={tiny_fashion}", "data.batch_size=1", "trainer.epochs=1",
-                          "trainer.device=cpu", "--out", tmp_path / "one"), "(data.batch_size=1, or data.limit) is too small")
+                          "trainer.device=cpu", "--out", tmp_path / "one"),
+                      "(data.batch_size=1, or data.limit) is too small")
     assert not (tmp_path / "one").exists()
