@@ -90,6 +90,7 @@ def test_yaml_file_then_overrides(tmp_path):
     ("trainer:\n  epocs: 3\n", "unknown config key 'trainer.epocs'"),
     ("- a\n- b\n", "must hold a mapping"),
     ("trainer: {epochs: 3", "not valid YAML"),
+    ("trainer:\n  epochs: 3\n  epochs: 5\n", "the key 'epochs' is given twice"),  # PyYAML would keep the 5
     ("recipe: fashion\n", "config for recipe 'fashion'"),
 ])
 def test_bad_yaml_files(tmp_path, text, message):
