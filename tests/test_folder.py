@@ -2,6 +2,7 @@
 the PNG and JPEG files a user would have (some dark-on-light, as photographs are)."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -375,3 +376,15 @@ def test_a_picture_claiming_too_many_pixels_is_a_one_line_mistake(tmp_path):
                      + chunk(b"IEND", b""))
     with pytest.raises(UserError, match="claims more pixels than OpenCV decodes"):
         read_image(bomb)
+
+
+def test_a_named_pipe_is_refused_rather_than_read_for_ever(tmp_path):
+    from dlzoo.data.tables import read_csv
+    from dlzoo.vision.io import read_image
+
+    for name in ("picture.png", "table.csv"):
+        os.mkfifo(tmp_path / name)  # nothing ever writes to it: reading it would wait for ever
+    with pytest.raises(UserError, match="a pipe or a device"):
+        read_image(tmp_path / "picture.png")
+    with pytest.raises(UserError, match="a pipe or a device"):
+        read_csv(tmp_path / "table.csv")

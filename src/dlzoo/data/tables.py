@@ -45,6 +45,8 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     path = Path(path).expanduser()
     if path.is_dir():
         raise UserError(f"{path} is a folder, not a CSV file")
+    if path.exists() and not path.is_file():  # a named pipe: the checks below read it more than once
+        raise UserError(f"{path} is not a regular file (a pipe or a device?); save the table as a file")
     try:
         # utf-8-sig is UTF-8 that also accepts (and drops) a leading byte-order mark.
         frame = pd.read_csv(path, encoding="utf-8-sig", dtype=str, skipinitialspace=True)

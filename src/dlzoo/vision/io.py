@@ -35,6 +35,8 @@ def read_image(path: str | Path) -> np.ndarray:
         raise UserError(f"image not found: {path}")
     if path.is_dir():
         raise UserError(f"expected an image file, got a folder: {path}")
+    if not path.is_file():  # a named pipe or a device would be read until its writer stops, perhaps never
+        raise UserError(f"expected an image file, got something else (a pipe or a device?): {path}")
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as error:
