@@ -376,3 +376,15 @@ def test_no_command_and_bench_list_options_are_mistakes(cli):
     assert result.code == 2 and "train" in result.out  # the commands, on stdout
     assert result.err.strip() == "dlzoo: error: name a command (listed above)"
     assert_user_error(cli("bench", "list", "foo=1"), "takes no KEY=VALUE")
+
+
+def test_a_folder_where_a_run_writes_a_file_is_found_before_training(cli, tmp_path, digits_run):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    (run / "summary.json").unlink()
+    (run / "summary.json").mkdir()
+    before = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert_user_error(cli("train", "--resume", run), "summary.json is a folder")
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before  # nothing trained, nothing replaced

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from dlzoo.files import save_figure, written_whole
 
 METRICS = "metrics.jsonl"
+CURVES = "curves.png"
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
@@ -176,7 +177,7 @@ def plot_curves(run_dir: Path) -> Path | None:
     for axis in list(axes.flat)[len(series):]:
         axis.axis("off")
     figure.tight_layout()
-    return save_figure(figure, Path(run_dir) / "curves.png", dpi=100)
+    return save_figure(figure, Path(run_dir) / CURVES, dpi=100)
 
 
 def per_class_report(labels: Any, predicted: Any, classes: list[str]) -> list[dict[str, Any]]:
