@@ -17,7 +17,6 @@ from torch import nn
 
 from dlzoo.engine.optim import build_optimizer
 from dlzoo.errors import UserError
-from dlzoo.models import model_entry
 from dlzoo.tasks.ema import started, weight_average
 from dlzoo.tasks.generative import (
     EVAL_SEED,
@@ -92,10 +91,6 @@ class ConditionalGANTask(GenerativeImageTask):
             raise UserError("trainer.compile is not supported for GANs: the gradient penalty needs a double "
                             "backward, which torch.compile cannot do")
         check_model_args(self.config.generator, {"latent_dim": gan.latent_dim}, self.config.recipe)
-        for model in (self.config.generator, self.config.critic):
-            if model_entry(model.name).family != "cgan":
-                raise UserError(f"model '{model.name}' is not a conditional GAN model; use cgan-generator and "
-                                "cgan-critic (or another model of the cgan family)")
 
     def build_models(self) -> dict[str, nn.Module]:
         generator = self.create_model(self.config.generator, latent_dim=self.config.gan.latent_dim)
