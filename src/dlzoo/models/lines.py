@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
 from dlzoo.models.layers import Normalize, conv_bn_relu
 from dlzoo.models.registry import register_model
+
+# What reads the convolutions' columns in order: a BiLSTM, or 1-d convolutions.
+SequenceLayer = Literal["lstm", "conv"]
 
 # Ink lines are mostly black: mean and std of the composed training lines' pixels (measured, rounded).
 LINE_MEAN, LINE_STD = (0.12,), (0.3,)
@@ -22,7 +27,7 @@ class LineCRNN(nn.Module):
     frame_stride = 2
 
     def __init__(self, num_classes: int = 11, in_channels: int = 1, width: int = 16, hidden: int = 96,
-                 height: int = 32, sequence: str = "lstm", dropout: float = 0.0):
+                 height: int = 32, sequence: SequenceLayer = "lstm", dropout: float = 0.0):
         super().__init__()
         if height % 8:
             raise ValueError(f"line height must be a multiple of 8, got {height}")
@@ -63,6 +68,6 @@ class LineCRNN(nn.Module):
 
 @register_model("line-crnn", family="lines", input_size=(1, 32, 128), kind="line-recognizer")
 def line_crnn(num_classes: int = 11, in_channels: int = 1, width: int = 16, hidden: int = 96, height: int = 32,
-              sequence: str = "lstm", dropout: float = 0.0) -> nn.Module:
+              sequence: SequenceLayer = "lstm", dropout: float = 0.0) -> nn.Module:
     """CRNN line recognizer: 5 conv layers, BiLSTM (or 1-d convs) along the width, per-frame logits for CTC."""
     return LineCRNN(num_classes, in_channels, width, hidden, height, sequence, dropout)
