@@ -79,8 +79,8 @@ def models(args: argparse.Namespace) -> None:
         with torch.device("meta"):
             model = create(entry.name, num_classes=10, in_channels=entry.input_size[0])
         params = sum(p.numel() for p in model.parameters())
-        rows.append([entry.name, entry.family, f"{params:,}", "x".join(map(str, entry.input_size)), entry.summary])
-    print(_table(rows, ["model", "family", "parameters", "input", "description"]))
+        rows.append([entry.name, entry.kind, f"{params:,}", "x".join(map(str, entry.input_size)), entry.summary])
+    print(_table(rows, ["model", "kind", "parameters", "input", "description"]))
 
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:

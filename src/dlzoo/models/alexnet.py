@@ -9,7 +9,7 @@ from dlzoo.models.layers import xavier_init
 from dlzoo.models.registry import register_model
 
 
-@register_model("alexnet", family="alexnet", input_size=(1, 224, 224))
+@register_model("alexnet", input_size=(1, 224, 224))
 def alexnet(num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5) -> nn.Module:
     """AlexNet as in the book: 5 convs (11x11/4, 5x5, 3x3 x3) with max-pools, then 4096-4096 dropout MLP; 224 px."""
     return xavier_init(nn.Sequential(

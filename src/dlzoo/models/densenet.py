@@ -33,7 +33,7 @@ def transition(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(*bn_relu_conv(in_channels, out_channels, kernel_size=1), nn.AvgPool2d(2))
 
 
-@register_model("densenet", family="densenet", input_size=(1, 96, 96))
+@register_model("densenet", input_size=(1, 96, 96))
 def densenet(num_classes: int = 10, in_channels: int = 1, growth_rate: int = 32,
              block_sizes: tuple[int, ...] = (4, 4, 4, 4)) -> nn.Module:
     """The book's DenseNet: ResNet stem, 4 dense blocks of 4 convs (growth 32), halving transitions; 96 px."""

@@ -11,7 +11,7 @@ from dlzoo.models.registry import register_model
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 
 
-@register_model("digits-classic", family="digits")
+@register_model("digits-classic")
 def digits_classic(num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5) -> nn.Module:
     """The curriculum's digit CNN: two conv5x5+BN+ReLU+max-pool blocks, dropout, one linear layer."""
     return nn.Sequential(
@@ -22,7 +22,7 @@ def digits_classic(num_classes: int = 10, in_channels: int = 1, dropout: float =
     )
 
 
-@register_model("digits-net", family="digits")
+@register_model("digits-net")
 def digits_net(num_classes: int = 10, in_channels: int = 1, width: int = 16, dropout: float = 0.2) -> nn.Module:
     """dlzoo's digit CNN: three conv3x3+BN+ReLU stages of doubling width, each max-pooled, then dropout+linear."""
     return nn.Sequential(

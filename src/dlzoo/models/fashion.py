@@ -30,7 +30,7 @@ def conv_pool_stage(in_channels: int, out_channels: int, depth: int) -> list[nn.
     return layers
 
 
-@register_model("fashion-net", family="fashion")
+@register_model("fashion-net")
 def fashion_net(num_classes: int = 10, in_channels: int = 1, width: int = 24, depth: int = 1,
                 dropout: float = 0.0) -> nn.Module:
     """dlzoo's fast 28 px classifier: 3 conv-pool stages (width, 2x, 4x), `depth` extra convs in stages 2-3."""

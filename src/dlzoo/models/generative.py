@@ -39,7 +39,7 @@ class VAE(nn.Module):
         return self.decode(z), mu, logvar
 
 
-@register_model("vae-mlp", family="vae", kind="vae")
+@register_model("vae-mlp", kind="vae")
 def vae_mlp(num_classes: int = 10, in_channels: int = 1, latent_dim: int = 20,
             hidden: tuple[int, ...] | list[int] = (400, 400)) -> VAE:
     """The curriculum's MLP VAE: 784-400-400 encoder, latent 20, mirrored decoder (num_classes unused)."""
@@ -57,7 +57,7 @@ def vae_mlp(num_classes: int = 10, in_channels: int = 1, latent_dim: int = 20,
     return VAE(nn.Sequential(*encoder), nn.Sequential(*decoder), latent_dim)
 
 
-@register_model("vae-conv", family="vae", kind="vae")
+@register_model("vae-conv", kind="vae")
 def vae_conv(num_classes: int = 10, in_channels: int = 1, latent_dim: int = 20, width: int = 32) -> VAE:
     """Convolutional VAE: three stride-2 convs (28->14->7->4) and their transposes, latent 20 (num_classes unused)."""
     flat = 4 * width * 4 * 4
@@ -132,14 +132,14 @@ class ProjectionCritic(nn.Module):
         return self.score(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
 
 
-@register_model("cgan-generator", family="cgan", kind="gan-generator")
+@register_model("cgan-generator", kind="gan-generator")
 def cgan_generator(num_classes: int = 10, in_channels: int = 1, latent_dim: int = 64, width: int = 32,
                    embed_dim: int = 32) -> ConditionalGenerator:
     """Class-conditional generator: (z, label embedding) -> 7x7 -> 14x14 -> 28x28 image in [0, 1]."""
     return ConditionalGenerator(num_classes, in_channels, latent_dim, width, embed_dim)
 
 
-@register_model("cgan-critic", family="cgan", kind="gan-critic")
+@register_model("cgan-critic", kind="gan-critic")
 def cgan_critic(num_classes: int = 10, in_channels: int = 1, width: int = 16) -> ProjectionCritic:
     """Class-conditional WGAN critic: three spectrally normalised convs, label projection head; no batch norm."""
     return ProjectionCritic(num_classes, in_channels, width)

@@ -87,7 +87,7 @@ class GoogLeNet(nn.Module):
         return logits
 
 
-@register_model("googlenet", family="googlenet", input_size=(1, 96, 96))
+@register_model("googlenet", input_size=(1, 96, 96))
 def googlenet(num_classes: int = 10, in_channels: int = 1, aux_logits: bool = False) -> nn.Module:
     """GoogLeNet as in the book: conv stem + 9 Inception blocks + global pool; aux_logits adds the paper's 2 heads."""
     return GoogLeNet(num_classes, in_channels, aux_logits)

@@ -14,7 +14,7 @@ from dlzoo.models.layers import xavier_init
 from dlzoo.models.registry import register_model
 
 
-@register_model("lenet", family="lenet", input_size=(1, 28, 28))
+@register_model("lenet", input_size=(1, 28, 28))
 def lenet(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """LeNet-5 as in the book: conv5x5(pad 2)-sigmoid-avgpool x2, then 120-84-classes sigmoid MLP; 28x28 input."""
     return xavier_init(nn.Sequential(
@@ -27,7 +27,7 @@ def lenet(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     ))
 
 
-@register_model("lenet-bn", family="lenet", input_size=(1, 28, 28))
+@register_model("lenet-bn", input_size=(1, 28, 28))
 def lenet_bn(num_classes: int = 10, in_channels: int = 1, scratch_bn: bool = False) -> nn.Module:
     """The book's LeNet with batch norm after each conv/hidden linear layer (scratch_bn: the hand-written layer)."""
     norm2d = BatchNorm if scratch_bn else nn.BatchNorm2d

@@ -66,7 +66,7 @@ class LineCRNN(nn.Module):
         return self.head(self.dropout(frames))
 
 
-@register_model("line-crnn", family="lines", input_size=(1, 32, 128), kind="line-recognizer")
+@register_model("line-crnn", input_size=(1, 32, 128), kind="line-recognizer")
 def line_crnn(num_classes: int = 11, in_channels: int = 1, width: int = 16, hidden: int = 96, height: int = 32,
               sequence: SequenceLayer = "lstm", dropout: float = 0.0) -> nn.Module:
     """CRNN line recognizer: 5 conv layers, BiLSTM (or 1-d convs) along the width, per-frame logits for CTC."""

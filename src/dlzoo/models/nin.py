@@ -18,7 +18,7 @@ def nin_block(in_channels: int, out_channels: int, kernel_size: int, stride: int
     )
 
 
-@register_model("nin", family="nin", input_size=(1, 224, 224))
+@register_model("nin", input_size=(1, 224, 224))
 def nin(num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5, final_relu: bool = True) -> nn.Module:
     """NiN as in the book: 4 NiN blocks (11x11/4, 5x5, 3x3, 3x3), max-pools, dropout, global average pool; 224 px.
 

@@ -19,7 +19,6 @@ from dlzoo.errors import UserError
 class ModelEntry:
     name: str
     factory: Callable[..., nn.Module]
-    family: str
     summary: str
     # The input the model is meant for, e.g. (1, 28, 28): used to count parameters and by `dlzoo models`.
     input_size: tuple[int, int, int]
@@ -30,10 +29,10 @@ class ModelEntry:
 _MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, family: str, input_size: tuple[int, int, int] = (1, 28, 28), kind: str = "classifier"):
+def register_model(name: str, input_size: tuple[int, int, int] = (1, 28, 28), kind: str = "classifier"):
     def decorate(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         doc = (inspect.getdoc(factory) or "").split("\n")[0]
-        _MODELS[name] = ModelEntry(name, factory, family, doc, input_size, kind)
+        _MODELS[name] = ModelEntry(name, factory, doc, input_size, kind)
         return factory
 
     return decorate

@@ -56,7 +56,7 @@ def resnet(stage_sizes: tuple[int, ...] = (2, 2, 2, 2), num_classes: int = 10, i
     ))
 
 
-@register_model("resnet18", family="resnet", input_size=(1, 96, 96))
+@register_model("resnet18", input_size=(1, 96, 96))
 def resnet18(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """ResNet-18 as in the book: ImageNet stem, 4 stages of 2 residual blocks (64-128-256-512), global pool; 96 px."""
     return resnet((2, 2, 2, 2), num_classes, in_channels)

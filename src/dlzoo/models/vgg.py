@@ -40,13 +40,13 @@ def vgg(arch: Sequence[Sequence[int]] = VGG11, num_classes: int = 10, in_channel
     ))
 
 
-@register_model("vgg11", family="vgg", input_size=(1, 224, 224))
+@register_model("vgg11", input_size=(1, 224, 224))
 def vgg11(num_classes: int = 10, in_channels: int = 1, width_divisor: int = 1, dropout: float = 0.5) -> nn.Module:
     """VGG-11: 8 convs in 5 blocks (64-128-256x2-512x2-512x2), 4096-4096 dropout MLP; 224 px."""
     return vgg(VGG11, num_classes, in_channels, width_divisor, dropout=dropout)
 
 
-@register_model("vgg11-small", family="vgg", input_size=(1, 224, 224))
+@register_model("vgg11-small", input_size=(1, 224, 224))
 def vgg11_small(num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5) -> nn.Module:
     """The book's VGG-11 with conv channels / 4 (16-32-64x2-128x2-128x2), full 4096-wide head; 224 px."""
     return vgg(VGG11, num_classes, in_channels, width_divisor=4, dropout=dropout)
