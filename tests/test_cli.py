@@ -360,6 +360,15 @@ def test_a_resumed_run_refuses_what_does_not_fit_its_checkpoint(cli, tmp_path, d
     checkpoints = sorted(p.name for p in (edited / "checkpoints").iterdir())
     assert_user_error(cli("train", "--resume", edited), "was changed since", "trainer.epochs: 2 -> 3")
     assert sorted(p.name for p in (edited / "checkpoints").iterdir()) == checkpoints
+    config.write_text(config.read_text().replace("  epochs: 3\n", "  epochs: 2\n", 1)
+                      .replace("    width: 16\n", "    width: 16\n    dropout: 0.3\n", 1))  # an argument added
+    assert_user_error(cli("train", "--resume", edited), 'model.args: {"width": 16} -> {"dropout": 0.3, "width": 16}')
+    moved = tmp_path / "moved"  # where and how fast it runs may change: not what it trains
+    shutil.copytree(digits_run, moved)
+    text = (moved / "config.yaml").read_text()
+    assert "  threads: null\n" in text
+    (moved / "config.yaml").write_text(text.replace("  threads: null\n", "  threads: 1\n"))
+    assert cli("train", "--resume", moved).code == 0
 
     other = tmp_path / "other"  # another model's training state beside these weights
     assert cli("train", "digits", *TINY_DIGITS, "trainer.epochs=1", "model.args.width=8", "--out", other).code == 0

@@ -104,4 +104,6 @@ def test_user_errors_write_nothing(cli, runs, tmp_path):
     run_files = {path: path.read_bytes() for path in (runs / "digits").rglob("*") if path.is_file()}
     for option, name in (("--out", "summary.json"), ("--plot", "curves.png"), ("--out", "metrics.jsonl")):
         assert_user_error(cli("compare", runs / "digits", option, runs / "digits" / name), "inside the run")
+    around = runs / "digits" / ".." / "digits" / "summary.json"  # the same file by another path
+    assert_user_error(cli("compare", runs / "digits", "--out", around), "inside the run")
     assert {path: path.read_bytes() for path in (runs / "digits").rglob("*") if path.is_file()} == run_files

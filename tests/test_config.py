@@ -91,6 +91,7 @@ def test_yaml_file_then_overrides(tmp_path):
     ("- a\n- b\n", "must hold a mapping"),
     ("trainer: {epochs: 3", "not valid YAML"),
     ("trainer:\n  epochs: 3\n  epochs: 5\n", "the key 'epochs' is given twice"),  # PyYAML would keep the 5
+    ("trainer: &t {epochs: 3}\noptim: {<<: *t, epochs: 4}\n", "unknown config key 'optim.epochs'"),  # merged
     ("recipe: fashion\n", "config for recipe 'fashion'"),
 ])
 def test_bad_yaml_files(tmp_path, text, message):

@@ -186,6 +186,11 @@ def test_serve_answers_protocol_mistakes_in_json_and_survives_clients_that_leave
             assert answer.status == 501 and "Unsupported method" in json.loads(answer.read())["error"]
             connection.close()
         connection = http.client.HTTPConnection("127.0.0.1", port)
+        connection.request("HEAD", "/health")  # an answer to HEAD has no body, an error's neither
+        answer = connection.getresponse()
+        assert answer.status == 501 and answer.read() == b""
+        connection.close()
+        connection = http.client.HTTPConnection("127.0.0.1", port)
         connection.putrequest("POST", "/predict?name=x.png")
         connection.putheader("Transfer-Encoding", "chunked")
         connection.endheaders()

@@ -109,6 +109,17 @@ def test_a_table_cut_off_mid_row_is_refused(housing_run, tmp_path, cli, suffix):
     assert_user_error(cli("predict", housing_run, table), "line 4 has", "a file cut short?")
 
 
+def test_blank_lines_and_tar_archives_are_no_short_rows(housing_run, tmp_path, cli):
+    import tarfile
+
+    plain = tmp_path / "houses.csv"
+    plain.write_text(ames_rows(3).to_csv(index=False) + " \n\n")  # an editor's trailing blank lines
+    assert cli("predict", housing_run, plain).code == 0
+    with tarfile.open(tmp_path / "houses.tar.gz", "w:gz") as archive:  # pandas reads the table inside
+        archive.add(plain, arcname="houses.csv")
+    assert cli("predict", housing_run, tmp_path / "houses.tar.gz").code == 0
+
+
 def test_eval_per_class_is_for_classifiers_only(housing_run, cli):
     assert_user_error(cli("eval", housing_run, "--per-class"), "does not sort samples into classes")
 

@@ -262,6 +262,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults`, which SafeLoader merges below
+                continue
             key = self.construct_object(key_node, deep=deep)
             if not isinstance(key, typing.Hashable):
                 continue  # SafeLoader's own check below refuses it
@@ -319,8 +321,6 @@ def validate(config: RecipeConfig) -> None:
         raise UserError(f"optim.step_epochs must be >= 1, got {o.step_epochs}")
     if not 0 <= o.warmup < 1:
         raise UserError(f"optim.warmup is a fraction of training in [0, 1), got {o.warmup}")
-    if not 0 <= t.seed < 2**32:  # numpy's seeds; the engine also derives other seeds from it
-        raise UserError(f"trainer.seed must be in [0, 2^32), got {t.seed}")
     if t.threads is not None and t.threads < 1:
         raise UserError(f"trainer.threads must be >= 1, got {t.threads}")
     if t.grad_clip is not None and not t.grad_clip > 0:  # nan too

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import shutil
@@ -17,13 +18,13 @@ from dlzoo.config import (
     load_yaml,
     parse_overrides,
     set_key,
-    to_dict,
     to_yaml,
     validate,
 )
 from dlzoo.engine import checkpoint
-from dlzoo.engine.reporting import METRICS
+from dlzoo.engine.reporting import CURVES, METRICS
 from dlzoo.engine.runtime import Runtime, pick_device
+from dlzoo.engine.trainer import SUMMARY
 from dlzoo.errors import UserError
 from dlzoo.files import stale_temporaries, written_whole
 from dlzoo.models import check_arguments, check_kind
@@ -56,10 +57,15 @@ def build_config(recipe: Recipe, config_file: str | None = None, overrides: list
         if key != "model.name":
             set_key(config, key, value)
     validate(config)
-    for section, kind in recipe.task.model_kinds.items():  # every registered model the config names (GANs: two)
-        model = getattr(config, section)
-        check_kind(model.name, kind, section, recipe.name)
-        check_arguments(model.name, model.args, section)
+    if not 0 <= config.trainer.seed < 2**32:  # numpy's seeds; the engine also derives other seeds from it
+        raise UserError(f"trainer.seed must be in [0, 2^32), got {config.trainer.seed}")
+    for entry in dataclasses.fields(config):  # every registered model the config names (a GAN's two)
+        model = getattr(config, entry.name)
+        if hasattr(model, "name") and hasattr(model, "args"):
+            kind = recipe.task.model_kinds.get(entry.name)
+            if kind is not None:
+                check_kind(model.name, kind, entry.name, recipe.name)
+            check_arguments(model.name, model.args, entry.name)
     return config
 
 
@@ -74,7 +80,16 @@ def check_out(out: str) -> Path:
         raise UserError(f"{path} already holds a run; continue it with --resume {path} or choose another --out")
     if path.exists() and not path.is_dir():
         raise UserError(f"--out {path} exists and is not a folder")
+    check_run_files(path)
     return path
+
+
+def check_run_files(run_dir: Path) -> None:
+    """A folder where a run writes one of its files is found before any work, not when the file is written (after
+    hours of training, or while cleaning up a run that stopped)."""
+    for name in (CONFIG, METRICS, CURVES, SUMMARY):
+        if (run_dir / name).is_dir():
+            raise UserError(f"{run_dir / name} is a folder, where the run writes its {name}; move it")
 
 
 def new_run_dir(recipe: str, out: str | None) -> Path:
@@ -136,29 +151,43 @@ def read_run_config(run_dir: Path) -> tuple[Recipe, RecipeConfig]:
     return recipe, from_dict(type(recipe.config()), data, base=recipe.config())
 
 
+# Keys a resumed run may change in its config.yaml: where and how fast it runs, not what it trains.
+RESUME_MAY_CHANGE = ("trainer.device", "trainer.threads", "trainer.log_every_s", "trainer.keep_checkpoints",
+                     "data.workers")
+
+
 def check_unchanged_since_checkpoint(run_dir: Path, config: RecipeConfig) -> None:
     """A resumed run continues what its latest checkpoint trained: a config.yaml edited since (more epochs, another
-    rate) would not fit its saved schedule and optimizer, so it is refused, naming the first changed key. Keys that
-    only one side knows (a config written by another dlzoo version) are not compared."""
+    rate, a model argument) would not fit its saved schedule, optimizer or weights, so it is refused, naming the
+    first changed key. Sections' keys that only one side knows (a config written by another dlzoo version) are not
+    compared; a free-form mapping (a model's `args`) is compared whole."""
     found = checkpoint.list_checkpoints(run_dir)
     if not found:
         return
     trained = checkpoint.read_metadata(found[-1] / checkpoint.WEIGHTS).get("config", {})
-    changed = _first_difference(trained, json.loads(json.dumps(to_dict(config))))
+    changed = _first_difference(trained, config)
     if changed is not None:
         key, before, after = changed
-        raise UserError(f"{run_dir / CONFIG} was changed since {found[-1].name} ({key}: {before!r} -> {after!r}); a "
+        raise UserError(f"{run_dir / CONFIG} was changed since {found[-1].name} ({key}: {before} -> {after}); a "
                         f"run resumes as it trained: undo the change, or start a new run with --config")
 
 
-def _first_difference(before: Any, after: Any, key: str = "") -> tuple[str, Any, Any] | None:
-    if isinstance(before, dict) and isinstance(after, dict):
-        for name in before.keys() & after.keys():
-            found = _first_difference(before[name], after[name], f"{key}.{name}" if key else str(name))
+def _first_difference(trained: dict[str, Any], section: Any, prefix: str = "") -> tuple[str, str, str] | None:
+    """The first key whose value differs between a checkpoint's config (as saved, JSON) and `section` of the
+    config now, with both values as JSON text (so that NaN equals NaN, and a tuple the list it was saved as)."""
+    for entry in dataclasses.fields(section):
+        key, value = f"{prefix}{entry.name}", getattr(section, entry.name)
+        if entry.name not in trained or key in RESUME_MAY_CHANGE:
+            continue
+        if dataclasses.is_dataclass(value):
+            found = _first_difference(trained[entry.name], value, f"{key}.")
             if found is not None:
                 return found
-        return None
-    return None if before == after else (key, before, after)
+            continue
+        before, after = json.dumps(trained[entry.name], sort_keys=True), json.dumps(value, sort_keys=True)
+        if before != after:
+            return key, before, after
+    return None
 
 
 @dataclass

@@ -52,6 +52,10 @@ def make_server(run: LoadedRun, host: str = "127.0.0.1", port: int = 8000, devic
             """The standard library's own refusals (an unknown method, a malformed request line) in JSON, as the
             rest, not as an HTML page."""
             self.close_connection = True
+            if getattr(self, "command", None) == "HEAD":  # a HEAD answer has no body, an error's neither
+                self.send_response(code)
+                self.end_headers()
+                return
             self._reply(code, {"error": message or HTTPStatus(code).phrase})
 
         def do_GET(self) -> None:

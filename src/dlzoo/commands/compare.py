@@ -238,5 +238,5 @@ def compare(args: argparse.Namespace) -> None:
 def _check_outside_runs(path: Path, runs: dict[Path, bool]) -> None:
     """A table or plot is never written into a run it compares, where it could replace the run's own files."""
     for run_dir in runs:
-        if path.absolute().is_relative_to(run_dir.absolute()):
+        if path.resolve().is_relative_to(run_dir.resolve()):  # resolved: through `..` and symlinks too
             raise UserError(f"{path} is inside the run {run_dir}; write the comparison outside the runs it compares")

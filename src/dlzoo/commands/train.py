@@ -77,7 +77,13 @@ def train(args: argparse.Namespace) -> int:
 def _recipe_and_config(args: argparse.Namespace) -> tuple[Recipe, RecipeConfig, Path | None]:
     """The recipe and config to train, and with --resume the run directory to continue (else None: a new run)."""
     from dlzoo.recipes import get_recipe
-    from dlzoo.runs import build_config, check_out, check_unchanged_since_checkpoint, read_run_config
+    from dlzoo.runs import (
+        build_config,
+        check_out,
+        check_run_files,
+        check_unchanged_since_checkpoint,
+        read_run_config,
+    )
 
     if not args.resume:
         if not args.recipe:
@@ -95,6 +101,7 @@ def _recipe_and_config(args: argparse.Namespace) -> tuple[Recipe, RecipeConfig, 
         raise UserError("--resume continues a run exactly as configured; it takes no overrides, --config or --out")
     run_dir = Path(args.resume)
     recipe, config = read_run_config(run_dir)
+    check_run_files(run_dir)
     check_unchanged_since_checkpoint(run_dir, config)
     return recipe, config, run_dir
 

@@ -104,13 +104,14 @@ def _first_short_row(path: Path, width: int) -> tuple[int, int] | None:
     with missing values: a file cut off mid-row would be predicted from half a house. Files compressed otherwise
     than gzip, bzip2 or xz are not checked."""
     suffix = path.suffix.lower()
-    if suffix in (".zip", ".zst", ".tar"):
+    if suffix in (".zip", ".zst", ".tar") or ".tar" in path.suffixes[-2:-1]:  # archives pandas opens itself
         return None
     opener = _OPENERS.get(suffix, open)
+    csv.field_size_limit(2**31 - 1)  # as long a cell as pandas reads
     with opener(path, "rt", encoding="utf-8-sig", newline="") as text:
         reader = csv.reader(text, skipinitialspace=True)
         for row in reader:
-            if row and len(row) < width:
+            if len(row) < width and any(cell.strip() for cell in row):  # pandas skips blank lines
                 return reader.line_num, len(row)
     return None
 

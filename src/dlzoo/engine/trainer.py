@@ -33,8 +33,6 @@ from dlzoo.config import to_dict
 from dlzoo.engine import checkpoint
 from dlzoo.engine.optim import build_scheduler
 from dlzoo.engine.reporting import (
-    CURVES,
-    METRICS,
     Console,
     EpochProgress,
     RunLog,
@@ -129,10 +127,6 @@ class Trainer:
 
         train_seconds = 0.0
         start_epoch = 0
-        if self.run_dir is not None:  # found now, not after hours of training, when they are written
-            for name in (SUMMARY, METRICS, CURVES):
-                if (self.run_dir / name).is_dir():
-                    raise UserError(f"{self.run_dir / name} is a folder, where the run writes its {name}; move it")
         if resume_from is not None:
             start_epoch, train_seconds = self._restore(resume_from)
             if self.run_dir is not None:
