@@ -151,6 +151,7 @@ def test_settings_after_an_option_count_as_settings(cli, tmp_path):
      "unexpected keyword argument 'colour' (model.args are its keyword arguments"),
     (["train"], "name a recipe"),
     (["show", "nope"], "unknown recipe"),
+    (["show"], "name a recipe to show"),  # argparse called the optional KEY=VALUE list required too
     (["frobnicate"], "invalid choice"),
     (["train", "digits", "--bogus"], "train: unrecognized arguments: --bogus"),
     (["train", "digits", "--config", "/nonexistent.yaml", "stray"], "unrecognized arguments: stray"),

@@ -8,6 +8,7 @@ import textwrap
 from typing import Any
 
 from dlzoo.cli import command, seed_number
+from dlzoo.errors import UserError
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -50,7 +51,8 @@ def list_recipes(args: argparse.Namespace) -> None:
 
 
 def _show_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recipe")
+    # Optional to argparse, required below: argparse would also call the optional KEY=VALUE list "required".
+    parser.add_argument("recipe", nargs="?")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="show the config with these applied")
     parser.add_argument("--config", metavar="FILE", help="YAML file of config values")
 
@@ -61,6 +63,8 @@ def show(args: argparse.Namespace) -> None:
     from dlzoo.recipes import get_recipe
     from dlzoo.runs import build_config
 
+    if not args.recipe:
+        raise UserError("name a recipe to show (see `dlzoo list`)")
     recipe = get_recipe(args.recipe)
     config = build_config(recipe, args.config, args.overrides)  # before any output: a bad override prints nothing
     print(f"# {recipe.name}: {recipe.summary}")
@@ -106,8 +110,6 @@ def data(args: argparse.Namespace) -> None:
         _show_source(get_source(args.source) if args.source else None, args)
         return
     if args.source or args.augment or args.recipe or args.out or args.overrides:
-        from dlzoo.errors import UserError
-
         raise UserError("a source, --augment, --recipe, --out and KEY=VALUE go with `dlzoo data show SOURCE`")
     for name in sorted(SOURCES):
         source = SOURCES[name]
@@ -119,7 +121,6 @@ def data(args: argparse.Namespace) -> None:
 def _show_source(source, args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from dlzoo.errors import UserError
     from dlzoo.vision.gallery import check_output, gallery, save_gallery
 
     if source is None:
