@@ -60,12 +60,12 @@ def build_config(recipe: Recipe, config_file: str | None = None, overrides: list
     if not 0 <= config.trainer.seed < 2**32:  # numpy's seeds; the engine also derives other seeds from it
         raise UserError(f"trainer.seed must be in [0, 2^32), got {config.trainer.seed}")
     for entry in dataclasses.fields(config):  # every registered model the config names (a GAN's two)
-        model = getattr(config, entry.name)
-        if hasattr(model, "name") and hasattr(model, "args"):
+        section = getattr(config, entry.name)
+        if hasattr(section, "name") and hasattr(section, "args"):
             kind = recipe.task.model_kinds.get(entry.name)
             if kind is not None:
-                check_kind(model.name, kind, entry.name, recipe.name)
-            check_arguments(model.name, model.args, entry.name)
+                check_kind(section.name, kind, entry.name, recipe.name)
+            check_arguments(section.name, section.args, entry.name)
     return config
 
 
