@@ -387,7 +387,8 @@ def _check_state_shapes(optimizer: torch.optim.Optimizer) -> None:
 @contextlib.contextmanager
 def _batch_norm_fed_one_value(batch_size: int) -> Iterator[None]:
     """BatchNorm cannot train on one value per channel (a batch of one, after a flatten): that is the user's
-    `data.batch_size`, not a bug. (A last batch of one is never drawn: `drop_short_last`.)"""
+    `data.batch_size` or `data.limit`, not a bug. (A last batch of one after others is never drawn:
+    `drop_short_last`.)"""
     try:
         yield
     except (ValueError, RuntimeError) as error:  # ValueError from torch, RuntimeError from a compiled model
