@@ -129,6 +129,21 @@ def serving(run_dir):
         server.server_close()
 
 
+def raw_request(base: str, method: str, path: str, headers: dict[str, str] | None = None,
+                body: bytes = b"") -> tuple[int, bytes]:
+    """One request sent as written (headers urllib would correct or refuse), and its answer's status and body."""
+    connection = http.client.HTTPConnection("127.0.0.1", urllib.parse.urlsplit(base).port)
+    try:
+        connection.putrequest(method, path)
+        for name, value in (headers or {}).items():
+            connection.putheader(name, value)
+        connection.endheaders(body or None)
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
 def test_serve_answers_bad_upload_names(digits_run, digit_pictures):
     picture = next(iter(digit_pictures.values()))
     with serving(digits_run) as base:
@@ -165,38 +180,21 @@ def test_serve_predicts_over_http(digits_run, digit_pictures):
         with urllib.request.urlopen(outside) as response:
             assert json.loads(response.read())[0]["path"] == "upload"
         # a malformed Content-Length is answered, not dropped
-        connection = http.client.HTTPConnection("127.0.0.1", urllib.parse.urlsplit(base).port)
-        connection.putrequest("POST", "/predict?name=x.png")
-        connection.putheader("Content-Length", "many")
-        connection.endheaders()
-        answer = connection.getresponse()
-        assert answer.status == 400 and "request body" in json.loads(answer.read())["error"]
-        connection.close()
+        status, body = raw_request(base, "POST", "/predict?name=x.png", {"Content-Length": "many"})
+        assert status == 400 and "request body" in json.loads(body)["error"]
 
 
 def test_serve_answers_protocol_mistakes_in_json_and_survives_clients_that_leave(digits_run, capsys):
     import socket
 
     with serving(digits_run) as base:
-        port = urllib.parse.urlsplit(base).port
         for method in ("PUT", "DELETE"):  # the standard library's own refusal, in JSON like every other answer
-            connection = http.client.HTTPConnection("127.0.0.1", port)
-            connection.request(method, "/predict", body=b"x")
-            answer = connection.getresponse()
-            assert answer.status == 501 and "Unsupported method" in json.loads(answer.read())["error"]
-            connection.close()
-        connection = http.client.HTTPConnection("127.0.0.1", port)
-        connection.request("HEAD", "/health")  # an answer to HEAD has no body, an error's neither
-        answer = connection.getresponse()
-        assert answer.status == 501 and answer.read() == b""
-        connection.close()
-        connection = http.client.HTTPConnection("127.0.0.1", port)
-        connection.putrequest("POST", "/predict?name=x.png")
-        connection.putheader("Transfer-Encoding", "chunked")
-        connection.endheaders()
-        answer = connection.getresponse()
-        assert answer.status == 411 and "Content-Length" in json.loads(answer.read())["error"]
-        connection.close()
+            status, body = raw_request(base, method, "/predict", {"Content-Length": "1"}, b"x")
+            assert status == 501 and "Unsupported method" in json.loads(body)["error"]
+        assert raw_request(base, "HEAD", "/health") == (501, b"")  # an answer to HEAD has no body, an error's neither
+        status, body = raw_request(base, "POST", "/predict?name=x.png", {"Transfer-Encoding": "chunked"})
+        assert status == 411 and "Content-Length" in json.loads(body)["error"]
+        port = urllib.parse.urlsplit(base).port
         with socket.create_connection(("127.0.0.1", port)) as client:  # declares 1,000 bytes, sends 5 and leaves
             client.sendall(b"POST /predict?name=x.png HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nshort")
         with urllib.request.urlopen(f"{base}/health") as response:

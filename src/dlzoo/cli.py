@@ -39,13 +39,14 @@ def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser],
 
 def seed_number(text: str) -> int:
     """The type of a command's --seed: an integer in [0, 2^32), as `trainer.seed` (torch and numpy take no more)."""
+    from dlzoo.config import check_seed
+
     try:
-        value = int(text)
+        return check_seed(int(text), "a seed")
     except ValueError:
         raise argparse.ArgumentTypeError(f"a seed is an integer, not {text!r}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"a seed must be in [0, 2^32), got {text}")
-    return value
+    except UserError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 class _Parser(argparse.ArgumentParser):

@@ -293,6 +293,13 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def check_seed(seed: int, key: str) -> int:
+    """A seed numpy takes, [0, 2^32), as every seed of a run (the engine derives others from `trainer.seed`)."""
+    if not 0 <= seed < 2**32:
+        raise UserError(f"{key} must be in [0, 2^32), got {seed}")
+    return seed
+
+
 def validate(config: RecipeConfig) -> None:
     """Checks that span fields or need a range; recipes may add their own in their task."""
     t, o, d = config.trainer, config.optim, config.data

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from dlzoo.errors import UserError
-from dlzoo.files import all_written_whole
+from dlzoo.files import all_written_whole, check_destination
 from dlzoo.runs import LoadedRun, load_for_inference
 
 FORMATS = ("pt2", "onnx")
@@ -56,8 +56,7 @@ def export_run(run: LoadedRun, fmt: str, out: Path) -> Path:
 
 def _check_destination(out: Path, info: Path, fmt: str) -> None:
     """Refuse a folder where the file or its sidecar goes before any work: `replace` would fail only at the end."""
-    if out.is_dir():
-        raise UserError(f"{out} is a folder; give the export a file name, e.g. {out / f'model.{fmt}'}")
+    check_destination(out, f"model.{fmt}")
     if info.is_dir():
         raise UserError(f"{info} is a folder, but the export's JSON sidecar goes there; choose another file name")
 

@@ -26,12 +26,17 @@ def check_destination(path: str | Path, example: str) -> Path:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{path} is a folder; give a file name such as {path / example}")
-    folders = [folder for folder in path.absolute().parents if folder.exists()]
-    if folders and not folders[0].is_dir():
-        raise UserError(f"cannot write {path}: {folders[0]} is a file, not a folder")
-    if folders and not os.access(folders[0], os.W_OK | os.X_OK):
-        raise UserError(f"cannot write {path}: no permission to write in {folders[0]}")
+    nearest = nearest_existing_parent(path)
+    if nearest is not None and not nearest.is_dir():
+        raise UserError(f"cannot write {path}: {nearest} is a file, not a folder")
+    if nearest is not None and not os.access(nearest, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {path}: no permission to write in {nearest}")
     return path
+
+
+def nearest_existing_parent(path: Path) -> Path | None:
+    """The closest of `path`'s parents that exists: the folder it would be made in, or a file in the way."""
+    return next((parent for parent in Path(path).absolute().parents if parent.exists()), None)
 
 
 def temporary_beside(path: Path) -> Path:

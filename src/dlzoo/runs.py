@@ -14,6 +14,7 @@ from typing import Any
 
 from dlzoo.config import (
     RecipeConfig,
+    check_seed,
     from_dict,
     load_yaml,
     parse_overrides,
@@ -26,7 +27,7 @@ from dlzoo.engine.reporting import CURVES, METRICS
 from dlzoo.engine.runtime import Runtime, pick_device
 from dlzoo.engine.trainer import SUMMARY
 from dlzoo.errors import UserError
-from dlzoo.files import stale_temporaries, written_whole
+from dlzoo.files import nearest_existing_parent, stale_temporaries, written_whole
 from dlzoo.models import check_arguments, check_kind
 from dlzoo.recipes import Recipe, get_recipe
 from dlzoo.tasks.base import Task
@@ -57,8 +58,7 @@ def build_config(recipe: Recipe, config_file: str | None = None, overrides: list
         if key != "model.name":
             set_key(config, key, value)
     validate(config)
-    if not 0 <= config.trainer.seed < 2**32:  # numpy's seeds; the engine also derives other seeds from it
-        raise UserError(f"trainer.seed must be in [0, 2^32), got {config.trainer.seed}")
+    check_seed(config.trainer.seed, "trainer.seed")  # here, not in validate: runs made before the range still load
     for entry in dataclasses.fields(config):  # every registered model the config names (a GAN's two)
         section = getattr(config, entry.name)
         if hasattr(section, "name") and hasattr(section, "args"):
@@ -73,9 +73,9 @@ def check_out(out: str) -> Path:
     """`--out DIR` for a new run: a folder that holds no run yet, or a new name. Checked by every torchrun rank
     before any work, so that one rank's refusal cannot leave the others waiting for it."""
     path = Path(out)
-    under_a_file = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
-    if under_a_file is not None:
-        raise UserError(f"cannot use --out {path}: {under_a_file} is a file, not a folder")
+    nearest = nearest_existing_parent(path)
+    if nearest is not None and not nearest.is_dir():
+        raise UserError(f"cannot use --out {path}: {nearest} is a file, not a folder")
     if (path / CONFIG).exists():
         raise UserError(f"{path} already holds a run; continue it with --resume {path} or choose another --out")
     if path.exists() and not path.is_dir():
@@ -175,6 +175,8 @@ def check_unchanged_since_checkpoint(run_dir: Path, config: RecipeConfig) -> Non
 def _first_difference(trained: dict[str, Any], section: Any, prefix: str = "") -> tuple[str, str, str] | None:
     """The first key whose value differs between a checkpoint's config (as saved, JSON) and `section` of the
     config now, with both values as JSON text (so that NaN equals NaN, and a tuple the list it was saved as)."""
+    if not isinstance(trained, dict):  # a section the checkpoint saved as something else: not comparable
+        return None
     for entry in dataclasses.fields(section):
         key, value = f"{prefix}{entry.name}", getattr(section, entry.name)
         if entry.name not in trained or key in RESUME_MAY_CHANGE:
