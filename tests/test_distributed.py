@@ -6,7 +6,9 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 from safetensors.torch import load_file
 
 from conftest import ROOT, Result, run_subprocess
@@ -77,3 +79,24 @@ def test_mistakes_under_torchrun_are_told_once(ddp_run, tmp_path):
         assert done.code != 0
         assert done.err.count("dlzoo: error:") == 1 and message in done.err, done.err[-3000:]
         assert "Traceback" not in done.err.split("dlzoo: error:")[0], done.err[-3000:]
+
+
+@pytest.mark.multiprocess
+def test_a_broken_picture_met_by_one_process_is_told_once(tmp_path):
+    """A streamed picture is read by one process only: it says what is wrong, and the other, whose next collective
+    finds its peer gone ("Connection closed by peer"), waits for torchrun to stop it rather than add a traceback."""
+    root = tmp_path / "pictures"
+    for split in ("train", "test"):
+        for label, name in enumerate(("cat", "dog")):
+            (root / split / name).mkdir(parents=True)
+            for index in range(16):
+                Image.fromarray(np.full((8, 8), 40 + 60 * label + index, np.uint8)).save(
+                    root / split / name / f"{index}.png")
+    (root / "train" / "dog" / "bad.png").write_bytes(b"not a picture")
+    run_dir = tmp_path / "run"
+    done = torchrun("train", "fashion", "data.source=folder", f"data.path={root}", "data.stream=true",
+                    "data.workers=0", "data.batch_size=4", "trainer.device=cpu", "--out", run_dir)
+    assert done.code != 0
+    assert done.err.count("dlzoo: error:") == 1 and "bad.png" in done.err, done.err[-3000:]
+    assert "closed by peer" not in done.err and "]: Traceback" not in done.err, done.err[-3000:]
+    assert not run_dir.exists()

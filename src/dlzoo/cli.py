@@ -102,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # an --out under a file, no permission, a full disk: the machine's answer, not a bug
         print(f"dlzoo: error: {_from_rank()}{_describe(error)}", file=sys.stderr)
         return 2
+    except Exception:
+        if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+            _wait_to_be_stopped()
+        raise
 
 
 # How long a torchrun process other than rank 0 waits, after a mistake every process meets, for rank 0 to report it.
@@ -113,6 +117,16 @@ def _leave_it_to_rank_0() -> None:
     others wait, and torchrun stops them as soon as rank 0 has exited. (Exiting at once would be worse than saying
     it twice: torchrun would stop rank 0 before it printed.) One still running after the grace period met the
     mistake alone, and says it itself."""
+    _wait_to_be_stopped()
+
+
+def _wait_to_be_stopped() -> None:
+    """Wait for torchrun to stop this process, which it does to every process once one has exited.
+
+    Also for a failure that is not a mistake: a process whose peer stopped at a mistake it met alone (a broken
+    picture in its share of the data) fails next inside a collective ("Connection closed by peer"). Waiting lets
+    the peer's one line stand alone; a process still running after the grace period failed on its own account,
+    and its traceback follows."""
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C stops the wait, not with a traceback
         time.sleep(RANK_0_GRACE_S)
 
