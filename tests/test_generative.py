@@ -207,6 +207,18 @@ def test_generate_writes_all_grids_or_none(cli, vae_run, tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["grid-interpolation.png"]
 
 
+def test_a_run_failing_at_its_first_checkpoint_leaves_not_even_its_samples(cli, tmp_path, monkeypatch):
+    """The epoch's sample grid is written before its checkpoint: a new run that fails there (a full disk) takes
+    the grid away with the rest, as it does its log."""
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save", full_disk)
+    run_dir = tmp_path / "run"
+    assert_user_error(cli("train", "cgan-digits", *TINY_GAN, "--out", run_dir), "No space left on device")
+    assert not run_dir.exists()
+
+
 def test_predict_and_serve_refuse_a_generative_run(cli, vae_run, gan_run, tmp_path):
     """A generative run draws images rather than reads them: `predict` and `serve` say so in one line, and `serve`
     refuses to start rather than answer every request with a 500."""

@@ -8,6 +8,7 @@ import itertools
 import json
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,13 +117,13 @@ def write_config(run_dir: Path, config: RecipeConfig) -> None:
         tmp.write_text(to_yaml(config), encoding="utf-8")
 
 
-def discard_unstarted_run(run_dir: Path, created: bool) -> bool:
+def discard_unstarted_run(run_dir: Path, created: bool, task_files: Iterable[str] = ()) -> bool:
     """Remove what a new run wrote if it stopped before its first complete checkpoint, when there is nothing to
     resume (and `--out` could not be used again), and the folder itself if this run `created` it. Returns False,
     removing nothing, when a checkpoint exists."""
     if checkpoint.list_checkpoints(run_dir):
         return False
-    forget_unfinished_epoch(run_dir)
+    forget_unfinished_epoch(run_dir, task_files)
     for path in (run_dir / CONFIG, *stale_temporaries(run_dir / CONFIG)):
         path.unlink(missing_ok=True)
     if created:
@@ -131,11 +132,16 @@ def discard_unstarted_run(run_dir: Path, created: bool) -> bool:
     return True
 
 
-def forget_unfinished_epoch(run_dir: Path) -> None:
-    """Remove what a run logged and saved (half-saved) in the epoch it was stopped in, when it has no checkpoint."""
+def forget_unfinished_epoch(run_dir: Path, task_files: Iterable[str] = ()) -> None:
+    """Remove what a run logged and saved (half-saved) in the epoch it was stopped in, when it has no checkpoint,
+    and the task's own `task_files` (its `Task.run_files`)."""
     (run_dir / METRICS).unlink(missing_ok=True)
-    for folder in (run_dir / "tensorboard", run_dir / checkpoint.CHECKPOINTS):
-        shutil.rmtree(folder, ignore_errors=True)
+    for name in ("tensorboard", checkpoint.CHECKPOINTS, *task_files):
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def read_run_config(run_dir: Path) -> tuple[Recipe, RecipeConfig]:

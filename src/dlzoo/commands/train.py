@@ -48,7 +48,7 @@ def train(args: argparse.Namespace) -> int:
         resume_from = run_dir if args.resume and checkpoint.list_checkpoints(run_dir) else None
         if args.resume and resume_from is None:  # killed in its first epoch: nothing to continue, so start over
             if runtime.is_main:
-                forget_unfinished_epoch(run_dir)
+                forget_unfinished_epoch(run_dir, recipe.task.run_files)
             console.line(f"{run_dir} has no checkpoint yet (stopped in its first epoch): training from the start")
         summary = Trainer(task, runtime, run_dir, console).fit(resume_from=resume_from)
         for split, metrics in summary["metrics"].items():
@@ -63,7 +63,7 @@ def train(args: argparse.Namespace) -> int:
     except BaseException as error:
         # A new run stopped before its first checkpoint (a kill, or an error no check caught) leaves nothing
         # behind; one with a checkpoint is kept, to be resumed.
-        discarded = new_run is not None and discard_unstarted_run(new_run, created)
+        discarded = new_run is not None and discard_unstarted_run(new_run, created, recipe.task.run_files)
         if not isinstance(error, KeyboardInterrupt):
             raise
         if runtime.is_main:

@@ -41,6 +41,9 @@ class Task(abc.ABC):
     # The kind of registered model (`register_model(kind=...)`) each config section names, e.g. {"model":
     # "classifier"}: another kind is refused before any data is read.
     model_kinds: ClassVar[dict[str, str]] = {}
+    # What `on_epoch_end` writes in the run directory (files or folders): removed with the rest of a new run that
+    # stops before its first checkpoint.
+    run_files: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: RecipeConfig):
         self.config = config

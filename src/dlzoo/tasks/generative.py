@@ -118,6 +118,7 @@ def eval_mode(models: dict[str, nn.Module]) -> Iterator[None]:
 
 class GenerativeImageTask(Task):
     config: GenerativeConfig
+    run_files = (SAMPLES,)  # a grid of drawn samples at every epoch's end
     conditional: ClassVar[bool] = False
     judge: Judge | None = None
     # How pixels are modelled, stated in every checkpoint and summary.
