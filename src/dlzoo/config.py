@@ -167,9 +167,12 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
         if isinstance(value, bool):
             raise UserError(f"{key} must be a number, not {value!r}")
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise UserError(f"{key} must be a number, not {value!r}") from None
+        if math.isnan(number):  # it passes every range check (nan < 0 and nan > 0 are both false)
+            raise UserError(f"{key} must be a number, not {value!r}")
+        return number
     if annotation is str:
         if isinstance(value, (dict, list)):
             raise UserError(f"{key} must be a string, not {value!r}")
@@ -229,13 +232,15 @@ def set_key(config: Any, dotted: str, text: str) -> None:
             # Free-form options (e.g. a model's keyword arguments): the rest of the key names an entry, and the
             # value is read as YAML; whoever consumes the options checks them.
             mapping = getattr(target, part)
-            for inner in parts[depth + 1: -1]:
-                mapping = mapping.setdefault(inner, {})
+            for inner_depth in range(depth + 1, len(parts) - 1):
+                mapping = mapping.setdefault(parts[inner_depth], {})
+                if not isinstance(mapping, dict):  # model.args.width.x=1 where width is a number
+                    raise UserError(f"'{'.'.join(parts[: inner_depth + 1])}' is a value, not a section")
             mapping[parts[-1]] = _yaml_scalar(text)
             return
         target = getattr(target, part)
         if not dataclasses.is_dataclass(target):
-                raise UserError(f"'{'.'.join(parts[: depth + 1])}' is a value, not a section")
+            raise UserError(f"'{'.'.join(parts[: depth + 1])}' is a value, not a section")
 
 
 def _yaml_scalar(text: str) -> Any:
@@ -330,5 +335,5 @@ def validate(config: RecipeConfig) -> None:
         raise UserError(f"optim.warmup is a fraction of training in [0, 1), got {o.warmup}")
     if t.threads is not None and t.threads < 1:
         raise UserError(f"trainer.threads must be >= 1, got {t.threads}")
-    if t.grad_clip is not None and not t.grad_clip > 0:  # nan too
+    if t.grad_clip is not None and t.grad_clip <= 0:
         raise UserError(f"trainer.grad_clip must be positive, got {t.grad_clip}")
