@@ -324,3 +324,17 @@ def test_reader_benchmark_reports_both_sets(reader_run):
         assert 0 <= result[name]["digit_accuracy"] <= 1
     assert result["touching"]["touching_pairs"] >= 4
     assert set(result["targets"]) == {"apart exact >= 0.95", "touching exact >= 0.85"}
+
+
+def test_the_scorer_fit_gives_weights_for_every_feature_from_training_digits(reader_run):
+    """`python -m dlzoo.reader.fit RUN` (the tool that fitted grouping.py's constants) still runs end to end: a
+    weight for every candidate feature, and a bonus chosen from its grid."""
+    from dlzoo.reader.fit import fit
+    from dlzoo.reader.grouping import FEATURES
+
+    result = fit(reader_run, pictures=12, seed=7)
+    assert list(result["weights"]) == list(FEATURES)
+    assert all(np.isfinite(weight) for weight in result["weights"].values())
+    assert result["digit_bonus"] in result["by_bonus"] and 0 < result["whole_fraction"] < 1
+    apart = result["exact_read_rate"][0]
+    assert apart >= max(rates[0] for rates in result["by_bonus"].values()) - 0.01  # the rule it states
