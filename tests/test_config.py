@@ -62,6 +62,13 @@ def test_another_model_named_on_the_command_line_starts_from_no_args():
     # numbers torch and numpy cannot take
     ("fashion", "trainer.seed=99999999999999999999999", "at most 19 digits"),
     ("fashion", "trainer.seed=-1", "trainer.seed must be in [0, 2^32)"),
+    # each task's own values (`Task.check_config`), so that `dlzoo show` refuses what `dlzoo train` would
+    ("fashion", "label_smoothing=5", "label_smoothing must be in [0, 1)"),
+    ("fashion", "tta_shift=-3", "tta_shift must be >= 0"),
+    ("cgan-digits", "gan.n_critic=0", "gan.n_critic must be >= 1"),
+    ("vae-digits", "iw_samples=0", "iw_samples must be >= 1"),
+    ("housing", "data.folds=1", "data.folds must be between 2"),
+    ("digit-lines", "data.height=12", "data.height must be a multiple of 8"),
 ])
 def test_config_mistakes_are_refused_before_any_data_is_read(recipe, override, message):
     with pytest.raises(UserError) as caught:

@@ -49,24 +49,23 @@ def build_config(recipe: Recipe, config_file: str | None = None, overrides: list
         raise UserError("the recipe is chosen by name (dlzoo train RECIPE), not by a key")
     # Another model named on the command line starts from no `args`, as in a file: the ones there fit the old
     # model. Named first, so that `model.args.K=V` given before or after it still applies.
-    model = getattr(config, "model", None)
+    renames = {f"{section}.name": section for section in recipe.task.model_kinds}  # a GAN has two models
     for key, value in pairs:
-        if key == "model.name":
-            if hasattr(model, "args") and value != model.name:
+        if key in renames:
+            model = getattr(config, renames[key])
+            if value != model.name:
                 model.args = {}
             set_key(config, key, value)
     for key, value in pairs:
-        if key != "model.name":
+        if key not in renames:
             set_key(config, key, value)
     validate(config)
+    recipe.task.check_config(config)
     check_seed(config.trainer.seed, "trainer.seed")  # here, not in validate: runs made before the range still load
-    for entry in dataclasses.fields(config):  # every registered model the config names (a GAN's two)
-        section = getattr(config, entry.name)
-        if hasattr(section, "name") and hasattr(section, "args"):
-            kind = recipe.task.model_kinds.get(entry.name)
-            if kind is not None:
-                check_kind(section.name, kind, entry.name, recipe.name)
-            check_arguments(section.name, section.args, entry.name)
+    for section, kind in recipe.task.model_kinds.items():
+        model = getattr(config, section)
+        check_kind(model.name, kind, section, recipe.name)
+        check_arguments(model.name, model.args, section)
     return config
 
 
@@ -229,7 +228,8 @@ def set_evaluation_keys(run: LoadedRun, overrides: list[str]) -> None:
             can = ", ".join(allowed)
             raise UserError(f"'{key}' was fixed by training; what `dlzoo eval` can change for {run.recipe.name}: {can}")
         set_key(run.config, key, text)
-    validate(run.config)  # the same range checks as training's (data.eval_batch_size >= 1)
+    validate(run.config)  # the same range checks as training's (data.eval_batch_size >= 1, tta_shift >= 0)
+    run.recipe.task.check_config(run.config)
 
 
 def load_for_inference(run: LoadedRun, device: str = "auto") -> Task:

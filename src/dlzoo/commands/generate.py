@@ -47,7 +47,8 @@ def class_index(text: str, classes: list[str]) -> int:
 def generate(args: argparse.Namespace) -> None:
     import torch
 
-    from dlzoo.tasks.generative import eval_mode, load_generative
+    from dlzoo.engine.trainer import eval_mode
+    from dlzoo.tasks.generative import load_generative
     from dlzoo.vision.grid import check_image_path, save_image_grids
 
     out = check_image_path(args.out)
@@ -74,7 +75,7 @@ def generate(args: argparse.Namespace) -> None:
     generator = task.seeded(args.seed)
     grids = [(task.draw(count, labels, generator), out, per_row)]
     descriptions = [what]
-    with eval_mode(task.models):
+    with eval_mode(task.models.values()):
         extras = task.extra_grids(generator)
     for suffix, (images, row) in extras.items():
         grids.append((images, out.with_name(f"{out.stem}-{suffix}{out.suffix}"), row))

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import shutil
 import textwrap
-from typing import Any
+from typing import TYPE_CHECKING
 
 from dlzoo.cli import command, seed_number
 from dlzoo.errors import UserError
+
+if TYPE_CHECKING:
+    from dlzoo.recipes import Recipe
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -29,12 +32,10 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _model_names(config: Any) -> list[str]:
+def _model_names(recipe: Recipe) -> list[str]:
     """The registered model of every model section (`model`, or e.g. a GAN's `generator` and `critic`)."""
-    from dlzoo.models import list_models
-
-    registered = {entry.name for entry in list_models()}
-    return [section.name for section in vars(config).values() if getattr(section, "name", None) in registered]
+    config = recipe.config()
+    return [getattr(config, section).name for section in recipe.task.model_kinds]
 
 
 @command("list", "recipes with their task, model, data and measured reference result")
@@ -44,7 +45,7 @@ def list_recipes(args: argparse.Namespace) -> None:
     rows = []
     for recipe in recipes():
         config = recipe.config()
-        model = " + ".join(_model_names(config)) or "-"
+        model = " + ".join(_model_names(recipe)) or "-"
         rows.append([recipe.name, recipe.task.__name__, model, config.data.source or "-",
                      recipe.reference or "(not yet measured)"])
     print(_table(rows, ["recipe", "task", "model", "data", "reference result"]))

@@ -22,7 +22,7 @@ import contextlib
 import json
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -202,7 +202,7 @@ class Trainer:
             self._end_step()
             task.after_step(self)
             batches += 1
-            samples += task.batch_size(batch)
+            samples += task.samples_in(batch)
             # Sums stay on the device: reading a value forces a GPU sync, so it happens once per epoch.
             for key, value in out.items():
                 value = (value.detach().float() if torch.is_tensor(value)
@@ -360,17 +360,25 @@ class Trainer:
 
 
 @contextlib.contextmanager
-def evaluation_mode(task: Task) -> Iterator[None]:
-    """Models in eval mode, no autograd, the run's autocast; each model's mode is restored afterwards."""
-    modes = {name: model.training for name, model in task.models.items()}
-    for model in task.models.values():
+def eval_mode(models: Iterable[nn.Module]) -> Iterator[None]:
+    """Models in eval mode without autograd for the block, then back to the modes they were in."""
+    models = list(models)
+    modes = [model.training for model in models]
+    for model in models:
         model.eval()
     try:
-        with torch.no_grad(), task.runtime.autocast():
+        with torch.no_grad():
             yield
     finally:
-        for name, model in task.models.items():
-            model.train(modes[name])
+        for model, training in zip(models, modes, strict=True):
+            model.train(training)
+
+
+@contextlib.contextmanager
+def evaluation_mode(task: Task) -> Iterator[None]:
+    """The task's models in `eval_mode`, in the run's autocast."""
+    with eval_mode(task.models.values()), task.runtime.autocast():
+        yield
 
 
 def _check_state_shapes(optimizer: torch.optim.Optimizer) -> None:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from dlzoo.config import RecipeConfig
+from dlzoo.data.tensors import TensorLoader, drop_short_last
 from dlzoo.engine.checkpoint import load_weights_into
 from dlzoo.engine.optim import build_optimizer
 from dlzoo.engine.runtime import Runtime
@@ -46,6 +47,7 @@ class Task(abc.ABC):
     run_files: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: RecipeConfig):
+        self.check_config(config)
         self.config = config
         self.models: dict[str, nn.Module] = {}
         # JSON-able facts found while loading data (class names, input shape, preprocessing) that the models and
@@ -55,6 +57,13 @@ class Task(abc.ABC):
         # than a user may expect, such as files left out), so that a surprise shows before the first epoch.
         self.notes: list[str] = []
         self.runtime: Runtime | None = None
+
+    @classmethod
+    def check_config(cls, config: RecipeConfig) -> None:
+        """Raise a UserError for a value this task cannot work with that the config alone shows (the engine's
+        own sections are checked by `config.validate`). Called as the task is made and by `runs.build_config`, so
+        that `dlzoo show` refuses what `dlzoo train` would; checks that need the data stay in `setup`."""
+        return None
 
     # --- training -------------------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -96,9 +105,26 @@ class Task(abc.ABC):
         runs like `evaluate`, in one process. Only tasks that classify have them."""
         raise NotImplementedError(f"{type(self).__name__} does not sort samples into classes")
 
-    def batch_size(self, batch: Any) -> int:
+    def samples_in(self, batch: Any) -> int:
+        """How many samples a training batch holds (for samples/s)."""
         first = batch[0] if isinstance(batch, (tuple, list)) else batch
         return len(first)
+
+    # --- batches of data held in memory, this process's share under torchrun ---------------------------------
+    def training_batches(self, *tensors: torch.Tensor) -> TensorLoader:
+        """An epoch of shuffled `data.batch_size` batches of `tensors` (equal lengths), its order drawn from the
+        run's seed and the epoch, its short last batch dropped as `drop_short_last` says."""
+        runtime, batch_size = self.runtime, self.config.data.batch_size
+        return TensorLoader(*tensors, batch_size=batch_size, shuffle=True,
+                            drop_last=drop_short_last(len(tensors[0]), batch_size, runtime.world_size),
+                            seed=runtime.seed, rank=runtime.rank, world_size=runtime.world_size)
+
+    def held_out_batches(self, *tensors: torch.Tensor, batch_size: int | None = None) -> TensorLoader:
+        """`tensors` in order, in batches of `batch_size` (default `data.eval_batch_size`): every sample once
+        over all processes, whose sums an evaluation all-reduces."""
+        runtime = self.runtime
+        return TensorLoader(*tensors, batch_size=batch_size or self.config.data.eval_batch_size, rank=runtime.rank,
+                            world_size=runtime.world_size)
 
     def on_epoch_end(self, epoch: int, run_dir: Path | None) -> None:
         """Hook for epoch artefacts such as sample grids; `run_dir` is None on ranks other than 0."""

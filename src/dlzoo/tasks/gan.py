@@ -78,19 +78,20 @@ class ConditionalGANTask(GenerativeImageTask):
     def setup(self, runtime: Runtime) -> None:
         self.setup_data(runtime)
 
-    def check_config(self) -> None:
-        super().check_config()
-        gan = self.config.gan
+    @classmethod
+    def check_config(cls, config: ConditionalGANConfig) -> None:
+        super().check_config(config)
+        gan = config.gan
         if gan.n_critic < 1:
             raise UserError(f"gan.n_critic must be >= 1, got {gan.n_critic}")
         if gan.gp_weight < 0:
             raise UserError(f"gan.gp_weight must be >= 0, got {gan.gp_weight}")
         if not 0 <= gan.ema < 1:
             raise UserError(f"gan.ema is a decay in [0, 1), got {gan.ema}")
-        if self.config.trainer.compile:
+        if config.trainer.compile:
             raise UserError("trainer.compile is not supported for GANs: the gradient penalty needs a double "
                             "backward, which torch.compile cannot do")
-        check_model_args(self.config.generator, {"latent_dim": gan.latent_dim}, self.config.recipe)
+        check_model_args(config.generator, {"latent_dim": gan.latent_dim}, config.recipe)
 
     def build_models(self) -> dict[str, nn.Module]:
         generator = self.create_model(self.config.generator, latent_dim=self.config.gan.latent_dim)
@@ -130,10 +131,8 @@ class ConditionalGANTask(GenerativeImageTask):
         `wasserstein` can differ from training's, which measures the raw generator the critic trains against."""
         runtime = self.runtime
         generator = self.seeded(EVAL_SEED + runtime.rank)
-        size = self.config.data.eval_batch_size
         totals = torch.zeros(2, device=runtime.device, dtype=torch.float64)  # sum of C(real) - C(fake), count
-        for start in range(runtime.rank * size, len(self.test_x), size * runtime.world_size):
-            real, labels = self.test_x[start: start + size], self.test_y[start: start + size]
+        for real, labels in self.held_out_batches(self.test_x, self.test_y):
             fake = self.sample(len(real), labels, generator)
             totals[0] += (self.models["critic"](real, labels) - self.models["critic"](fake, labels)).sum()
             totals[1] += len(real)

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import abc
 import base64
-import contextlib
 import dataclasses
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,7 +21,8 @@ from torch import nn
 
 from dlzoo.config import DataConfig, RecipeConfig
 from dlzoo.data.images import ImageArrays, load_image_arrays
-from dlzoo.data.tensors import TensorLoader, drop_short_last
+from dlzoo.data.tensors import TensorLoader
+from dlzoo.engine.trainer import eval_mode
 from dlzoo.errors import UserError
 from dlzoo.metrics.judge import FEATURES, Judge
 from dlzoo.models import create
@@ -102,20 +101,6 @@ def check_model_args(model: ModelConfig, fixed: dict[str, Any], recipe: str) -> 
                         f"{recipe}`), not by the model's args")
 
 
-@contextlib.contextmanager
-def eval_mode(models: dict[str, nn.Module]) -> Iterator[None]:
-    """Models in eval mode without autograd for the block, then back to the modes they were in."""
-    modes = {name: model.training for name, model in models.items()}
-    for model in models.values():
-        model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        for name, model in models.items():
-            model.train(modes[name])
-
-
 class GenerativeImageTask(Task):
     config: GenerativeConfig
     run_files = (SAMPLES,)  # a grid of drawn samples at every epoch's end
@@ -135,16 +120,15 @@ class GenerativeImageTask(Task):
         """More pictures for `dlzoo generate`: {file-name suffix: (images, images per row)}."""
         return {}
 
-    def check_config(self) -> None:
-        """Raise a UserError for a bad config before any data is read (a subclass adds its own checks)."""
-        if self.config.grid_samples < 1:
-            raise UserError(f"grid_samples must be >= 1, got {self.config.grid_samples}")
+    @classmethod
+    def check_config(cls, config: GenerativeConfig) -> None:
+        if config.grid_samples < 1:
+            raise UserError(f"grid_samples must be >= 1, got {config.grid_samples}")
 
     # --- shared ---------------------------------------------------------------------------------------------
     def setup_data(self, runtime) -> None:
         """Real images on the device and `self.meta`; then the models, and the judge if one is configured."""
         config = self.config
-        self.check_config()
         # The judge first: a wrong path fails at once, not after the data is loaded. Rebuilding its network draws
         # from the global RNG: forked, so a judged run trains exactly as an unjudged one.
         with torch.random.fork_rng(devices=[]):
@@ -179,10 +163,7 @@ class GenerativeImageTask(Task):
                       **model.args, **fixed)
 
     def train_loader(self) -> TensorLoader:
-        runtime, data = self.runtime, self.config.data
-        return TensorLoader(self.train_x, self.train_y, batch_size=data.batch_size, shuffle=True,
-                            drop_last=drop_short_last(len(self.train_x), data.batch_size, runtime.world_size),
-                            seed=runtime.seed, rank=runtime.rank, world_size=runtime.world_size)
+        return self.training_batches(self.train_x, self.train_y)
 
     def seeded(self, seed: int) -> torch.Generator:
         return torch.Generator(device=self.runtime.device).manual_seed(seed)
@@ -197,7 +178,7 @@ class GenerativeImageTask(Task):
         """`sample` in eval mode, without autograd, in chunks of the evaluation batch size."""
         size = self.config.data.eval_batch_size
         chunks = []
-        with eval_mode(self.models):
+        with eval_mode(self.models.values()):
             for start in range(0, count, size):
                 part = None if labels is None else labels[start: start + size]
                 chunks.append(self.sample(min(size, count - start), part, generator))

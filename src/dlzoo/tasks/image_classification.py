@@ -24,6 +24,7 @@ from dlzoo.data.folder import FOLDER, list_folder, load_image_folder, read_items
 from dlzoo.data.images import ImageArrays, load_image_arrays
 from dlzoo.data.picture_files import FileLoader, PictureFiles
 from dlzoo.data.tensors import TensorLoader, drop_short_last
+from dlzoo.engine.trainer import eval_mode
 from dlzoo.errors import UserError
 from dlzoo.models import create
 from dlzoo.tasks.base import Task
@@ -159,8 +160,8 @@ class ImageClassification(Task):
     config: ImageClassificationConfig
     train_files: PictureFiles | None = None  # the training pictures left on disk (`data.stream`)
 
-    def setup(self, runtime: Runtime) -> None:
-        config = self.config
+    @classmethod
+    def check_config(cls, config: ImageClassificationConfig) -> None:
         if not 0 <= config.label_smoothing < 1:
             raise UserError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
         if not (0 <= config.ema_decay < 1 and 0 <= config.ema_start < 1):
@@ -171,6 +172,9 @@ class ImageClassification(Task):
             raise UserError(f"tta_shift must be >= 0 pixels, got {config.tta_shift}")
         if config.data.resolution < 1:
             raise UserError(f"data.resolution must be >= 1 pixel, got {config.data.resolution}")
+
+    def setup(self, runtime: Runtime) -> None:
+        config = self.config
         self.runtime = runtime
         arrays, self.train_files = load_arrays(config.data)
         size = arrays.test_images.shape[-1]
@@ -194,16 +198,13 @@ class ImageClassification(Task):
     def _check_resolution(self) -> None:
         """One blank picture through the network (on the CPU, before it moves), so that a resolution it cannot take
         (too small for its pooling) is a one-line mistake now, not a shape error inside the first training step."""
-        resolution, model = self.config.data.resolution, self.models["net"]
-        model.eval()
+        resolution = self.config.data.resolution
         try:
-            with torch.no_grad():  # the picture too: at 100,000 px it alone is more memory than the machine has
-                model(torch.zeros(1, self.meta["in_channels"], resolution, resolution))
+            with eval_mode([self.models["net"]]):  # no autograd: at 100,000 px the picture's alone would not fit
+                self.models["net"](torch.zeros(1, self.meta["in_channels"], resolution, resolution))
         except RuntimeError as error:
             raise UserError(f"model {self.config.model.name} cannot take {resolution} px pictures "
                             f"(data.resolution): {str(error).splitlines()[0]}") from None
-        finally:
-            model.train()
 
     def _tensors(self, images: np.ndarray, labels: np.ndarray, device) -> tuple[torch.Tensor, torch.Tensor]:
         if self.config.data.preprocess == "mnist-digit":
@@ -222,13 +223,12 @@ class ImageClassification(Task):
         return {"net": model}
 
     def train_loader(self) -> TensorLoader | FileLoader:
+        if self.train_files is None:
+            return self.training_batches(self.train_x, self.train_y)
         runtime, data = self.runtime, self.config.data
-        drop_last = drop_short_last(self.training_size(), data.batch_size, runtime.world_size)
-        if self.train_files is not None:
-            return FileLoader(self.train_files, data.batch_size, data.workers, runtime.device, seed=runtime.seed,
-                              rank=runtime.rank, world_size=runtime.world_size, drop_last=drop_last)
-        return TensorLoader(self.train_x, self.train_y, batch_size=data.batch_size, shuffle=True, drop_last=drop_last,
-                            seed=runtime.seed, rank=runtime.rank, world_size=runtime.world_size)
+        return FileLoader(self.train_files, data.batch_size, data.workers, runtime.device, seed=runtime.seed,
+                          rank=runtime.rank, world_size=runtime.world_size,
+                          drop_last=drop_short_last(len(self.train_files), data.batch_size, runtime.world_size))
 
     def training_size(self) -> int:
         """How many training pictures there are, in memory or left on disk (`data.stream`)."""
@@ -312,8 +312,7 @@ class ImageClassification(Task):
 
     def evaluate(self, split: str) -> dict[str, float]:
         runtime = self.runtime
-        loader = TensorLoader(*self.held_out(split), batch_size=self.config.data.eval_batch_size,
-                              rank=runtime.rank, world_size=runtime.world_size)
+        loader = self.held_out_batches(*self.held_out(split))
         totals = torch.zeros(3, device=runtime.device, dtype=torch.float64)  # loss sum, correct, count
         for images, labels in loader:
             logits = self.logits(images)

@@ -96,8 +96,9 @@ class LineRecognition(Task):
     model_kinds = {"model": "line-recognizer"}
     config: LineRecognitionConfig
 
-    def setup(self, runtime: Runtime) -> None:
-        data = self.config.data
+    @classmethod
+    def check_config(cls, config: LineRecognitionConfig) -> None:
+        data = config.data
         if data.height % 8 or data.height < 16:
             raise UserError(f"data.height must be a multiple of 8 and at least 16, got {data.height}")
         low, high = data.style.digit_height
@@ -106,6 +107,9 @@ class LineRecognition(Task):
                             f"[{low}, {high}], inside the strip (data.height={data.height})")
         if data.max_digits < 1 or data.lines_per_epoch < 1 or data.eval_lines < 1:
             raise UserError("data.max_digits, data.lines_per_epoch and data.eval_lines must be at least 1")
+
+    def setup(self, runtime: Runtime) -> None:
+        data = self.config.data
         self.runtime = runtime
         arrays = load_image_arrays(data.source, data.path).limit(data.limit)
         device = runtime.device

@@ -22,7 +22,8 @@ from torch import nn
 
 from dlzoo.config import DataConfig, RecipeConfig
 from dlzoo.data.tables import load_table, read_csv
-from dlzoo.data.tensors import TensorLoader, drop_short_last
+from dlzoo.data.tensors import TensorLoader
+from dlzoo.engine.trainer import eval_mode
 from dlzoo.errors import UserError
 from dlzoo.files import written_whole
 from dlzoo.tabular.baseline import boosting_baseline
@@ -92,22 +93,6 @@ class CheckedTable:
     ids: np.ndarray
 
 
-def _validate(config: TabularRegressionConfig, rows: int) -> None:
-    data, model = config.data, config.model
-    if not 2 <= data.folds <= rows:
-        raise UserError(f"data.folds must be between 2 and the number of rows ({rows}), got {data.folds}")
-    if data.min_category_count < 1:
-        raise UserError(f"data.min_category_count must be >= 1, got {data.min_category_count}")
-    if model.name == "mlp" and (not model.hidden or min(model.hidden) < 1):
-        raise UserError(f"model.hidden must list positive layer widths for the mlp, got {model.hidden}")
-    if model.name == "mlp" and model.embedding_dim < 1:
-        raise UserError(f"model.embedding_dim must be >= 1, got {model.embedding_dim}")
-    if data.clip is not None and data.clip <= 0:
-        raise UserError(f"data.clip must be positive (standard deviations) or none, got {data.clip}")
-    if not 0 <= model.dropout < 1:
-        raise UserError(f"model.dropout must be in [0, 1), got {model.dropout}")
-
-
 class TabularRegression(Task):
     main_metric = "log_rmse"  # lower is better: RMSE of log(predicted) - log(true), mean over the folds
     eval_splits = ("cv",)
@@ -115,12 +100,30 @@ class TabularRegression(Task):
     run_files = (SUBMISSION,)  # priced at the end, when the data comes with Kaggle's unlabeled test.csv
     config: TabularRegressionConfig
 
+    @classmethod
+    def check_config(cls, config: TabularRegressionConfig) -> None:
+        data, model = config.data, config.model
+        if data.folds < 2:
+            raise UserError(f"data.folds must be between 2 and the number of rows, got {data.folds}")
+        if data.min_category_count < 1:
+            raise UserError(f"data.min_category_count must be >= 1, got {data.min_category_count}")
+        if model.name == "mlp" and (not model.hidden or min(model.hidden) < 1):
+            raise UserError(f"model.hidden must list positive layer widths for the mlp, got {model.hidden}")
+        if model.name == "mlp" and model.embedding_dim < 1:
+            raise UserError(f"model.embedding_dim must be >= 1, got {model.embedding_dim}")
+        if data.clip is not None and data.clip <= 0:
+            raise UserError(f"data.clip must be positive (standard deviations) or none, got {data.clip}")
+        if not 0 <= model.dropout < 1:
+            raise UserError(f"model.dropout must be in [0, 1), got {model.dropout}")
+
     def setup(self, runtime: Runtime) -> None:
         config = self.config
         self.runtime = runtime
         data = config.data
         table = load_table(data.source, data.path, data.target, data.id_column, data.drop).limit(data.limit)
-        _validate(config, len(table.target))
+        if data.folds > len(table.target):
+            raise UserError(f"data.folds must be between 2 and the number of rows ({len(table.target)}), "
+                            f"got {data.folds}")
         schema = infer_schema(table.features, data.categorical)
         numbers = numeric_matrix(table.features, schema, table.location)
         categories = category_text(table.features, schema)
@@ -170,10 +173,7 @@ class TabularRegression(Task):
         return {"net": net}
 
     def train_loader(self) -> TensorLoader:
-        runtime, data = self.runtime, self.config.data
-        return TensorLoader(*self.tensors, batch_size=data.batch_size, shuffle=True,
-                            drop_last=drop_short_last(len(self.log_target), data.batch_size, runtime.world_size),
-                            seed=runtime.seed, rank=runtime.rank, world_size=runtime.world_size)
+        return self.training_batches(*self.tensors)
 
     def train_step(self, batch: Any, ctx: Trainer) -> dict[str, torch.Tensor]:
         numbers, codes, target, trains = batch
@@ -183,9 +183,6 @@ class TabularRegression(Task):
         per_slot = ((predicted - target) ** 2 * weights).sum(1) / weights.sum(1).clamp(min=1)
         # The sum, not the mean, over slots: each slot's parameters get exactly the gradient they would alone.
         return {"loss": per_slot.sum(), "log_rmse": per_slot[: self.meta["folds"]].detach().sqrt().mean()}
-
-    def batch_size(self, batch) -> int:
-        return len(batch[0])
 
     def log_predictions(self, numbers: torch.Tensor | None = None, codes: torch.Tensor | None = None) -> torch.Tensor:
         """(slots, rows) log-target predictions, in batches of data.eval_batch_size (default: the training rows)."""
@@ -222,14 +219,9 @@ class TabularRegression(Task):
     def on_epoch_end(self, epoch: int, run_dir: Path | None) -> None:
         # Kaggle's layout comes with an unlabeled test.csv: the finished run leaves the file Kaggle wants.
         if run_dir is not None and self.test_table is not None and epoch == self.config.trainer.epochs:
-            net = self.models["net"]
-            training = net.training
-            net.eval()
-            try:
+            with eval_mode(self.models.values()):
                 prices, _ = self.predict_checked(self.test_table)
-                _write_csv(self._output_table(self.test_table, prices), run_dir / SUBMISSION)
-            finally:
-                net.train(training)
+            _write_csv(self._output_table(self.test_table, prices), run_dir / SUBMISSION)
 
     # --- prediction -----------------------------------------------------------------------------------------
     def final_slots(self) -> list[int]:

@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlzoo.data.tensors import TensorLoader
 from dlzoo.errors import UserError
 from dlzoo.models.generative import VAE
 from dlzoo.tasks.generative import (
@@ -75,10 +74,11 @@ class VAETask(GenerativeImageTask):
     data_model = "binarised: Bernoulli pixels; training images re-binarised each batch, held-out ones once (seed 0)"
     config: VAEConfig
 
-    def check_config(self) -> None:
-        super().check_config()
-        if self.config.iw_samples < 1:
-            raise UserError(f"iw_samples must be >= 1, got {self.config.iw_samples}")
+    @classmethod
+    def check_config(cls, config: VAEConfig) -> None:
+        super().check_config(config)
+        if config.iw_samples < 1:
+            raise UserError(f"iw_samples must be >= 1, got {config.iw_samples}")
 
     def setup(self, runtime: Runtime) -> None:
         self.setup_data(runtime)
@@ -105,8 +105,7 @@ class VAETask(GenerativeImageTask):
         generator = self.seeded(EVAL_SEED + runtime.rank)
         # Images per forward so that a chunk decodes about 20,000 images: bounded memory whatever k is.
         batch_size = max(1, 20_000 // samples)
-        loader = TensorLoader(self.test_binary, batch_size=batch_size, rank=runtime.rank,
-                              world_size=runtime.world_size)
+        loader = self.held_out_batches(self.test_binary, batch_size=batch_size)
         totals = torch.zeros(3, device=runtime.device, dtype=torch.float64)  # -sum ELBO, -sum log p(x), count
         for (binary,) in loader:
             weights = log_weights(model, binary, samples, generator)
