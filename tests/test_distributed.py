@@ -100,3 +100,24 @@ def test_a_broken_picture_met_by_one_process_is_told_once(tmp_path):
     assert done.err.count("dlzoo: error:") == 1 and "bad.png" in done.err, done.err[-3000:]
     assert "closed by peer" not in done.err and "]: Traceback" not in done.err, done.err[-3000:]
     assert not run_dir.exists()
+
+
+@pytest.mark.multiprocess
+@pytest.mark.parametrize("recipe, settings", [
+    ("vae-digits", ["iw_samples=100", "data.batch_size=32"]),  # 5 batches of 200 held-out images, 100 draws each
+    ("cgan-digits", ["data.eval_batch_size=300", "data.batch_size=16", "gan.n_critic=2", "grid_samples=1"]),
+])
+def test_noisy_held_out_metrics_do_not_depend_on_the_processes(recipe, settings, tmp_path):
+    """A generative evaluation draws noise (a VAE's importance samples, a GAN's fakes): each held-out batch has its
+    own, so a torchrun run's test metrics equal `dlzoo eval` of its checkpoint in one process."""
+    run_dir = tmp_path / "run"
+    done = torchrun("train", recipe, "data.limit=96", "trainer.epochs=1", "trainer.device=cpu", *settings,
+                    "--out", run_dir)
+    assert done.code == 0, done.err[-3000:]
+    trained = json.loads((run_dir / "summary.json").read_text())["metrics"]["test"]
+    evaluated = run_subprocess("eval", run_dir, "--json", "--device", "cpu")
+    assert evaluated.code == 0, evaluated.err
+    single = json.loads(evaluated.out)["metrics"]["test"]
+    assert trained.keys() == single.keys()
+    for key in trained:
+        assert single[key] == pytest.approx(trained[key], rel=1e-9), key  # the same draws, summed in another order

@@ -10,6 +10,7 @@ import os
 import pkgutil
 import sys
 import time
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -74,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    """`--device`, with the choices of training's `trainer.device`."""
+    from dlzoo.config import TrainerConfig
+
+    choices = typing.get_args(typing.get_type_hints(TrainerConfig)["device"])
+    parser.add_argument("--device", default="auto", choices=choices, help="auto: a GPU when there is one")
+
+
 # The order `dlzoo --help` lists commands in: the everyday ones first.
 _ORDER = ["list", "show", "train", "eval", "predict", "data", "models"]
 
@@ -91,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         return _COMMANDS[args.command].run(args) or 0
     except UserError as error:
         if _rank() != 0 and not error.this_process_only:
-            _leave_it_to_rank_0()
+            # Under torchrun every process meets most mistakes at once (a bad key, a missing file). Rank 0 says
+            # so; the others wait, and torchrun stops them as soon as rank 0 has exited. (Exiting at once would be
+            # worse than saying it twice: torchrun would stop rank 0 before it printed.) One still running after
+            # the grace period met the mistake alone, and says it itself.
+            _wait_to_be_stopped()
         print(f"dlzoo: error: {_from_rank()}{one_line(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -108,16 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
-# How long a torchrun process other than rank 0 waits, after a mistake every process meets, for rank 0 to report it.
-RANK_0_GRACE_S = 30.0
-
-
-def _leave_it_to_rank_0() -> None:
-    """Under torchrun every process meets most mistakes at once (a bad key, a missing file). Rank 0 says so; the
-    others wait, and torchrun stops them as soon as rank 0 has exited. (Exiting at once would be worse than saying
-    it twice: torchrun would stop rank 0 before it printed.) One still running after the grace period met the
-    mistake alone, and says it itself."""
-    _wait_to_be_stopped()
+# How long a torchrun process that failed waits for torchrun to stop it: long enough for rank 0 to report a mistake
+# every process met, or for a peer's failure to reach torchrun.
+TORCHRUN_GRACE_S = 30.0
 
 
 def _wait_to_be_stopped() -> None:
@@ -128,7 +134,7 @@ def _wait_to_be_stopped() -> None:
     the peer's one line stand alone; a process still running after the grace period failed on its own account,
     and its traceback follows."""
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C stops the wait, not with a traceback
-        time.sleep(RANK_0_GRACE_S)
+        time.sleep(TORCHRUN_GRACE_S)
 
 
 def _rank() -> int:

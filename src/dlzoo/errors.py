@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class UserError(Exception):
     """A bad recipe name, key, value, path or file. The message is the whole story: no traceback is shown.
@@ -13,6 +16,14 @@ class UserError(Exception):
     def __init__(self, message: str, this_process_only: bool = False):
         super().__init__(message)
         self.this_process_only = this_process_only
+
+
+def unknown_name(what: str, name: str, known: Iterable[str], otherwise: str = "") -> UserError:
+    """`unknown recipe 'fashon'; did you mean 'fashion'?`; with no close name, `otherwise` (default: the names)."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean '{close[0]}'?" if close else otherwise or f"known: {', '.join(known)}"
+    return UserError(f"unknown {what} '{name}'; {hint}")
 
 
 def one_line(message: str) -> str:

@@ -54,6 +54,12 @@ def stale_temporaries(path: Path) -> list[Path]:
     return sorted(path.parent.glob(f".{path.stem}.*.tmp{path.suffix}"))
 
 
+def write_text_whole(path: Path, text: str) -> None:
+    """`path.write_text(text)` (UTF-8) through `written_whole`: the old file or the new one, never half of it."""
+    with written_whole(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 @contextmanager
 def written_whole(path: str | Path) -> Iterator[Path]:
     """`with written_whole(out) as tmp: write(tmp)`: `out` is replaced by what was written to `tmp` once the block

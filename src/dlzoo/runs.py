@@ -28,7 +28,7 @@ from dlzoo.engine.reporting import CURVES, METRICS
 from dlzoo.engine.runtime import Runtime, pick_device
 from dlzoo.engine.trainer import SUMMARY
 from dlzoo.errors import UserError
-from dlzoo.files import nearest_existing_parent, stale_temporaries, written_whole
+from dlzoo.files import nearest_existing_parent, stale_temporaries, write_text_whole
 from dlzoo.models import check_arguments, check_kind
 from dlzoo.recipes import Recipe, get_recipe
 from dlzoo.tasks.base import Task
@@ -112,8 +112,7 @@ def new_run_dir(recipe: str, out: str | None) -> Path:
 
 def write_config(run_dir: Path, config: RecipeConfig) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    with written_whole(run_dir / CONFIG) as tmp:
-        tmp.write_text(to_yaml(config), encoding="utf-8")
+    write_text_whole(run_dir / CONFIG, to_yaml(config))
 
 
 def discard_unstarted_run(run_dir: Path, created: bool, task_files: Iterable[str] = ()) -> bool:

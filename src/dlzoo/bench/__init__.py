@@ -3,14 +3,13 @@ process on the same machine and returns JSON-able results. Speed is measured her
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import pkgutil
 from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from dlzoo.errors import UserError
+from dlzoo.errors import unknown_name
 
 Benchmark = Callable[..., dict[str, Any]]
 _BENCHMARKS: dict[str, tuple[Benchmark, str]] = {}
@@ -43,9 +42,7 @@ def _discover() -> None:
 def get_benchmark(name: str) -> Benchmark:
     _discover()
     if name not in _BENCHMARKS:
-        close = difflib.get_close_matches(name, _BENCHMARKS, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(sorted(_BENCHMARKS))}"
-        raise UserError(f"unknown benchmark '{name}'{hint}")
+        raise unknown_name("benchmark", name, _BENCHMARKS)
     return _BENCHMARKS[name][0]
 
 

@@ -13,7 +13,7 @@ import typing
 
 from dlzoo.cli import command
 from dlzoo.errors import UserError
-from dlzoo.files import check_destination, written_whole
+from dlzoo.files import check_destination, write_text_whole
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,5 +69,4 @@ def bench(args: argparse.Namespace) -> None:
         print(json.dumps(results[name], indent=2), flush=True)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        with written_whole(out) as tmp:
-            tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        write_text_whole(out, json.dumps(results, indent=2) + "\n")

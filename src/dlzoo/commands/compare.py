@@ -18,7 +18,7 @@ from typing import Any
 
 from dlzoo.cli import command
 from dlzoo.errors import UserError
-from dlzoo.files import check_destination, save_figure, written_whole
+from dlzoo.files import check_destination, save_figure, write_text_whole
 
 SUMMARY, CONFIG = "summary.json", "config.yaml"
 COLUMNS = ["run", "recipe", "model", "params", "resolution", "epochs", "data", "test accuracy", "train s",
@@ -229,8 +229,7 @@ def compare(args: argparse.Namespace) -> None:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        with written_whole(out) as tmp:
-            tmp.write_text(table, encoding="utf-8")
+        write_text_whole(out, table)
         print(f"table: {out}", file=sys.stderr)
     print(table, end="")  # last: a failed write prints no table above its error
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dlzoo.cli import command
+from dlzoo.cli import add_device_option, command
 
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +41,7 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=_port, default=8000, help="TCP port (default 8000; 0 picks a free one)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    add_device_option(parser)
 
 
 @command("serve", "serve a run's predictions over HTTP (POST /predict, GET /info)", _serve_arguments)

@@ -11,7 +11,7 @@ import json
 import math
 from pathlib import Path
 
-from dlzoo.cli import command, seed_number
+from dlzoo.cli import add_device_option, command, seed_number
 from dlzoo.errors import UserError
 
 MAX_IMAGES = 10_000
@@ -26,7 +26,7 @@ def _generate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="images to draw (default 64); a conditional model without --class draws N per "
                              "class, one row per class (default 8)")
     parser.add_argument("--seed", type=seed_number, default=0, help="seed of the noise (default 0)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    add_device_option(parser)
 
 
 def class_index(text: str, classes: list[str]) -> int:
@@ -90,7 +90,7 @@ def _judge_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classifier", required=True, metavar="RUN_DIR",
                         help="a classifier run trained on the same real data (e.g. a digits or fashion run)")
     parser.add_argument("--seed", type=seed_number, default=0, help="seed of the noise (default 0)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    add_device_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 

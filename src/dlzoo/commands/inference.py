@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from dlzoo.cli import command
+from dlzoo.cli import add_device_option, command
 from dlzoo.errors import UserError
 
 
@@ -15,7 +15,7 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evaluate with other test-time settings, e.g. tta_shift=1 (image classifiers: tta_flip, "
                              "tta_shift, data.eval_batch_size; every recipe: trainer.threads)")
     parser.add_argument("--split", default=None, help="held-out split to evaluate (default: all of the task's)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    add_device_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--per-class", action="store_true",
                         help="classifiers: precision, recall and F1 of every class, and what it is mistaken for")
@@ -67,7 +67,7 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="files to predict (images, tables, ...)")
     parser.add_argument("--json", action="store_true", help="one JSON object per prediction")
     parser.add_argument("--out", metavar="FILE", help="write predictions to FILE (tasks with table output)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    add_device_option(parser)
 
 
 @command("predict", "predict with a trained run", _predict_arguments)

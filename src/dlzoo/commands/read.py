@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from dlzoo.cli import command
+from dlzoo.cli import add_device_option, command
 from dlzoo.errors import UserError
 
 
@@ -18,7 +18,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--annotate", metavar="OUT_DIR", help="write each picture with boxes and digits to OUT_DIR")
     parser.add_argument("--classifier", metavar="DIGITS_RUN",
                         help="a digits run that reads along with a digit-lines run, on digits that stand apart")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    add_device_option(parser)
 
 
 @command("read", "read the handwritten numbers in pictures with a trained digits or digit-lines run", _arguments)

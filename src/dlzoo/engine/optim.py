@@ -72,7 +72,7 @@ class _Constant:
 def momentum_cycle(momentum: float) -> tuple[float, float]:
     """One-cycle moves SGD's momentum (Adam's beta1) against the LR, part of why it trains fast: here from
     `momentum` + 0.05 down to `momentum` - 0.05 at the peak LR and back (Smith's 0.95-0.85 at the usual 0.9), kept
-    within [0, 1). A momentum of 0 is not cycled: plain SGD stays plain."""
+    within [0, 1)."""
     return max(0.0, momentum - 0.05), min(momentum + 0.05, (1 + momentum) / 2)
 
 
@@ -89,7 +89,8 @@ def build_scheduler(config: OptimConfig, optimizer: torch.optim.Optimizer, epoch
         momentum = config.momentum if config.name == "sgd" else config.beta1
         low, high = momentum_cycle(momentum)
         return OneCycleLR(optimizer, max_lr=[group["lr"] for group in optimizer.param_groups], total_steps=steps,
-                          pct_start=warmup, anneal_strategy="linear", cycle_momentum=momentum > 0,
+                          pct_start=warmup, anneal_strategy="linear",
+                          cycle_momentum=momentum > 0,  # a momentum of 0 is not cycled: plain SGD stays plain
                           base_momentum=low, max_momentum=high, div_factor=25.0, final_div_factor=1e3)
     if config.schedule == "cosine":
         return LambdaLR(optimizer, _WarmupCosine(total, round(config.warmup * total)))

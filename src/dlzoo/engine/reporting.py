@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from dlzoo.files import save_figure, written_whole
+from dlzoo.files import save_figure, write_text_whole
 
 METRICS = "metrics.jsonl"
 CURVES = "curves.png"
@@ -141,8 +141,7 @@ def truncate_metrics(run_dir: Path, last_epoch: int) -> None:
     """On resume, forget what was logged after the checkpoint we continue from (written atomically)."""
     path = Path(run_dir) / METRICS
     kept = [entry for entry in read_metrics(run_dir) if entry.get("epoch", 0) <= last_epoch]
-    with written_whole(path) as tmp:
-        tmp.write_text("".join(json.dumps(entry) + "\n" for entry in kept), encoding="utf-8")
+    write_text_whole(path, "".join(json.dumps(entry) + "\n" for entry in kept))
 
 
 def plot_curves(run_dir: Path) -> Path | None:

@@ -43,7 +43,7 @@ from dlzoo.engine.reporting import (
 )
 from dlzoo.engine.runtime import Runtime, seed_everything
 from dlzoo.errors import UserError
-from dlzoo.files import written_whole
+from dlzoo.files import write_text_whole
 from dlzoo.provenance import device_description, environment
 
 if TYPE_CHECKING:
@@ -352,7 +352,7 @@ class Trainer:
             "precision": self.runtime.precision,
             **environment(self.runtime.device),
         }
-        extra = self.task.summary_extra()
+        extra = self.task.summary_extra() if self.runtime.is_main else {}  # only rank 0 writes summary.json
         clashes = sorted(set(extra) & set(summary))
         if clashes:
             raise ValueError(f"{type(self.task).__name__}.summary_extra() would replace the engine's {clashes}")
@@ -425,5 +425,4 @@ def _processes(count: int) -> str:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    with written_whole(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    write_text_whole(path, json.dumps(data, indent=2) + "\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import typing
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from typing import Any
 from torch import nn
 
 from dlzoo.config import coerce
-from dlzoo.errors import UserError
+from dlzoo.errors import UserError, unknown_name
 
 
 @dataclass(frozen=True)
@@ -40,9 +39,7 @@ def register_model(name: str, input_size: tuple[int, int, int] = (1, 28, 28), ki
 
 def model_entry(name: str) -> ModelEntry:
     if name not in _MODELS:
-        close = difflib.get_close_matches(name, _MODELS, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(sorted(_MODELS))}"
-        raise UserError(f"unknown model '{name}'{hint}")
+        raise unknown_name("model", name, _MODELS)
     return _MODELS[name]
 
 

@@ -6,7 +6,6 @@ Every module in this package registers its recipes on import; `get_recipe` and `
 from __future__ import annotations
 
 import copy
-import difflib
 import importlib
 import pkgutil
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from dlzoo.config import RecipeConfig
-from dlzoo.errors import UserError
+from dlzoo.errors import unknown_name
 from dlzoo.tasks.base import Task
 
 
@@ -52,9 +51,7 @@ def _discover() -> None:
 def get_recipe(name: str) -> Recipe:
     _discover()
     if name not in _RECIPES:
-        close = difflib.get_close_matches(name, _RECIPES, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else "; `dlzoo list` shows them all"
-        raise UserError(f"unknown recipe '{name}'{hint}")
+        raise unknown_name("recipe", name, _RECIPES, otherwise="`dlzoo list` shows them all")
     return _RECIPES[name]
 
 

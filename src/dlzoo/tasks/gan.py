@@ -19,7 +19,6 @@ from dlzoo.engine.optim import build_optimizer
 from dlzoo.errors import UserError
 from dlzoo.tasks.ema import started, weight_average
 from dlzoo.tasks.generative import (
-    EVAL_SEED,
     GenerativeConfig,
     GenerativeImageTask,
     ModelConfig,
@@ -27,7 +26,6 @@ from dlzoo.tasks.generative import (
 )
 
 if TYPE_CHECKING:
-    from dlzoo.engine.runtime import Runtime
     from dlzoo.engine.trainer import Trainer
 
 
@@ -75,9 +73,6 @@ class ConditionalGANTask(GenerativeImageTask):
     optimizes_itself = True
     config: ConditionalGANConfig
 
-    def setup(self, runtime: Runtime) -> None:
-        self.setup_data(runtime)
-
     @classmethod
     def check_config(cls, config: ConditionalGANConfig) -> None:
         super().check_config(config)
@@ -116,13 +111,14 @@ class ConditionalGANTask(GenerativeImageTask):
         real_score, fake_score = critic(torch.cat([real, fake]), torch.cat([labels, labels])).float().chunk(2)
         wasserstein = real_score.mean() - fake_score.mean()
         penalty = gradient_penalty(critic, real, fake, labels).float()
-        ctx.optimize(gan.gp_weight * penalty - wasserstein, "critic")
+        critic_loss = gan.gp_weight * penalty - wasserstein
+        ctx.optimize(critic_loss, "critic")
         if (ctx.step + 1) % gan.n_critic == 0:
             ctx.optimize(-critic(generator(self.noise(len(real)), labels), labels).float().mean(), "generator")
             if gan.ema:  # here, not in after_step: the average takes in the generator only when it has stepped
                 self.models["generator_ema"].update_parameters(self.models["generator"])
         # Logged every batch (the engine averages each key over all batches): the critic's view of the gap.
-        return {"loss": (gan.gp_weight * penalty - wasserstein).detach(), "wasserstein": wasserstein.detach(),
+        return {"loss": critic_loss.detach(), "wasserstein": wasserstein.detach(),
                 "gradient_penalty": penalty.detach()}
 
     def evaluate(self, split: str) -> dict[str, float]:
@@ -130,9 +126,9 @@ class ConditionalGANTask(GenerativeImageTask):
         The fakes are the ones `sample` draws, from the generator's weight average once it has one, so this
         `wasserstein` can differ from training's, which measures the raw generator the critic trains against."""
         runtime = self.runtime
-        generator = self.seeded(EVAL_SEED + runtime.rank)
         totals = torch.zeros(2, device=runtime.device, dtype=torch.float64)  # sum of C(real) - C(fake), count
-        for real, labels in self.held_out_batches(self.test_x, self.test_y):
+        for rows, generator in self.held_out_share(self.config.data.eval_batch_size):
+            real, labels = self.test_x[rows], self.test_y[rows]
             fake = self.sample(len(real), labels, generator)
             totals[0] += (self.models["critic"](real, labels) - self.models["critic"](fake, labels)).sum()
             totals[1] += len(real)

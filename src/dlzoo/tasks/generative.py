@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import base64
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,6 +23,7 @@ from torch import nn
 from dlzoo.config import DataConfig, RecipeConfig
 from dlzoo.data.images import ImageArrays, load_image_arrays
 from dlzoo.data.tensors import TensorLoader
+from dlzoo.engine.runtime import Runtime
 from dlzoo.engine.trainer import eval_mode
 from dlzoo.errors import UserError
 from dlzoo.metrics.judge import FEATURES, Judge
@@ -126,7 +128,7 @@ class GenerativeImageTask(Task):
             raise UserError(f"grid_samples must be >= 1, got {config.grid_samples}")
 
     # --- shared ---------------------------------------------------------------------------------------------
-    def setup_data(self, runtime) -> None:
+    def setup(self, runtime: Runtime) -> None:
         """Real images on the device and `self.meta`; then the models, and the judge if one is configured."""
         config = self.config
         # The judge first: a wrong path fails at once, not after the data is loaded. Rebuilding its network draws
@@ -167,6 +169,15 @@ class GenerativeImageTask(Task):
 
     def seeded(self, seed: int) -> torch.Generator:
         return torch.Generator(device=self.runtime.device).manual_seed(seed)
+
+    def held_out_share(self, batch_size: int) -> Iterator[tuple[slice, torch.Generator]]:
+        """This process's share of the held-out images, as (rows, noise): batches of `batch_size` dealt out to
+        the processes in turn, each with a noise generator of its own, seeded by its place. An evaluation that
+        draws noise then sums to the same numbers however many processes share it (torchrun or `dlzoo eval`)."""
+        runtime = self.runtime
+        for index, start in enumerate(range(0, len(self.test_x), batch_size)):
+            if index % runtime.world_size == runtime.rank:
+                yield slice(start, start + batch_size), self.seeded(EVAL_SEED + index)
 
     def grid_labels(self, per_class: int) -> torch.Tensor | None:
         """One row per class (for conditional models): 0,0,..,0, 1,1,..,1, ..."""

@@ -81,7 +81,7 @@ class VAETask(GenerativeImageTask):
             raise UserError(f"iw_samples must be >= 1, got {config.iw_samples}")
 
     def setup(self, runtime: Runtime) -> None:
-        self.setup_data(runtime)
+        super().setup(runtime)
         fixed = torch.Generator().manual_seed(EVAL_SEED)  # on the CPU: the same binary images on every device
         self.test_binary = torch.bernoulli(self.test_x.cpu(), generator=fixed).to(runtime.device)
 
@@ -102,12 +102,10 @@ class VAETask(GenerativeImageTask):
     def evaluate(self, split: str) -> dict[str, float]:
         runtime, samples = self.runtime, self.config.iw_samples
         model: VAE = self.models["vae"]
-        generator = self.seeded(EVAL_SEED + runtime.rank)
-        # Images per forward so that a chunk decodes about 20,000 images: bounded memory whatever k is.
-        batch_size = max(1, 20_000 // samples)
-        loader = self.held_out_batches(self.test_binary, batch_size=batch_size)
         totals = torch.zeros(3, device=runtime.device, dtype=torch.float64)  # -sum ELBO, -sum log p(x), count
-        for (binary,) in loader:
+        # Images per forward so that a chunk decodes about 20,000 images: bounded memory whatever k is.
+        for rows, generator in self.held_out_share(max(1, 20_000 // samples)):
+            binary = self.test_binary[rows]
             weights = log_weights(model, binary, samples, generator)
             totals[0] -= weights.mean(0).sum()
             totals[1] -= (weights.logsumexp(0) - math.log(samples)).sum()
