@@ -74,6 +74,34 @@ def test_an_export_takes_pictures_as_its_sidecar_prepares_them_and_scores_as_pre
     assert torch.allclose(program(images), reference_logits(upsampling_run, images), atol=1e-5)
 
 
+def test_a_picture_prepared_as_the_sidecar_says_in_words_scores_as_predict(cli, upsampling_run, tmp_path):
+    """A user without dlzoo follows the sidecar's `preparation`, step by step, with OpenCV and numpy alone."""
+    import cv2
+    from PIL import Image
+
+    out = tmp_path / "fashion.pt2"
+    assert cli("export", upsampling_run, "--out", out).code == 0
+    sidecar = json.loads((tmp_path / "fashion.pt2.json").read_text())
+    assert sidecar["preparation"].startswith("a batch of pictures (batch, 1, 28, 28)"), sidecar["preparation"]
+    assert "grey (OpenCV's RGB2GRAY), resized to 28x28 px (OpenCV: INTER_AREA when shrinking" in sidecar["preparation"]
+    assert "inverted (1 - x) when the median of its outermost rows and columns is above 0.5" in sidecar["preparation"]
+    assert sidecar["outputs"].startswith("logits (batch, 10) over meta.classes")
+    rgb = np.full((50, 40, 3), 230, np.uint8)  # a dark garment on light paper, larger than 28 px
+    rgb[10:42, 8:32] = np.random.default_rng(0).integers(0, 90, (32, 24, 3))
+    picture = tmp_path / "photo.png"
+    Image.fromarray(rgb).save(picture)
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    pixels = cv2.resize(grey, (28, 28), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    if np.median(np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])) > 0.5:
+        pixels = 1 - pixels
+    logits = torch.export.load(str(out)).module()(torch.from_numpy(pixels)[None, None])
+    probabilities = logits.detach().softmax(1)[0]
+    predicted = cli("predict", upsampling_run, picture, "--json")
+    record = json.loads(predicted.out.splitlines()[0])  # one JSON line a picture
+    assert sidecar["meta"]["classes"][int(probabilities.argmax())] == record["label"]
+    assert float(probabilities.max()) == pytest.approx(record["probability"], abs=1e-5)
+
+
 def test_predict_scores_a_batch_at_a_time(upsampling_run, digit_pictures):
     task = load_for_inference(open_run(upsampling_run), "cpu")
     paths = [str(path) for path in list(digit_pictures.values())[:5]]
@@ -194,6 +222,13 @@ def test_serve_answers_protocol_mistakes_in_json_and_survives_clients_that_leave
         assert raw_request(base, "HEAD", "/health") == (501, b"")  # an answer to HEAD has no body, an error's neither
         status, body = raw_request(base, "POST", "/predict?name=x.png", {"Transfer-Encoding": "chunked"})
         assert status == 411 and "Content-Length" in json.loads(body)["error"]
+        # the endpoint exists: a GET is told to POST, and a form upload (curl -F) to send the bytes alone
+        status, body = raw_request(base, "GET", "/predict")
+        assert status == 405 and "--data-binary" in json.loads(body)["error"]
+        form = b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\n\r\nPNG\r\n--b--\r\n'
+        status, body = raw_request(base, "POST", "/predict", {"Content-Type": "multipart/form-data; boundary=b",
+                                                              "Content-Length": str(len(form))}, form)
+        assert status == 415 and "not in a form" in json.loads(body)["error"]
         port = urllib.parse.urlsplit(base).port
         with socket.create_connection(("127.0.0.1", port)) as client:  # declares 1,000 bytes, sends 5 and leaves
             client.sendall(b"POST /predict?name=x.png HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nshort")

@@ -2,7 +2,8 @@
 
 Formats: `pt2` (torch.export's ExportedProgram, loads with `torch.export.load` and needs no dlzoo code) and `onnx`
 (needs the `export` extra: onnx, onnxscript). The batch dimension is dynamic. Beside the file, `<file>.json` holds
-what inference needs: recipe, class names, preprocessing, input shape and value range.
+what inference needs: recipe, class names, input shapes, the preprocessing (as data, `meta.preprocess`, and in
+words, `preparation`) and what the outputs are (`outputs`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def export_run(run: LoadedRun, fmt: str, out: Path) -> Path:
         "checkpoint": str(run.checkpoint),
         "inputs": [{"shape": ["batch", *example_tensor.shape[1:]], "dtype": str(example_tensor.dtype)}
                    for example_tensor in example],
+        **task.export_contract(),  # in words: how pictures are prepared, what comes out
         "meta": task.meta,
     }
     out.parent.mkdir(parents=True, exist_ok=True)

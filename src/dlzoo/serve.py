@@ -26,6 +26,7 @@ from dlzoo.runs import LoadedRun, load_for_inference
 MAX_BYTES = 32 << 20
 REQUEST_TIMEOUT_S = 60
 MAX_NAME = 255  # a file name's longest on common file systems
+UPLOAD_EXAMPLE = "curl --data-binary @shoe.png 'http://HOST:PORT/predict?name=shoe.png'"
 
 
 def make_server(run: LoadedRun, host: str = "127.0.0.1", port: int = 8000, device: str = "auto") -> ThreadingHTTPServer:
@@ -37,10 +38,12 @@ def make_server(run: LoadedRun, host: str = "127.0.0.1", port: int = 8000, devic
     class Handler(BaseHTTPRequestHandler):
         timeout = REQUEST_TIMEOUT_S  # a client that stops sending mid-request does not hold a thread for ever
 
-        def _reply(self, status: int, payload: Any) -> None:
+        def _reply(self, status: int, payload: Any, allow: str | None = None) -> None:
             body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
             try:
                 self.send_response(status)
+                if allow:  # a 405 names the methods the endpoint takes
+                    self.send_header("Allow", allow)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -64,6 +67,8 @@ def make_server(run: LoadedRun, host: str = "127.0.0.1", port: int = 8000, devic
                 self._reply(200, {"status": "ok"})
             elif path == "/info":
                 self._reply(200, info)
+            elif path == "/predict":
+                self._reply(405, {"error": f"POST a file's bytes to /predict, e.g. {UPLOAD_EXAMPLE}"}, allow="POST")
             else:
                 self._reply(404, {"error": f"no such endpoint: {path}"})
 
@@ -87,6 +92,10 @@ def make_server(run: LoadedRun, host: str = "127.0.0.1", port: int = 8000, devic
                 return
             if len(data) < length:  # it closed before sending what it declared
                 self.close_connection = True
+                return
+            if self.headers.get_content_type().startswith("multipart/"):  # curl -F, an HTML form
+                self._reply(415, {"error": f"send the file's bytes as the whole request body, not in a form: "
+                                           f"{UPLOAD_EXAMPLE}"})
                 return
             name = _upload_name(parse_qs(url.query).get("name", [""])[0])
             if name is None:

@@ -180,6 +180,11 @@ class Task(abc.ABC):
         """A human line for one prediction record."""
         return str(record)
 
+    def export_contract(self) -> dict[str, Any]:
+        """For the exported program's sidecar, in words: how its inputs are prepared ("preparation") and what its
+        outputs are ("outputs")."""
+        return {}
+
     def export_program(self) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
         """The network that `dlzoo export` writes and an example input batch (batch size > 1: the batch dimension
         is exported as dynamic). Tasks whose prediction is not one network's forward pass do not export."""

@@ -356,6 +356,13 @@ class ImageClassification(Task):
         size = self.meta["data_size"]
         return Scoring(self), (torch.zeros(2, self.meta["in_channels"], size, size),)
 
+    def export_contract(self) -> dict[str, Any]:
+        preprocessing, size = preprocessing_from_dict(self.meta["preprocess"]), self.meta["data_size"]
+        return {"preparation": f"a batch of pictures (batch, {self.meta['in_channels']}, {size}, {size}), each "
+                               f"prepared as meta.preprocess says: {preprocessing.describe()}",
+                "outputs": f"logits (batch, {len(self.meta['classes'])}) over meta.classes, in that order; their "
+                           f"softmax is the probabilities `dlzoo predict` reports"}
+
     def describe(self, record: dict[str, Any]) -> str:
         others = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in record["top"][1:])
         return f"{record['path']}: {record['label']} ({record['probability']:.3f}; then {others})"

@@ -37,6 +37,11 @@ class DigitPreprocessing:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return prepare_digit(image, size=self.size, box=self.box)
 
+    def describe(self) -> str:
+        return (f"one handwritten digit prepared as MNIST's were: ink made light on black, cropped, scaled into a "
+                f"{self.box} px box and centred by its mass in {self.size}x{self.size} px, values in [0, 1] "
+                f"(dlzoo.vision.digits.prepare_digit)")
+
 
 def ink_image(image: np.ndarray) -> np.ndarray:
     """Float image in [0, 1] where ink is bright and paper is 0, whatever the polarity and lighting."""

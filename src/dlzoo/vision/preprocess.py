@@ -26,6 +26,9 @@ class Preprocessing(Protocol):
 
     def to_dict(self) -> dict: ...
 
+    def describe(self) -> str:
+        """The steps in words, for a program that prepares pictures without dlzoo (an exported model's user)."""
+
 
 @dataclass(frozen=True)
 class ResizePreprocessing:
@@ -38,6 +41,13 @@ class ResizePreprocessing:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def describe(self) -> str:
+        size = f"resized to {self.size}x{self.size} px (OpenCV: INTER_AREA when shrinking, else INTER_LINEAR)"
+        if self.colour:
+            return f"RGB, {size}, divided by 255, channels first (3, H, W)"
+        invert = ", then inverted (1 - x) when the median of its outermost rows and columns is above 0.5"
+        return f"grey (OpenCV's RGB2GRAY), {size}, divided by 255{invert if self.dark_background else ''}"
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         if image.size == 0:
