@@ -188,7 +188,8 @@ def test_train_refuses_existing_run_and_resume_overrides(cli, digits_run):
     (["optim.lr=inf"], "optim.lr must be a positive number"),
     (["optim.schedule=step", "optim.gamma=nan"], "optim.gamma must be a number, not 'nan'"),
     (["data.resolution=0"], "data.resolution must be >= 1"),
-    (["data.resolution=12"], "cannot take 12 px pictures"),  # too small for digits-net's pooling
+    # too small for digits-net's pooling
+    (["data.resolution=12"], "cannot take 12 px pictures (data.resolution; it is built for 28 px)"),
 ])
 def test_values_training_cannot_use_are_refused_before_a_run_is_made(cli, tmp_path, overrides, fragment):
     # These once passed the checks, wrote config.yaml, then died in the optimizer or the first step (or, for a
@@ -239,7 +240,11 @@ def test_a_run_interrupted_before_its_first_checkpoint_leaves_nothing(tmp_path):
 def test_missing_idx_files_name_what_is_expected(cli, tmp_path):
     result = cli("train", "digits", "data.source=mnist", f"data.path={tmp_path}", "--out", tmp_path / "run")
     assert_user_error(result, "train-images-idx3-ubyte.gz")
+    assert "data.source=folder" not in result.err
     assert not (tmp_path / "run").exists()
+    (tmp_path / "train" / "cat").mkdir(parents=True)  # a folder of one's own pictures, named without its source
+    result = cli("train", "lenet", f"data.path={tmp_path}", "--out", tmp_path / "run")
+    assert_user_error(result, "train-images-idx3-ubyte.gz", "add data.source=folder")
 
 
 def test_not_a_run_directory(cli, tmp_path):

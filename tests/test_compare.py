@@ -2,8 +2,10 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import assert_user_error
 from dlzoo.bench.classic import fashion_subset
@@ -47,7 +49,8 @@ def test_table_and_plot_from_real_runs(cli, runs, tmp_path):
         assert row["train s"] == f"{expected['train_seconds']:.1f}"
         assert row["resolution"] == "28 px" and expected["device_name"] in row["device"]
         assert expected["precision"] == "fp32" and row["device"].endswith(", fp32")  # no autocast on this CPU
-    assert by_run["lenet-bn"]["params"] == "44.9k" and by_run["lenet-bn"]["data"] == "fashion-mnist"
+    own_copy = Path(yaml.safe_load((runs / "lenet-bn" / "config.yaml").read_text())["data"]["path"]).name
+    assert by_run["lenet-bn"]["params"] == "44.9k" and by_run["lenet-bn"]["data"] == f"fashion-mnist {own_copy}"
     assert by_run["digits"]["data"] == "mnist5k (first 600)"
     accuracies = [float(row[7]) for row in rows]
     assert accuracies == sorted(accuracies, reverse=True)  # best first by default

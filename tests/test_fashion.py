@@ -212,6 +212,9 @@ def test_data_show_user_errors(cli, tmp_path):
     assert_user_error(cli("data", "show", "fashion-mnist", "--out", tmp_path / "g.txt"), "cannot write a picture")
     assert_user_error(cli("data", "show", "fashion-mnist", "--out", tmp_path), "is a folder")
     assert_user_error(cli("data", "show", "fashion-mnist", "--recipe", "fashon"), "did you mean 'fashion'")
+    # LeNet trains on the pictures as they are: columns of the same picture would show nothing
+    assert_user_error(cli("data", "show", "fashion-mnist", "--augment", "--recipe", "lenet"),
+                      "recipe 'lenet' trains on its pictures as they are")
     assert_user_error(cli("data", "list", "fashion-mnist"), "go with `dlzoo data show SOURCE`")
     other = next((r.name for r in list_recipes() if not issubclass(r.task, ImageClassification)), None)
     if other is not None:

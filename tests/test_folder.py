@@ -183,6 +183,7 @@ def test_file_augmentation_draws_the_configured_transforms():
     turned = file_augmentation(AugmentConfig(degrees=30), 12)(picture)
     assert turned.shape == picture.shape and not torch.equal(turned, picture)
     assert file_augmentation(AugmentConfig(enabled=False, flip=True), 12) is None
+    assert file_augmentation(AugmentConfig(), 12) is None  # nothing on: no transform to run per picture
 
 
 def test_a_streamed_run_trains_from_files_in_workers(cli, picture_folder, tmp_path):

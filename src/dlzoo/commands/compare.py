@@ -131,6 +131,8 @@ def read_row(run_dir: Path) -> RunRow:
         data = config.get("data", {})
         model = config.get("model", {})
         source = data.get("source") or "-"
+        if data.get("path"):  # a folder or table of one's own: which one
+            source += f" {Path(str(data['path'])).name}"
         if data.get("limit"):
             source += f" (first {data['limit']:,})"
         device = summary["device_name"] if summary.get("device") != "cpu" else f"CPU: {summary['device_name']}"

@@ -121,7 +121,10 @@ class FileSource:
                 folder = folder.parent
             if not self._has_files(folder):
                 missing = [f.name for f in self.files if self._find(folder, f.name) is None]
-                raise UserError(f"{self.name}: {folder} lacks {', '.join(missing)}")
+                hint = ""
+                if (folder / "train").is_dir():  # the layout of data.source=folder
+                    hint = "; for a folder of your own pictures (train/<class>/...), add data.source=folder"
+                raise UserError(f"{self.name}: {folder} lacks {', '.join(missing)}{hint}")
             return folder
         found = self.where()
         if found:

@@ -26,7 +26,7 @@ from dlzoo.data.picture_files import FileLoader, PictureFiles
 from dlzoo.data.tensors import TensorLoader, drop_short_last
 from dlzoo.engine.trainer import eval_mode
 from dlzoo.errors import UserError
-from dlzoo.models import create
+from dlzoo.models import create, model_entry
 from dlzoo.tasks.base import Task
 from dlzoo.tasks.ema import started, weight_average
 from dlzoo.vision.digits import prepare_many
@@ -47,6 +47,12 @@ class AugmentConfig:
     shear: float = 0.0
     pad: int = 0  # pad-and-random-crop shift in pixels
     flip: bool = False
+
+    @property
+    def changes_pictures(self) -> bool:
+        """Whether training draws anything: enabled, with at least one transformation on."""
+        return self.enabled and bool(self.degrees or self.translate or self.scale or self.shear or self.pad
+                                     or self.flip)
 
 
 @dataclass
@@ -139,7 +145,7 @@ def load_arrays(data: ImageDataConfig) -> tuple[ImageArrays, PictureFiles | None
 def file_augmentation(aug: AugmentConfig, size: int) -> v2.Compose | None:
     """The `data.augment` keys as torchvision transforms.v2 on one (C, H, W) picture, for streamed files; the
     in-memory path draws the same from `dlzoo.data.augment`, a batch at a time (`ImageClassification.augment`)."""
-    if not aug.enabled:
+    if not aug.changes_pictures:
         return None
     steps: list[v2.Transform] = []
     if aug.degrees or aug.translate or aug.scale or aug.shear:
@@ -150,7 +156,7 @@ def file_augmentation(aug: AugmentConfig, size: int) -> v2.Compose | None:
         steps.append(v2.RandomCrop(size, padding=aug.pad))
     if aug.flip:
         steps.append(v2.RandomHorizontalFlip())
-    return v2.Compose(steps) if steps else None
+    return v2.Compose(steps)
 
 
 class ImageClassification(Task):
@@ -203,8 +209,10 @@ class ImageClassification(Task):
             with eval_mode([self.models["net"]]):  # no autograd: at 100,000 px the picture's alone would not fit
                 self.models["net"](torch.zeros(1, self.meta["in_channels"], resolution, resolution))
         except RuntimeError as error:
-            raise UserError(f"model {self.config.model.name} cannot take {resolution} px pictures "
-                            f"(data.resolution): {str(error).splitlines()[0]}") from None
+            name = self.config.model.name
+            usual = model_entry(name).input_size[-1]
+            raise UserError(f"model {name} cannot take {resolution} px pictures (data.resolution; it is built for "
+                            f"{usual} px): {str(error).splitlines()[0]}") from None
 
     def _tensors(self, images: np.ndarray, labels: np.ndarray, device) -> tuple[torch.Tensor, torch.Tensor]:
         if self.config.data.preprocess == "mnist-digit":
@@ -261,7 +269,7 @@ class ImageClassification(Task):
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         aug = self.config.data.augment
-        if not aug.enabled:
+        if not aug.changes_pictures:
             return images
         if aug.degrees or aug.translate or aug.scale or aug.shear:
             images = random_affine(images, aug.degrees, aug.translate, (1 - aug.scale, 1 + aug.scale), aug.shear)

@@ -50,9 +50,10 @@ def check_output(path: Path) -> Path:
     return path
 
 
-def _task_for(source: str, recipe_name: str | None, overrides: list[str]) -> tuple[str, ImageClassification]:
+def _task_for(source: str, recipe_name: str | None, overrides: list[str],
+              augment: bool) -> tuple[str, ImageClassification]:
     """The recipe's task, set up on the CPU with `source` as its data (and the config `overrides`, such as a folder's
-    data.path): its training pictures are the ones shown."""
+    data.path): its training pictures are the ones shown; with `augment`, a recipe that augments them."""
     from dlzoo.engine.runtime import Runtime
     from dlzoo.recipes import get_recipe
     from dlzoo.runs import build_config
@@ -65,6 +66,10 @@ def _task_for(source: str, recipe_name: str | None, overrides: list[str]) -> tup
     if not issubclass(recipe.task, ImageClassification):
         raise UserError(f"recipe '{recipe_name}' does not classify images, so it has no image augmentation to show")
     config = build_config(recipe, overrides=[f"data.source={source}", *overrides])
+    if augment and not config.data.augment.changes_pictures:
+        flip = "data.augment.flip=true" if config.data.augment.enabled else "data.augment.enabled=true, flip=true"
+        raise UserError(f"recipe '{recipe.name}' trains on its pictures as they are (data.augment draws nothing): "
+                        f"name one that augments (--recipe fashion) or turn a transformation on, e.g. {flip}")
     task = recipe.task(config)
     task.setup(Runtime(device=torch.device("cpu"), autocast_dtype=None))
     return recipe.name, task
@@ -74,7 +79,7 @@ def gallery(source: str, augment: bool = False, recipe: str | None = None, colum
             seed: int = 0, overrides: list[str] = ()) -> Gallery:
     """One row per class: the class's first training image, then `columns - 1` augmentations of it (`augment`),
     or its first `columns` training images."""
-    recipe_name, task = _task_for(source, recipe, list(overrides))
+    recipe_name, task = _task_for(source, recipe, list(overrides), augment)
     names, rows = [], []
     generator_state = torch.get_rng_state()
     torch.manual_seed(seed)  # the augmentations are drawn from torch's global RNG, as in training
