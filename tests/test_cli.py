@@ -237,6 +237,31 @@ def test_a_run_interrupted_before_its_first_checkpoint_leaves_nothing(tmp_path):
     assert not run_dir.exists()
 
 
+def test_a_run_terminated_after_a_checkpoint_says_how_to_resume(tmp_path):
+    """SIGTERM (kill, timeout, a job scheduler) stops training as Ctrl-C does: the checkpoint stays, and the last
+    line says how to go on."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "dlzoo", "train", "digits", *TINY_DIGITS[:-2],
+                                "trainer.epochs=50", "trainer.device=cpu", "trainer.threads=1", "--out",
+                                str(run_dir)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run_dir / "checkpoints" / "epoch-0001").exists():
+        assert process.poll() is None, process.stderr.read()
+        assert time.time() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert err.strip().splitlines()[-1] == (f"terminated: the last complete checkpoint is intact; continue with "
+                                            f"dlzoo train --resume {run_dir}"), err
+    assert "Traceback" not in err and not (run_dir / "summary.json").exists()
+
+
 def test_missing_idx_files_name_what_is_expected(cli, tmp_path):
     result = cli("train", "digits", "data.source=mnist", f"data.path={tmp_path}", "--out", tmp_path / "run")
     assert_user_error(result, "train-images-idx3-ubyte.gz")

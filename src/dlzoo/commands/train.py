@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +36,9 @@ def train(args: argparse.Namespace) -> int:
     runtime = Runtime.create(config.trainer)
     new_run: Path | None = None  # this command's own run directory, until its first checkpoint
     created = False
+    # SIGTERM (`kill`, `timeout`, a job scheduler) stops a run as Ctrl-C does, saying how to resume it. Not under
+    # torchrun: it stops every process so when one has failed, and the failure, not a resume, is the news then.
+    previous_handler = None if runtime.distributed else signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         task = recipe.task(config)
         task.setup(runtime)  # data and models: every user error about them comes before anything is written
@@ -67,11 +71,22 @@ def train(args: argparse.Namespace) -> int:
         if not isinstance(error, KeyboardInterrupt):
             raise
         if runtime.is_main:
-            print(_interrupted(None if discarded else run_dir, runtime.world_size), file=sys.stderr)
-        return 130
+            how = "terminated" if isinstance(error, Terminated) else "interrupted"
+            print(_interrupted(None if discarded else run_dir, runtime.world_size, how), file=sys.stderr)
+        return 143 if isinstance(error, Terminated) else 130  # the shell's codes for SIGTERM and SIGINT
     finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
         runtime.shutdown()
     return 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where training is, so that it stops as at Ctrl-C (a KeyboardInterrupt) and says so."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def _recipe_and_config(args: argparse.Namespace) -> tuple[Recipe, RecipeConfig, Path | None]:
@@ -106,15 +121,14 @@ def _recipe_and_config(args: argparse.Namespace) -> tuple[Recipe, RecipeConfig, 
     return recipe, config, run_dir
 
 
-def _interrupted(run_dir: Path | None, processes: int = 1) -> str:
-    """What a Ctrl-C leaves, and how to go on (as many processes as before): `run_dir` is None when nothing was
-    kept."""
+def _interrupted(run_dir: Path | None, processes: int = 1, how: str = "interrupted") -> str:
+    """What a Ctrl-C (or SIGTERM: `how` it was stopped) leaves, and how to go on (as many processes as before):
+    `run_dir` is None when nothing was kept."""
     from dlzoo.engine import checkpoint
 
     if run_dir is None:
-        return "interrupted before the first checkpoint: nothing was kept"
+        return f"{how} before the first checkpoint: nothing was kept"
     launcher = "dlzoo" if processes == 1 else f"torchrun --nproc_per_node {processes} -m dlzoo"
     if checkpoint.list_checkpoints(run_dir):
-        return (f"interrupted: the last complete checkpoint is intact; continue with {launcher} train --resume "
-                f"{run_dir}")
-    return f"interrupted before the first checkpoint; start it again with {launcher} train --resume {run_dir}"
+        return f"{how}: the last complete checkpoint is intact; continue with {launcher} train --resume {run_dir}"
+    return f"{how} before the first checkpoint; start it again with {launcher} train --resume {run_dir}"
