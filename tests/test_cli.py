@@ -23,6 +23,19 @@ def test_list_show_models_data(cli):
     assert "mnist5k" in data.out and "found:" in data.out and "fashion-mnist" in data.out
 
 
+def test_show_a_run_names_its_classes_in_the_order_predictions_index_them(cli, digits_run, tmp_path, monkeypatch):
+    shown = cli("show", digits_run)
+    assert shown.code == 0, shown.err
+    header = shown.out.splitlines()[:2]
+    assert header[0] == f"# {digits_run}: recipe digits, checkpoint epoch-0002"
+    assert header[1] == "# classes (index: name): " + ", ".join(f"{i}: {i}" for i in range(10))
+    assert yaml.safe_load(shown.out)["data"]["limit"] == 600  # the config it trained with
+    assert_user_error(cli("show", digits_run, "trainer.epochs=3"), "its config is fixed by training")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "digits").mkdir()  # a folder named as a recipe: the recipe is meant
+    assert yaml.safe_load(cli("show", "digits").out)["data"].get("limit") is None
+
+
 def test_list_wraps_its_free_text_to_the_terminal_and_keeps_rows_whole_when_piped(cli, monkeypatch):
     monkeypatch.delenv("COLUMNS", raising=False)
     piped = cli("list").out.splitlines()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import textwrap
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dlzoo.cli import command, seed_number
@@ -53,23 +54,43 @@ def list_recipes(args: argparse.Namespace) -> None:
 
 def _show_arguments(parser: argparse.ArgumentParser) -> None:
     # Optional to argparse, required below: argparse would also call the optional KEY=VALUE list "required".
-    parser.add_argument("recipe", nargs="?")
+    parser.add_argument("recipe", nargs="?", metavar="RECIPE|RUN_DIR")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="show the config with these applied")
     parser.add_argument("--config", metavar="FILE", help="YAML file of config values")
 
 
-@command("show", "a recipe's full config as YAML (the defaults, or with overrides applied)", _show_arguments)
+@command("show", "a recipe's full config as YAML (the defaults, or with overrides applied), or a run's",
+         _show_arguments)
 def show(args: argparse.Namespace) -> None:
     from dlzoo.config import to_yaml
-    from dlzoo.recipes import get_recipe
+    from dlzoo.recipes import get_recipe, list_recipes
     from dlzoo.runs import build_config
 
     if not args.recipe:
-        raise UserError("name a recipe to show (see `dlzoo list`)")
+        raise UserError("name a recipe to show (see `dlzoo list`), or a run directory")
+    if args.recipe not in {recipe.name for recipe in list_recipes()} and Path(args.recipe).is_dir():
+        _show_run(Path(args.recipe), args)
+        return
     recipe = get_recipe(args.recipe)
     config = build_config(recipe, args.config, args.overrides)  # before any output: a bad override prints nothing
     print(f"# {recipe.name}: {recipe.summary}")
     print(to_yaml(config), end="")
+
+
+def _show_run(run_dir: Path, args: argparse.Namespace) -> None:
+    """A run's config as it trained, and the classes its predictions name: `index` in `dlzoo predict --json` is a
+    class's place in this list (the folder names of a picture folder, sorted)."""
+    from dlzoo.config import to_yaml
+    from dlzoo.runs import open_run
+
+    if args.overrides or args.config:
+        raise UserError(f"{run_dir} is a run: its config is fixed by training (a recipe name takes overrides)")
+    run = open_run(run_dir)
+    print(f"# {run_dir}: recipe {run.recipe.name}, checkpoint {run.checkpoint.name}")
+    classes = run.metadata["meta"].get("classes")
+    if classes:
+        print("# classes (index: name): " + ", ".join(f"{index}: {name}" for index, name in enumerate(classes)))
+    print(to_yaml(run.config), end="")
 
 
 @command("models", "registered models with their parameter counts")
