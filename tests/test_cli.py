@@ -118,7 +118,7 @@ def test_eval_per_class_agrees_with_accuracy_and_the_predictions(cli, digits_run
 
 
 def test_per_class_report_names_what_each_class_is_taken_for():
-    from dlzoo.engine.reporting import per_class_report
+    from dlzoo.metrics.classification import per_class_report
 
     rows = per_class_report([0, 0, 0, 1, 1, 2], [0, 1, 1, 1, 1, 1], ["a", "b", "c"])
     assert [row["recall"] for row in rows] == [0.3333, 1.0, 0.0]  # rounded to 4 places for reading

@@ -220,6 +220,19 @@ def test_a_run_failing_at_its_first_checkpoint_leaves_not_even_its_samples(cli, 
     assert not run_dir.exists()
 
 
+def test_an_out_folder_holding_what_a_run_writes_is_refused(cli, tmp_path):
+    """A run that stops before its first checkpoint removes what it wrote: an --out folder may hold a user's own
+    files, but none named as the run's (its log, checkpoints, TensorBoard folder, a task's samples/)."""
+    for name in ("samples", "checkpoints", "tensorboard", "metrics.jsonl"):
+        out = tmp_path / name / "run"
+        (out / name).mkdir(parents=True)
+        (out / name / "mine.png").write_bytes(b"keep me")
+        (out / "notes.txt").write_text("mine too")
+        assert_user_error(cli("train", "vae-digits", *TINY_VAE, "--out", out), f"already holds {name}")
+        assert (out / name / "mine.png").read_bytes() == b"keep me"
+        assert sorted(path.name for path in out.iterdir()) == sorted([name, "notes.txt"])
+
+
 def test_predict_and_serve_refuse_a_generative_run(cli, vae_run, gan_run, tmp_path):
     """A generative run draws images rather than reads them: `predict` and `serve` say so in one line, and `serve`
     refuses to start rather than answer every request with a 500."""

@@ -76,6 +76,15 @@ class DataConfig:
 
 
 @dataclass
+class ModelConfig:
+    """A section naming a registered model (`model`, a GAN's `generator` and `critic`)."""
+
+    name: str = ""
+    # Keyword arguments of the model factory, e.g. model.args.width=32.
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class RecipeConfig:
     recipe: str = ""
     trainer: TrainerConfig = field(default_factory=TrainerConfig)

@@ -24,7 +24,7 @@ from dlzoo.config import (
     validate,
 )
 from dlzoo.engine import checkpoint
-from dlzoo.engine.reporting import CURVES, METRICS
+from dlzoo.engine.reporting import CURVES, METRICS, TENSORBOARD
 from dlzoo.engine.runtime import Runtime, pick_device
 from dlzoo.engine.trainer import SUMMARY
 from dlzoo.errors import UserError
@@ -69,9 +69,10 @@ def build_config(recipe: Recipe, config_file: str | None = None, overrides: list
     return config
 
 
-def check_out(out: str) -> Path:
-    """`--out DIR` for a new run: a folder that holds no run yet, or a new name. Checked by every torchrun rank
-    before any work, so that one rank's refusal cannot leave the others waiting for it."""
+def check_out(out: str, task_files: Iterable[str] = ()) -> Path:
+    """`--out DIR` for a new run: a folder that holds no run yet, nor anything named as what a run writes (its
+    `task_files` too: a run that stops before its first checkpoint removes those), or a new name. Checked by every
+    torchrun rank before any work, so that one rank's refusal cannot leave the others waiting for it."""
     path = Path(out)
     nearest = nearest_existing_parent(path)
     if nearest is not None and not nearest.is_dir():
@@ -80,7 +81,11 @@ def check_out(out: str) -> Path:
         raise UserError(f"{path} already holds a run; continue it with --resume {path} or choose another --out")
     if path.exists() and not path.is_dir():
         raise UserError(f"--out {path} exists and is not a folder")
-    check_run_files(path)
+    names = (METRICS, CURVES, SUMMARY, TENSORBOARD, checkpoint.CHECKPOINTS, *task_files)
+    taken = [name for name in names if (path / name).exists() or (path / name).is_symlink()]
+    if taken:
+        raise UserError(f"--out {path} already holds {', '.join(taken)}, which a run writes there: move "
+                        f"{'it' if len(taken) == 1 else 'them'} or choose another --out")
     return path
 
 
@@ -92,11 +97,11 @@ def check_run_files(run_dir: Path) -> None:
             raise UserError(f"{run_dir / name} is a folder, where the run writes its {name}; move it")
 
 
-def new_run_dir(recipe: str, out: str | None) -> Path:
+def new_run_dir(recipe: str, out: str | None, task_files: Iterable[str] = ()) -> Path:
     """`--out DIR` is the run directory itself; without it, runs/<recipe>-<time>, made here so that runs started in
     the same second (a sweep launched at once) each get their own."""
     if out:
-        path = check_out(out)
+        path = check_out(out, task_files)
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         Path("runs").mkdir(exist_ok=True)
@@ -134,7 +139,7 @@ def forget_unfinished_epoch(run_dir: Path, task_files: Iterable[str] = ()) -> No
     """Remove what a run logged and saved (half-saved) in the epoch it was stopped in, when it has no checkpoint,
     and the task's own `task_files` (its `Task.run_files`)."""
     (run_dir / METRICS).unlink(missing_ok=True)
-    for name in ("tensorboard", checkpoint.CHECKPOINTS, *task_files):
+    for name in (TENSORBOARD, checkpoint.CHECKPOINTS, *task_files):
         path = run_dir / name
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)

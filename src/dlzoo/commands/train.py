@@ -44,7 +44,8 @@ def train(args: argparse.Namespace) -> int:
         task.setup(runtime)  # data and models: every user error about them comes before anything is written
         if run_dir is None:
             created = not (args.out and Path(args.out).exists())
-            run_dir = runtime.broadcast_object(new_run_dir(recipe.name, args.out) if runtime.is_main else None)
+            made = new_run_dir(recipe.name, args.out, recipe.task.run_files) if runtime.is_main else None
+            run_dir = runtime.broadcast_object(made)
             if runtime.is_main:
                 new_run = run_dir
                 write_config(run_dir, config)
@@ -106,7 +107,7 @@ def _recipe_and_config(args: argparse.Namespace) -> tuple[Recipe, RecipeConfig, 
         recipe = get_recipe(args.recipe)
         config = build_config(recipe, args.config, args.overrides)
         if args.out:
-            check_out(args.out)
+            check_out(args.out, recipe.task.run_files)
         if config.data.path:  # the run remembers where its data is, wherever `dlzoo eval` runs from later
             config.data.path = str(Path(config.data.path).expanduser().absolute())
         return recipe, config, None

@@ -13,6 +13,7 @@ resumed run augment differently from the one done in one go.
 from __future__ import annotations
 
 import hashlib
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -93,7 +94,8 @@ class FileLoader:
         # training process's (dropout's, saved in checkpoints) alone. The pictures do not use the workers' seeds.
         self.loader = DataLoader(files, batch_size=batch_size, sampler=SeededSampler(self.sampler),
                                  num_workers=workers, drop_last=drop_last, pin_memory=device.type == "cuda",
-                                 persistent_workers=workers > 0, generator=torch.Generator().manual_seed(seed))
+                                 persistent_workers=workers > 0, generator=torch.Generator().manual_seed(seed),
+                                 worker_init_fn=_leave_sigterm_to_the_trainer if workers else None)
         self.device = device
 
     def set_epoch(self, epoch: int) -> None:
@@ -113,3 +115,10 @@ class FileLoader:
                 message = str(error).strip().splitlines()[-1].removeprefix("dlzoo.errors.UserError: ")
                 raise UserError(message, this_process_only=True) from None  # this rank's share of the pictures
             yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+
+
+def _leave_sigterm_to_the_trainer(worker_id: int) -> None:
+    """SIGTERM sent to the whole process group (`timeout`, a job scheduler) reaches the loader's workers too. Dead
+    workers would make the loader raise while training stops (`dlzoo train` turns SIGTERM into a clean stop), so
+    they let it pass: the training process shuts them down, and they exit on their own if it dies."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -21,6 +21,7 @@ from dlzoo.files import save_figure, write_text_whole
 
 METRICS = "metrics.jsonl"
 CURVES = "curves.png"
+TENSORBOARD = "tensorboard"  # the folder of TensorBoard event files
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
@@ -69,7 +70,7 @@ class EpochProgress:
         self.bar = tqdm(total=total, desc=description, leave=False, dynamic_ncols=True,
                         file=console.stream) if self.interactive else None
         self.log_every_s = log_every_s
-        self.started = self.last_line = time.perf_counter()
+        self.last_line = time.perf_counter()
         self.done = 0
 
     def update(self, metrics: Callable[[], dict[str, float]]) -> None:
@@ -100,7 +101,7 @@ class RunLog:
         if run_dir is not None:
             from torch.utils.tensorboard import SummaryWriter  # import cost only where a run is written
 
-            self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=purge_step)
+            self.writer = SummaryWriter(log_dir=str(run_dir / TENSORBOARD), purge_step=purge_step)
 
     def record(self, entry: dict[str, Any]) -> None:
         if self.run_dir is None:
@@ -177,35 +178,3 @@ def plot_curves(run_dir: Path) -> Path | None:
         axis.axis("off")
     figure.tight_layout()
     return save_figure(figure, Path(run_dir) / CURVES, dpi=100)
-
-
-def per_class_report(labels: Any, predicted: Any, classes: list[str]) -> list[dict[str, Any]]:
-    """Precision, recall, F1 and support of every class, and the class its samples are most often mistaken for
-    (None when never): what a single accuracy hides, such as a class that is never predicted at all."""
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-
-    indices = list(range(len(classes)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predicted, labels=indices, zero_division=0)
-    confusion = confusion_matrix(labels, predicted, labels=indices)  # rows: true class, columns: predicted
-    rows = []
-    for index, name in enumerate(classes):
-        mistakes = confusion[index].copy()
-        mistakes[index] = 0
-        worst = int(mistakes.argmax())
-        rows.append({"class": name, "precision": round(float(precision[index]), 4),
-                     "recall": round(float(recall[index]), 4), "f1": round(float(f1[index]), 4),
-                     "support": int(support[index]), "predicted": int(confusion[:, index].sum()),
-                     "mistaken_for": classes[worst] if mistakes[worst] else None,
-                     "mistaken_count": int(mistakes[worst])})
-    return rows
-
-
-def format_per_class(rows: list[dict[str, Any]]) -> str:
-    width = max(len("class"), *(len(row["class"]) for row in rows))
-    lines = [f"  {'class':<{width}}  precision  recall      f1  support  predicted  most often mistaken for"]
-    for row in rows:
-        mistaken = f"{row['mistaken_for']} ({row['mistaken_count']})" if row["mistaken_for"] else "-"
-        lines.append(f"  {row['class']:<{width}}  {row['precision']:9.3f}  {row['recall']:6.3f}  {row['f1']:6.3f}"
-                     f"  {row['support']:7d}  {row['predicted']:9d}  {mistaken}")
-    return "\n".join(lines)

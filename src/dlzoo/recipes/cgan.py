@@ -6,10 +6,10 @@ exponential moving average of its weights to sample from. Judged by a classifier
 `judge=RUN_DIR` (a digits or fashion run) adds conditional accuracy and a Fréchet distance to every evaluation.
 """
 
-from dlzoo.config import OptimConfig, TrainerConfig
+from dlzoo.config import ModelConfig, OptimConfig, TrainerConfig
 from dlzoo.recipes import Recipe, register_recipe
 from dlzoo.tasks.gan import ConditionalGANConfig, ConditionalGANTask
-from dlzoo.tasks.generative import GenerativeDataConfig, ModelConfig
+from dlzoo.tasks.generative import GenerativeDataConfig
 
 
 def cgan_config(source: str, epochs: int) -> ConditionalGANConfig:

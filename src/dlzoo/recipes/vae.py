@@ -4,9 +4,9 @@ The default model is a small convolutional VAE; `model.name=vae-mlp` gives the c
 latent 20, BCE + KL) under the same data, optimiser and schedule, so the two compare fairly (`dlzoo bench generative`).
 """
 
-from dlzoo.config import OptimConfig, TrainerConfig
+from dlzoo.config import ModelConfig, OptimConfig, TrainerConfig
 from dlzoo.recipes import Recipe, register_recipe
-from dlzoo.tasks.generative import GenerativeDataConfig, ModelConfig
+from dlzoo.tasks.generative import GenerativeDataConfig
 from dlzoo.tasks.vae import VAEConfig, VAETask
 
 

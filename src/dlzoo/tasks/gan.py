@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from dlzoo.config import ModelConfig
 from dlzoo.engine.optim import build_optimizer
 from dlzoo.errors import UserError
 from dlzoo.tasks.ema import started, weight_average
 from dlzoo.tasks.generative import (
     GenerativeConfig,
     GenerativeImageTask,
-    ModelConfig,
     check_model_args,
 )
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlzoo.config import DataConfig, RecipeConfig
+from dlzoo.config import DataConfig, ModelConfig, RecipeConfig
 from dlzoo.data.images import ImageArrays, load_image_arrays
 from dlzoo.data.tensors import TensorLoader
 from dlzoo.engine.runtime import Runtime
@@ -35,13 +35,6 @@ SAMPLES = "samples"
 GRID_SEED = 1234  # the fixed noise of the per-epoch grids
 EVAL_SEED = 0
 EXAMPLES_PER_CLASS = 2  # held-out images stored in the checkpoint for reconstructions in `dlzoo generate`
-
-
-@dataclass
-class ModelConfig:
-    name: str = ""
-    # Keyword arguments of the model factory, e.g. model.args.width=32.
-    args: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms import v2
 
-from dlzoo.config import DataConfig, RecipeConfig
+from dlzoo.config import DataConfig, ModelConfig, RecipeConfig
 from dlzoo.data.augment import random_affine, random_flip, random_translate, translate
 from dlzoo.data.folder import FOLDER, list_folder, load_image_folder, read_items
 from dlzoo.data.images import ImageArrays, load_image_arrays
@@ -72,10 +72,8 @@ class ImageDataConfig(DataConfig):
 
 
 @dataclass
-class ImageModelConfig:
+class ImageModelConfig(ModelConfig):
     name: str = "digits-net"
-    # Keyword arguments of the model factory, e.g. model.args.width=32.
-    args: dict[str, Any] = field(default_factory=dict)
     channels_last: bool = False
 
 

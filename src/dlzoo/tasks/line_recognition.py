@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlzoo.config import DataConfig, RecipeConfig
+from dlzoo.config import DataConfig, ModelConfig, RecipeConfig
 from dlzoo.data.images import DIGIT_CLASSES, load_image_arrays
 from dlzoo.errors import UserError
 from dlzoo.models import create
@@ -47,9 +47,8 @@ class LineDataConfig(DataConfig):
 
 
 @dataclass
-class LineModelConfig:
+class LineModelConfig(ModelConfig):
     name: str = "line-crnn"
-    args: dict[str, Any] = field(default_factory=dict)  # e.g. model.args.hidden=64
     channels_last: bool = True  # faster convolutions on CPUs (oneDNN) and GPUs
 
 

@@ -21,13 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlzoo.config import ModelConfig
 from dlzoo.errors import UserError
 from dlzoo.models.generative import VAE
 from dlzoo.tasks.generative import (
     EVAL_SEED,
     GenerativeConfig,
     GenerativeImageTask,
-    ModelConfig,
     decode_examples,
 )
 
