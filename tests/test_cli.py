@@ -197,9 +197,9 @@ def test_train_refuses_existing_run_and_resume_overrides(cli, digits_run):
 @pytest.mark.parametrize("overrides,fragment", [
     (["optim.momentum=-1"], "optim.momentum must be in [0, 1)"),
     (["optim.name=adam", "optim.beta1=1.5"], "optim.beta1 must be in [0, 1)"),
-    (["optim.lr=nan"], "optim.lr must be a number, not 'nan'"),
-    (["optim.lr=inf"], "optim.lr must be a positive number"),
-    (["optim.schedule=step", "optim.gamma=nan"], "optim.gamma must be a number, not 'nan'"),
+    (["optim.lr=nan"], "optim.lr must be a finite number, not 'nan'"),
+    (["optim.lr=inf"], "optim.lr must be a finite number, not 'inf'"),
+    (["optim.schedule=step", "optim.gamma=nan"], "optim.gamma must be a finite number, not 'nan'"),
     (["data.resolution=0"], "data.resolution must be >= 1"),
     # too small for digits-net's pooling
     (["data.resolution=12"], "cannot take 12 px pictures (data.resolution; it is built for 28 px)"),

@@ -84,7 +84,7 @@ def test_config_mistakes_are_refused_before_any_data_is_read(recipe, override, m
     ("trainer=3", "is a section"),
     ("trainer.epochs.x=1", "is a value, not a section"),
     ("model.args.width.x=1", "'model.args.width' is a value, not a section"),
-    ("trainer.grad_clip=nan", "trainer.grad_clip must be a number, not 'nan'"),
+    ("trainer.grad_clip=nan", "trainer.grad_clip must be a finite number, not 'nan'"),
     ("trainer.epochs=0", "trainer.epochs must be >= 1"),
     ("optim.lr=-1", "optim.lr must be a positive number"),
     ("data.limit=0", "data.limit must be a positive"),

@@ -83,7 +83,9 @@ def test_a_picture_prepared_as_the_sidecar_says_in_words_scores_as_predict(cli, 
     assert cli("export", upsampling_run, "--out", out).code == 0
     sidecar = json.loads((tmp_path / "fashion.pt2.json").read_text())
     assert sidecar["preparation"].startswith("a batch of pictures (batch, 1, 28, 28)"), sidecar["preparation"]
-    assert "grey (OpenCV's RGB2GRAY), resized to 28x28 px (OpenCV: INTER_AREA when shrinking" in sidecar["preparation"]
+    assert "decoded to 8-bit RGB (OpenCV's imread gives BGR: convert it" in sidecar["preparation"]
+    assert "grey (OpenCV's RGB2GRAY), resized to 28x28 px (OpenCV: INTER_AREA when either side is longer than 28" \
+        in sidecar["preparation"]
     assert "inverted (1 - x) when the median of its outermost rows and columns is above 0.5" in sidecar["preparation"]
     assert sidecar["outputs"].startswith("logits (batch, 10) over meta.classes")
     rgb = np.full((50, 40, 3), 230, np.uint8)  # a dark garment on light paper, larger than 28 px
@@ -100,6 +102,25 @@ def test_a_picture_prepared_as_the_sidecar_says_in_words_scores_as_predict(cli, 
     record = json.loads(predicted.out.splitlines()[0])  # one JSON line a picture
     assert sidecar["meta"]["classes"][int(probabilities.argmax())] == record["label"]
     assert float(probabilities.max()) == pytest.approx(record["probability"], abs=1e-5)
+
+
+def test_each_preprocessing_does_what_its_words_say():
+    """The sidecar's `preparation` for colour runs and for grey ones that keep their polarity, followed by hand."""
+    import cv2
+
+    from dlzoo.vision.preprocess import ResizePreprocessing
+
+    rng = np.random.default_rng(1)
+    for shape, interpolation in (((40, 30, 3), cv2.INTER_AREA), ((20, 16, 3), cv2.INTER_LINEAR)):
+        rgb = rng.integers(0, 256, shape, dtype=np.uint8)
+        colour = ResizePreprocessing(size=28, colour=True)
+        assert colour.describe().startswith("RGB, resized to 28x28 px") and "channels first" in colour.describe()
+        resized = cv2.resize(rgb, (28, 28), interpolation=interpolation)
+        assert np.allclose(colour(rgb), resized.astype(np.float32).transpose(2, 0, 1) / 255)
+        kept = ResizePreprocessing(size=28, dark_background=False)
+        assert "inverted" not in kept.describe()
+        grey = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (28, 28), interpolation=interpolation)
+        assert np.allclose(kept(rgb), grey.astype(np.float32) / 255)
 
 
 def test_predict_scores_a_batch_at_a_time(upsampling_run, digit_pictures):

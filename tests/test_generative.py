@@ -165,7 +165,7 @@ def test_a_judged_run_resumes_from_another_folder(cli, digits_run, tmp_path, mon
 
 @pytest.mark.parametrize("args, fragment", [
     (["train", "cgan-digits", "gan.n_critic=0", *CPU], "gan.n_critic must be >= 1"),
-    (["train", "cgan-digits", "gan.gp_weight=nan", *CPU], "gan.gp_weight must be a number, not 'nan'"),
+    (["train", "cgan-digits", "gan.gp_weight=nan", *CPU], "gan.gp_weight must be a finite number, not 'nan'"),
     (["train", "cgan-digits", "trainer.compile=true", *CPU], "double backward"),
     (["train", "vae-digits", "model.name=cgan-generator", *CPU], "vae-digits trains a vae: vae-conv, vae-mlp"),
     (["train", "vae-digits", "iw_samples=0", *CPU], "iw_samples"),

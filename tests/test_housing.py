@@ -278,7 +278,7 @@ def test_any_csv_with_a_named_target(tmp_path, cli):
     (["data.folds=1"], "data.folds must be between 2"),
     (["model.dropout=1"], "model.dropout"),
     (["data.clip=0"], "data.clip must be positive"),
-    (["data.clip=nan"], "data.clip must be a number, not 'nan'"),
+    (["data.clip=nan"], "data.clip must be a finite number, not 'nan'"),
     (["data.id_column=Nope"], "has no column 'Nope'"),
     (["data.categorical=[Nope]"], "data.categorical names columns the table lacks: Nope"),
     (["data.drop=[Sale_Price]"], "data.drop names the target 'Sale_Price'"),

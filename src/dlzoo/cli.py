@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # an --out under a file, no permission, a full disk: the machine's answer, not a bug
         print(f"dlzoo: error: {_from_rank()}{_describe(error)}", file=sys.stderr)
         return 2
-    except Exception:
-        if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+    except Exception as error:
+        if int(os.environ.get("WORLD_SIZE", 1)) > 1 and _a_peer_stopped(error):
             _wait_to_be_stopped()
         raise
 
@@ -126,13 +126,21 @@ def main(argv: list[str] | None = None) -> int:
 TORCHRUN_GRACE_S = 30.0
 
 
-def _wait_to_be_stopped() -> None:
-    """Wait for torchrun to stop this process, which it does to every process once one has exited.
+def _a_peer_stopped(error: Exception) -> bool:
+    """Whether a torchrun process failed inside a collective because another process stopped (at a mistake it met
+    alone, such as a broken picture in its share of the data): torch.distributed's errors, or gloo's words for a
+    lost connection, which it raises as a plain RuntimeError. Such a process waits to be stopped, so that the
+    other's one line stands alone; any other failure shows its traceback at once."""
+    import torch.distributed as dist
 
-    Also for a failure that is not a mistake: a process whose peer stopped at a mistake it met alone (a broken
-    picture in its share of the data) fails next inside a collective ("Connection closed by peer"). Waiting lets
-    the peer's one line stand alone; a process still running after the grace period failed on its own account,
-    and its traceback follows."""
+    if isinstance(error, getattr(dist, "DistError", ())):
+        return True
+    return any(words in str(error) for words in ("Connection closed by peer", "Connection reset by peer"))
+
+
+def _wait_to_be_stopped() -> None:
+    """Wait for torchrun to stop this process, which it does to every process once one has exited; one still
+    running after the grace period goes on (its mistake, or its traceback, follows)."""
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C stops the wait, not with a traceback
         time.sleep(TORCHRUN_GRACE_S)
 

@@ -179,8 +179,8 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
             number = float(value)
         except (TypeError, ValueError):
             raise UserError(f"{key} must be a number, not {value!r}") from None
-        if math.isnan(number):  # it passes every range check (nan < 0 and nan > 0 are both false)
-            raise UserError(f"{key} must be a number, not {value!r}")
+        if not math.isfinite(number):  # nan passes every range check (nan < 0 and nan > 0 are both false)
+            raise UserError(f"{key} must be a finite number, not {value!r}")
         return number
     if annotation is str:
         if isinstance(value, (dict, list)):
@@ -344,5 +344,5 @@ def validate(config: RecipeConfig) -> None:
         raise UserError(f"optim.warmup is a fraction of training in [0, 1), got {o.warmup}")
     if t.threads is not None and t.threads < 1:
         raise UserError(f"trainer.threads must be >= 1, got {t.threads}")
-    if t.grad_clip is not None and t.grad_clip <= 0:
+    if t.grad_clip is not None and not t.grad_clip > 0:  # nan too, in a config built in Python
         raise UserError(f"trainer.grad_clip must be positive, got {t.grad_clip}")

@@ -30,7 +30,7 @@ from dlzoo.models import create, model_entry
 from dlzoo.tasks.base import Task
 from dlzoo.tasks.ema import started, weight_average
 from dlzoo.vision.digits import prepare_many
-from dlzoo.vision.io import read_image
+from dlzoo.vision.io import DECODING, read_image
 from dlzoo.vision.preprocess import ResizePreprocessing, make_preprocessing, preprocessing_from_dict
 
 if TYPE_CHECKING:
@@ -365,7 +365,7 @@ class ImageClassification(Task):
     def export_contract(self) -> dict[str, Any]:
         preprocessing, size = preprocessing_from_dict(self.meta["preprocess"]), self.meta["data_size"]
         return {"preparation": f"a batch of pictures (batch, {self.meta['in_channels']}, {size}, {size}), each "
-                               f"prepared as meta.preprocess says: {preprocessing.describe()}",
+                               f"file {DECODING}, then prepared as meta.preprocess says: {preprocessing.describe()}",
                 "outputs": f"logits (batch, {len(self.meta['classes'])}) over meta.classes, in that order; their "
                            f"softmax is the probabilities `dlzoo predict` reports"}
 

@@ -27,6 +27,12 @@ if "OPENCV_LOG_LEVEL" not in os.environ:
 MIN_SIDE = 2
 
 
+# What `read_image` does, in words, for a program that reads pictures without dlzoo (an exported model's sidecar).
+DECODING = ("decoded to 8-bit RGB (OpenCV's imread gives BGR: convert it; 16-bit values are scaled to 8) or grey, "
+            "turned upright as its EXIF orientation says, any transparency composited onto white (onto black when "
+            "its drawn pixels are light on average)")
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """An image as uint8 RGB (H, W, 3) or grey (H, W), turned upright as its EXIF orientation says (a phone's
     photo); transparent pixels are filled as `flatten_transparency` says."""

@@ -43,7 +43,8 @@ class ResizePreprocessing:
         return asdict(self)
 
     def describe(self) -> str:
-        size = f"resized to {self.size}x{self.size} px (OpenCV: INTER_AREA when shrinking, else INTER_LINEAR)"
+        size = (f"resized to {self.size}x{self.size} px (OpenCV: INTER_AREA when either side is longer than "
+                f"{self.size}, else INTER_LINEAR)")
         if self.colour:
             return f"RGB, {size}, divided by 255, channels first (3, H, W)"
         invert = ", then inverted (1 - x) when the median of its outermost rows and columns is above 0.5"
