@@ -31,6 +31,12 @@ def test_show_a_run_names_its_classes_in_the_order_predictions_index_them(cli, d
     assert header[1] == "# classes (index: name): " + ", ".join(f"{i}: {i}" for i in range(10))
     assert yaml.safe_load(shown.out)["data"]["limit"] == 600  # the config it trained with
     assert_user_error(cli("show", digits_run, "trainer.epochs=3"), "its config is fixed by training")
+    assert_user_error(cli("show", tmp_path / "gone"), "run directory not found")
+    killed = tmp_path / "killed"  # stopped in its first epoch: a config, no checkpoint
+    killed.mkdir()
+    (killed / "config.yaml").write_text((digits_run / "config.yaml").read_text())
+    shown = cli("show", killed)
+    assert shown.out.startswith(f"# {killed}: recipe digits, no checkpoint yet\n"), shown.out
     monkeypatch.chdir(tmp_path)
     (tmp_path / "digits").mkdir()  # a folder named as a recipe: the recipe is meant
     assert yaml.safe_load(cli("show", "digits").out)["data"].get("limit") is None

@@ -246,6 +246,10 @@ def test_serve_answers_protocol_mistakes_in_json_and_survives_clients_that_leave
         # the endpoint exists: a GET is told to POST, and a form upload (curl -F) to send the bytes alone
         status, body = raw_request(base, "GET", "/predict")
         assert status == 405 and "--data-binary" in json.loads(body)["error"]
+        assert raw_request(base, "POST", "/info", {"Content-Length": "0"})[0] == 405
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}/predict")
+        assert refused.value.code == 405 and refused.value.headers["Allow"] == "POST"
         form = b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\n\r\nPNG\r\n--b--\r\n'
         status, body = raw_request(base, "POST", "/predict", {"Content-Type": "multipart/form-data; boundary=b",
                                                               "Content-Length": str(len(form))}, form)

@@ -26,7 +26,7 @@ from dlzoo.runs import LoadedRun, load_for_inference
 MAX_BYTES = 32 << 20
 REQUEST_TIMEOUT_S = 60
 MAX_NAME = 255  # a file name's longest on common file systems
-UPLOAD_EXAMPLE = "curl --data-binary @shoe.png 'http://HOST:PORT/predict?name=shoe.png'"
+UPLOAD_EXAMPLE = "curl --data-binary @FILE 'http://HOST:PORT/predict?name=FILE'"
 
 
 def make_server(run: LoadedRun, host: str = "127.0.0.1", port: int = 8000, device: str = "auto") -> ThreadingHTTPServer:
@@ -74,6 +74,9 @@ def make_server(run: LoadedRun, host: str = "127.0.0.1", port: int = 8000, devic
 
         def do_POST(self) -> None:
             url = urlparse(self.path)
+            if url.path in ("/info", "/health"):
+                self._reply(405, {"error": f"GET {url.path}"}, allow="GET")
+                return
             if url.path != "/predict":
                 self._reply(404, {"error": f"no such endpoint: {url.path}"})
                 return

@@ -132,7 +132,7 @@ def read_row(run_dir: Path) -> RunRow:
         model = config.get("model", {})
         source = data.get("source") or "-"
         if data.get("path"):  # a folder or table of one's own: which one
-            source += f" {Path(str(data['path'])).name}"
+            source += f" {Path(str(data['path'])).resolve().name}"
         if data.get("limit"):
             source += f" (first {data['limit']:,})"
         device = summary["device_name"] if summary.get("device") != "cpu" else f"CPU: {summary['device_name']}"

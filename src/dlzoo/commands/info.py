@@ -68,7 +68,8 @@ def show(args: argparse.Namespace) -> None:
 
     if not args.recipe:
         raise UserError("name a recipe to show (see `dlzoo list`), or a run directory")
-    if args.recipe not in {recipe.name for recipe in list_recipes()} and Path(args.recipe).is_dir():
+    a_path = "/" in args.recipe or args.recipe.startswith(".")  # `./runs/x`: a run meant, whether or not it is there
+    if args.recipe not in {recipe.name for recipe in list_recipes()} and (a_path or Path(args.recipe).is_dir()):
         _show_run(Path(args.recipe), args)
         return
     recipe = get_recipe(args.recipe)
@@ -81,10 +82,16 @@ def _show_run(run_dir: Path, args: argparse.Namespace) -> None:
     """A run's config as it trained, and the classes its predictions name: `index` in `dlzoo predict --json` is a
     class's place in this list (the folder names of a picture folder, sorted)."""
     from dlzoo.config import to_yaml
-    from dlzoo.runs import open_run
+    from dlzoo.engine import checkpoint
+    from dlzoo.runs import open_run, read_run_config
 
     if args.overrides or args.config:
         raise UserError(f"{run_dir} is a run: its config is fixed by training (a recipe name takes overrides)")
+    recipe, config = read_run_config(run_dir)
+    if not checkpoint.list_checkpoints(run_dir):  # stopped in its first epoch: its config, but no classes yet
+        print(f"# {run_dir}: recipe {recipe.name}, no checkpoint yet")
+        print(to_yaml(config), end="")
+        return
     run = open_run(run_dir)
     print(f"# {run_dir}: recipe {run.recipe.name}, checkpoint {run.checkpoint.name}")
     classes = run.metadata["meta"].get("classes")

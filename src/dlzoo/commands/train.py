@@ -37,8 +37,10 @@ def train(args: argparse.Namespace) -> int:
     new_run: Path | None = None  # this command's own run directory, until its first checkpoint
     created = False
     # SIGTERM (`kill`, `timeout`, a job scheduler) stops a run as Ctrl-C does, saying how to resume it. Not under
-    # torchrun: it stops every process so when one has failed, and the failure, not a resume, is the news then.
-    previous_handler = None if runtime.distributed else signal.signal(signal.SIGTERM, _raise_terminated)
+    # torchrun, which also sends SIGTERM to every process when one has failed: then the failure is the news.
+    previous_handler = None
+    if not runtime.distributed:
+        previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         task = recipe.task(config)
         task.setup(runtime)  # data and models: every user error about them comes before anything is written

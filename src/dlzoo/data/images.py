@@ -50,6 +50,7 @@ MNIST = register_source(FileSource(
                           "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c")),
     mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
     license="CC BY-SA 3.0 (Yann LeCun, Corinna Cortes)",
+    pictures=True,
 ))
 
 FASHION_MNIST = register_source(FileSource(
@@ -61,6 +62,7 @@ FASHION_MNIST = register_source(FileSource(
     system_dirs=("/usr/share/datasets/fashion-mnist",),
     license="MIT (Zalando SE)",
     extra_help="on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist",
+    pictures=True,
 ))
 
 

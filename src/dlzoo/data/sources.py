@@ -76,6 +76,8 @@ class FileSource:
     allow_unpacked: bool = True
     license: str = ""
     extra_help: str = field(default="", compare=False)
+    # Pictures: a folder of one's own in their place (train/<class>/...) is read by data.source=folder.
+    pictures: bool = False
 
     def _has_files(self, folder: Path) -> bool:
         return all(self._find(folder, f.name) is not None for f in self.files)
@@ -122,7 +124,7 @@ class FileSource:
             if not self._has_files(folder):
                 missing = [f.name for f in self.files if self._find(folder, f.name) is None]
                 hint = ""
-                if (folder / "train").is_dir():  # the layout of data.source=folder
+                if self.pictures and (folder / "train").is_dir():  # the layout of data.source=folder
                     hint = "; for a folder of your own pictures (train/<class>/...), add data.source=folder"
                 raise UserError(f"{self.name}: {folder} lacks {', '.join(missing)}{hint}")
             return folder

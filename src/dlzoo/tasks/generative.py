@@ -117,6 +117,7 @@ class GenerativeImageTask(Task):
 
     @classmethod
     def check_config(cls, config: GenerativeConfig) -> None:
+        super().check_config(config)
         if config.grid_samples < 1:
             raise UserError(f"grid_samples must be >= 1, got {config.grid_samples}")
 

@@ -166,6 +166,7 @@ class ImageClassification(Task):
 
     @classmethod
     def check_config(cls, config: ImageClassificationConfig) -> None:
+        super().check_config(config)
         if not 0 <= config.label_smoothing < 1:
             raise UserError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
         if not (0 <= config.ema_decay < 1 and 0 <= config.ema_start < 1):

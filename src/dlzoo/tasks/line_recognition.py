@@ -97,6 +97,7 @@ class LineRecognition(Task):
 
     @classmethod
     def check_config(cls, config: LineRecognitionConfig) -> None:
+        super().check_config(config)
         data = config.data
         if data.height % 8 or data.height < 16:
             raise UserError(f"data.height must be a multiple of 8 and at least 16, got {data.height}")

@@ -102,6 +102,7 @@ class TabularRegression(Task):
 
     @classmethod
     def check_config(cls, config: TabularRegressionConfig) -> None:
+        super().check_config(config)
         data, model = config.data, config.model
         if data.folds < 2:
             raise UserError(f"data.folds must be between 2 and the number of rows, got {data.folds}")
