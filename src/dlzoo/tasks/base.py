@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Sized
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -22,14 +22,28 @@ from dlzoo.engine.optim import build_optimizer
 from dlzoo.engine.runtime import Runtime
 from dlzoo.errors import UserError
 
-if TYPE_CHECKING:
-    from dlzoo.engine.trainer import Trainer
-
 
 class Loader(Iterable, Sized, Protocol):
     """What the engine iterates over: a DataLoader or a `TensorLoader`; `set_epoch` reseeds the order."""
 
     def set_epoch(self, epoch: int) -> None: ...
+
+
+class StepContext(Protocol):
+    """What a training step sees of the engine (the `Trainer` is one): nothing else of it is a task's business."""
+
+    models: dict[str, nn.Module]  # the task's models as trained: compiled, DDP-wrapped
+
+    @property
+    def step(self) -> int:
+        """Training steps done before this one, over the whole run (a resumed one included)."""
+
+    @property
+    def progress(self) -> float:
+        """Fraction of training done, in [0, 1]."""
+
+    def optimize(self, loss: torch.Tensor, name: str = "net") -> None:
+        """Backward, clipping and the named optimizer's step (for tasks that set `optimizes_itself`)."""
 
 
 class Task(abc.ABC):
@@ -87,10 +101,10 @@ class Task(abc.ABC):
         """Batches for one epoch; the engine calls `set_epoch` before iterating."""
 
     @abc.abstractmethod
-    def train_step(self, batch: Any, ctx: Trainer) -> dict[str, torch.Tensor]:
+    def train_step(self, batch: Any, ctx: StepContext) -> dict[str, torch.Tensor]:
         """Forward (and, if `optimizes_itself`, backward) on one batch; return scalars to log, with `loss`."""
 
-    def after_step(self, ctx: Trainer) -> None:
+    def after_step(self, ctx: StepContext) -> None:
         """Hook called after every training step's optimizer and schedule steps (`ctx.step` counts the step just
         done), on every rank: e.g. a weight average taking in the new weights."""
         return None

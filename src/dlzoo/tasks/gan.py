@@ -26,7 +26,7 @@ from dlzoo.tasks.generative import (
 )
 
 if TYPE_CHECKING:
-    from dlzoo.engine.trainer import Trainer
+    from dlzoo.tasks.base import StepContext
 
 
 @dataclass
@@ -102,7 +102,7 @@ class ConditionalGANTask(GenerativeImageTask):
     def noise(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(count, self.config.gan.latent_dim, device=self.runtime.device, generator=generator)
 
-    def train_step(self, batch: Any, ctx: Trainer) -> dict[str, torch.Tensor]:
+    def train_step(self, batch: Any, ctx: StepContext) -> dict[str, torch.Tensor]:
         real, labels = batch
         generator, critic, gan = ctx.models["generator"], ctx.models["critic"], self.config.gan
         with torch.no_grad():

@@ -35,7 +35,7 @@ from dlzoo.vision.preprocess import ResizePreprocessing, make_preprocessing, pre
 
 if TYPE_CHECKING:
     from dlzoo.engine.runtime import Runtime
-    from dlzoo.engine.trainer import Trainer
+    from dlzoo.tasks.base import StepContext
 
 
 @dataclass
@@ -278,7 +278,7 @@ class ImageClassification(Task):
             images = random_flip(images)
         return images
 
-    def train_step(self, batch: Any, ctx: Trainer) -> dict[str, torch.Tensor]:
+    def train_step(self, batch: Any, ctx: StepContext) -> dict[str, torch.Tensor]:
         images, labels = batch
         if self.train_files is None:  # streamed pictures were augmented as they were read
             images = self.augment(images)
@@ -286,7 +286,7 @@ class ImageClassification(Task):
         loss, logits = classification_loss(output, labels, self.config.label_smoothing, self.config.aux_weight)
         return {"loss": loss, "accuracy": (logits.argmax(1) == labels).float().mean()}
 
-    def after_step(self, ctx: Trainer) -> None:
+    def after_step(self, ctx: StepContext) -> None:
         if "ema" in self.models and ctx.progress >= self.config.ema_start and ctx.step % self.config.ema_every == 0:
             self.models["ema"].update_parameters(self.models["net"])
 

@@ -27,7 +27,7 @@ from dlzoo.tasks.base import Task
 
 if TYPE_CHECKING:
     from dlzoo.engine.runtime import Runtime
-    from dlzoo.engine.trainer import Trainer
+    from dlzoo.tasks.base import StepContext
 
 # Test lines are composed, and scored, this many at a time. A constant, not `data.eval_batch_size`: the chunks'
 # draws from the generator make the lines, so another size would make another test set.
@@ -157,7 +157,7 @@ class LineRecognition(Task):
         return LineBatches(self.train_composer, data.lines_per_epoch, data.batch_size, data.max_digits,
                            runtime.seed, runtime.rank, runtime.world_size)
 
-    def train_step(self, batch: Any, ctx: Trainer) -> dict[str, torch.Tensor]:
+    def train_step(self, batch: Any, ctx: StepContext) -> dict[str, torch.Tensor]:
         picks, lengths = batch
         images, targets, lengths = self.train_composer.compose(picks, lengths)
         if self.config.model.channels_last:

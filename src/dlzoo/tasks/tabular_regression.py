@@ -41,7 +41,7 @@ from dlzoo.tasks.base import Task
 
 if TYPE_CHECKING:
     from dlzoo.engine.runtime import Runtime
-    from dlzoo.engine.trainer import Trainer
+    from dlzoo.tasks.base import StepContext
 
 SUBMISSION = "submission.csv"
 
@@ -176,7 +176,7 @@ class TabularRegression(Task):
     def train_loader(self) -> TensorLoader:
         return self.training_batches(*self.tensors)
 
-    def train_step(self, batch: Any, ctx: Trainer) -> dict[str, torch.Tensor]:
+    def train_step(self, batch: Any, ctx: StepContext) -> dict[str, torch.Tensor]:
         numbers, codes, target, trains = batch
         predicted = ctx.models["net"](numbers, codes).float()  # (slots, batch)
         weights = trains.T  # (slots, batch): 1 where the row is in the slot's training part

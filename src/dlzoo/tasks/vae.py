@@ -33,7 +33,7 @@ from dlzoo.tasks.generative import (
 
 if TYPE_CHECKING:
     from dlzoo.engine.runtime import Runtime
-    from dlzoo.engine.trainer import Trainer
+    from dlzoo.tasks.base import StepContext
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -91,7 +91,7 @@ class VAETask(GenerativeImageTask):
             raise UserError(f"model '{self.config.model.name}' is not a VAE; use vae-mlp or vae-conv")
         return {"vae": model}
 
-    def train_step(self, batch: Any, ctx: Trainer) -> dict[str, torch.Tensor]:
+    def train_step(self, batch: Any, ctx: StepContext) -> dict[str, torch.Tensor]:
         images, _ = batch
         binary = torch.bernoulli(images)  # dynamic binarisation, from the global RNG (resume stays exact)
         logits, mu, logvar = ctx.models["vae"](binary)
