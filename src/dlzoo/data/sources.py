@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from dlzoo.errors import UserError
+from dlzoo.errors import UserError, unknown_name
 from dlzoo.files import written_whole
 
 
@@ -44,10 +44,9 @@ def register_source(source: DataSource) -> DataSource:
 
 
 def get_source(name: str) -> DataSource:
-    try:
-        return SOURCES[name]
-    except KeyError:
-        raise UserError(f"unknown data source '{name}'; known: {', '.join(sorted(SOURCES))}") from None
+    if name not in SOURCES:
+        raise unknown_name("data source", name, SOURCES)
+    return SOURCES[name]
 
 
 def cache_dir() -> Path:
