@@ -261,6 +261,7 @@ def test_a_gan_step_updates_the_loss_scale_once_and_leaves_warning_filters_alone
     from dlzoo.engine.trainer import Trainer
     from dlzoo.recipes import get_recipe
     from dlzoo.runs import build_config
+    from dlzoo.tasks.base import StepContext
 
     recipe = get_recipe("cgan-digits")
     config = build_config(recipe, None, TINY_GAN)
@@ -269,6 +270,7 @@ def test_a_gan_step_updates_the_loss_scale_once_and_leaves_warning_filters_alone
     task.setup(runtime)
     trainer = Trainer(task, runtime, run_dir=None, console=Console(enabled=False))
     loader = trainer.prepare()
+    assert isinstance(trainer, StepContext)  # what a task's train_step may use of it, the Trainer has
     stepped, updates = [], []
     step, update = trainer.scaler.step, trainer.scaler.update
     trainer.scaler.step = lambda optimizer: (stepped.append(trainer.step), step(optimizer))

@@ -135,7 +135,8 @@ def _a_peer_stopped(error: Exception) -> bool:
 
     if isinstance(error, getattr(dist, "DistError", ())):
         return True
-    return any(words in str(error) for words in ("Connection closed by peer", "Connection reset by peer"))
+    lost = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")  # gloo's Read/Write errors
+    return any(words in str(error) for words in lost)
 
 
 def _wait_to_be_stopped() -> None:

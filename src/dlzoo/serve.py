@@ -75,7 +75,8 @@ def make_server(run: LoadedRun, host: str = "127.0.0.1", port: int = 8000, devic
         def do_POST(self) -> None:
             url = urlparse(self.path)
             if url.path in ("/info", "/health"):
-                self._reply(405, {"error": f"GET {url.path}"}, allow="GET")
+                self.close_connection = True  # its body, if any, is left unread
+                self._reply(405, {"error": f"{url.path} answers GET only"}, allow="GET")
                 return
             if url.path != "/predict":
                 self._reply(404, {"error": f"no such endpoint: {url.path}"})

@@ -11,6 +11,7 @@ import argparse
 import glob
 import json
 import math
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,7 +133,7 @@ def read_row(run_dir: Path) -> RunRow:
         model = config.get("model", {})
         source = data.get("source") or "-"
         if data.get("path"):  # a folder or table of one's own: which one
-            source += f" {Path(str(data['path'])).resolve().name}"
+            source += f" {Path(os.path.abspath(str(data['path']))).name}"
         if data.get("limit"):
             source += f" (first {data['limit']:,})"
         device = summary["device_name"] if summary.get("device") != "cpu" else f"CPU: {summary['device_name']}"

@@ -13,9 +13,11 @@ resumed run augment differently from the one done in one go.
 from __future__ import annotations
 
 import hashlib
-import signal
+import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
@@ -118,7 +120,16 @@ class FileLoader:
 
 
 def _leave_sigterm_to_the_trainer(worker_id: int) -> None:
-    """SIGTERM sent to the whole process group (`timeout`, a job scheduler) reaches the loader's workers too. Dead
-    workers would make the loader raise while training stops (`dlzoo train` turns SIGTERM into a clean stop), so
-    they let it pass: the training process shuts them down, and they exit on their own if it dies."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    """SIGTERM sent to the whole process group (`timeout`, a job scheduler) would reach the loader's workers too,
+    and dead workers make the loader raise while training stops (`dlzoo train` turns SIGTERM into a clean stop).
+    So a worker leaves the group: the training process shuts it down (or terminates it), and it exits on its own if
+    that process dies. A batch being handed over when the training process goes ends in a reset connection in the
+    worker: nothing to report."""
+    os.setpgid(0, 0)
+    sys.excepthook = _quiet_when_the_trainer_left
+
+
+def _quiet_when_the_trainer_left(kind: type[BaseException], error: BaseException, trace: Any) -> None:
+    if issubclass(kind, (ConnectionResetError, BrokenPipeError)):
+        return
+    sys.__excepthook__(kind, error, trace)

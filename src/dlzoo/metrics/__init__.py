@@ -1,1 +1,2 @@
-"""Measuring models beyond their training loss: Fréchet distances and classifier-based judges of generated images."""
+"""Measuring models beyond their training loss: Fréchet distances and classifier-based judges of generated images,
+and the per-class report of classifiers."""

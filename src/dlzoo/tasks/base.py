@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Sized
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -29,6 +29,7 @@ class Loader(Iterable, Sized, Protocol):
     def set_epoch(self, epoch: int) -> None: ...
 
 
+@runtime_checkable
 class StepContext(Protocol):
     """What a training step sees of the engine (the `Trainer` is one): nothing else of it is a task's business."""
 
@@ -36,7 +37,8 @@ class StepContext(Protocol):
 
     @property
     def step(self) -> int:
-        """Training steps done before this one, over the whole run (a resumed one included)."""
+        """Training steps completed over the whole run, a resumed one included: in `train_step` those before this
+        one, in `after_step` this one too."""
 
     @property
     def progress(self) -> float:

@@ -67,13 +67,14 @@ def _task_for(source: str, recipe_name: str | None, overrides: list[str],
         raise UserError(f"recipe '{recipe_name}' does not classify images, so it has no image augmentation to show")
     config = build_config(recipe, overrides=[f"data.source={source}", *overrides])
     if augment and not config.data.augment.changes_pictures:
-        turned_off = recipe.config().data.augment.changes_pictures  # by the user's settings
-        whose = f"recipe '{recipe.name}'" + (" with these settings" if turned_off else "")
+        if recipe.config().data.augment.changes_pictures:  # the recipe augments: the user's settings turned it off
+            raise UserError(f"recipe '{recipe.name}' augments its pictures, but not with these settings "
+                            f"(data.augment draws nothing): leave data.augment as the recipe has it")
         flip = "data.augment.flip=true"
         if not config.data.augment.enabled:
             flip = f"data.augment.enabled=true {flip}"
-        raise UserError(f"{whose} trains on its pictures as they are (data.augment draws nothing): turn a "
-                        f"transformation on, e.g. {flip}, or name a recipe that augments (--recipe fashion)")
+        raise UserError(f"recipe '{recipe.name}' trains on its pictures as they are (data.augment draws nothing): "
+                        f"turn a transformation on, e.g. {flip}, or name a recipe that augments (--recipe fashion)")
     task = recipe.task(config)
     task.setup(Runtime(device=torch.device("cpu"), autocast_dtype=None))
     return recipe.name, task
