@@ -124,12 +124,12 @@ def _leave_sigterm_to_the_trainer(worker_id: int) -> None:
     and dead workers make the loader raise while training stops (`dlzoo train` turns SIGTERM into a clean stop).
     So a worker leaves the group: the training process shuts it down (or terminates it), and it exits on its own if
     that process dies. A batch being handed over when the training process goes ends in a reset connection in the
-    worker: nothing to report."""
+    worker (or a refused or cut one): nothing to report."""
     os.setpgid(0, 0)
     sys.excepthook = _quiet_when_the_trainer_left
 
 
 def _quiet_when_the_trainer_left(kind: type[BaseException], error: BaseException, trace: Any) -> None:
-    if issubclass(kind, (ConnectionResetError, BrokenPipeError)):
+    if issubclass(kind, (ConnectionError, EOFError)):  # reset, refused, a pipe or a stream cut short
         return
     sys.__excepthook__(kind, error, trace)
