@@ -281,6 +281,22 @@ def test_a_run_terminated_after_a_checkpoint_says_how_to_resume(tmp_path):
     assert "Traceback" not in err and not (run_dir / "summary.json").exists()
 
 
+def test_train_runs_from_a_thread_other_than_the_main_one(tmp_path):
+    """Only the main thread may set signal handlers: `main()` called from another (a notebook's worker, a server)
+    trains without the SIGTERM handler rather than fail."""
+    import threading
+
+    from dlzoo.cli import main
+
+    codes = []
+    worker = threading.Thread(target=lambda: codes.append(main(["train", "digits", *TINY_DIGITS[:-2],
+                                                                     "trainer.epochs=1", "trainer.device=cpu",
+                                                                     "--out", str(tmp_path / "run")])))
+    worker.start()
+    worker.join()
+    assert codes == [0] and (tmp_path / "run" / "summary.json").exists()
+
+
 def test_missing_idx_files_name_what_is_expected(cli, tmp_path):
     result = cli("train", "digits", "data.source=mnist", f"data.path={tmp_path}", "--out", tmp_path / "run")
     assert_user_error(result, "train-images-idx3-ubyte.gz")

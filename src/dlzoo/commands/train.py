@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,9 +38,10 @@ def train(args: argparse.Namespace) -> int:
     new_run: Path | None = None  # this command's own run directory, until its first checkpoint
     created = False
     # SIGTERM (`kill`, `timeout`, a job scheduler) stops a run as Ctrl-C does, saying how to resume it. Not under
-    # torchrun, which also sends SIGTERM to every process when one has failed: then the failure is the news.
+    # torchrun, which also sends SIGTERM to every process when one has failed: then the failure is the news. (Only
+    # the main thread may set a handler: `main()` called from another thread keeps the default.)
     previous_handler = None
-    if not runtime.distributed:
+    if not runtime.distributed and threading.current_thread() is threading.main_thread():
         previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         task = recipe.task(config)
