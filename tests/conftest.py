@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,20 @@ def run_subprocess(*args: str, env: dict | None = None, timeout: float = 300, cw
     done = subprocess.run([sys.executable, "-m", "dlzoo", *map(str, args)], capture_output=True, text=True,
                           env=full_env, timeout=timeout, cwd=cwd or ROOT)
     return Result(done.returncode, done.stdout, done.stderr)
+
+
+def train_until(marker: Path, *args: str, new_session: bool = False) -> subprocess.Popen:
+    """`python -m dlzoo train ARGS` as a real process (to be signalled), returned once `marker` exists: its
+    config.yaml (data and model are ready), or a checkpoint (an epoch is done). Its stderr is piped."""
+    process = subprocess.Popen([sys.executable, "-m", "dlzoo", "train", *map(str, args)], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               start_new_session=new_session)
+    deadline = time.time() + 120
+    while not marker.exists():
+        assert process.poll() is None, process.stderr.read()
+        assert time.time() < deadline, f"{marker} did not appear within 120 s"
+        time.sleep(0.01)
+    return process
 
 
 @pytest.fixture(scope="session")

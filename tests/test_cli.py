@@ -8,7 +8,7 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
-from conftest import ROOT, TINY_DIGITS, assert_user_error, run_subprocess
+from conftest import TINY_DIGITS, assert_user_error, run_subprocess, train_until
 
 
 def test_list_show_models_data(cli):
@@ -236,19 +236,10 @@ def test_a_run_killed_in_its_first_epoch_resumes_from_the_start(cli, tmp_path):
 
 def test_a_run_interrupted_before_its_first_checkpoint_leaves_nothing(tmp_path):
     import signal
-    import subprocess
-    import sys
-    import time
 
     run_dir = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-m", "dlzoo", "train", "fashion", "trainer.device=cpu",
-                                "trainer.threads=1", "--out", str(run_dir)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (run_dir / "config.yaml").exists():  # written once data and model are ready, before epoch 1
-        assert process.poll() is None, process.stderr.read()
-        assert time.time() < deadline
-        time.sleep(0.01)
+    process = train_until(run_dir / "config.yaml", "fashion", "trainer.device=cpu", "trainer.threads=1", "--out",
+                          run_dir)  # set up, before epoch 1
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
@@ -260,19 +251,10 @@ def test_a_run_terminated_after_a_checkpoint_says_how_to_resume(tmp_path):
     """SIGTERM (kill, timeout, a job scheduler) stops training as Ctrl-C does: the checkpoint stays, and the last
     line says how to go on."""
     import signal
-    import subprocess
-    import sys
-    import time
 
     run_dir = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-m", "dlzoo", "train", "digits", *TINY_DIGITS[:-2],
-                                "trainer.epochs=50", "trainer.device=cpu", "trainer.threads=1", "--out",
-                                str(run_dir)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (run_dir / "checkpoints" / "epoch-0001").exists():
-        assert process.poll() is None, process.stderr.read()
-        assert time.time() < deadline
-        time.sleep(0.01)
+    process = train_until(run_dir / "checkpoints" / "epoch-0001", "digits", *TINY_DIGITS[:-2], "trainer.epochs=50",
+                          "trainer.device=cpu", "trainer.threads=1", "--out", run_dir)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 143, err

@@ -395,23 +395,15 @@ def test_sigterm_to_a_streamed_run_and_its_workers_stops_it_cleanly(tmp_path):
     """`timeout` and job schedulers signal the whole process group: the loader's workers too. The run stops as at
     Ctrl-C, with one line; workers that died first made the loader raise while it shut down (22 lines of it)."""
     import signal
-    import subprocess
-    import sys
     import time
 
-    from conftest import ROOT
+    from conftest import train_until
 
     root = _small_folder(tmp_path / "pictures", per_class=40)
     run_dir = tmp_path / "run"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dlzoo", "train", "fashion", "data.source=folder", f"data.path={root}",
-         "data.stream=true", "data.workers=2", "data.batch_size=8", "trainer.epochs=500", *CPU, "--out", str(run_dir)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.time() + 120
-    while not (run_dir / "checkpoints" / "epoch-0001").exists():
-        assert process.poll() is None, process.stderr.read()
-        assert time.time() < deadline
-        time.sleep(0.01)
+    process = train_until(run_dir / "checkpoints" / "epoch-0001", "fashion", "data.source=folder",
+                          f"data.path={root}", "data.stream=true", "data.workers=2", "data.batch_size=8",
+                          "trainer.epochs=500", *CPU, "--out", run_dir, new_session=True)
     time.sleep(0.2)  # into a later epoch, workers busy
     os.killpg(process.pid, signal.SIGTERM)
     _, err = process.communicate(timeout=60)
