@@ -309,6 +309,22 @@ def test_corrupt_checkpoint(cli, tmp_path, digits_run):
     assert_user_error(cli("train", "--resume", broken), "is damaged", "removing this one")
 
 
+def test_a_training_state_of_another_layout_is_refused_by_resume(cli, tmp_path, digits_run):
+    """A state.pt written by a dlzoo whose training state was laid out otherwise (here: before it said its format)
+    is refused in a line, not restored half."""
+    import shutil
+
+    import torch
+
+    old = tmp_path / "old"
+    shutil.copytree(digits_run, old)
+    for path in (old / "checkpoints").glob("*/state.pt"):
+        state = torch.load(path, weights_only=True)
+        del state["format"]
+        torch.save(state, path)
+    assert_user_error(cli("train", "--resume", old), "another version of dlzoo", "format 1")
+
+
 def test_predict_bad_images(cli, tmp_path, digits_run):
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")

@@ -129,7 +129,7 @@ def test_checkpoint_save_is_atomic_and_keeps_the_last(tmp_path):
     assert checkpoint.latest(tmp_path).name == "epoch-0003"
     assert checkpoint.read_metadata(checkpoint.latest(tmp_path) / checkpoint.WEIGHTS) == {"epoch": 3}
     state = checkpoint.read_training_state(checkpoint.latest(tmp_path))
-    assert state == {"epoch": 3}
+    assert state["epoch"] == 3 and state["format"] == checkpoint.STATE_FORMAT
 
 
 def test_unwrap_strips_compile_and_ddp_prefixes():

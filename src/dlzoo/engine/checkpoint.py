@@ -31,6 +31,9 @@ from dlzoo.errors import UserError
 CHECKPOINTS = "checkpoints"
 WEIGHTS = "model.safetensors"
 STATE = "state.pt"
+# The layout of state.pt. A resume refuses another one in a line, rather than restoring it half (a KeyError, or
+# state that silently differs): raise it whenever what the trainer saves there changes.
+STATE_FORMAT = 2
 _NAME = re.compile(r"^epoch-(\d{4,})$")
 
 
@@ -81,14 +84,12 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    has_gauss, cached_gauss = state.get("numpy_gauss", (0, 0.0))  # checkpoints before 2026-12-06 lack it
+    has_gauss, cached_gauss = state["numpy_gauss"]
     np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"], has_gauss,
                          cached_gauss))
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
-    cuda = state.get("cuda")
-    if isinstance(cuda, list):  # checkpoints before 2026-12-06 hold every GPU's: take this process's
-        cuda = cuda[torch.cuda.current_device()] if torch.cuda.is_available() and cuda else None
+    cuda = state.get("cuda")  # saved where this process had started CUDA
     if cuda is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state(cuda)
 
@@ -120,7 +121,7 @@ def save(run_dir: Path, epoch: int, models: dict[str, nn.Module], metadata: dict
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     save_file(flat_weights(models), tmp / WEIGHTS, metadata={"dlzoo": json.dumps(metadata)})
-    torch.save(training_state, tmp / STATE)
+    torch.save({**training_state, "format": STATE_FORMAT}, tmp / STATE)
     for name in (WEIGHTS, STATE):
         _fsync_file(tmp / name)
     _fsync_dir(tmp)
@@ -174,10 +175,15 @@ def read_weights(weights_file: Path) -> dict[str, torch.Tensor]:
 def read_training_state(checkpoint_dir: Path) -> dict[str, Any]:
     path = Path(checkpoint_dir) / STATE
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise UserError(f"checkpoint {checkpoint_dir} has no {STATE}; it cannot be resumed") from None
     except Exception as error:  # torch raises several types for truncated or foreign files, in long messages that
         # suggest weights_only=False: never right for a checkpoint that dlzoo wrote
         raise UserError(f"cannot read training state {path}: the file is damaged or not one dlzoo wrote "
                         f"({type(error).__name__}); resume from an earlier checkpoint by removing this one") from None
+    found = state.get("format", 1) if isinstance(state, dict) else None
+    if found != STATE_FORMAT:
+        raise UserError(f"{path} was written by another version of dlzoo (training state format {found}, this one "
+                        f"reads {STATE_FORMAT}): it cannot be resumed by this one")
+    return state

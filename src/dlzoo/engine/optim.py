@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
-from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR, StepLR
 
 from dlzoo.config import OptimConfig
 
@@ -56,14 +56,6 @@ class _WarmupCosine:
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-class _StepDecay:
-    def __init__(self, steps_per_epoch: int, step_epochs: int, gamma: float):
-        self.every, self.gamma = max(1, steps_per_epoch * step_epochs), gamma
-
-    def __call__(self, step: int) -> float:
-        return self.gamma ** (step // self.every)
-
-
 class _Constant:
     def __call__(self, step: int) -> float:
         return 1.0
@@ -95,5 +87,6 @@ def build_scheduler(config: OptimConfig, optimizer: torch.optim.Optimizer, epoch
     if config.schedule == "cosine":
         return LambdaLR(optimizer, _WarmupCosine(total, round(config.warmup * total)))
     if config.schedule == "step":
-        return LambdaLR(optimizer, _StepDecay(steps_per_epoch, config.step_epochs, config.gamma))
+        # The engine steps every scheduler after each batch: a decay every `step_epochs` epochs is one that often.
+        return StepLR(optimizer, step_size=max(1, steps_per_epoch * config.step_epochs), gamma=config.gamma)
     return LambdaLR(optimizer, _Constant())

@@ -41,7 +41,7 @@ from dlzoo.engine.reporting import (
     read_metrics,
     truncate_metrics,
 )
-from dlzoo.engine.runtime import Runtime, seed_everything
+from dlzoo.engine.runtime import Runtime
 from dlzoo.errors import UserError
 from dlzoo.files import write_text_whole
 from dlzoo.provenance import device_description, environment
@@ -292,7 +292,7 @@ class Trainer:
     def _restore(self, run_dir: Path) -> tuple[int, float]:
         found = checkpoint.latest(run_dir)
         state = checkpoint.read_training_state(found)
-        trained_with = state.get("world_size", self.runtime.world_size)  # checkpoints before 2026-12-06 lack it
+        trained_with = state["world_size"]
         if trained_with != self.runtime.world_size:
             how = "without torchrun" if trained_with == 1 else f"with torchrun --nproc_per_node {trained_with}"
             raise UserError(f"{run_dir} trained in {_processes(trained_with)}, not {self.runtime.world_size}: resume "
@@ -308,13 +308,8 @@ class Trainer:
             raise UserError(f"{found / checkpoint.STATE} does not fit this run's optimizers ({error}): it belongs to "
                             f"another run") from None
         self.scaler.load_state_dict(state["scaler"])
-        self.task.load_state_dict(state.get("task", {}))
-        if isinstance(state["rng"], list):  # one per rank
-            checkpoint.set_rng_state(state["rng"][self.runtime.rank])
-        elif self.runtime.is_main:  # checkpoints before 2026-12-06 hold rank 0's alone; the others start afresh
-            checkpoint.set_rng_state(state["rng"])
-        else:
-            seed_everything(self.runtime.seed + self.runtime.rank + 7919 * state["epoch"])
+        self.task.load_state_dict(state["task"])
+        checkpoint.set_rng_state(state["rng"][self.runtime.rank])  # one per rank
         self.step = state["step"]
         self.samples_seen = state["samples_seen"]
         self.console.line(f"resumed from {found} (epoch {state['epoch']}, step {self.step})")
