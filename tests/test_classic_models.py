@@ -155,3 +155,16 @@ def test_lenet_bn_from_scratch_and_from_torch_are_the_same_network():
         assert torch.allclose(scratch.eval()(x), concise.eval()(x), atol=1e-5)
     with pytest.raises(ValueError, match=r"BatchNorm\(6\)"):
         BatchNorm(6)(torch.rand(2, 5, 3, 3))
+
+
+@pytest.mark.parametrize(("name", "sizes"), [
+    ("digits-net", {"width": 0}), ("fashion-net", {"width": -3}), ("densenet", {"block_sizes": (4, 0)}),
+    ("vgg11", {"width_divisor": 0}), ("vae-mlp", {"hidden": (400, 0)}), ("vae-conv", {"latent_dim": 0}),
+    ("cgan-generator", {"embed_dim": 0}), ("cgan-critic", {"width": 0}), ("line-crnn", {"width": 0}),
+])
+def test_a_size_below_one_is_refused_by_name(name, sizes):
+    """Torch would build a layer of width 0 with only a warning (it fails later, about something else) and a
+    negative one with a RuntimeError from deep inside: `create` says which argument is wrong."""
+    key = next(iter(sizes))
+    with pytest.raises(UserError, match=f"model '{name}': {key} must be >= 1"):
+        create(name, **sizes)

@@ -53,6 +53,7 @@ def test_another_model_named_on_the_command_line_starts_from_no_args():
     # a model's arguments, against its factory's signature and types
     ("nin", "model.args.final_rel=false", "unexpected keyword argument 'final_rel' (model.args are"),
     ("fashion", "model.args.num_classes=5", "model.args.num_classes: set by the data"),
+    ("digit-lines", "model.args.height=40", "model.args.height: set by data.height"),
     ("cgan-digits", "critic.args.depth=3", "model 'cgan-critic': got an unexpected keyword argument 'depth' (critic"),
     ("fashion", "model.args.width=abc", "model.args.width must be an integer"),
     # a model of another kind than the recipe trains

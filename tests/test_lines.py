@@ -151,6 +151,8 @@ def test_bad_line_config_is_a_user_error(cli, tmp_path):
                       "digit_height")
     assert_user_error(cli("train", "digit-lines", *TINY_LINES, "data.height=30", "--out", tmp_path / "r"),
                       "multiple of 8")
+    assert_user_error(cli("train", "digit-lines", *TINY_LINES, "model.args.hidden=0", "--out", tmp_path / "r"),
+                      "model 'line-crnn': hidden must be >= 1, got 0")
     assert not (tmp_path / "r").exists()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dlzoo.models.layers import xavier_init
+from dlzoo.models.layers import require_positive, xavier_init
 from dlzoo.models.registry import register_model
 
 
@@ -37,6 +37,7 @@ def transition(in_channels: int, out_channels: int) -> nn.Sequential:
 def densenet(num_classes: int = 10, in_channels: int = 1, growth_rate: int = 32,
              block_sizes: tuple[int, ...] = (4, 4, 4, 4)) -> nn.Module:
     """The book's DenseNet: ResNet stem, 4 dense blocks of 4 convs (growth 32), halving transitions; 96 px."""
+    require_positive(growth_rate=growth_rate, block_sizes=block_sizes)
     channels = 64
     body: list[nn.Module] = [nn.Conv2d(in_channels, 64, 7, stride=2, padding=3), nn.BatchNorm2d(64),
                              nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2, padding=1)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from dlzoo.models.layers import Normalize, conv_bn_relu
+from dlzoo.models.layers import Normalize, conv_bn_relu, require_positive
 from dlzoo.models.registry import register_model
 
 # Mean and std of MNIST pixels in [0, 1] (mnist5k training set: 0.131, 0.308; full MNIST: 0.1307, 0.3081).
@@ -25,6 +25,7 @@ def digits_classic(num_classes: int = 10, in_channels: int = 1, dropout: float =
 @register_model("digits-net")
 def digits_net(num_classes: int = 10, in_channels: int = 1, width: int = 16, dropout: float = 0.2) -> nn.Module:
     """dlzoo's digit CNN: three conv3x3+BN+ReLU stages of doubling width, each max-pooled, then dropout+linear."""
+    require_positive(width=width)
     return nn.Sequential(
         Normalize(MNIST_MEAN * in_channels, MNIST_STD * in_channels),
         *conv_bn_relu(in_channels, width), nn.MaxPool2d(2),           # 28 -> 14

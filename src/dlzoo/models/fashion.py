@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from dlzoo.errors import UserError
-from dlzoo.models.layers import Normalize, conv_bn_relu
+from dlzoo.models.layers import Normalize, conv_bn_relu, require_positive
 from dlzoo.models.registry import register_model
 
 # Mean and std of the Fashion-MNIST training pixels in [0, 1].
@@ -34,8 +33,9 @@ def conv_pool_stage(in_channels: int, out_channels: int, depth: int) -> list[nn.
 def fashion_net(num_classes: int = 10, in_channels: int = 1, width: int = 24, depth: int = 1,
                 dropout: float = 0.0) -> nn.Module:
     """dlzoo's fast 28 px classifier: 3 conv-pool stages (width, 2x, 4x), `depth` extra convs in stages 2-3."""
-    if width < 1 or depth < 0:
-        raise UserError(f"fashion-net: width must be >= 1 and depth >= 0, got width={width}, depth={depth}")
+    require_positive(width=width)
+    if depth < 0:
+        raise ValueError(f"depth must be >= 0, got {depth}")
     widths = (width, 2 * width, 4 * width)
     return nn.Sequential(
         Normalize(FASHION_MEAN * in_channels, FASHION_STD * in_channels),

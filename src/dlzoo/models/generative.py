@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from dlzoo.models.layers import require_positive
 from dlzoo.models.registry import register_model
 
 IMAGE_SIZE = 28
@@ -43,6 +44,7 @@ class VAE(nn.Module):
 def vae_mlp(num_classes: int = 10, in_channels: int = 1, latent_dim: int = 20,
             hidden: tuple[int, ...] | list[int] = (400, 400)) -> VAE:
     """The curriculum's MLP VAE: 784-400-400 encoder, latent 20, mirrored decoder (num_classes unused)."""
+    require_positive(latent_dim=latent_dim, hidden=hidden)
     pixels = in_channels * IMAGE_SIZE * IMAGE_SIZE
     widths = [pixels, *hidden]
     encoder: list[nn.Module] = [nn.Flatten()]
@@ -60,6 +62,7 @@ def vae_mlp(num_classes: int = 10, in_channels: int = 1, latent_dim: int = 20,
 @register_model("vae-conv", kind="vae")
 def vae_conv(num_classes: int = 10, in_channels: int = 1, latent_dim: int = 20, width: int = 32) -> VAE:
     """Convolutional VAE: three stride-2 convs (28->14->7->4) and their transposes, latent 20 (num_classes unused)."""
+    require_positive(latent_dim=latent_dim, width=width)
     flat = 4 * width * 4 * 4
     act = nn.SiLU
     encoder = nn.Sequential(
@@ -136,10 +139,12 @@ class ProjectionCritic(nn.Module):
 def cgan_generator(num_classes: int = 10, in_channels: int = 1, latent_dim: int = 64, width: int = 32,
                    embed_dim: int = 32) -> ConditionalGenerator:
     """Class-conditional generator: (z, label embedding) -> 7x7 -> 14x14 -> 28x28 image in [0, 1]."""
+    require_positive(latent_dim=latent_dim, width=width, embed_dim=embed_dim)
     return ConditionalGenerator(num_classes, in_channels, latent_dim, width, embed_dim)
 
 
 @register_model("cgan-critic", kind="gan-critic")
 def cgan_critic(num_classes: int = 10, in_channels: int = 1, width: int = 16) -> ProjectionCritic:
     """Class-conditional WGAN critic: three spectrally normalised convs, label projection head; no batch norm."""
+    require_positive(width=width)
     return ProjectionCritic(num_classes, in_channels, width)

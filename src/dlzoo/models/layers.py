@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
+
+
+def require_positive(**sizes: int | Sequence[int]) -> None:
+    """A model's sizes (widths, latent dims, layers per block) count from 1. Torch builds a layer of width 0 with a
+    warning, which fails later with a message about something else, and a negative one deep inside its init."""
+    for name, size in sizes.items():
+        if any(value < 1 for value in (size if isinstance(size, Sequence) else [size])):
+            raise ValueError(f"{name} must be >= 1, got {size}")
 
 
 class Normalize(nn.Module):

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from dlzoo.models.layers import Normalize, conv_bn_relu
+from dlzoo.models.layers import Normalize, conv_bn_relu, require_positive
 from dlzoo.models.registry import register_model
 
 # What reads the convolutions' columns in order: a BiLSTM, or 1-d convolutions.
@@ -29,6 +29,7 @@ class LineCRNN(nn.Module):
     def __init__(self, num_classes: int = 11, in_channels: int = 1, width: int = 16, hidden: int = 96,
                  height: int = 32, sequence: SequenceLayer = "lstm", dropout: float = 0.0):
         super().__init__()
+        require_positive(width=width, hidden=hidden)
         if height % 8:
             raise ValueError(f"line height must be a multiple of 8, got {height}")
         if sequence not in ("lstm", "conv"):

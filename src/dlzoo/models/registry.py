@@ -76,7 +76,10 @@ def create(name: str, num_classes: int = 10, in_channels: int = 1, **kwargs) -> 
         inspect.signature(entry.factory).bind(num_classes=num_classes, in_channels=in_channels, **kwargs)
     except TypeError as error:
         raise UserError(f"model '{name}': {error} (model.args are its keyword arguments)") from None
-    return entry.factory(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    try:
+        return entry.factory(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    except ValueError as error:  # a factory refusing a value of its arguments (a width of 0, an odd height)
+        raise UserError(f"model '{name}': {error}") from None
 
 
 def list_models() -> list[ModelEntry]:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from dlzoo.models.layers import xavier_init
+from dlzoo.models.layers import require_positive, xavier_init
 from dlzoo.models.registry import register_model
 
 VGG11 = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
@@ -43,6 +43,7 @@ def vgg(arch: Sequence[Sequence[int]] = VGG11, num_classes: int = 10, in_channel
 @register_model("vgg11", input_size=(1, 224, 224))
 def vgg11(num_classes: int = 10, in_channels: int = 1, width_divisor: int = 1, dropout: float = 0.5) -> nn.Module:
     """VGG-11: 8 convs in 5 blocks (64-128-256x2-512x2-512x2), 4096-4096 dropout MLP; 224 px."""
+    require_positive(width_divisor=width_divisor)
     return vgg(VGG11, num_classes, in_channels, width_divisor, dropout=dropout)
 
 

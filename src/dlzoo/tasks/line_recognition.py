@@ -99,6 +99,8 @@ class LineRecognition(Task):
     def check_config(cls, config: LineRecognitionConfig) -> None:
         super().check_config(config)
         data = config.data
+        if "height" in config.model.args:  # the strips the data draws and the network reads are one height
+            raise UserError("model.args.height: set by data.height, not by the model's arguments")
         if data.height % 8 or data.height < 16:
             raise UserError(f"data.height must be a multiple of 8 and at least 16, got {data.height}")
         low, high = data.style.digit_height
@@ -142,7 +144,7 @@ class LineRecognition(Task):
         return chunks
 
     def build_models(self) -> dict[str, nn.Module]:
-        args = {"height": self.meta["height"], **self.config.model.args}
+        args = {**self.config.model.args, "height": self.meta["height"]}
         net = create(self.config.model.name, num_classes=NUM_CLASSES, in_channels=1, **args)
         return {"net": net.to(memory_format=torch.channels_last) if self.config.model.channels_last else net}
 
