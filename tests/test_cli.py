@@ -380,7 +380,7 @@ def test_bench_all_skips_gpu_benchmarks_on_a_cpu_machine(cli, tmp_path, monkeypa
 
 
 def test_step_profile_counts_what_a_training_step_dispatches(cli, tmp_path):
-    out, trace = tmp_path / "profile.json", tmp_path / "trace.json"
+    out, trace = tmp_path / "profile.json", tmp_path / "traces" / "trace.json"  # its folder made as --out's is
     result = cli("bench", "step-profile", "recipe=digits", "steps=3", "device=cpu",
                  "overrides=trainer.threads=1 data.batch_size=32", f"trace={trace}", "--out", out)
     assert result.code == 0, result.err
@@ -407,6 +407,18 @@ def test_step_profile_drops_the_profilers_own_log_lines_only(capfd):
 def test_step_profile_user_errors(cli):
     assert_user_error(cli("bench", "step-profile", "steps=1"), "steps must be >= 2")
     assert_user_error(cli("bench", "step-profile", "recipe=nope"), "unknown recipe")
+
+
+@pytest.mark.parametrize(("benchmark", "option", "message"), [
+    ("digits", "seeds=0", "seeds must be >= 1, got 0"),  # it failed after its baseline had trained for 7 minutes
+    ("housing", "seeds=0", "seeds must be >= 1, got 0"),
+    ("reader", "pictures=0", "pictures must be >= 1, got 0"),
+    ("generative", "threads=0", "threads must be >= 1, got 0"),
+    ("fashion-speedrun", "epochs=0", "epochs must be >= 1, got 0"),
+    ("step-profile", "trace=/dev/null/trace.json", "/dev/null is a file"),  # it profiled first, then said so
+])
+def test_bench_options_are_checked_before_any_work(cli, benchmark, option, message):
+    assert_user_error(cli("bench", benchmark, option), message)
 
 
 def test_bench_refuses_an_out_it_could_not_write_before_measuring(cli, tmp_path):

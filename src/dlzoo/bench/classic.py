@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision.transforms.v2 import functional as TF
 
 from dlzoo.bench import benchmark
-from dlzoo.bench.common import machine, temporary_run, torch_threads
+from dlzoo.bench.common import machine, require_at_least, temporary_run, torch_threads
 from dlzoo.data.idx import write_idx
 from dlzoo.data.images import FASHION_MNIST, ImageArrays, load_image_arrays
 from dlzoo.engine.reporting import read_metrics
@@ -181,9 +181,7 @@ def run(models: list[str] | None = None, train: int | None = None, test: int | N
     epochs = epochs if epochs is not None else (10 if on_gpu else QUICK_EPOCHS)
     target = target if target is not None or on_gpu else QUICK_TARGET
     workers = workers if workers is not None else (4 if on_gpu else 0)
-    for key, value in (("epochs", epochs), ("train", train), ("test", test)):
-        if value is not None and value < 1:
-            raise UserError(f"{key} must be >= 1, got {value}")
+    require_at_least(1, epochs=epochs, train=train, test=test)
 
     scratch = Path(tempfile.mkdtemp(prefix="dlzoo-bench-classic-"))
     try:

@@ -49,6 +49,14 @@ def temporary_run(recipe: str, overrides: list[str]) -> Iterator[dict[str, Any]]
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def require_at_least(minimum: int, **counts: int | None) -> None:
+    """A benchmark's counts (seeds, epochs, pictures), checked before any work: `seeds=0` would otherwise fail only
+    after its baseline had trained for minutes. None is a count left to the benchmark."""
+    for key, value in counts.items():
+        if value is not None and value < minimum:
+            raise UserError(f"{key} must be >= {minimum}, got {value}")
+
+
 def machine(device) -> dict[str, Any]:
     info = environment(device)
     return {"device": info["device"], "device_name": info["device_name"], "git_commit": info["git_commit"],
@@ -61,8 +69,7 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 
     On a shared machine, two jobs each asking for every core slow each other far more than they share (spinning
     OpenMP threads); `threads=1` makes a benchmark's seconds mean something beside another job."""
-    if threads is not None and threads < 1:
-        raise UserError(f"threads must be >= 1, got {threads}")
+    require_at_least(1, threads=threads)
     before = torch.get_num_threads()
     try:
         if threads is not None:

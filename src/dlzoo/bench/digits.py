@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from dlzoo.bench import benchmark
-from dlzoo.bench.common import machine, temporary_run
+from dlzoo.bench.common import machine, require_at_least, temporary_run
 from dlzoo.data.images import load_image_arrays
 from dlzoo.models import create
 
@@ -48,6 +48,7 @@ def curriculum_baseline(seed: int = 0, epochs: int = 10) -> dict[str, float]:
 
 @benchmark("digits", "digits recipe vs the curriculum's CNN loop on mnist5k (accuracy, train seconds)")
 def run(seeds: int = 3) -> dict[str, Any]:
+    require_at_least(1, seeds=seeds)
     baseline = curriculum_baseline()
     runs = []
     for seed in range(seeds):

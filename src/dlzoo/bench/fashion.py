@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from dlzoo.bench import benchmark
 from dlzoo.bench.classic import textbook_loop, time_to_accuracy
-from dlzoo.bench.common import machine, temporary_run, torch_threads
+from dlzoo.bench.common import machine, require_at_least, temporary_run, torch_threads
 from dlzoo.data.images import load_image_arrays
 from dlzoo.engine.reporting import read_metrics
 from dlzoo.engine.runtime import pick_device
@@ -58,8 +58,8 @@ def run(seeds: int = 1, textbook_epochs: int = 10, device: Literal["auto", "cpu"
         threads: int | None = None) -> dict[str, Any]:
     """seeds: dlzoo runs (seeds 0..N-1); textbook_epochs: the book's 10 (0 skips the textbook loop); threads: torch
     CPU threads for both sides (default: torch's choice, every core)."""
-    if seeds < 1 or textbook_epochs < 0:
-        raise UserError(f"seeds must be >= 1 and textbook_epochs >= 0, got {seeds} and {textbook_epochs}")
+    require_at_least(1, seeds=seeds)
+    require_at_least(0, textbook_epochs=textbook_epochs)
     torch_device = pick_device(device)
     textbook = None
     with torch_threads(threads):
@@ -116,8 +116,7 @@ def speedrun(seeds: int = 5, device: Literal["auto", "cpu", "cuda"] = "auto", ep
     speed/accuracy trade-off: on a GPU a step costs about the same at batch 512 and 2048); warmup: one untimed run
     first, so CUDA start-up and cuDNN autotuning (and with `compile`, torch.compile's first compilation, whose
     cache the later runs in this process reuse) are not charged to the first seed."""
-    if seeds < 1:
-        raise UserError(f"seeds must be >= 1, got {seeds}")
+    require_at_least(1, seeds=seeds, epochs=epochs, limit=limit, batch_size=batch_size)
     if compile_mode != "default" and not compile:
         raise UserError(f"compile_mode={compile_mode} needs compile=true")
     torch_device = pick_device(device)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from dlzoo.bench import benchmark
-from dlzoo.bench.common import machine, train_recipe
+from dlzoo.bench.common import machine, require_at_least, train_recipe
 
 GENERATED = ("conditional_accuracy", "frechet", "frechet_floor", "frechet_ratio", "judge_real_accuracy")
 
@@ -31,7 +31,7 @@ def _load() -> float | None:
 
 
 def _train(recipe: str, overrides: list[str], threads: int | None) -> dict[str, Any]:
-    extra = ["trainer.device=cpu"] + ([f"trainer.threads={threads}"] if threads else [])
+    extra = ["trainer.device=cpu"] + ([f"trainer.threads={threads}"] if threads is not None else [])
     summary = train_recipe(recipe, [*overrides, *extra])
     return {"recipe": recipe, "overrides": overrides, "run_dir": summary["run_dir"], "epochs": summary["epochs"],
             "train_seconds": summary["train_seconds"], "wall_seconds": summary["wall_seconds"],
@@ -60,6 +60,8 @@ def _data_set(name: str, judge_recipe: str, judge_run: str, gan_epochs: int, vae
 def run(gan_epochs: int = 150, vae_epochs: int = 40, threads: int | None = None, fashion: bool = False,
         fashion_gan_epochs: int = 10, fashion_vae_epochs: int = 20, judge_digits: str = "",
         judge_fashion: str = "") -> dict[str, Any]:
+    require_at_least(1, gan_epochs=gan_epochs, vae_epochs=vae_epochs, threads=threads,
+                     fashion_gan_epochs=fashion_gan_epochs, fashion_vae_epochs=fashion_vae_epochs)
     load_before, started = _load(), time.perf_counter()
     digits = _data_set("digits", "digits", judge_digits, gan_epochs, vae_epochs, threads)
     gan, conv, mlp = digits["cgan"]["test"], digits["vae"]["vae-conv"]["test"], digits["vae"]["vae-mlp"]["test"]

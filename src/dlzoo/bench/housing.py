@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from dlzoo.bench import benchmark
-from dlzoo.bench.common import machine, train_recipe
+from dlzoo.bench.common import machine, require_at_least, train_recipe
 
 TARGET = 0.13
 LINEAR = ["model.name=linear", "optim.lr=0.01", "trainer.epochs=60"]
@@ -25,6 +25,7 @@ def _scores(summary: dict[str, Any]) -> dict[str, Any]:
 
 @benchmark("housing", "housing on Ames: 5-fold log-RMSE of the MLP (3 seeds), linear model and HGB; target <= 0.13")
 def run(seeds: int = 3) -> dict[str, Any]:
+    require_at_least(1, seeds=seeds)
     cpu = ["trainer.device=cpu"]
     mlp = [train_recipe("housing", [*cpu, f"trainer.seed={seed}", f"baseline={seed == 0}"]) for seed in range(seeds)]
     linear = train_recipe("housing", [*cpu, *LINEAR, "baseline=false"])

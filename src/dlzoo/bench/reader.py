@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from dlzoo.bench import benchmark
-from dlzoo.bench.common import machine, torch_threads, train_recipe
+from dlzoo.bench.common import machine, require_at_least, torch_threads, train_recipe
 from dlzoo.bench.compose_numbers import compose_number
 from dlzoo.data.images import load_image_arrays
 from dlzoo.errors import UserError
@@ -65,6 +65,8 @@ def run(pictures: int = 500, seed: int = 0, run_dir: str | None = None, pool: st
     """recipe: the run that reads (trained with its defaults unless run_dir is given); threads: torch CPU threads
     for training and reading (default: torch's choice, every core); classifier_run: a digits run that helps a
     digit-lines run read."""
+    require_at_least(1, pictures=pictures)
+    require_at_least(0, failures=failures)
     with torch_threads(threads):
         return _run(pictures, seed, run_dir, pool, failures, recipe, classifier_run)
 

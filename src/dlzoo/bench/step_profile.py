@@ -17,18 +17,19 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from dlzoo.bench import benchmark
-from dlzoo.bench.common import machine
+from dlzoo.bench.common import machine, require_at_least
 from dlzoo.engine.reporting import Console
 from dlzoo.engine.runtime import Runtime
 from dlzoo.engine.trainer import Trainer
 from dlzoo.errors import UserError
-from dlzoo.files import written_whole
+from dlzoo.files import check_destination, written_whole
 from dlzoo.recipes import get_recipe
 from dlzoo.runs import build_config
 
@@ -38,8 +39,10 @@ def step_profile(recipe: str = "fashion-speedrun", steps: int = 20, device: Lite
                  overrides: str = "", top: int = 12, trace: str | None = None) -> dict[str, Any]:
     """steps: steps profiled (and warmed up before); overrides: the recipe's KEY=VALUE settings separated by
     spaces, e.g. "trainer.compile=true data.batch_size=1024"; top: how many operators and kernels to list."""
-    if steps < 2 or top < 1:
-        raise UserError(f"steps must be >= 2 and top >= 1, got steps={steps}, top={top}")
+    require_at_least(2, steps=steps)
+    require_at_least(1, top=top)
+    if trace:  # before minutes of profiling, as `bench --out` is
+        check_destination(trace, "trace.json")
     found = get_recipe(recipe)
     config = build_config(found, None, [f"trainer.device={device}", *overrides.split()])
     # An epoch of exactly `steps` steps: the first pass warms up, the second is timed, the third profiled.
@@ -65,6 +68,7 @@ def step_profile(recipe: str = "fashion-speedrun", steps: int = 20, device: Lite
             trainer.train_epoch(loader, 2)
         per_step = _per_step(profiler.events(), steps, top)
     if trace:
+        Path(trace).parent.mkdir(parents=True, exist_ok=True)
         with written_whole(trace) as tmp:
             profiler.export_chrome_trace(str(tmp))
     return {
