@@ -414,7 +414,7 @@ def test_step_profile_user_errors(cli):
     ("housing", "seeds=0", "seeds must be >= 1, got 0"),
     ("reader", "pictures=0", "pictures must be >= 1, got 0"),
     ("generative", "threads=0", "threads must be >= 1, got 0"),
-    ("fashion-speedrun", "epochs=0", "epochs must be >= 1, got 0"),
+    ("fashion-speedrun", "first_seed=-1", "first_seed must be >= 0, got -1"),
     ("step-profile", "trace=/dev/null/trace.json", "/dev/null is a file"),  # it profiled first, then said so
 ])
 def test_bench_options_are_checked_before_any_work(cli, benchmark, option, message):

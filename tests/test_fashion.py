@@ -255,6 +255,7 @@ def test_speedrun_benchmark_runs_on_the_cpu():
 
     result = speedrun(seeds=2, device="cpu", epochs=1, limit=1024, warmup=False)
     assert [len(run["accuracy_by_epoch"]) for run in result["runs"]] == [1, 1]
+    assert result["settings"]["seeds"] == [10, 11]  # past seeds 0-4, which chose the recipe's defaults
     assert 0 < result["accuracy"]["mean"] < 1 and result["accuracy"]["std"] >= 0
     assert not any(result["targets"].values())  # a shortened run on a CPU meets no target, by construction
 
