@@ -17,8 +17,11 @@ from dlzoo.provenance import environment
 
 
 def train_recipe(recipe: str, overrides: list[str], out: Path | None = None, quiet: bool = True) -> dict[str, Any]:
-    """`dlzoo train RECIPE OVERRIDES` in this process; returns summary.json (plus the run directory)."""
+    """`dlzoo train RECIPE OVERRIDES` in this process; returns summary.json (plus the run directory). Without `out`
+    the run is kept in a new temporary folder, which a line on stderr names: a benchmark reports it, to be reused
+    (a judge, a reader trained for an hour); one whose runs are only scored uses `temporary_run`."""
     import io
+    import sys
 
     from dlzoo.cli import main
     from dlzoo.recipes import get_recipe
@@ -27,6 +30,7 @@ def train_recipe(recipe: str, overrides: list[str], out: Path | None = None, qui
     # A bad option (batch_size=0) is the user's mistake: say so in one line before any run starts, rather than
     # as a failed training deep inside the benchmark.
     build_config(get_recipe(recipe), None, overrides)
+    kept = out is None
     out = out or Path(tempfile.mkdtemp(prefix=f"bench-{recipe}-")) / "run"
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():
@@ -35,6 +39,8 @@ def train_recipe(recipe: str, overrides: list[str], out: Path | None = None, qui
         raise RuntimeError(f"training {recipe} failed with status {code}: {sink.getvalue()[-2000:]}")
     summary = json.loads((out / "summary.json").read_text())
     summary["run_dir"] = str(out)
+    if kept:
+        print(f"{recipe} run kept in {out} (remove it when done)", file=sys.stderr, flush=True)
     return summary
 
 

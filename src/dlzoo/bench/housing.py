@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from dlzoo.bench import benchmark
-from dlzoo.bench.common import machine, require_at_least, train_recipe
+from dlzoo.bench.common import machine, require_at_least, temporary_run
 
 TARGET = 0.13
 LINEAR = ["model.name=linear", "optim.lr=0.01", "trainer.epochs=60"]
@@ -23,12 +23,18 @@ def _scores(summary: dict[str, Any]) -> dict[str, Any]:
     return {"log_rmse": cv["log_rmse"], "fold_log_rmse": folds, "train_seconds": summary["train_seconds"]}
 
 
+def _scored_run(overrides: list[str]) -> dict[str, Any]:
+    """The summary of a housing run, whose folder is removed: only its scores are reported."""
+    with temporary_run("housing", overrides) as summary:
+        return summary
+
+
 @benchmark("housing", "housing on Ames: 5-fold log-RMSE of the MLP (3 seeds), linear model and HGB; target <= 0.13")
 def run(seeds: int = 3) -> dict[str, Any]:
     require_at_least(1, seeds=seeds)
     cpu = ["trainer.device=cpu"]
-    mlp = [train_recipe("housing", [*cpu, f"trainer.seed={seed}", f"baseline={seed == 0}"]) for seed in range(seeds)]
-    linear = train_recipe("housing", [*cpu, *LINEAR, "baseline=false"])
+    mlp = [_scored_run([*cpu, f"trainer.seed={seed}", f"baseline={seed == 0}"]) for seed in range(seeds)]
+    linear = _scored_run([*cpu, *LINEAR, "baseline=false"])
     scores = [summary["metrics"]["cv"]["log_rmse"] for summary in mlp]
     boosting = mlp[0]["baseline"]
     return {
