@@ -119,3 +119,19 @@ def test_unknown_and_missing_sources(tmp_path, monkeypatch):
     empty = FileSource(name="nothing", description="x", files=(RemoteFile("a.gz", "0" * 32),))
     with pytest.raises(UserError, match=r"nothing not found: put a.gz in"):
         empty.locate()
+
+
+def test_pixels_of_other_depths_become_the_nearest_8_bit_value(tmp_path):
+    """A 16-bit file and the same array handed to the reader in memory give the same 8-bit pixels: the nearest
+    value (truncating made 16-bit 33050, 128.6 of 255, into 128 and a float 0.999 into 254)."""
+    import cv2
+
+    from dlzoo.reader.read import _as_picture
+    from dlzoo.vision.io import as_uint8, read_image
+
+    deep = np.array([[0, 257, 33050, 65535]], dtype=np.uint16).repeat(4, axis=0)
+    assert as_uint8(deep)[0].tolist() == [0, 1, 129, 255]
+    assert as_uint8(np.array([0.0, 0.999, 1.5, np.nan]))[:3].tolist() == [0, 255, 255]
+    assert as_uint8(np.array([True, False])).tolist() == [255, 0]
+    cv2.imwrite(str(tmp_path / "deep.png"), deep)
+    assert np.array_equal(read_image(tmp_path / "deep.png"), _as_picture(deep))

@@ -13,11 +13,11 @@ import pytest
 
 import dlzoo
 from conftest import assert_user_error, run_subprocess
-from dlzoo.bench.reader import edit_distance
 from dlzoo.cli import main
 from dlzoo.data.images import load_image_arrays
 from dlzoo.errors import UserError
 from dlzoo.reader import DigitReader, Reading
+from dlzoo.reader.ctc import edit_distance
 from dlzoo.reader.cuts import find_cuts
 from dlzoo.reader.ink import find_ink
 from dlzoo.reader.segment import segment, stroke_width

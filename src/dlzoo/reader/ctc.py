@@ -52,6 +52,13 @@ def greedy_texts(logits: torch.Tensor) -> list[str]:
     return ["".join(str(int(c) - 1) for c in row[mask]) for row, mask in zip(best.cpu(), keep.cpu(), strict=True)]
 
 
+def digit_errors(read: str, truth: str) -> int:
+    """A line's errors for the per-digit accuracy, 1 - errors / digits: its edit distance to the truth, at most the
+    truth's length, so that a line read with extra digits counts as wholly wrong and no worse (the accuracy of a set
+    stays within [0, 1])."""
+    return min(len(truth), edit_distance(read, truth))
+
+
 def edit_distance(a: str, b: str) -> int:
     """Levenshtein distance: insertions, deletions and substitutions each cost one."""
     row = list(range(len(b) + 1))

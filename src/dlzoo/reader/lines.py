@@ -68,14 +68,6 @@ class LineReader:
         self.digit_height = float(task.meta["digit_height"])
         self.stride = int(getattr(task.models["net"], "frame_stride", 2))
 
-    @classmethod
-    def from_run(cls, run_dir: str | Path, device: str = "auto",
-                 classifier_run: str | Path | None = None) -> LineReader:
-        from dlzoo.runs import load_for_inference, open_run
-
-        classifier = DigitReader.from_run(classifier_run, device) if classifier_run is not None else None
-        return cls(load_for_inference(open_run(run_dir), device), classifier)
-
     def read(self, image: np.ndarray | str | Path) -> Reading:
         picture = read_image(image) if isinstance(image, (str, Path)) else _as_picture(image)
         ink = find_ink(picture)

@@ -17,18 +17,19 @@ import cv2
 import numpy as np
 import torch
 
+from dlzoo.data.images import DIGIT_CLASSES
 from dlzoo.errors import UserError
 from dlzoo.reader.grouping import box_of, candidate_groups, choose_groups, group_scores
 from dlzoo.reader.ink import InkMap, find_ink
 from dlzoo.reader.segment import Atom, Line, Segmentation, segment
 from dlzoo.tasks.base import Task
-from dlzoo.vision.io import flatten_transparency, read_image
+from dlzoo.vision.io import as_uint8, flatten_transparency, read_image
 from dlzoo.vision.preprocess import preprocessing_from_dict
 
 if TYPE_CHECKING:
     from dlzoo.reader.lines import LineReader
 
-DIGITS = [str(d) for d in range(10)]
+DIGITS = DIGIT_CLASSES  # a digit classifier's classes, as its checkpoint lists them
 ALTERNATIVES = 2  # runner-up classes reported per digit
 LINE_RECOGNIZER = "line-recognizer"  # the meta["kind"] of a run that reads whole lines (tasks/line_recognition.py)
 # The digits finally read are classified five times, turned and scaled within the range of the recipe's training
@@ -224,12 +225,7 @@ def _as_picture(image: np.ndarray) -> np.ndarray:
         raise UserError(f"expected a picture as a (H, W) or (H, W, 3) array, got {getattr(image, 'shape', image)}")
     if min(image.shape[:2]) < 2:
         raise UserError(f"picture is too small ({image.shape[1]}x{image.shape[0]})")
-    if image.dtype == bool:
-        image = image.astype(np.uint8) * 255
-    elif np.issubdtype(image.dtype, np.floating):
-        image = (np.clip(np.nan_to_num(image), 0.0, 1.0) * 255).round().astype(np.uint8)
-    elif image.dtype != np.uint8:
-        image = (image.astype(np.float64) * 255 / np.iinfo(image.dtype).max).round().astype(np.uint8)
+    image = as_uint8(image)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[..., 0]
     elif image.ndim == 3 and image.shape[2] == 4:  # transparent pixels filled as a picture file's are

@@ -21,7 +21,7 @@ from dlzoo.data.images import DIGIT_CLASSES, load_image_arrays
 from dlzoo.errors import UserError
 from dlzoo.models import create
 from dlzoo.reader.compose_lines import LineComposer, LineStyle
-from dlzoo.reader.ctc import BLANK, NUM_CLASSES, edit_distance, greedy_texts
+from dlzoo.reader.ctc import BLANK, NUM_CLASSES, digit_errors, greedy_texts
 from dlzoo.reader.read import LINE_RECOGNIZER
 from dlzoo.tasks.base import Task
 
@@ -175,7 +175,7 @@ class LineRecognition(Task):
             truths = _texts(targets, lengths)
             for read, truth in zip(greedy_texts(logits), truths, strict=True):
                 totals[1] += read == truth
-                totals[2] += min(len(truth), edit_distance(read, truth))
+                totals[2] += digit_errors(read, truth)
                 totals[3] += len(truth)
             totals[4] += len(lengths)
         loss, exact, errors, digits, lines = runtime.all_reduce_sum(totals.to(runtime.device)).tolist()

@@ -99,10 +99,22 @@ _ORIENTATIONS = {
 }
 
 
+def as_uint8(image: np.ndarray) -> np.ndarray:
+    """Pixels as 8-bit values, rounded to the nearest: other integers (a 16-bit PNG or TIFF) scaled from their
+    range, floats (a 32-bit TIFF, scikit-image's arrays) from [0, 1], booleans to 0 and 255."""
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == bool:
+        return image.astype(np.uint8) * 255
+    if np.issubdtype(image.dtype, np.integer):
+        scaled = image.astype(np.float64) * (255.0 / np.iinfo(image.dtype).max)
+    else:
+        scaled = np.nan_to_num(image.astype(np.float64)) * 255.0
+    return np.clip(scaled, 0, 255).round().astype(np.uint8)
+
+
 def to_rgb_or_gray(image: np.ndarray) -> np.ndarray:
-    if image.dtype != np.uint8:  # 16-bit PNG/TIFF
-        scale = 255.0 / max(1, np.iinfo(image.dtype).max) if np.issubdtype(image.dtype, np.integer) else 255.0
-        image = np.clip(image.astype(np.float32) * scale, 0, 255).astype(np.uint8)
+    image = as_uint8(image)
     if image.ndim == 2:
         return image
     if image.shape[2] == 4:
