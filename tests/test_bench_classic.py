@@ -67,3 +67,21 @@ def test_tiny_benchmark_reports_both_sides_and_their_ratios():
 ])
 def test_bad_options_are_user_errors(cli, options, fragment):
     assert_user_error(cli("bench", "classic", *options), fragment)
+
+
+def test_the_textbook_loop_runs_under_pytorchs_default_gpu_settings(monkeypatch):
+    """A dlzoo run earlier in the process turns on cuDNN's autotuner and TF32: the textbook loop after it runs
+    without them, as a learner's script does, and leaves them as it found them."""
+    from dlzoo.bench import classic
+
+    seen = []
+    monkeypatch.setattr(classic, "_textbook_epochs", lambda *args: seen.append(
+        (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32)) or {})
+    before = torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32 = True, True  # as Runtime.create does
+    try:
+        classic.textbook_loop(None, None, 1, torch.device("cpu"), seed=0, workers=0)
+        assert seen == [(False, False)]
+        assert torch.backends.cudnn.benchmark and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32 = before

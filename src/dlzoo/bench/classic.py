@@ -4,10 +4,11 @@ For each network both sides start from the same seeded weights, use the recipe's
 rate, batch size and resolution, and train on the same Fashion-MNIST images for the same epochs in this process:
 
 - textbook: a DataLoader over a TensorDataset, indexed one sample at a time, each image resized on its own as the
-  book's `transforms.Resize` does, fp32, a hand-written loop (forward, backward, step) and an evaluation per epoch;
+  book's `transforms.Resize` does, fp32, a hand-written loop (forward, backward, step) and an evaluation per epoch,
+  under PyTorch's default GPU settings;
 - dlzoo: `dlzoo train RECIPE` (data resident on the device, batches gathered and resized on the device; the 96 and
   224 px recipes in bf16 autocast with channels-last activations wherever bf16 is native; on a GPU the 28 px
-  LeNets too, which keep fp32 on a CPU).
+  LeNets too, which keep fp32 on a CPU; on a GPU cuDNN's autotuner and TF32 matrix products, as the engine sets).
 
 Reported per network: training samples/s and the training time until the test accuracy (checked after every epoch,
 evaluation time excluded) first reaches the target, for both, and their ratios. Evaluation is excluded from both.
@@ -19,9 +20,11 @@ accuracies; on a CPU it defaults to the two 28 px LeNets for 2 epochs (the other
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -78,9 +81,29 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+@contextlib.contextmanager
+def _pytorch_default_backends() -> Iterator[None]:
+    """PyTorch's own GPU settings, as a learner's script has them: a dlzoo run earlier in this process turned on
+    cuDNN's autotuner and TF32 matrix products (part of what dlzoo's side measures), and they would stay on for
+    the textbook loops after it, so that rows of one benchmark ran under different settings."""
+    flags = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32 = False, False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32 = flags
+
+
 def textbook_loop(setting: ClassicSetting, arrays: ImageArrays, epochs: int, device: torch.device, seed: int,
                   workers: int) -> dict[str, Any]:
-    """The book's `train_ch6`, minus its live plot: SGD, cross-entropy, evaluate after each epoch."""
+    """The book's `train_ch6`, minus its live plot: SGD, cross-entropy, evaluate after each epoch, under
+    PyTorch's default backend settings."""
+    with _pytorch_default_backends():
+        return _textbook_epochs(setting, arrays, epochs, device, seed, workers)
+
+
+def _textbook_epochs(setting: ClassicSetting, arrays: ImageArrays, epochs: int, device: torch.device, seed: int,
+                     workers: int) -> dict[str, Any]:
     torch.manual_seed(seed)  # the same seed as the dlzoo run: both start from the same weights
     model = create(setting.model).to(device)
     pixels = lambda images: torch.tensor(images).float().div(255).unsqueeze(1)
