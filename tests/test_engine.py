@@ -94,6 +94,16 @@ def test_no_weight_decay_on_biases_and_norms():
     optimizer = build_optimizer(OptimConfig(weight_decay=0.1), [model])
     decays = {group["weight_decay"]: len(group["params"]) for group in optimizer.param_groups}
     assert decays == {0.1: 1, 0.0: 3}
+    # A class-conditional norm's per-class scales and shifts are 2-d tables, and still a norm's parameters.
+    from dlzoo.models import create
+    from dlzoo.models.generative import ConditionalBatchNorm2d
+
+    generator = create("cgan-generator")
+    optimizer = build_optimizer(OptimConfig(weight_decay=0.1), [generator])
+    exempt = {id(p) for group in optimizer.param_groups if group["weight_decay"] == 0 for p in group["params"]}
+    norms = [p for m in generator.modules() if isinstance(m, ConditionalBatchNorm2d) for p in m.parameters()]
+    assert len(norms) == 4 and all(id(p) in exempt for p in norms)
+    assert id(generator.embed.weight) not in exempt  # the label embedding is a weight like any other
 
 
 @pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])

@@ -17,12 +17,16 @@ from dlzoo.config import OptimConfig
 
 
 def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict]:
-    """No weight decay on biases and normalisation parameters (1-d tensors), as modern recipes do."""
+    """No weight decay on biases and normalisation parameters, as modern recipes do: 1-d tensors, and every
+    parameter of a module that says `no_weight_decay = True` (a class-conditional norm's per-class scales and
+    shifts are 2-d tables, which decay would pull toward 0 where they mean 1)."""
     decay, no_decay = [], []
     for module in modules:
+        exempt = {id(param) for part in module.modules() if getattr(part, "no_weight_decay", False)
+                  for param in part.parameters()}
         for param in module.parameters():
             if param.requires_grad:
-                (decay if param.ndim > 1 else no_decay).append(param)
+                (no_decay if param.ndim <= 1 or id(param) in exempt else decay).append(param)
     groups = [{"params": decay, "weight_decay": weight_decay}]
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0})

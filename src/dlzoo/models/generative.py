@@ -84,6 +84,8 @@ class ConditionalBatchNorm2d(nn.Module):
     """Batch norm whose scale and shift are looked up per class (label embeddings, as in SN-GAN and BigGAN): the
     label steers every layer of the generator, not only its input."""
 
+    no_weight_decay = True  # the scales and shifts are a norm's, per class (engine/optim.py)
+
     def __init__(self, num_classes: int, channels: int):
         super().__init__()
         self.norm = nn.BatchNorm2d(channels, affine=False)
