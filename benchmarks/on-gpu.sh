@@ -4,7 +4,7 @@
 # benchmarks/README.md, "On a lent GPU"). Run from the repository root:
 #
 #   benchmarks/on-gpu.sh check                 # versions, the GPU, the data found, a 1-epoch speedrun on 4,096 images
-#   benchmarks/on-gpu.sh speedrun [KEY=VALUE..] # dlzoo bench fashion-speedrun seeds=5 (one warm-up run first), e.g.
+#   benchmarks/on-gpu.sh speedrun [KEY=VALUE..] # dlzoo bench fashion-speedrun seeds=5 (10-14; one warm-up first), e.g.
 #                                              #   speedrun compile=true compile_mode=reduce-overhead
 #   benchmarks/on-gpu.sh profile               # dlzoo bench step-profile of fashion-speedrun: as it ships, compiled,
 #                                              #   with CUDA graphs (reduce-overhead), and at the old batch 512
