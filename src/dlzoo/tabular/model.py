@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlzoo.tabular.preprocess import SlotStatistics, expand_numeric, expanded_width
+from dlzoo.tabular.preprocess import SlotStatistics, block_offsets, expand_numeric, expanded_width
 
 
 class BatchedLinear(nn.Module):
@@ -57,7 +57,7 @@ class FoldEnsembleRegressor(nn.Module):
         inputs = features + len(indicator_columns)
 
         # Index 0 of each column's block is "unknown"; it starts at zero, i.e. no opinion about the price.
-        unknown = torch.tensor([0, *category_sizes[:-1]][: len(category_sizes)], dtype=torch.long).cumsum(0)
+        unknown = torch.from_numpy(block_offsets(category_sizes)).long()
         unknown_rows = (torch.arange(slots).view(slots, 1) * self.table_size + unknown).flatten()
         self.wide = wide
         if wide:

@@ -88,11 +88,16 @@ def block_sizes(vocabularies: list[dict[str, list[str]]], columns: list[str]) ->
     return [1 + max(len(vocabulary[column]) for vocabulary in vocabularies) for column in columns]
 
 
+def block_offsets(sizes: list[int]) -> np.ndarray:
+    """Where each category column's block starts in a slot's embedding table: the sum of the blocks before it."""
+    return np.cumsum([0, *sizes[:-1]])[: len(sizes)]
+
+
 def encode_categories(categories: pd.DataFrame, vocabularies: list[dict[str, list[str]]],
                       sizes: list[int]) -> np.ndarray:
     """(rows, slots, columns) int64 indices into one slot's table: column j's block starts at sum(sizes[:j]);
     0 within a block is unknown."""
-    offsets = np.cumsum([0, *sizes[:-1]])
+    offsets = block_offsets(sizes)
     codes = np.empty((len(categories), len(vocabularies), len(categories.columns)), dtype=np.int64)
     for s, vocabulary in enumerate(vocabularies):
         for j, column in enumerate(categories.columns):

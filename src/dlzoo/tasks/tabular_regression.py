@@ -26,7 +26,7 @@ from dlzoo.data.tensors import TensorLoader
 from dlzoo.engine.trainer import eval_mode
 from dlzoo.errors import UserError
 from dlzoo.files import written_whole
-from dlzoo.tabular.baseline import boosting_baseline
+from dlzoo.tabular.baseline import boosting_baseline, log_rmse
 from dlzoo.tabular.model import FoldEnsembleRegressor
 from dlzoo.tabular.preprocess import block_sizes, encode_categories, fit_slots, unseen_categories
 from dlzoo.tabular.schema import (
@@ -196,13 +196,11 @@ class TabularRegression(Task):
     def evaluate(self, split: str) -> dict[str, float]:
         # The table is small: every rank scores all of it (the same numbers), nothing to reduce.
         predicted = self.log_predictions().cpu().numpy()
-        errors = []
-        for fold in range(self.meta["folds"]):
-            held_out = self.folds == fold
-            errors.append(predicted[fold, held_out] - self.log_target[held_out])
-        per_fold = [float(np.sqrt(np.mean(e ** 2))) for e in errors]
-        metrics = {"log_rmse": float(np.mean(per_fold)),
-                   "out_of_fold_log_rmse": float(np.sqrt(np.mean(np.concatenate(errors) ** 2)))}
+        # Each row predicted by the slot that never trained on it: its fold's.
+        out_of_fold = predicted[self.folds, np.arange(len(self.folds))]
+        per_fold = [log_rmse(out_of_fold[self.folds == fold], self.log_target[self.folds == fold])
+                    for fold in range(self.meta["folds"])]
+        metrics = {"log_rmse": float(np.mean(per_fold)), "out_of_fold_log_rmse": log_rmse(out_of_fold, self.log_target)}
         metrics.update({f"fold{fold + 1}_log_rmse": value for fold, value in enumerate(per_fold)})
         return metrics
 
