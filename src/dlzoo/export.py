@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -19,7 +19,8 @@ from dlzoo.errors import UserError
 from dlzoo.files import all_written_whole, check_destination
 from dlzoo.runs import LoadedRun, load_for_inference
 
-FORMATS = ("pt2", "onnx")
+Format = Literal["pt2", "onnx"]
+FORMATS: tuple[str, ...] = get_args(Format)
 
 
 def _dynamic_batch(example: tuple[torch.Tensor, ...]) -> tuple[dict[int, Any], ...]:
@@ -27,7 +28,7 @@ def _dynamic_batch(example: tuple[torch.Tensor, ...]) -> tuple[dict[int, Any], .
     return tuple({0: batch} for _ in example)
 
 
-def export_run(run: LoadedRun, fmt: str, out: Path) -> Path:
+def export_run(run: LoadedRun, fmt: Format, out: Path) -> Path:
     if fmt not in FORMATS:
         raise UserError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
     out = Path(out)

@@ -1,5 +1,6 @@
-"""Benchmarks behind `dlzoo bench NAME` and `make bench`: each measures a recipe against a baseline run in the same
-process on the same machine and returns JSON-able results. Speed is measured here, never asserted in tests."""
+"""Benchmarks behind `dlzoo bench NAME` and `make bench`: each measures recipes on this machine and returns
+JSON-able results, most of them against a baseline run in the same process (a textbook loop, a reference model);
+`step-profile` and `reader` measure one side only. Speed is measured here, never asserted in tests."""
 
 from __future__ import annotations
 

@@ -63,7 +63,7 @@ def require_at_least(minimum: int, **counts: int | None) -> None:
             raise UserError(f"{key} must be >= {minimum}, got {value}")
 
 
-def machine(device) -> dict[str, Any]:
+def machine(device: torch.device) -> dict[str, Any]:
     info = environment(device)
     return {"device": info["device"], "device_name": info["device_name"], "git_commit": info["git_commit"],
             "torch": info["versions"]["torch"]}

@@ -12,6 +12,7 @@ from dlzoo.cli import command, seed_number
 from dlzoo.errors import UserError
 
 if TYPE_CHECKING:
+    from dlzoo.data.sources import DataSource
     from dlzoo.recipes import Recipe
 
 
@@ -147,9 +148,7 @@ def data(args: argparse.Namespace) -> None:
         print(f"{name}\n  {source.description}\n  {status}")
 
 
-def _show_source(source, args: argparse.Namespace) -> None:
-    from pathlib import Path
-
+def _show_source(source: DataSource | None, args: argparse.Namespace) -> None:
     from dlzoo.vision.gallery import check_output, gallery, save_gallery
 
     if source is None:

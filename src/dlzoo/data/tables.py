@@ -11,6 +11,7 @@ import bz2
 import csv
 import gzip
 import lzma
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,7 +218,7 @@ CSV = register_source(CsvSource())
 
 
 def load_table(source: str, path: str | None = None, target: str = "", id_column: str | None = None,
-               drop: list[str] = ()) -> Table:
+               drop: Sequence[str] = ()) -> Table:
     """The named table; `target` / `id_column` default to the source's own ("" / None), `drop` lists ignored columns."""
     test = None
     if source == "ames":

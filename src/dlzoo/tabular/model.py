@@ -12,6 +12,8 @@ through the one engine, and lands in one checkpoint that `predict` needs nothing
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -36,8 +38,8 @@ class BatchedLinear(nn.Module):
 
 
 class FoldEnsembleRegressor(nn.Module):
-    def __init__(self, slots: int, numeric: int, indicator_columns: list[int], transform: str,
-                 category_sizes: list[int], embedding_dim: int = 0, hidden: list[int] = (), dropout: float = 0.0,
+    def __init__(self, slots: int, numeric: int, indicator_columns: list[int], transform: Literal["raw", "log", "both"],
+                 category_sizes: list[int], embedding_dim: int = 0, hidden: Sequence[int] = (), dropout: float = 0.0,
                  wide: bool = True, clip: float | None = None):
         super().__init__()
         if not wide and not hidden:
