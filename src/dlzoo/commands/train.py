@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,12 +38,7 @@ def train(args: argparse.Namespace) -> int:
     runtime = Runtime.create(config.trainer)
     new_run: Path | None = None  # this command's own run directory, until its first checkpoint
     created = False
-    # SIGTERM (`kill`, `timeout`, a job scheduler) stops a run as Ctrl-C does, saying how to resume it. Not under
-    # torchrun, which also sends SIGTERM to every process when one has failed: then the failure is the news. (Only
-    # the main thread may set a handler: `main()` called from another thread keeps the default.)
-    previous_handler = None
-    if not runtime.distributed and threading.current_thread() is threading.main_thread():
-        previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
+    restore_sigterm = _stop_training_at_sigterm(not runtime.distributed)  # from setup on: it may write the run
     try:
         task = recipe.task(config)
         task.setup(runtime)  # data and models: every user error about them comes before anything is written
@@ -60,15 +56,7 @@ def train(args: argparse.Namespace) -> int:
                 forget_unfinished_epoch(run_dir, recipe.task.run_files)
             console.line(f"{run_dir} has no checkpoint yet (stopped in its first epoch): training from the start")
         summary = Trainer(task, runtime, run_dir, console).fit(resume_from=resume_from)
-        for split, metrics in summary["metrics"].items():
-            if split != "train":
-                console.line(f"final {split}: {format_metrics(metrics)}")
-        baseline, metric = summary.get("baseline"), summary["main_metric"]
-        if isinstance(baseline, dict) and metric in baseline:  # a reference model scored on the same data
-            console.line(f"baseline, {baseline.get('model', 'reference model')}: {metric} {baseline[metric]:.4f}")
-        epochs = summary["epochs"]
-        console.line(f"trained {epochs} epoch{'s' if epochs != 1 else ''} in {summary['train_seconds']:.1f} s "
-                     f"({summary['wall_seconds']:.1f} s wall); run directory: {run_dir}")
+        _print_summary(console, summary, run_dir)
     except BaseException as error:
         # A new run stopped before its first checkpoint (a kill, or an error no check caught) leaves nothing
         # behind; one with a checkpoint is kept, to be resumed.
@@ -80,10 +68,21 @@ def train(args: argparse.Namespace) -> int:
             print(_interrupted(None if discarded else run_dir, runtime.world_size, how), file=sys.stderr)
         return 143 if isinstance(error, Terminated) else 130  # the shell's codes for SIGTERM and SIGINT
     finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGTERM, previous_handler)
+        restore_sigterm()
         runtime.shutdown()
     return 0
+
+
+def _print_summary(console: Console, summary: dict, run_dir: Path) -> None:
+    for split, metrics in summary["metrics"].items():
+        if split != "train":
+            console.line(f"final {split}: {format_metrics(metrics)}")
+    baseline, metric = summary.get("baseline"), summary["main_metric"]
+    if isinstance(baseline, dict) and metric in baseline:  # a reference model scored on the same data
+        console.line(f"baseline, {baseline.get('model', 'reference model')}: {metric} {baseline[metric]:.4f}")
+    epochs = summary["epochs"]
+    console.line(f"trained {epochs} epoch{'s' if epochs != 1 else ''} in {summary['train_seconds']:.1f} s "
+                 f"({summary['wall_seconds']:.1f} s wall); run directory: {run_dir}")
 
 
 class Terminated(KeyboardInterrupt):
@@ -92,6 +91,17 @@ class Terminated(KeyboardInterrupt):
 
 def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated
+
+
+def _stop_training_at_sigterm(wanted: bool) -> Callable[[], None]:
+    """Make SIGTERM (`kill`, `timeout`, a job scheduler) stop training as Ctrl-C does, so that the run says how to
+    resume it; returns what puts the previous handler back. Not `wanted` under torchrun, which also sends SIGTERM
+    to every process when one has failed: then the failure is the news. Only the main thread may set a handler:
+    `main()` called from another keeps the default."""
+    if not wanted or threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _recipe_and_config(args: argparse.Namespace) -> tuple[Recipe, RecipeConfig, Path | None]:
