@@ -26,7 +26,6 @@ from dlzoo.reader.ctc import Symbol, digit_shares, greedy_decode
 from dlzoo.reader.grouping import box_of
 from dlzoo.reader.ink import InkMap, find_ink
 from dlzoo.reader.read import (
-    ALTERNATIVES,
     DIGITS,
     DigitReader,
     ReadDigit,
@@ -79,18 +78,15 @@ class LineReader:
             return Reading("", ())
         probabilities = self.probabilities([strip.pixels for strip in strips])
         digits: list[ReadDigit] = []
-        lines = []
         for number, (strip, line_probabilities) in enumerate(zip(strips, probabilities, strict=True)):
             symbols = greedy_decode(line_probabilities)
             boxes = self._boxes(segmentation, strip, symbols)
             scores = [digit_shares(line_probabilities[symbol.peak]) for symbol in symbols]
             if self.classifier is not None:
                 scores = self._with_classifier(segmentation, ink, strip, symbols, scores)
-            line_digits = [self._digit(digit_scores, box, ink.scale, number)
-                           for digit_scores, box in zip(scores, boxes, strict=True)]
-            digits += line_digits
-            lines.append("".join(d.value for d in line_digits))
-        return Reading("\n".join(line for line in lines if line), tuple(digits))
+            digits += [ReadDigit.from_probabilities(digit_scores, box, ink.scale, number)
+                       for digit_scores, box in zip(scores, boxes, strict=True)]
+        return Reading.from_digits(digits)
 
     def strip(self, segmentation: Segmentation, ink: InkMap, line: Line) -> Strip:
         """The line's own ink (other lines and specks masked out), scaled so its digits are `digit_height` tall,
@@ -170,15 +166,6 @@ class LineReader:
             combined = np.exp(log_pooled - log_pooled.max())
             pooled[index] = combined / combined.sum()
         return pooled
-
-    @staticmethod
-    def _digit(scores: np.ndarray, box: tuple[int, int, int, int], scale: float, line: int) -> ReadDigit:
-        """A digit from its probabilities (10,): the likeliest, its probability and the two next likeliest."""
-        order = np.argsort(scores)[::-1]
-        x0, y0, x1, y1 = (round(v / scale) for v in box)
-        width, height = max(1, x1 - x0), max(1, y1 - y0)  # a sliver of ink may round to nothing
-        return ReadDigit(DIGITS[order[0]], (x0, y0, width, height), float(scores[order[0]]),
-                         tuple((DIGITS[d], float(scores[d])) for d in order[1: 1 + ALTERNATIVES]), line)
 
 
 def own_atoms(atoms: list[Atom], peaks: np.ndarray) -> list[list[Atom]]:

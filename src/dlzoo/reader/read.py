@@ -46,6 +46,17 @@ class ReadDigit:
     alternatives: tuple[tuple[str, float], ...]  # runner-up (value, probability) pairs, most likely first
     line: int
 
+    @classmethod
+    def from_probabilities(cls, probabilities: np.ndarray, box: tuple[float, float, float, float], scale: float,
+                           line: int) -> ReadDigit:
+        """A digit from its class probabilities (10,): the likeliest, its probability and the next likeliest;
+        `box` is (x0, y0, x1, y1) in the picture scaled by `scale`."""
+        order = np.argsort(probabilities)[::-1]
+        x0, y0, x1, y1 = (round(v / scale) for v in box)
+        width, height = max(1, x1 - x0), max(1, y1 - y0)  # a sliver of ink may round to nothing
+        return cls(DIGITS[order[0]], (x0, y0, width, height), float(probabilities[order[0]]),
+                   tuple((DIGITS[i], float(probabilities[i])) for i in order[1: 1 + ALTERNATIVES]), line)
+
     def to_dict(self) -> dict[str, Any]:
         return {"value": self.value, "box": list(self.box), "probability": round(self.probability, 6),
                 "alternatives": [{"value": v, "probability": round(p, 6)} for v, p in self.alternatives],
@@ -56,6 +67,14 @@ class ReadDigit:
 class Reading:
     text: str  # digits of each line, lines joined by "\n"; "" when the picture holds no digits
     digits: tuple[ReadDigit, ...]
+
+    @classmethod
+    def from_digits(cls, digits: Sequence[ReadDigit]) -> Reading:
+        """The digits read, in reading order; the text has a line for each picture line that has any."""
+        lines: dict[int, str] = {}
+        for digit in digits:
+            lines[digit.line] = lines.get(digit.line, "") + digit.value
+        return cls("\n".join(lines[number] for number in sorted(lines)), tuple(digits))
 
     def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "digits": [digit.to_dict() for digit in self.digits]}
@@ -107,10 +126,8 @@ class DigitReader:
         if not chosen:
             return Reading("", ())
         probabilities = self.classify_prepared(np.stack([prepared for _, _, prepared in chosen]), augment=True)
-        digits = tuple(self._digit(atoms, p, proposal.scale, number)
-                       for (number, atoms, _), p in zip(chosen, probabilities, strict=True))
-        lines = ["".join(d.value for d in digits if d.line == number) for number in range(len(proposal.lines))]
-        return Reading("\n".join(line for line in lines if line), digits)
+        return Reading.from_digits([ReadDigit.from_probabilities(p, box_of(atoms), proposal.scale, number)
+                                    for (number, atoms, _), p in zip(chosen, probabilities, strict=True)])
 
     def propose(self, picture: np.ndarray) -> Proposal:
         """Every way the picture's ink could split into digits, each candidate read by the classifier."""
@@ -146,12 +163,6 @@ class DigitReader:
             probabilities = sum(self.task.logits(_turned(images, degrees, scale)).softmax(1)
                                 for degrees, scale in variants) / len(variants)
         return probabilities.cpu().numpy()
-
-    def _digit(self, atoms: list[Atom], probabilities: np.ndarray, scale: float, line: int) -> ReadDigit:
-        order = np.argsort(probabilities)[::-1]
-        x0, y0, x1, y1 = (round(v / scale) for v in box_of(atoms))
-        return ReadDigit(DIGITS[order[0]], (x0, y0, x1 - x0, y1 - y0), float(probabilities[order[0]]),
-                         tuple((DIGITS[i], float(probabilities[i])) for i in order[1: 1 + ALTERNATIVES]), line)
 
 
 def is_line_recognizer(task: Task) -> bool:
