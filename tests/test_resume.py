@@ -1,5 +1,5 @@
 """A run killed (SIGKILL, a real process) after its second epoch, then resumed, ends bit-identical to one done
-in one go, and logs the same curves; resuming a finished run keeps its summary."""
+in one go, and logs the same curves; resuming a finished run leaves it as it is."""
 
 import json
 import os
@@ -67,6 +67,11 @@ def test_killed_and_resumed_run_is_bit_identical(tmp_path):
     assert summary_a["steps"] == summary_b["steps"]
     assert logged_steps(whole) == logged_steps(broken) and len(logged_steps(whole)) == 5
 
-    again = run_subprocess("train", "--resume", whole)  # finished: evaluated again, its summary kept
+    finished = (whole / "summary.json").read_bytes()
+    again = run_subprocess("train", "--resume", whole)  # finished: nothing to do, its summary left as it is
+    assert again.code == 0 and "has trained all its 5 epochs: nothing to continue" in again.out, again.err
+    assert (whole / "summary.json").read_bytes() == finished
+    (whole / "summary.json").unlink()  # as a kill after the last checkpoint, before the summary, leaves it
+    again = run_subprocess("train", "--resume", whole)  # evaluated again, the summary written
     assert again.code == 0, again.err
     assert json.loads((whole / "summary.json").read_text())["metrics"] == summary_a["metrics"]

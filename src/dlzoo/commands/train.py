@@ -51,6 +51,10 @@ def train(args: argparse.Namespace) -> int:
                 write_config(run_dir, config)
         console = Console(enabled=runtime.is_main)
         resume_from = run_dir if args.resume and checkpoint.list_checkpoints(run_dir) else None
+        if resume_from is not None and _finished(run_dir, config.trainer.epochs):
+            console.line(f"{run_dir} has trained all its {config.trainer.epochs} epochs: nothing to continue "
+                         f"(`dlzoo eval {run_dir}` scores it)")
+            return 0
         if args.resume and resume_from is None:  # killed in its first epoch: nothing to continue, so start over
             if runtime.is_main:
                 forget_unfinished_epoch(run_dir, recipe.task.run_files)
@@ -71,6 +75,15 @@ def train(args: argparse.Namespace) -> int:
         restore_sigterm()
         runtime.shutdown()
     return 0
+
+
+def _finished(run_dir: Path, epochs: int) -> bool:
+    """Whether a run has its last epoch's checkpoint and its summary: a resume has nothing left to do (one killed
+    between the two writes the summary). Rewriting it would put the resuming process's machine in it."""
+    from dlzoo.engine import checkpoint
+    from dlzoo.engine.trainer import SUMMARY
+
+    return checkpoint.epoch_of(checkpoint.latest(run_dir)) >= epochs and (run_dir / SUMMARY).is_file()
 
 
 def _print_summary(console: Console, summary: dict, run_dir: Path) -> None:

@@ -144,7 +144,12 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if p.is_dir() and _NAME.match(p.name) and (p / WEIGHTS).is_file()]
-    return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))
+    return sorted(found, key=epoch_of)
+
+
+def epoch_of(checkpoint_dir: Path) -> int:
+    """The epochs a checkpoint folder (`epoch-NNNN`) has trained."""
+    return int(_NAME.match(Path(checkpoint_dir).name).group(1))
 
 
 def latest(run_dir: Path) -> Path:
