@@ -474,3 +474,32 @@ def test_a_folder_where_a_run_writes_a_file_is_found_before_training(cli, tmp_pa
     before = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert_user_error(cli("train", "--resume", run), "summary.json is a folder")
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before  # nothing trained, nothing replaced
+
+
+def test_a_ctrl_c_that_surfaces_as_another_error_is_still_an_interruption(cli, monkeypatch):
+    """Ctrl-C while a command imports (sklearn, at start-up) can leave a half-made module whose next use raises a
+    ValueError: the user pressed Ctrl-C, and sees that, not a traceback. Without a Ctrl-C the error is a bug."""
+    import signal
+    import time
+
+    from dlzoo import cli as cli_module
+
+    def import_cut_short(args):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler runs here
+        except KeyboardInterrupt:
+            pass  # swallowed, as a module's initialisation may
+        raise ValueError("'T{d:val:q:i1:q:i2:}' is not a valid PEP 3118 buffer format string")
+
+    def plain_bug(args):
+        raise ValueError("a bug")
+
+    monkeypatch.setitem(cli_module._COMMANDS, "cut", cli_module.Command("cut", "", lambda parser: None,
+                                                                        import_cut_short))
+    monkeypatch.setitem(cli_module._COMMANDS, "bug", cli_module.Command("bug", "", lambda parser: None, plain_bug))
+    result = cli("cut")
+    assert result.code == 130 and result.err.strip() == "dlzoo: interrupted"
+    with pytest.raises(ValueError, match="a bug"):
+        cli("bug")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back as it was

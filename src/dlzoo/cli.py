@@ -8,10 +8,12 @@ import contextlib
 import importlib
 import os
 import pkgutil
+import signal
 import sys
+import threading
 import time
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dlzoo.errors import UserError, one_line
@@ -88,37 +90,64 @@ _ORDER = ["list", "show", "train", "eval", "predict", "data", "models"]
 
 
 def main(argv: list[str] | None = None) -> int:
+    with _ctrl_c_noted() as ctrl_c_came:
+        try:
+            parser = build_parser()
+            args = _parse(parser, argv)
+            if args.command is None:
+                parser.print_help()  # what there is to run, on stdout; the mistake, on stderr
+                raise UserError("name a command (listed above)")
+            if args.command != "train" and int(os.environ.get("WORLD_SIZE", 1)) > 1:
+                raise UserError(f"dlzoo {args.command} runs in one process: run it without torchrun (only training "
+                                f"spreads over processes)")
+            return _COMMANDS[args.command].run(args) or 0
+        except UserError as error:
+            if _rank() != 0 and not error.this_process_only:
+                # Under torchrun every process meets most mistakes at once (a bad key, a missing file). Rank 0
+                # says so; the others wait, and torchrun stops them as soon as rank 0 has exited. (Exiting at once
+                # would be worse than saying it twice: torchrun would stop rank 0 before it printed.) One still
+                # running after the grace period met the mistake alone, and says it itself.
+                _wait_to_be_stopped()
+            print(f"dlzoo: error: {_from_rank()}{one_line(str(error))}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("dlzoo: interrupted", file=sys.stderr)
+            return 130
+        except BrokenPipeError:  # `dlzoo list | head`
+            return 0
+        except OSError as error:  # an --out under a file, no permission, a full disk: the machine's answer
+            print(f"dlzoo: error: {_from_rank()}{_describe(error)}", file=sys.stderr)
+            return 2
+        except Exception as error:
+            if ctrl_c_came():  # a Ctrl-C that surfaced as another error (an import it cut short, at start-up)
+                print("dlzoo: interrupted", file=sys.stderr)
+                return 130
+            if int(os.environ.get("WORLD_SIZE", 1)) > 1 and _a_peer_stopped(error):
+                _wait_to_be_stopped()
+            raise
+
+
+@contextlib.contextmanager
+def _ctrl_c_noted() -> Iterator[Callable[[], bool]]:
+    """Yields whether Ctrl-C has come during the command. It raises KeyboardInterrupt as ever, but one that cuts an
+    import short (sklearn's, while a command starts) can surface as another error from the half-made module, a
+    traceback the user did not cause: knowing that Ctrl-C came, the command says it was interrupted instead. Only
+    where Python's own handler is set, in the main thread (elsewhere signals cannot be handled)."""
+    came = False
+
+    def note_and_interrupt(signum: int, frame: object) -> None:
+        nonlocal came
+        came = True
+        raise KeyboardInterrupt
+
+    ours = (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    previous = signal.signal(signal.SIGINT, note_and_interrupt) if ours else None
     try:
-        parser = build_parser()
-        args = _parse(parser, argv)
-        if args.command is None:
-            parser.print_help()  # what there is to run, on stdout; the mistake, on stderr
-            raise UserError("name a command (listed above)")
-        if args.command != "train" and int(os.environ.get("WORLD_SIZE", 1)) > 1:
-            raise UserError(f"dlzoo {args.command} runs in one process: run it without torchrun (only training "
-                            f"spreads over processes)")
-        return _COMMANDS[args.command].run(args) or 0
-    except UserError as error:
-        if _rank() != 0 and not error.this_process_only:
-            # Under torchrun every process meets most mistakes at once (a bad key, a missing file). Rank 0 says
-            # so; the others wait, and torchrun stops them as soon as rank 0 has exited. (Exiting at once would be
-            # worse than saying it twice: torchrun would stop rank 0 before it printed.) One still running after
-            # the grace period met the mistake alone, and says it itself.
-            _wait_to_be_stopped()
-        print(f"dlzoo: error: {_from_rank()}{one_line(str(error))}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("dlzoo: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # `dlzoo list | head`
-        return 0
-    except OSError as error:  # an --out under a file, no permission, a full disk: the machine's answer, not a bug
-        print(f"dlzoo: error: {_from_rank()}{_describe(error)}", file=sys.stderr)
-        return 2
-    except Exception as error:
-        if int(os.environ.get("WORLD_SIZE", 1)) > 1 and _a_peer_stopped(error):
-            _wait_to_be_stopped()
-        raise
+        yield lambda: came
+    finally:
+        if ours:
+            signal.signal(signal.SIGINT, previous)
 
 
 # How long a torchrun process that failed waits for torchrun to stop it: long enough for rank 0 to report a mistake
