@@ -503,3 +503,25 @@ def test_a_ctrl_c_that_surfaces_as_another_error_is_still_an_interruption(cli, m
     with pytest.raises(ValueError, match="a bug"):
         cli("bug")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back as it was
+
+
+def test_resume_checks_an_edited_config_and_what_is_left_of_the_run(cli, tmp_path, digits_run):
+    """A config.yaml edited by hand gets the range checks of a new run's (threads: 0 raised in torch); a finished
+    run whose checkpoints are gone is not trained again from the start over its log and summary, and a file where
+    the checkpoints go is not deleted."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    config = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(config.replace("threads: null", "threads: 0"))
+    assert_user_error(cli("train", "--resume", run), "trainer.threads must be between 1 and 4096, got 0")
+    (run / "config.yaml").write_text(config)
+    assert_user_error(cli("train", "digits", "trainer.threads=9999999999", "--out", tmp_path / "new"),
+                      "trainer.threads must be between 1 and 4096")
+    summary = (run / "summary.json").read_bytes()
+    shutil.rmtree(run / "checkpoints")
+    assert_user_error(cli("train", "--resume", run), "finished training", "no checkpoint left")
+    (run / "checkpoints").write_text("my notes")
+    assert_user_error(cli("train", "--resume", run), "checkpoints is a file")
+    assert (run / "checkpoints").read_text() == "my notes" and (run / "summary.json").read_bytes() == summary

@@ -314,6 +314,10 @@ def check_seed(seed: int, key: str) -> int:
     return seed
 
 
+# More CPU threads than any machine has: torch overflows on 2^32, and runs out of memory long before.
+MAX_THREADS = 4096
+
+
 def validate(config: RecipeConfig) -> None:
     """Checks that span fields or need a range; recipes may add their own in their task."""
     t, o, d = config.trainer, config.optim, config.data
@@ -342,7 +346,7 @@ def validate(config: RecipeConfig) -> None:
         raise UserError(f"optim.step_epochs must be >= 1, got {o.step_epochs}")
     if not 0 <= o.warmup < 1:
         raise UserError(f"optim.warmup is a fraction of training in [0, 1), got {o.warmup}")
-    if t.threads is not None and t.threads < 1:
-        raise UserError(f"trainer.threads must be >= 1, got {t.threads}")
+    if t.threads is not None and not 1 <= t.threads <= MAX_THREADS:
+        raise UserError(f"trainer.threads must be between 1 and {MAX_THREADS}, got {t.threads}")
     if t.grad_clip is not None and not t.grad_clip > 0:  # nan too, in a config built in Python
         raise UserError(f"trainer.grad_clip must be positive, got {t.grad_clip}")

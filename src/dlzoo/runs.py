@@ -95,6 +95,13 @@ def check_run_files(run_dir: Path) -> None:
     for name in (CONFIG, METRICS, CURVES, SUMMARY):
         if (run_dir / name).is_dir():
             raise UserError(f"{run_dir / name} is a folder, where the run writes its {name}; move it")
+    saved = run_dir / checkpoint.CHECKPOINTS
+    if saved.exists() and not saved.is_dir():
+        raise UserError(f"{saved} is a file, where the run keeps its checkpoints; move it")
+    if (run_dir / SUMMARY).is_file() and not checkpoint.list_checkpoints(run_dir):
+        # Training again from the start would replace the finished run's log and summary.
+        raise UserError(f"{run_dir} finished training (it has a {SUMMARY}) but has no checkpoint left to resume "
+                        f"from: train a new run instead")
 
 
 def new_run_dir(recipe: str, out: str | None, task_files: Iterable[str] = ()) -> Path:
@@ -157,7 +164,10 @@ def read_run_config(run_dir: Path) -> tuple[Recipe, RecipeConfig]:
         raise UserError(f"{run_dir} is not a dlzoo run directory (no {CONFIG})")
     data = load_yaml(path)
     recipe = get_recipe(str(data.get("recipe", "")))
-    return recipe, from_dict(type(recipe.config()), data, base=recipe.config())
+    config = from_dict(type(recipe.config()), data, base=recipe.config())
+    validate(config)  # a config.yaml edited by hand gets the checks a new run's config gets
+    recipe.task.check_config(config)
+    return recipe, config
 
 
 # Keys a resumed run may change in its config.yaml: where and how fast it runs, not what it trains.
