@@ -525,3 +525,22 @@ def test_resume_checks_an_edited_config_and_what_is_left_of_the_run(cli, tmp_pat
     (run / "checkpoints").write_text("my notes")
     assert_user_error(cli("train", "--resume", run), "checkpoints is a file")
     assert (run / "checkpoints").read_text() == "my notes" and (run / "summary.json").read_bytes() == summary
+
+
+def test_training_whose_reader_goes_away_still_finishes(tmp_path):
+    """`dlzoo train ... | head -1`: the pipe closes after the first line, and training goes on to its summary
+    (it stopped at the next line, with status 0 and nothing said)."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    run = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "dlzoo", "train", "digits", *TINY_DIGITS, "trainer.epochs=3",
+                                "--out", str(run)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    process.stdout.readline()
+    process.stdout.close()
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0 and "Traceback" not in err, err
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 3

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -56,9 +57,18 @@ class Console:
         self.stream = stream or sys.stdout
 
     def line(self, text: str) -> None:
-        if self.enabled:
+        if not self.enabled:
+            return
+        try:
             tqdm.write(text, file=self.stream)
             self.stream.flush()
+        except BrokenPipeError:
+            # The reader went away (`dlzoo train ... | head`): training goes on to its end and its files; only
+            # the lines stop. The stream is pointed at /dev/null, or Python's own flush at exit would fail again.
+            self.enabled = False
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
 
 
 class EpochProgress:
