@@ -544,3 +544,19 @@ def test_training_whose_reader_goes_away_still_finishes(tmp_path):
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0 and "Traceback" not in err, err
     assert json.loads((run / "summary.json").read_text())["epochs"] == 3
+
+
+def test_an_output_never_replaces_a_runs_own_files(cli, tmp_path, digits_run):
+    """`--out` into a run's checkpoints, config or curves (a predict table over its weights made it unreadable);
+    an export's default folder inside the run is fine."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    weights = next((run / "checkpoints").glob("*/model.safetensors"))
+    before = weights.read_bytes()
+    assert_user_error(cli("export", run, "--out", weights), "is the run", "own checkpoints; write it elsewhere")
+    assert_user_error(cli("data", "show", "mnist5k", "--out", run / "curves.png"), "own curves.png")
+    assert_user_error(cli("read", run, "x.png", "--annotate", run / "tensorboard"), "own tensorboard")
+    assert weights.read_bytes() == before
+    assert cli("export", run).code == 0 and (run / "export" / "model.pt2").is_file()

@@ -104,6 +104,24 @@ def check_run_files(run_dir: Path) -> None:
                         f"from: train a new run instead")
 
 
+def check_not_a_run_file(path: str | Path) -> Path:
+    """`path`, for a command's output, refused when it would replace a file of a run (its weights, config,
+    log, summary, curves, or a task's own files such as a GAN's samples): an export's own folder inside a run is
+    fine, its checkpoints are not."""
+    from dlzoo.recipes import list_recipes
+
+    path = Path(path)
+    own = {CONFIG, METRICS, CURVES, SUMMARY, TENSORBOARD, checkpoint.CHECKPOINTS,
+           *(name for recipe in list_recipes() for name in recipe.task.run_files)}
+    absolute = path.absolute()
+    for run_dir in absolute.parents:
+        if (run_dir / CONFIG).is_file() and (run_dir / checkpoint.CHECKPOINTS).is_dir():
+            inside = absolute.relative_to(run_dir).parts[0]
+            if inside in own:
+                raise UserError(f"{path} is the run {run_dir}'s own {inside}; write it elsewhere")
+    return path
+
+
 def new_run_dir(recipe: str, out: str | None, task_files: Iterable[str] = ()) -> Path:
     """`--out DIR` is the run directory itself; without it, runs/<recipe>-<time>, made here so that runs started in
     the same second (a sweep launched at once) each get their own."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from dlzoo.cli import add_device_option, command
 
@@ -18,10 +17,10 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
 @command("export", "export a run's network (torch.export .pt2 or ONNX) with a JSON sidecar", _export_arguments)
 def export(args: argparse.Namespace) -> None:
     from dlzoo.export import export_run
-    from dlzoo.runs import open_run
+    from dlzoo.runs import check_not_a_run_file, open_run
 
     run = open_run(args.run_dir)
-    out = Path(args.out) if args.out else run.run_dir / "export" / f"model.{args.format}"
+    out = check_not_a_run_file(args.out) if args.out else run.run_dir / "export" / f"model.{args.format}"
     written = export_run(run, args.format, out)
     print(f"wrote {written} and {written}.json")
 

@@ -48,10 +48,11 @@ def generate(args: argparse.Namespace) -> None:
     import torch
 
     from dlzoo.engine.trainer import eval_mode
+    from dlzoo.runs import check_not_a_run_file
     from dlzoo.tasks.generative import load_generative
     from dlzoo.vision.grid import check_image_path, save_image_grids
 
-    out = check_image_path(args.out)
+    out = check_not_a_run_file(check_image_path(args.out))
     if args.n is not None and not 1 <= args.n <= MAX_IMAGES:
         raise UserError(f"--n must be between 1 and {MAX_IMAGES}, got {args.n}")
     task = load_generative(args.run_dir, args.device)

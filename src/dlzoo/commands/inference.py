@@ -73,10 +73,12 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("predict", "predict with a trained run", _predict_arguments)
 def predict(args: argparse.Namespace) -> None:
-    from dlzoo.runs import load_for_inference, open_run
+    from dlzoo.runs import check_not_a_run_file, load_for_inference, open_run
 
     run = open_run(args.run_dir)
     run.recipe.task.check_predicts(run.recipe.name, args.run_dir)
+    if args.out:
+        check_not_a_run_file(args.out)
     if args.out and not run.recipe.task.writes_predictions:  # rather than ignore it and write nothing
         raise UserError(f"--out writes a table of predictions, which recipe '{run.recipe.name}' does not make; "
                         "use --json and redirect the output")

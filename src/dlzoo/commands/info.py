@@ -149,11 +149,12 @@ def data(args: argparse.Namespace) -> None:
 
 
 def _show_source(source: DataSource | None, args: argparse.Namespace) -> None:
+    from dlzoo.runs import check_not_a_run_file
     from dlzoo.vision.gallery import check_output, gallery, save_gallery
 
     if source is None:
         raise UserError("name the source to show, e.g. dlzoo data show fashion-mnist --augment")
-    out = check_output(Path(args.out or f"{source.name}{'-augment' if args.augment else ''}.png"))
+    out = check_not_a_run_file(check_output(Path(args.out or f"{source.name}{'-augment' if args.augment else ''}.png")))
     shown = gallery(source.name, augment=args.augment, recipe=args.recipe, seed=args.seed, overrides=args.overrides)
     path = save_gallery(shown, out)
     what = (f"the first training image of each class, then {shown.columns - 1} augmentations as the "

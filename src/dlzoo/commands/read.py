@@ -25,11 +25,14 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 def read(args: argparse.Namespace) -> None:
     from dlzoo.reader import load_reader
     from dlzoo.reader.annotate import write_annotation
+    from dlzoo.runs import check_not_a_run_file
     from dlzoo.vision.io import read_image
 
     out_dir = Path(args.annotate) if args.annotate else None
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--annotate {out_dir} exists and is not a folder")
+    if out_dir is not None:
+        check_not_a_run_file(out_dir)
     pictures = {path: read_image(path) for path in dict.fromkeys(args.images)}  # every file checked before work
     targets = _annotation_targets(list(pictures), out_dir) if out_dir is not None else {}
     reader = load_reader(args.run_dir, args.device, args.classifier)  # a digits classifier or a line recognizer
