@@ -560,3 +560,24 @@ def test_an_output_never_replaces_a_runs_own_files(cli, tmp_path, digits_run):
     assert_user_error(cli("read", run, "x.png", "--annotate", run / "tensorboard"), "own tensorboard")
     assert weights.read_bytes() == before
     assert cli("export", run).code == 0 and (run / "export" / "model.pt2").is_file()
+
+
+def test_damaged_checkpoint_metadata_and_summaries_are_named_not_tracebacks(cli, tmp_path, digits_run):
+    import shutil
+
+    from safetensors.torch import save_file
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    for weights in (run / "checkpoints").glob("*/model.safetensors"):
+        save_file(load_file(str(weights)), str(weights), metadata={"dlzoo": "not json"})
+    assert_user_error(cli("predict", run, "x.png"), "metadata is damaged")
+    for weights in (run / "checkpoints").glob("*/model.safetensors"):
+        save_file(load_file(str(weights)), str(weights), metadata={"dlzoo": json.dumps({"recipe": "digits"})})
+    assert_user_error(cli("eval", run), "lacks the config and meta")
+    # compare: a summary whose values are of the wrong type is one of the runs it cannot compare
+    other = tmp_path / "other"
+    shutil.copytree(digits_run, other)
+    summary = json.loads((other / "summary.json").read_text())
+    (other / "summary.json").write_text(json.dumps({**summary, "samples_per_s": "fast"}))
+    assert_user_error(cli("compare", other), "lacks what a comparison needs")

@@ -52,3 +52,19 @@ def test_an_existing_file_is_never_taken_as_a_temporary_name(tmp_path, monkeypat
         raise OSError("disk full")
     assert someone_elses.read_text() == "keep me" and not out.exists()
     assert stale_temporaries(out) == [someone_elses]  # what a killed writer leaves is found again
+
+
+def test_a_name_that_is_not_text_is_refused_in_a_line(cli, tmp_path, digits_run):
+    """Bytes that are not UTF-8 in an output name ($'\\xff' in a shell) were a UnicodeEncodeError traceback, after
+    the work; names in other scripts are fine."""
+    import os
+
+    from conftest import assert_user_error
+
+    odd = os.fsdecode(b"\xff")
+    for args in (("export", digits_run, "--out", tmp_path / f"{odd}.pt2"),
+                 ("data", "show", "mnist5k", "--out", tmp_path / f"{odd}.png"),
+                 ("train", "digits", "--out", tmp_path / odd)):
+        assert_user_error(cli(*args), "is not valid UTF-8 text")
+    assert not any(tmp_path.iterdir())
+    assert cli("export", digits_run, "--out", tmp_path / "modèle.pt2").code == 0

@@ -23,7 +23,7 @@ def check_destination(path: str | Path, example: str) -> Path:
     """`path` for a file to write at the end of some work, refused (a UserError) before the work when it could not
     be written: a folder there, a file among its folders, or a folder this process may not write in. `example`
     names a file, for the message about a folder."""
-    path = Path(path)
+    path = check_name_encodes(path)
     if path.is_dir():
         raise UserError(f"{path} is a folder; give a file name such as {path / example}")
     nearest = nearest_existing_parent(path)
@@ -31,6 +31,17 @@ def check_destination(path: str | Path, example: str) -> Path:
         raise UserError(f"cannot write {path}: {nearest} is a file, not a folder")
     if nearest is not None and not os.access(nearest, os.W_OK | os.X_OK):
         raise UserError(f"cannot write {path}: no permission to write in {nearest}")
+    return path
+
+
+def check_name_encodes(path: str | Path) -> Path:
+    """`path`, refused when it is not text (bytes that are not UTF-8, as a shell's $'\\xff' makes): the files
+    written there are named again in messages, JSON and TensorBoard, which take text only."""
+    path = Path(path)
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"cannot write {str(path)!r}: its name is not valid UTF-8 text; choose another") from None
     return path
 
 
@@ -104,6 +115,7 @@ def save_figure(figure: Any, out: Path, dpi: int) -> Path:
 
 
 def _check_name_length(path: Path) -> None:
+    check_name_encodes(path)
     try:
         limit = os.pathconf(path.parent, "PC_NAME_MAX")
     except (OSError, ValueError):  # the folder is not there yet (its writer says so), or no such limit here

@@ -28,7 +28,7 @@ from dlzoo.engine.reporting import CURVES, METRICS, TENSORBOARD
 from dlzoo.engine.runtime import Runtime, pick_device
 from dlzoo.engine.trainer import SUMMARY
 from dlzoo.errors import UserError
-from dlzoo.files import nearest_existing_parent, stale_temporaries, write_text_whole
+from dlzoo.files import check_name_encodes, nearest_existing_parent, stale_temporaries, write_text_whole
 from dlzoo.models import check_arguments, check_kind
 from dlzoo.recipes import Recipe, get_recipe
 from dlzoo.tasks.base import Task
@@ -73,7 +73,7 @@ def check_out(out: str, task_files: Iterable[str] = ()) -> Path:
     """`--out DIR` for a new run: a folder that holds no run yet, nor anything named as what a run writes (its
     `task_files` too: a run that stops before its first checkpoint removes those), or a new name. Checked by every
     torchrun rank before any work, so that one rank's refusal cannot leave the others waiting for it."""
-    path = Path(out)
+    path = check_name_encodes(out)
     nearest = nearest_existing_parent(path)
     if nearest is not None and not nearest.is_dir():
         raise UserError(f"cannot use --out {path}: {nearest} is a file, not a folder")
@@ -245,7 +245,9 @@ def open_run(run_dir: str | Path) -> LoadedRun:
         raise UserError(f"run directory not found: {run_dir}")
     found = checkpoint.latest(run_dir)
     metadata = checkpoint.read_metadata(found / checkpoint.WEIGHTS)
-    recipe = get_recipe(metadata.get("recipe", ""))
+    recipe = get_recipe(str(metadata.get("recipe", "")))
+    if not isinstance(metadata.get("config"), dict) or not isinstance(metadata.get("meta"), dict):
+        raise UserError(f"{found / checkpoint.WEIGHTS}: its metadata lacks the config and meta dlzoo writes")
     config = from_dict(type(recipe.config()), metadata["config"], base=recipe.config())
     return LoadedRun(run_dir, recipe, config, found, metadata)
 

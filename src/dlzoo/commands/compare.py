@@ -136,16 +136,19 @@ def read_row(run_dir: Path) -> RunRow:
             source += f" {Path(os.path.abspath(str(data['path']))).name}"
         if data.get("limit"):
             source += f" (first {data['limit']:,})"
-        device = summary["device_name"] if summary.get("device") != "cpu" else f"CPU: {summary['device_name']}"
+        name = str(summary["device_name"])
+        device = name if summary.get("device") != "cpu" else f"CPU: {name}"
         if summary.get("precision"):  # runs from before dlzoo recorded it have none
             device += f", {summary['precision']}"
+        samples_per_s = summary.get("samples_per_s")
         world = int(summary.get("world_size", 1))
         return RunRow(
             run=run_dir.resolve().name, recipe=str(summary.get("recipe") or config.get("recipe", "-")),
             model=str(model.get("name", "-")) if isinstance(model, dict) else "-",
             params=sum(int(n) for n in summary.get("parameters", {}).values()),
             resolution=data.get("resolution"), epochs=int(summary["epochs"]), data=source, metric=metric,
-            value=value, train_seconds=float(summary["train_seconds"]), samples_per_s=summary.get("samples_per_s"),
+            value=value, train_seconds=float(summary["train_seconds"]),
+            samples_per_s=None if samples_per_s is None else float(samples_per_s),
             device=f"{world} x {device}" if world > 1 else device,
         )
     except (KeyError, TypeError, ValueError, StopIteration, AttributeError) as error:

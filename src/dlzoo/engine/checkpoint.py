@@ -167,7 +167,13 @@ def read_metadata(weights_file: Path) -> dict[str, Any]:
         raise UserError(f"cannot read checkpoint {weights_file}: {error}") from None
     if "dlzoo" not in header:
         raise UserError(f"{weights_file} is not a dlzoo checkpoint (no 'dlzoo' metadata)")
-    return json.loads(header["dlzoo"])
+    try:
+        metadata = json.loads(header["dlzoo"])
+    except json.JSONDecodeError:
+        metadata = None
+    if not isinstance(metadata, dict):
+        raise UserError(f"{weights_file}: its 'dlzoo' metadata is damaged (not the JSON object dlzoo writes)")
+    return metadata
 
 
 def read_weights(weights_file: Path) -> dict[str, torch.Tensor]:
