@@ -135,3 +135,13 @@ def test_pixels_of_other_depths_become_the_nearest_8_bit_value(tmp_path):
     assert as_uint8(np.array([True, False])).tolist() == [255, 0]
     cv2.imwrite(str(tmp_path / "deep.png"), deep)
     assert np.array_equal(read_image(tmp_path / "deep.png"), _as_picture(deep))
+
+
+def test_labels_outside_the_classes_are_refused_when_read():
+    """A label file from elsewhere (label 200 in a 10-class set) failed mid-training inside the loss."""
+    from dlzoo.data.images import ImageArrays
+
+    images, good = np.zeros((3, 28, 28), np.uint8), np.array([0, 9, 4])
+    ImageArrays(images, good, images, good, [str(i) for i in range(10)], "mnist", "here")
+    with pytest.raises(UserError, match="training labels run from 0 to 200, outside the 10 classes of mnist"):
+        ImageArrays(images, np.array([0, 200, 4]), images, good, [str(i) for i in range(10)], "mnist", "here")

@@ -29,6 +29,13 @@ class ImageArrays:
     location: str
     notes: list[str] = field(default_factory=list)  # what a user should know about how the data was read
 
+    def __post_init__(self) -> None:
+        # A label file from elsewhere (or damaged) would otherwise fail mid-training, deep inside the loss.
+        for split, labels in (("training", self.train_labels), ("test", self.test_labels)):
+            if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < len(self.classes):
+                raise UserError(f"{self.location}: {split} labels run from {int(labels.min())} to "
+                                f"{int(labels.max())}, outside the {len(self.classes)} classes of {self.source}")
+
     def limit(self, n: int | None) -> ImageArrays:
         """Only the first n training samples (the test set is kept whole, so results stay comparable)."""
         if n is None:
