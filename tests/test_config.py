@@ -54,6 +54,7 @@ def test_another_model_named_on_the_command_line_starts_from_no_args():
     ("nin", "model.args.final_rel=false", "unexpected keyword argument 'final_rel' (model.args are"),
     ("fashion", "model.args.num_classes=5", "model.args.num_classes: set by the data"),
     ("digit-lines", "model.args.height=40", "model.args.height: set by data.height"),
+    ("digit-lines", "data.style.close_gap=[1,2,3]", "data.style.close_gap is a range [low, high]"),
     ("cgan-digits", "critic.args.depth=3", "model 'cgan-critic': got an unexpected keyword argument 'depth' (critic"),
     ("fashion", "model.args.width=abc", "model.args.width must be an integer"),
     # a model of another kind than the recipe trains
