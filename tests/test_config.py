@@ -147,3 +147,15 @@ def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeyp
                                             "digits-20261206-120000-3"]
     assert all(path.is_dir() for path in made)  # each taken as it was named, before the next one looked
 
+
+
+def test_a_config_file_of_megabytes_is_refused_unread(tmp_path):
+    """`--config /dev/zero` read without end (300 MB a second) until killed; a data file given by mistake too."""
+    from dlzoo.config import load_yaml
+
+    big = tmp_path / "data.yaml"
+    big.write_bytes(b"# \n" * 400_000)
+    with pytest.raises(UserError, match="is over 1 MiB: not a config"):
+        load_yaml(big)
+    with pytest.raises(UserError, match="is over 1 MiB"):
+        load_yaml("/dev/zero")

@@ -288,10 +288,19 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+# A config is a few kilobytes: reading stops past this, so that /dev/zero or a data file given by mistake is refused
+# rather than read into memory whole (or forever).
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise UserError(f"config file {path} is over {MAX_CONFIG_BYTES >> 20} MiB: not a config")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise UserError(f"config file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as error:
