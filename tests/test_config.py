@@ -55,6 +55,10 @@ def test_another_model_named_on_the_command_line_starts_from_no_args():
     ("fashion", "model.args.num_classes=5", "model.args.num_classes: set by the data"),
     ("digit-lines", "model.args.height=40", "model.args.height: set by data.height"),
     ("digit-lines", "data.style.close_gap=[1,2,3]", "data.style.close_gap is a range [low, high]"),
+    ("digit-lines", "data.style.touching=2", "data.style.touching must be a chance in [0, 1]"),
+    ("fashion", "data.augment.degrees=-5", "data.augment.degrees must be >= 0"),
+    ("fashion", "trainer.log_every_s=-1", "trainer.log_every_s must be >= 0 seconds"),
+    ("cgan-digits", "gan.latent_dim=0", "gan.latent_dim must be >= 1"),
     ("cgan-digits", "critic.args.depth=3", "model 'cgan-critic': got an unexpected keyword argument 'depth' (critic"),
     ("fashion", "model.args.width=abc", "model.args.width must be an integer"),
     # a model of another kind than the recipe trains

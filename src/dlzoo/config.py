@@ -357,5 +357,7 @@ def validate(config: RecipeConfig) -> None:
         raise UserError(f"optim.warmup is a fraction of training in [0, 1), got {o.warmup}")
     if t.threads is not None and not 1 <= t.threads <= MAX_THREADS:
         raise UserError(f"trainer.threads must be between 1 and {MAX_THREADS}, got {t.threads}")
+    if not t.log_every_s >= 0:
+        raise UserError(f"trainer.log_every_s must be >= 0 seconds, got {t.log_every_s}")
     if t.grad_clip is not None and not t.grad_clip > 0:  # nan too, in a config built in Python
         raise UserError(f"trainer.grad_clip must be positive, got {t.grad_clip}")

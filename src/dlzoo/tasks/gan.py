@@ -79,6 +79,8 @@ class ConditionalGANTask(GenerativeImageTask):
         gan = config.gan
         if gan.n_critic < 1:
             raise UserError(f"gan.n_critic must be >= 1, got {gan.n_critic}")
+        if gan.latent_dim < 1:
+            raise UserError(f"gan.latent_dim must be >= 1, got {gan.latent_dim}")
         if gan.gp_weight < 0:
             raise UserError(f"gan.gp_weight must be >= 0, got {gan.gp_weight}")
         if not 0 <= gan.ema < 1:

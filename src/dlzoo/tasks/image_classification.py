@@ -128,8 +128,6 @@ def load_arrays(data: ImageDataConfig) -> tuple[ImageArrays, PictureFiles | None
         raise UserError("data.source=folder prepares pictures as dlzoo predict does: use data.preprocess=resize")
     if not data.stream:
         return load_image_folder(data.path, data.resolution, data.colour, data.limit), None
-    if data.workers < 0:
-        raise UserError(f"data.workers must be >= 0 (0 reads in the training process), got {data.workers}")
     listing = list_folder(data.path)
     prepare = ResizePreprocessing(size=data.resolution, colour=data.colour)
     train = listing.train[: data.limit]
@@ -177,6 +175,12 @@ class ImageClassification(Task):
             raise UserError(f"tta_shift must be >= 0 pixels, got {config.tta_shift}")
         if config.data.resolution < 1:
             raise UserError(f"data.resolution must be >= 1 pixel, got {config.data.resolution}")
+        if config.data.workers < 0:
+            raise UserError(f"data.workers must be >= 0 (0 reads in the training process), got {config.data.workers}")
+        augment = config.data.augment
+        for name in ("degrees", "translate", "scale", "shear", "pad"):  # each a +- range or a shift: not negative
+            if not getattr(augment, name) >= 0:
+                raise UserError(f"data.augment.{name} must be >= 0, got {getattr(augment, name)}")
 
     def setup(self, runtime: Runtime) -> None:
         config = self.config

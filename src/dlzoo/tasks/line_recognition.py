@@ -9,6 +9,7 @@ digits it never saw. The reader (`dlzoo read`) crops each line of a picture, sca
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -103,9 +104,12 @@ class LineRecognition(Task):
             raise UserError("model.args.height: set by data.height, not by the model's arguments")
         if data.height % 8 or data.height < 16:
             raise UserError(f"data.height must be a multiple of 8 and at least 16, got {data.height}")
-        for name, value in vars(data.style).items():  # the style's ranges, drawn from as (low, high)
-            if isinstance(value, list) and (len(value) != 2 or value[0] > value[1]):
+        for name, value in vars(data.style).items():
+            if isinstance(value, list) and (len(value) != 2 or value[0] > value[1]):  # drawn from as (low, high)
                 raise UserError(f"data.style.{name} is a range [low, high], got {value}")
+            if isinstance(value, float) and not 0 <= value <= (1 if name in ("touching", "low_res") else math.inf):
+                what = "a chance in [0, 1]" if name in ("touching", "low_res") else ">= 0"  # else a +- spread
+                raise UserError(f"data.style.{name} must be {what}, got {value}")
         low, high = data.style.digit_height
         if not 0 < low <= data.digit_height <= high <= data.height:
             raise UserError(f"data.digit_height ({data.digit_height}) must lie within data.style.digit_height "
