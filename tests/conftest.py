@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -48,9 +49,12 @@ def run_subprocess(*args: str, env: dict | None = None, timeout: float = 300, cw
 def train_until(marker: Path, *args: str, new_session: bool = False) -> subprocess.Popen:
     """`python -m dlzoo train ARGS` as a real process (to be signalled), returned once `marker` exists: its
     config.yaml (data and model are ready), or a checkpoint (an epoch is done). Its stderr is piped."""
+    # SIGINT as at a terminal: a suite started in the background (nohup, some CI runners) would pass on its
+    # ignored SIGINT, and the process would never see the Ctrl-C a test sends.
     process = subprocess.Popen([sys.executable, "-m", "dlzoo", "train", *map(str, args)], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               start_new_session=new_session)
+                               start_new_session=new_session,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not marker.exists():
         assert process.poll() is None, process.stderr.read()

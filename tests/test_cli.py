@@ -304,6 +304,7 @@ def test_corrupt_checkpoint(cli, tmp_path, digits_run):
     assert_user_error(cli("predict", broken, "x.png"), "cannot read checkpoint")
     shutil.rmtree(broken)
     shutil.copytree(digits_run, broken)
+    (broken / "summary.json").unlink()  # killed before its summary: a resume reads its last training state
     for state in (broken / "checkpoints").glob("*/state.pt"):
         state.write_bytes(state.read_bytes()[:100])  # cut short, as a full disk might have left it
     assert_user_error(cli("train", "--resume", broken), "is damaged", "removing this one")
@@ -318,6 +319,7 @@ def test_a_training_state_of_another_layout_is_refused_by_resume(cli, tmp_path, 
 
     old = tmp_path / "old"
     shutil.copytree(digits_run, old)
+    (old / "summary.json").unlink()  # killed before its summary: a resume reads its last training state
     for path in (old / "checkpoints").glob("*/state.pt"):
         state = torch.load(path, weights_only=True)
         del state["format"]
@@ -451,6 +453,7 @@ def test_a_resumed_run_refuses_what_does_not_fit_its_checkpoint(cli, tmp_path, d
     assert cli("train", "digits", *TINY_DIGITS, "trainer.epochs=1", "model.args.width=8", "--out", other).code == 0
     mixed = tmp_path / "mixed"
     shutil.copytree(digits_run, mixed)
+    (mixed / "summary.json").unlink()  # killed before its summary: a resume reads its last training state
     for state in (mixed / "checkpoints").glob("*/state.pt"):
         shutil.copy(other / "checkpoints" / "epoch-0001" / "state.pt", state)
     # Its momentum buffers have other shapes: loaded as they were, the fused SGD step crashed the process.
@@ -498,11 +501,16 @@ def test_a_ctrl_c_that_surfaces_as_another_error_is_still_an_interruption(cli, m
     monkeypatch.setitem(cli_module._COMMANDS, "cut", cli_module.Command("cut", "", lambda parser: None,
                                                                         import_cut_short))
     monkeypatch.setitem(cli_module._COMMANDS, "bug", cli_module.Command("bug", "", lambda parser: None, plain_bug))
-    result = cli("cut")
-    assert result.code == 130 and result.err.strip() == "dlzoo: interrupted"
-    with pytest.raises(ValueError, match="a bug"):
-        cli("bug")
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back as it was
+    # As at a terminal: a suite started in the background (nohup, some CI runners) inherits SIGINT ignored.
+    outside = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        result = cli("cut")
+        assert result.code == 130 and result.err.strip() == "dlzoo: interrupted"
+        with pytest.raises(ValueError, match="a bug"):
+            cli("bug")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back as it was
+    finally:
+        signal.signal(signal.SIGINT, outside)
 
 
 def test_resume_checks_an_edited_config_and_what_is_left_of_the_run(cli, tmp_path, digits_run):
