@@ -73,7 +73,7 @@ def check_out(out: str, task_files: Iterable[str] = ()) -> Path:
     """`--out DIR` for a new run: a folder that holds no run yet, nor anything named as what a run writes (its
     `task_files` too: a run that stops before its first checkpoint removes those), or a new name. Checked by every
     torchrun rank before any work, so that one rank's refusal cannot leave the others waiting for it."""
-    path = check_name_encodes(out)
+    path = check_not_a_run_file(check_name_encodes(out))  # not nested in another run's checkpoints or log
     nearest = nearest_existing_parent(path)
     if nearest is not None and not nearest.is_dir():
         raise UserError(f"cannot use --out {path}: {nearest} is a file, not a folder")
