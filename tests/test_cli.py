@@ -564,7 +564,7 @@ def test_an_output_never_replaces_a_runs_own_files(cli, tmp_path, digits_run):
     weights = next((run / "checkpoints").glob("*/model.safetensors"))
     before = weights.read_bytes()
     assert_user_error(cli("export", run, "--out", weights), "is the run", "own checkpoints; write it elsewhere")
-    assert_user_error(cli("data", "show", "mnist5k", "--out", run / "curves.png"), "own curves.png")
+    assert_user_error(cli("data", "show", "mnist5k", "--out", run / "x" / ".." / "curves.png"), "own curves.png")
     assert_user_error(cli("read", run, "x.png", "--annotate", run / "tensorboard"), "own tensorboard")
     assert_user_error(cli("train", "digits", "--out", run / "checkpoints" / "new"), "own checkpoints")
     assert weights.read_bytes() == before

@@ -113,7 +113,7 @@ def check_not_a_run_file(path: str | Path) -> Path:
     path = Path(path)
     own = {CONFIG, METRICS, CURVES, SUMMARY, TENSORBOARD, checkpoint.CHECKPOINTS,
            *(name for recipe in list_recipes() for name in recipe.task.run_files)}
-    absolute = path.absolute()
+    absolute = path.resolve()  # through `..` and symlinks, to the file that would be replaced
     for run_dir in absolute.parents:
         if (run_dir / CONFIG).is_file() and (run_dir / checkpoint.CHECKPOINTS).is_dir():
             inside = absolute.relative_to(run_dir).parts[0]
