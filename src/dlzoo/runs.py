@@ -29,7 +29,6 @@ from dlzoo.engine.runtime import Runtime, pick_device
 from dlzoo.engine.trainer import SUMMARY
 from dlzoo.errors import UserError
 from dlzoo.files import check_name_encodes, nearest_existing_parent, stale_temporaries, write_text_whole
-from dlzoo.models import check_arguments, check_kind
 from dlzoo.recipes import Recipe, get_recipe
 from dlzoo.tasks.base import Task
 
@@ -62,10 +61,6 @@ def build_config(recipe: Recipe, config_file: str | None = None, overrides: list
     validate(config)
     recipe.task.check_config(config)
     check_seed(config.trainer.seed, "trainer.seed")  # here, not in validate: runs made before the range still load
-    for section, kind in recipe.task.model_kinds.items():
-        model = getattr(config, section)
-        check_kind(model.name, kind, section, recipe.name)
-        check_arguments(model.name, model.args, section)
     return config
 
 

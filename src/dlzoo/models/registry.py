@@ -51,14 +51,17 @@ def check_kind(name: str, kind: str, section: str, recipe: str) -> None:
         raise UserError(f"{section}.name={name} is a {entry.kind} model; {recipe} trains a {kind}: {fitting}")
 
 
-def check_arguments(name: str, args: dict[str, Any], section: str = "model") -> None:
+def check_arguments(name: str, args: dict[str, Any], section: str = "model",
+                    set_by: dict[str, str] | None = None) -> None:
     """A config's model (`{section}.name`, `{section}.args`) checked against its factory's signature, so that a
     misspelt argument or a wrong value is a one-line mistake before any data is read; values are converted to the
-    factory's annotated types in place. The classes and channels come from the data."""
+    factory's annotated types in place. The classes and channels come from the data; `set_by` names the keys a
+    task sets other arguments from (`Task.model_args_set_by`)."""
     entry = model_entry(name)
-    from_data = sorted(set(args) & {"num_classes", "in_channels"})
-    if from_data:
-        raise UserError(f"{section}.args.{from_data[0]}: set by the data, not by the model's arguments")
+    set_elsewhere = {"num_classes": "the data", "in_channels": "the data", **(set_by or {})}
+    taken = sorted(set(args) & set(set_elsewhere))
+    if taken:
+        raise UserError(f"{section}.args.{taken[0]}: set by {set_elsewhere[taken[0]]}, not by the model's arguments")
     try:
         inspect.signature(entry.factory).bind_partial(**args)
     except TypeError as error:

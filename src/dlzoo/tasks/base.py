@@ -21,6 +21,7 @@ from dlzoo.engine.checkpoint import load_weights_into
 from dlzoo.engine.optim import build_optimizer
 from dlzoo.engine.runtime import Runtime
 from dlzoo.errors import UserError
+from dlzoo.models import check_arguments, check_kind
 
 
 class Loader(Iterable, Sized, Protocol):
@@ -58,6 +59,9 @@ class Task(abc.ABC):
     # The kind of registered model (`register_model(kind=...)`) each config section names, e.g. {"model":
     # "classifier"}: another kind is refused before any data is read.
     model_kinds: ClassVar[dict[str, str]] = {}
+    # Model arguments the task sets from another key, per section, e.g. {"model": {"height": "data.height"}}: the
+    # same argument in `args` is refused, naming that key (the classes and channels always come from the data).
+    model_args_set_by: ClassVar[dict[str, dict[str, str]]] = {}
     # What `on_epoch_end` writes in the run directory (files or folders): removed with the rest of a new run that
     # stops before its first checkpoint.
     run_files: ClassVar[tuple[str, ...]] = ()
@@ -78,8 +82,12 @@ class Task(abc.ABC):
     def check_config(cls, config: RecipeConfig) -> None:
         """Raise a UserError for a value this task cannot work with that the config alone shows (the engine's
         own sections are checked by `config.validate`). Called as the task is made and by `runs.build_config`, so
-        that `dlzoo show` refuses what `dlzoo train` would; checks that need the data stay in `setup`."""
-        return None
+        that `dlzoo show` refuses what `dlzoo train` would; checks that need the data stay in `setup`. Here: each
+        model section names a model of its kind, with arguments its factory takes (converted to their types)."""
+        for section, kind in cls.model_kinds.items():
+            model = getattr(config, section)
+            check_kind(model.name, kind, section, config.recipe)
+            check_arguments(model.name, model.args, section, cls.model_args_set_by.get(section))
 
     # --- training -------------------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -19,11 +19,7 @@ from dlzoo.config import ModelConfig
 from dlzoo.engine.optim import build_optimizer
 from dlzoo.errors import UserError
 from dlzoo.tasks.ema import started, weight_average
-from dlzoo.tasks.generative import (
-    GenerativeConfig,
-    GenerativeImageTask,
-    check_model_args,
-)
+from dlzoo.tasks.generative import GenerativeConfig, GenerativeImageTask
 
 if TYPE_CHECKING:
     from dlzoo.tasks.base import StepContext
@@ -68,6 +64,7 @@ def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor, lab
 class ConditionalGANTask(GenerativeImageTask):
     main_metric = "wasserstein"
     model_kinds = {"generator": "gan-generator", "critic": "gan-critic"}
+    model_args_set_by = {"generator": {"latent_dim": "gan.latent_dim"}}
     conditional = True
     data_model = "continuous: grey levels in [0, 1]; the generator ends in a sigmoid"
     optimizes_itself = True
@@ -88,7 +85,6 @@ class ConditionalGANTask(GenerativeImageTask):
         if config.trainer.compile:
             raise UserError("trainer.compile is not supported for GANs: the gradient penalty needs a double "
                             "backward, which torch.compile cannot do")
-        check_model_args(config.generator, {"latent_dim": gan.latent_dim}, config.recipe)
 
     def build_models(self) -> dict[str, nn.Module]:
         generator = self.create_model(self.config.generator, latent_dim=self.config.gan.latent_dim)

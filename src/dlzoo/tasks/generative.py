@@ -89,13 +89,6 @@ def decode_examples(stored: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]
     return torch.from_numpy(pixels.copy()).float().div(255).unsqueeze(1), torch.tensor(stored["labels"])
 
 
-def check_model_args(model: ModelConfig, fixed: dict[str, Any], recipe: str) -> None:
-    clash = sorted(set(model.args) & set(fixed))
-    if clash:
-        raise UserError(f"model '{model.name}': {', '.join(clash)} is set by the recipe's config (see `dlzoo show "
-                        f"{recipe}`), not by the model's args")
-
-
 class GenerativeImageTask(Task):
     config: GenerativeConfig
     run_files = (SAMPLES,)  # a grid of drawn samples at every epoch's end
@@ -153,8 +146,8 @@ class GenerativeImageTask(Task):
             self.judge.set_real(real["train_x"], real["test_x"], real["test_y"], arrays.classes)
 
     def create_model(self, model: ModelConfig, **fixed: Any) -> nn.Module:
-        """A registered model; `fixed` are arguments the task sets from its own config (e.g. the latent size)."""
-        check_model_args(model, fixed, self.config.recipe)
+        """A registered model; `fixed` are arguments the task sets from its own config (e.g. the latent size; the
+        same in `args` is refused by `model_args_set_by`)."""
         return create(model.name, num_classes=len(self.meta["classes"]), in_channels=self.meta["in_channels"],
                       **model.args, **fixed)
 

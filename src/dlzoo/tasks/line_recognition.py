@@ -94,22 +94,21 @@ def ctc_loss(logits: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor)
 class LineRecognition(Task):
     main_metric = "exact"
     model_kinds = {"model": "line-recognizer"}
+    model_args_set_by = {"model": {"height": "data.height"}}  # the strips the data draws and the network reads
     config: LineRecognitionConfig
 
     @classmethod
     def check_config(cls, config: LineRecognitionConfig) -> None:
         super().check_config(config)
         data = config.data
-        if "height" in config.model.args:  # the strips the data draws and the network reads are one height
-            raise UserError("model.args.height: set by data.height, not by the model's arguments")
         if data.height % 8 or data.height < 16:
             raise UserError(f"data.height must be a multiple of 8 and at least 16, got {data.height}")
         for name, value in vars(data.style).items():
             if isinstance(value, list) and (len(value) != 2 or value[0] > value[1]):  # drawn from as (low, high)
                 raise UserError(f"data.style.{name} is a range [low, high], got {value}")
-            if isinstance(value, float) and not 0 <= value <= (1 if name in ("touching", "low_res") else math.inf):
-                what = "a chance in [0, 1]" if name in ("touching", "low_res") else ">= 0"  # else a +- spread
-                raise UserError(f"data.style.{name} must be {what}, got {value}")
+            chance = name in ("touching", "low_res")  # the other numbers are +- spreads or sizes
+            if isinstance(value, float) and not 0 <= value <= (1 if chance else math.inf):
+                raise UserError(f"data.style.{name} must be {'a chance in [0, 1]' if chance else '>= 0'}, got {value}")
         low, high = data.style.digit_height
         if not 0 < low <= data.digit_height <= high <= data.height:
             raise UserError(f"data.digit_height ({data.digit_height}) must lie within data.style.digit_height "
