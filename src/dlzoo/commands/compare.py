@@ -37,14 +37,16 @@ class RunRow:
     data: str
     metric: str  # the run's main metric (accuracy for classifiers)
     value: float
+    val_value: float | None  # the same on the run's validation split (`data.val_fraction`), when it has one
     train_seconds: float
     samples_per_s: float | None
     device: str
 
-    def cells(self) -> list[str]:
-        score = f"{self.value:.4f}" if self.metric == "accuracy" else f"{self.metric} {self.value:.4g}"
+    def cells(self, with_val: bool = False) -> list[str]:
+        score = lambda value: f"{value:.4f}" if self.metric == "accuracy" else f"{self.metric} {value:.4g}"
+        val = ([score(self.val_value) if self.val_value is not None else "-"] if with_val else [])
         return [self.run, self.recipe, self.model, _count(self.params), f"{self.resolution} px" if self.resolution
-                else "-", str(self.epochs), self.data, score, f"{self.train_seconds:.1f}",
+                else "-", str(self.epochs), self.data, *val, score(self.value), f"{self.train_seconds:.1f}",
                 f"{self.samples_per_s:,.0f}" if self.samples_per_s else "-", self.device]
 
 
@@ -129,6 +131,7 @@ def read_row(run_dir: Path) -> RunRow:
         split = "test" if "test" in metrics else next(s for s in metrics if s != "train")
         metric = summary.get("main_metric", "accuracy")
         value = float(metrics[split][metric])
+        val_value = float(metrics["val"][metric]) if "val" in metrics and split != "val" else None
         data = config.get("data", {})
         model = config.get("model", {})
         source = data.get("source") or "-"
@@ -147,7 +150,7 @@ def read_row(run_dir: Path) -> RunRow:
             model=str(model.get("name", "-")) if isinstance(model, dict) else "-",
             params=sum(int(n) for n in summary.get("parameters", {}).values()),
             resolution=data.get("resolution"), epochs=int(summary["epochs"]), data=source, metric=metric,
-            value=value, train_seconds=float(summary["train_seconds"]),
+            value=value, val_value=val_value, train_seconds=float(summary["train_seconds"]),
             samples_per_s=None if samples_per_s is None else float(samples_per_s),
             device=f"{world} x {device}" if world > 1 else device,
         )
@@ -166,9 +169,13 @@ def sort_rows(rows: list[RunRow], key: str) -> list[RunRow]:
 
 
 def markdown_table(rows: list[RunRow]) -> str:
+    """The table; a "val accuracy" column beside the test one when any run holds out a validation split."""
     escape = lambda cell: cell.replace("|", "\\|")
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
-    lines += ["| " + " | ".join(escape(cell) for cell in row.cells()) + " |" for row in rows]
+    with_val = any(row.val_value is not None for row in rows)
+    at = COLUMNS.index("test accuracy")
+    columns = [*COLUMNS[:at], "val accuracy", *COLUMNS[at:]] if with_val else COLUMNS
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(escape(cell) for cell in row.cells(with_val)) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 

@@ -31,7 +31,7 @@ def evaluate(args: argparse.Namespace) -> None:
 
     run = open_run(args.run_dir)
     set_evaluation_keys(run, args.settings)
-    splits = run.recipe.task.eval_splits
+    splits = run.recipe.task.eval_splits(run.config)
     if args.split is not None and args.split not in splits:
         raise UserError(f"{run.recipe.name} has no split '{args.split}'; it has: {', '.join(splits)}")
     if args.per_class and not _classifies(run.recipe.task):  # said before the data set is loaded

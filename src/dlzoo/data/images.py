@@ -28,6 +28,9 @@ class ImageArrays:
     source: str
     location: str
     notes: list[str] = field(default_factory=list)  # what a user should know about how the data was read
+    # Training samples held out to choose settings by, leaving the test set untouched (`hold_out`); None: none.
+    val_images: np.ndarray | None = None
+    val_labels: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         # A label file from elsewhere (or damaged) would otherwise fail mid-training, deep inside the loss.
@@ -42,6 +45,28 @@ class ImageArrays:
             return self
         self.train_images, self.train_labels = self.train_images[:n], self.train_labels[:n]
         return self
+
+    def hold_out(self, fraction: float, seed: int) -> ImageArrays:
+        """Move `fraction` of the training samples into the validation set (see `validation_split`)."""
+        kept, held = validation_split(self.train_labels, fraction, seed)
+        self.val_images, self.val_labels = self.train_images[held], self.train_labels[held]
+        self.train_images, self.train_labels = self.train_images[kept], self.train_labels[kept]
+        return self
+
+
+def validation_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (kept for training, held out for validation), each in the labels' order: `fraction` of every class
+    held out (stratified, so a rare class is validated too), drawn from `seed` alone, so that every training seed
+    of a recipe is validated on the same samples."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        kept, held = train_test_split(np.arange(len(labels)), test_size=fraction, random_state=seed,
+                                      stratify=labels)
+    except ValueError as error:  # a class with one sample, or fewer held out than there are classes
+        raise UserError(f"cannot hold out data.val_fraction={fraction} of {len(labels):,} training samples in "
+                        f"every class: {error}") from None
+    return np.sort(kept), np.sort(held)
 
 
 def _idx_files(prefix: str, md5s: tuple[str, str, str, str]) -> tuple[RemoteFile, ...]:

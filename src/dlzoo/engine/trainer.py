@@ -155,7 +155,7 @@ class Trainer:
                 self.console.line(line)  # after its checkpoint (when one is due): a kill cannot take it back
 
         if resume_from is not None and not evaluations:  # resumed a finished run: evaluate it again
-            evaluations = {split: self.evaluate(split) for split in task.eval_splits}
+            evaluations = {split: self.evaluate(split) for split in task.eval_splits(task.config)}
             last_train = self._logged_train_metrics(start_epoch)
         # train_seconds spans every process of a resumed run; wall time only this one's.
         summary = self._summary(evaluations, last_train, train_seconds, time.perf_counter() - started)
@@ -176,7 +176,7 @@ class Trainer:
         line = [f"epoch {done}/{trainer_config.epochs}", format_metrics(result.metrics)]
         evaluations = {}
         if done % trainer_config.eval_every == 0 or done == trainer_config.epochs:
-            for split in self.task.eval_splits:
+            for split in self.task.eval_splits(self.task.config):
                 evaluations[split] = self.evaluate(split)
                 log.record({"epoch": done, "step": self.step, "split": split, "metrics": evaluations[split],
                             "elapsed_s": time.perf_counter() - started})

@@ -52,7 +52,6 @@ class StepContext(Protocol):
 class Task(abc.ABC):
     # The metric summary.json names as the run's result, which `dlzoo compare` tables (from the test split).
     main_metric: ClassVar[str] = "loss"
-    eval_splits: ClassVar[tuple[str, ...]] = ("test",)
     # Config keys that change how a trained model is evaluated, not what was trained (test-time augmentation, the
     # evaluation batch): `dlzoo eval RUN_DIR KEY=VALUE` takes these and refuses every other key.
     evaluation_keys: ClassVar[tuple[str, ...]] = ()
@@ -88,6 +87,12 @@ class Task(abc.ABC):
             model = getattr(config, section)
             check_kind(model.name, kind, section, config.recipe)
             check_arguments(model.name, model.args, section, cls.model_args_set_by.get(section))
+
+    @classmethod
+    def eval_splits(cls, config: RecipeConfig) -> tuple[str, ...]:
+        """The held-out splits a run of `config` is evaluated on, in the order they are logged (by the engine after
+        every evaluated epoch, by `dlzoo eval`)."""
+        return ("test",)
 
     # --- training -------------------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -21,7 +21,7 @@ from torchvision.transforms import v2
 from dlzoo.config import DataConfig, ModelConfig, RecipeConfig
 from dlzoo.data.augment import random_affine, random_flip, random_translate, translate
 from dlzoo.data.folder import FOLDER, list_folder, load_image_folder, read_items
-from dlzoo.data.images import ImageArrays, load_image_arrays
+from dlzoo.data.images import ImageArrays, load_image_arrays, validation_split
 from dlzoo.data.picture_files import FileLoader, PictureFiles
 from dlzoo.data.tensors import TensorLoader, drop_short_last
 from dlzoo.engine.trainer import eval_mode
@@ -68,6 +68,11 @@ class ImageDataConfig(DataConfig):
     # augmented by torchvision transforms.v2, instead of holding them in memory (the test pictures are held).
     stream: bool = False
     workers: int = 2
+    # Hold out this fraction of each class's training pictures as a validation split, evaluated beside the test
+    # split: choose settings by it and the test accuracy stays an unbiased estimate. Drawn from `val_seed` alone,
+    # so runs at every trainer.seed are validated on the same pictures.
+    val_fraction: float = 0.0
+    val_seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -116,18 +121,18 @@ def with_channels(pixels: torch.Tensor) -> torch.Tensor:
 
 
 def load_arrays(data: ImageDataConfig) -> tuple[ImageArrays, PictureFiles | None]:
-    """A named data set, or a folder of pictures read at the model's resolution (`data.source=folder`); with
-    `data.stream`, the folder's training pictures are left on disk (returned as `PictureFiles`, the arrays' training
-    images and labels empty)."""
+    """A named data set, or a folder of pictures read at the model's resolution (`data.source=folder`), with
+    `data.val_fraction` of the training pictures held out; with `data.stream`, the folder's other training pictures
+    are left on disk (returned as `PictureFiles`, the arrays' training images and labels empty)."""
     if data.source != FOLDER.name:
         for key in ("colour", "stream"):
             if getattr(data, key):
                 raise UserError(f"data.{key}=true is for data.source=folder pictures, not '{data.source}'")
-        return load_image_arrays(data.source, data.path).limit(data.limit), None
+        return _held_out(load_image_arrays(data.source, data.path).limit(data.limit), data), None
     if data.preprocess != "resize":
         raise UserError("data.source=folder prepares pictures as dlzoo predict does: use data.preprocess=resize")
     if not data.stream:
-        return load_image_folder(data.path, data.resolution, data.colour, data.limit), None
+        return _held_out(load_image_folder(data.path, data.resolution, data.colour, data.limit), data), None
     listing = list_folder(data.path)
     prepare = ResizePreprocessing(size=data.resolution, colour=data.colour)
     train = listing.train[: data.limit]
@@ -135,7 +140,15 @@ def load_arrays(data: ImageDataConfig) -> tuple[ImageArrays, PictureFiles | None
     arrays = ImageArrays(train_images=test_x[:0], train_labels=test_y[:0], test_images=test_x, test_labels=test_y,
                          classes=listing.classes, source=FOLDER.name, location=str(listing.root),
                          notes=listing.notes())
+    if data.val_fraction:  # the validation pictures are read once, like the test ones
+        kept, held = validation_split(np.array([label for _, label in train]), data.val_fraction, data.val_seed)
+        arrays.val_images, arrays.val_labels = read_items([train[i] for i in held], prepare)
+        train = [train[i] for i in kept]
     return arrays, PictureFiles(train, prepare, file_augmentation(data.augment, data.resolution))
+
+
+def _held_out(arrays: ImageArrays, data: ImageDataConfig) -> ImageArrays:
+    return arrays.hold_out(data.val_fraction, data.val_seed) if data.val_fraction else arrays
 
 
 def file_augmentation(aug: AugmentConfig, size: int) -> v2.Compose | None:
@@ -163,6 +176,10 @@ class ImageClassification(Task):
     train_files: PictureFiles | None = None  # the training pictures left on disk (`data.stream`)
 
     @classmethod
+    def eval_splits(cls, config: ImageClassificationConfig) -> tuple[str, ...]:
+        return ("val", "test") if config.data.val_fraction else ("test",)
+
+    @classmethod
     def check_config(cls, config: ImageClassificationConfig) -> None:
         super().check_config(config)
         if not 0 <= config.label_smoothing < 1:
@@ -175,6 +192,9 @@ class ImageClassification(Task):
             raise UserError(f"tta_shift must be >= 0 pixels, got {config.tta_shift}")
         if config.data.resolution < 1:
             raise UserError(f"data.resolution must be >= 1 pixel, got {config.data.resolution}")
+        if not 0 <= config.data.val_fraction < 1:
+            raise UserError(f"data.val_fraction must be in [0, 1) (0: no validation split), got "
+                            f"{config.data.val_fraction}")
         if config.data.workers < 0:
             raise UserError(f"data.workers must be >= 0 (0 reads in the training process), got {config.data.workers}")
         augment = config.data.augment
@@ -196,9 +216,12 @@ class ImageClassification(Task):
         device = runtime.device
         self.train_x, self.train_y = self._tensors(arrays.train_images, arrays.train_labels, device)
         self.test_x, self.test_y = self._tensors(arrays.test_images, arrays.test_labels, device)
+        if arrays.val_images is not None:
+            self.val_x, self.val_y = self._tensors(arrays.val_images, arrays.val_labels, device)
         where = f" ({arrays.location})" if arrays.source == FOLDER.name else ""
-        self.notes = [f"data: {arrays.source}{where}: {self.training_size():,} training and {len(self.test_x):,} "
-                      f"test images, {len(arrays.classes)} classes", *arrays.notes]
+        validation = f", {len(self.val_x):,} validation" if arrays.val_images is not None else ""
+        self.notes = [f"data: {arrays.source}{where}: {self.training_size():,} training{validation} and "
+                      f"{len(self.test_x):,} test images, {len(arrays.classes)} classes", *arrays.notes]
         self.models = self.build_models()
         self._check_resolution()
         for model in self.models.values():
@@ -316,10 +339,10 @@ class ImageClassification(Task):
         return sum(net(view).float() for view in views) / len(views)
 
     def held_out(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images and labels of a held-out split: the test set is the only one (`eval_splits`)."""
-        if split != "test":
-            raise ValueError(f"{type(self).__name__} holds out only a 'test' split, not {split!r}")
-        return self.test_x, self.test_y
+        """Images and labels of a held-out split (`eval_splits`)."""
+        if split not in self.eval_splits(self.config):
+            raise ValueError(f"{type(self).__name__} holds out {self.eval_splits(self.config)}, not {split!r}")
+        return (self.val_x, self.val_y) if split == "val" else (self.test_x, self.test_y)
 
     def evaluate(self, split: str) -> dict[str, float]:
         runtime = self.runtime

@@ -95,10 +95,13 @@ class CheckedTable:
 
 class TabularRegression(Task):
     main_metric = "log_rmse"  # lower is better: RMSE of log(predicted) - log(true), mean over the folds
-    eval_splits = ("cv",)
     writes_predictions = True  # `dlzoo predict RUN in.csv --out out.csv`: Kaggle's submission format
     run_files = (SUBMISSION,)  # priced at the end, when the data comes with Kaggle's unlabeled test.csv
     config: TabularRegressionConfig
+
+    @classmethod
+    def eval_splits(cls, config: TabularRegressionConfig) -> tuple[str, ...]:
+        return ("cv",)  # the held-out folds of cross-validation (see `evaluate`)
 
     @classmethod
     def check_config(cls, config: TabularRegressionConfig) -> None:

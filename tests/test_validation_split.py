@@ -1,0 +1,74 @@
+"""`data.val_fraction`: a validation split held out of the training images of the real Fashion-MNIST, evaluated
+beside the test split, so that settings can be chosen without looking at the test accuracy."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import assert_user_error
+from dlzoo.bench.classic import fashion_subset
+from dlzoo.data.images import validation_split
+from dlzoo.errors import UserError
+from dlzoo.tasks.image_classification import ImageDataConfig, load_arrays
+
+CPU = ["trainer.device=cpu", "trainer.threads=1"]
+
+
+@pytest.fixture(scope="module")
+def fashion_small(tmp_path_factory):
+    """The first 2,000 training and 500 test images of the real Fashion-MNIST, as IDX files."""
+    folder = tmp_path_factory.mktemp("fashion-small")
+    return folder, fashion_subset(folder, train=2000, test=500)
+
+
+def test_the_split_holds_out_the_same_share_of_every_class():
+    labels = np.repeat(np.arange(4), [100, 50, 30, 20])
+    kept, held = validation_split(labels, 0.1, seed=0)
+    assert np.array_equal(np.sort(np.concatenate([kept, held])), np.arange(len(labels)))
+    assert np.bincount(labels[held]).tolist() == [10, 5, 3, 2]  # stratified: the rare classes validated too
+    assert list(held) == sorted(held) and list(kept) == sorted(kept)  # in the data's order
+    again, other = validation_split(labels, 0.1, seed=0)[1], validation_split(labels, 0.1, seed=1)[1]
+    assert np.array_equal(held, again) and not np.array_equal(held, other)
+
+
+def test_a_split_too_small_for_every_class_is_a_user_error():
+    labels = np.repeat(np.arange(10), 10)
+    with pytest.raises(UserError, match=r"cannot hold out data.val_fraction=0.05 of 100 training samples"):
+        validation_split(labels, 0.05, seed=0)  # 5 held out, 10 classes
+
+
+def test_validation_images_come_out_of_training_and_the_test_set_stays_whole(fashion_small):
+    folder, whole = fashion_small
+    arrays, _ = load_arrays(ImageDataConfig(source="fashion-mnist", path=str(folder), val_fraction=0.2))
+    assert len(arrays.train_images) == 1600 and len(arrays.val_images) == 400
+    assert np.array_equal(arrays.test_images, whole.test_images)
+    # every training image lands in exactly one of the two: the pairs of the split are those of the original
+    kept, held = validation_split(whole.train_labels, 0.2, seed=0)
+    assert np.array_equal(arrays.val_images, whole.train_images[held])
+    assert np.array_equal(arrays.train_images, whole.train_images[kept])
+    assert np.array_equal(arrays.val_labels, whole.train_labels[held])
+
+
+def test_a_run_with_a_validation_split_evaluates_and_compares_both(cli, fashion_small, tmp_path):
+    run_dir = tmp_path / "run"
+    result = cli("train", "fashion", f"data.path={fashion_small[0]}", "data.val_fraction=0.1", "trainer.epochs=1",
+                 "data.batch_size=64", *CPU, "--out", run_dir)
+    assert result.code == 0, result.err
+    assert "1,800 training, 200 validation and 500 test images" in result.out + result.err
+    metrics = json.loads((run_dir / "summary.json").read_text())["metrics"]
+    assert set(metrics) == {"val", "test", "train"} and metrics["val"]["accuracy"] > 0.3  # above chance (0.1)
+    evaluated = cli("eval", run_dir, "--split", "val", "--json")
+    assert evaluated.code == 0, evaluated.err
+    assert json.loads(evaluated.out)["metrics"] == {"val": pytest.approx(metrics["val"])}
+    table = cli("compare", run_dir).out.splitlines()
+    assert "| val accuracy | test accuracy |" in table[0]
+    assert f"| {metrics['val']['accuracy']:.4f} | {metrics['test']['accuracy']:.4f} |" in table[2]
+
+
+def test_validation_settings_are_checked(cli, fashion_small, digits_run):
+    for value in ("1", "-0.1"):
+        assert_user_error(cli("show", "fashion", f"data.val_fraction={value}"), "data.val_fraction must be in [0, 1)")
+    assert_user_error(cli("train", "fashion", f"data.path={fashion_small[0]}", "data.limit=50",
+                          "data.val_fraction=0.1", *CPU), "cannot hold out data.val_fraction=0.1 of 50")
+    assert_user_error(cli("eval", digits_run, "--split", "val"), "has no split 'val'; it has: test")
