@@ -62,6 +62,19 @@ def test_vae_trains_reports_nats_and_saves_grids(vae_run):
     assert meta["data_model"].startswith("binarised") and not meta["conditional"]
 
 
+def test_no_two_evaluation_draws_share_a_random_stream(vae_run):
+    """The held-out batches' noise, the judge's images, the grids and the VAE's binarisation each have seeds of their
+    own (on the CPU, generators seeded alike draw the same numbers: batch 0's noise once mirrored the binarisation)."""
+    from dlzoo.runs import load_for_evaluation, open_run
+    from dlzoo.tasks.generative import BINARY_SEED, GRID_SEED, JUDGE_SEED
+
+    task, _ = load_for_evaluation(open_run(vae_run), "cpu")
+    batch_seeds = [generator.initial_seed() for _, generator in task.held_out_share(batch_size=10)]
+    assert len(batch_seeds) == 100 and len(set(batch_seeds)) == 100  # mnist5k's 1,000 held-out digits
+    assert not {BINARY_SEED, GRID_SEED, JUDGE_SEED} & set(batch_seeds)
+    assert len({BINARY_SEED, GRID_SEED, JUDGE_SEED}) == 3
+
+
 def test_generate_from_a_vae_writes_samples_reconstructions_and_interpolation(cli, vae_run, tmp_path):
     out = tmp_path / "grids" / "vae.png"
     result = cli("generate", vae_run, "--n", "16", "--seed", "3", "--out", out)

@@ -68,7 +68,7 @@ def run(gan_epochs: int = 150, vae_epochs: int = 40, threads: int | None = None,
     result: dict[str, Any] = {
         "benchmark": "generative",
         "data": "mnist5k: 4,000 train / 1,000 held-out real digits; VAEs on binarised pixels (dynamic in training, "
-                "fixed seed-0 binarisation of the held-out set)",
+                "one fixed-seed binarisation of the held-out set)",
         "features": "Fréchet distances are in the judge classifier's penultimate features: NOT comparable to FID",
         "digits": {
             "cgan": {key: gan[key] for key in ("wasserstein", *GENERATED) if key in gan},

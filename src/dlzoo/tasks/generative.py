@@ -32,8 +32,13 @@ from dlzoo.tasks.base import Task
 from dlzoo.vision.grid import save_image_grid
 
 SAMPLES = "samples"
-GRID_SEED = 1234  # the fixed noise of the per-epoch grids
-EVAL_SEED = 0
+# Each evaluation draws from seeds of its own, so that no two of them share a random stream (on the CPU, generators
+# seeded alike draw the same numbers): the per-epoch grids' fixed noise, the images a judge scores (`dlzoo judge
+# --seed` picks others), held-out batch i's noise (HELD_OUT_SEED + i) and the VAE's binarisation of the held-out set.
+GRID_SEED = 1234
+JUDGE_SEED = 0
+HELD_OUT_SEED = 1_000_000
+BINARY_SEED = 2_000_000
 EXAMPLES_PER_CLASS = 2  # held-out images stored in the checkpoint for reconstructions in `dlzoo generate`
 
 
@@ -164,7 +169,7 @@ class GenerativeImageTask(Task):
         runtime = self.runtime
         for index, start in enumerate(range(0, len(self.test_x), batch_size)):
             if index % runtime.world_size == runtime.rank:
-                yield slice(start, start + batch_size), self.seeded(EVAL_SEED + index)
+                yield slice(start, start + batch_size), self.seeded(HELD_OUT_SEED + index)
 
     def grid_labels(self, per_class: int) -> torch.Tensor | None:
         """One row per class (for conditional models): 0,0,..,0, 1,1,..,1, ..."""
@@ -182,7 +187,7 @@ class GenerativeImageTask(Task):
                 chunks.append(self.sample(min(size, count - start), part, generator))
         return torch.cat(chunks)
 
-    def judge_metrics(self, seed: int = EVAL_SEED) -> dict[str, float]:
+    def judge_metrics(self, seed: int = JUDGE_SEED) -> dict[str, float]:
         """The judge's verdict on as many generated images as it has held-out ones (balanced over classes)."""
         if self.judge is None:
             return {}
@@ -213,7 +218,7 @@ def load_generative(run_dir: str | Path, device: str = "auto") -> GenerativeImag
 
 
 def judge_run(run_dir: str | Path, classifier_run: str | Path, device: str = "auto",
-              seed: int = EVAL_SEED) -> dict[str, Any]:
+              seed: int = JUDGE_SEED) -> dict[str, Any]:
     """Judge a generative run's checkpoint with a classifier run, against the full real data of its source."""
     task = load_generative(run_dir, device)
     arrays, real = judge_reference(task.config.data, task.runtime.device)

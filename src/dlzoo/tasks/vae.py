@@ -25,7 +25,7 @@ from dlzoo.config import ModelConfig
 from dlzoo.errors import UserError
 from dlzoo.models.generative import VAE
 from dlzoo.tasks.generative import (
-    EVAL_SEED,
+    BINARY_SEED,
     GenerativeConfig,
     GenerativeImageTask,
     decode_examples,
@@ -71,7 +71,7 @@ def log_weights(model: VAE, binary: torch.Tensor, samples: int, generator: torch
 class VAETask(GenerativeImageTask):
     main_metric = "nll_iw"
     model_kinds = {"model": "vae"}
-    data_model = "binarised: Bernoulli pixels; training images re-binarised each batch, held-out ones once (seed 0)"
+    data_model = "binarised: Bernoulli pixels; training images re-binarised each batch, held-out ones once (fixed seed)"
     config: VAEConfig
 
     @classmethod
@@ -82,7 +82,7 @@ class VAETask(GenerativeImageTask):
 
     def setup(self, runtime: Runtime) -> None:
         super().setup(runtime)
-        fixed = torch.Generator().manual_seed(EVAL_SEED)  # on the CPU: the same binary images on every device
+        fixed = torch.Generator().manual_seed(BINARY_SEED)  # on the CPU: the same binary images on every device
         self.test_binary = torch.bernoulli(self.test_x.cpu(), generator=fixed).to(runtime.device)
 
     def build_models(self) -> dict[str, nn.Module]:
