@@ -149,6 +149,24 @@ def test_export_to_a_folder_leaves_nothing_behind(cli, digits_run, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing", "model.pt2.json"]
 
 
+def test_a_failed_export_removes_the_folders_it_made_and_no_others(cli, digits_run, tmp_path, monkeypatch):
+    """`--out new/dir/model.pt2` failing after its folders were made (a full disk, a name too long) left them behind,
+    empty; a folder that was there before stays."""
+    from dlzoo import export
+
+    (tmp_path / "mine").mkdir()
+    new = tmp_path / "mine" / "new" / "dir"
+    assert_user_error(cli("export", digits_run, "--out", new / ("x" * 300 + ".pt2")), "too long")
+    assert [p.name for p in tmp_path.rglob("*")] == ["mine"]
+
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export, "_write_program", full_disk)
+    assert_user_error(cli("export", digits_run, "--out", new / "model.pt2"), "No space left on device")
+    assert [p.name for p in tmp_path.rglob("*")] == ["mine"]
+
+
 def test_export_pt2_names_its_temp_file_as_pt2(cli, digits_run, tmp_path, caplog):
     # torch.export.save logs a warning for a file name not ending in .pt2, the temporary one included
     with caplog.at_level(logging.WARNING, logger="torch.export"):

@@ -41,6 +41,24 @@ def test_files_that_belong_together_are_written_all_or_none(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt2", "model.pt2.json"]
 
 
+def test_a_failed_write_removes_the_folders_it_made_and_no_others(tmp_path):
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    out = kept / "new" / "deeper" / "table.csv"
+    with pytest.raises(OSError), written_whole(out) as tmp:
+        assert tmp.parent == out.parent  # made for it
+        raise OSError("disk full")
+    assert [p.name for p in tmp_path.rglob("*")] == ["kept"]
+    with pytest.raises(OSError), written_whole(out):
+        (kept / "new" / "someone-elses.txt").write_text("mine")  # filled meanwhile: it stays, with its parents
+        raise OSError("disk full")
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "kept", "kept/new", "kept/new/someone-elses.txt"]
+    with written_whole(out) as tmp:
+        tmp.write_text("table")
+    assert out.read_text() == "table"
+
+
 def test_an_existing_file_is_never_taken_as_a_temporary_name(tmp_path, monkeypatch):
     tokens = iter(["aaaa", "aaaa", "bbbb"])
     monkeypatch.setattr(files.secrets, "token_hex", lambda _: next(tokens))

@@ -50,7 +50,6 @@ def export_run(run: LoadedRun, fmt: Format, out: Path) -> Path:
         **task.export_contract(),  # in words: how pictures are prepared, what comes out
         "meta": task.meta,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
     with all_written_whole([out, info]) as (tmp, info_tmp):
         _write_program(module, example, fmt, tmp)
         info_tmp.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")

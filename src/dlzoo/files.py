@@ -3,7 +3,8 @@ never half of one, and a failed or interrupted write leaves no temporary file be
 
 Every output dlzoo writes goes through `written_whole` (one file) or `all_written_whole` (several that belong
 together, none replaced unless all were written): the bytes go to a temporary name beside the file, which one rename
-puts in its place once the writing succeeded.
+puts in its place once the writing succeeded. They make the folders a file goes in, and a failed write removes again
+the ones it made, so that `--out new/dir/file` leaves no empty folders behind.
 """
 
 from __future__ import annotations
@@ -86,9 +87,12 @@ def all_written_whole(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
     targets = [Path(path) for path in paths]
     for target in targets:  # a name the file system refuses would fail only at its rename, after the others'
         _check_name_length(target)
+    made: list[Path] = []
     temporary: list[Path] = []
+    written = False
     try:
         for target in targets:
+            made += _make_folders(target.parent)
             temporary.append(_claim(target))
         yield temporary
         for tmp, target in zip(temporary, targets, strict=True):
@@ -96,9 +100,12 @@ def all_written_whole(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
                 tmp.replace(target)
             except OSError as error:  # named by the file the user asked for, not by our temporary one
                 raise OSError(error.errno, error.strerror, str(target)) from None
+        written = True
     finally:  # after a failure, as after success, no temporary file stays behind
         for tmp in temporary:
             tmp.unlink(missing_ok=True)
+        if not written:
+            _remove_empty_folders(made)
 
 
 def save_figure(figure: Any, out: Path, dpi: int) -> Path:
@@ -118,10 +125,36 @@ def _check_name_length(path: Path) -> None:
     check_name_encodes(path)
     try:
         limit = os.pathconf(path.parent, "PC_NAME_MAX")
-    except (OSError, ValueError):  # the folder is not there yet (its writer says so), or no such limit here
+    except (OSError, ValueError):  # the folder is not there yet (made just before the file), or no such limit here
         limit = 255
     if len(path.name.encode()) > limit:
         raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(path))
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Create `folder` and its missing parents; the ones this call made, outermost first. A folder another process
+    makes meanwhile (ranks of a torchrun job writing beside each other) is not counted as made here."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    made = []
+    for new in reversed(missing):
+        try:
+            new.mkdir()
+        except FileExistsError:
+            continue
+        made.append(new)
+    return made
+
+
+def _remove_empty_folders(made: list[Path]) -> None:
+    """Remove the folders a failed write made, innermost first; one that something else has filled meanwhile stays."""
+    for folder in reversed(made):
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty: its parents are not either
 
 
 def _claim(path: Path) -> Path:

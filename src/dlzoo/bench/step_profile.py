@@ -17,7 +17,6 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Literal
 
 from torch.autograd import DeviceType
@@ -68,7 +67,6 @@ def step_profile(recipe: str = "fashion-speedrun", steps: int = 20, device: Lite
             trainer.train_epoch(loader, 2)
         per_step = _per_step(profiler.events(), steps, top)
     if trace:
-        Path(trace).parent.mkdir(parents=True, exist_ok=True)
         with written_whole(trace) as tmp:
             profiler.export_chrome_trace(str(tmp))
     return {

@@ -68,5 +68,4 @@ def bench(args: argparse.Namespace) -> None:
         results[name] = function(**options)
         print(json.dumps(results[name], indent=2), flush=True)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
         write_text_whole(out, json.dumps(results, indent=2) + "\n")

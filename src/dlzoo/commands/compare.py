@@ -211,7 +211,6 @@ def plot_accuracy_vs_time(rows: list[RunRow], out: Path) -> Path:
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
     return save_figure(figure, out, dpi=110)
 
 
@@ -241,7 +240,6 @@ def compare(args: argparse.Namespace) -> None:
         print(f"plot: {plot}", file=sys.stderr)
     if args.out:
         out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
         write_text_whole(out, table)
         print(f"table: {out}", file=sys.stderr)
     print(table, end="")  # last: a failed write prints no table above its error

@@ -43,7 +43,6 @@ def write_annotation(picture: np.ndarray, reading: Reading, path: Path) -> Path:
     if not ok:
         raise UserError(f"cannot encode the annotated picture for {path}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         with written_whole(path) as tmp:
             tmp.write_bytes(encoded.tobytes())
     except OSError as error:

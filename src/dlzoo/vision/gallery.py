@@ -128,7 +128,6 @@ def save_gallery(shown: Gallery, out: str | Path) -> Path:
     for spine in axis.spines.values():
         spine.set_visible(False)
     figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
     try:
         return save_figure(figure, out, dpi=110)
     except OSError as error:

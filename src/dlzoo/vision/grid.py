@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
 from pathlib import Path
@@ -60,20 +59,14 @@ def save_image_grids(grids: list[tuple[torch.Tensor, str | Path, int]]) -> list[
     disk) leaves none of them; the temporary files, and the folders made for them, are removed again."""
     paths = [check_image_path(path) for _, path, _ in grids]
     pictures = [_picture(images, nrow) for images, _, nrow in grids]
-    made: list[Path] = []  # folders created here, outermost first
     target = paths[0]  # the file being written, for the error message
     try:
-        for target in paths:
-            _make_folders(target.parent, made)
         with all_written_whole(paths) as temporary:
             for picture, tmp, target in zip(pictures, temporary, paths, strict=True):
                 picture.save(tmp, format=Image.registered_extensions()[target.suffix.lower()])
-    except BaseException as error:
-        for folder in reversed(made):
-            _remove_folder(folder)
-        if isinstance(error, (OSError, ValueError)):
-            raise UserError(f"cannot write {target}: {getattr(error, 'strerror', None) or error}") from None
-        raise
+    except (OSError, ValueError) as error:  # one that all_written_whole met before any writing names its file
+        named = getattr(error, "filename", None) or target
+        raise UserError(f"cannot write {named}: {getattr(error, 'strerror', None) or error}") from None
     return paths
 
 
@@ -82,20 +75,3 @@ def _picture(images: torch.Tensor, nrow: int) -> Image.Image:
     pixels = grid.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     # make_grid repeats a grey channel to three; a grey PNG is a third of the size.
     return Image.fromarray(pixels[:, :, 0] if images.shape[1] == 1 else pixels)
-
-
-def _make_folders(folder: Path, made: list[Path]) -> None:
-    """Create `folder` and its missing parents, outermost first, each added to `made` once it exists."""
-    missing = []
-    while not folder.exists() and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    for new in reversed(missing):
-        new.mkdir()
-        made.append(new)
-
-
-def _remove_folder(folder: Path) -> None:
-    """Remove a folder made for a grid that was not written; one others have filled is left as it is."""
-    with contextlib.suppress(OSError):
-        folder.rmdir()
