@@ -2,15 +2,18 @@
 
 import gzip
 import hashlib
+import urllib.error
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from dlzoo.data import sources
 from dlzoo.data.idx import read_idx
 from dlzoo.data.images import FASHION_MNIST, load_image_arrays
 from dlzoo.data.sources import FileSource, RemoteFile, fetch
 from dlzoo.errors import UserError
+from dlzoo.files import written_whole
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> Path:
@@ -99,7 +102,27 @@ def test_download_verifies_checksum_and_never_leaves_partial_files(tmp_path):
                      mirrors=(mirror.as_uri() + "/",))
     with pytest.raises(UserError, match="checksum mismatch"):
         bad.download(tmp_path / "bad-cache")
-    assert list((tmp_path / "bad-cache").iterdir()) == []
+    assert not (tmp_path / "bad-cache").exists()  # not even the folder it was to go in
+
+
+def test_a_failed_download_leaves_no_empty_cache_folder(tmp_path, monkeypatch):
+    """Every mirror failing left `<cache>/<source>/` behind, empty; a cache folder that was there stays."""
+    def unreachable(url, destination, expected_md5):
+        with written_whole(destination):  # as fetch does, until the connection fails
+            raise urllib.error.URLError("Network is unreachable")
+
+    monkeypatch.setattr(sources, "fetch", unreachable)
+    source = FileSource(name="tiny", description="test", files=(RemoteFile("a.gz", "0" * 32),),
+                        mirrors=("https://mirror.invalid/",))
+    monkeypatch.setenv("DLZOO_CACHE", str(tmp_path / "new" / "cache"))
+    with pytest.raises(UserError, match="could not download a.gz"):
+        source.locate()
+    assert not any(tmp_path.iterdir())
+    (tmp_path / "kept").mkdir()
+    monkeypatch.setenv("DLZOO_CACHE", str(tmp_path / "kept"))
+    with pytest.raises(UserError, match="Network is unreachable"):
+        source.locate()
+    assert [path.name for path in tmp_path.iterdir()] == ["kept"] and not any((tmp_path / "kept").iterdir())
 
 
 def test_fetch_renames_only_after_checksum(tmp_path):

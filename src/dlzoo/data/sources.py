@@ -136,7 +136,8 @@ class FileSource:
 
     def download(self, target: Path | None = None) -> Path:
         target = target or cache_dir() / self.name
-        target.mkdir(parents=True, exist_ok=True)
+        # No mkdir here: fetch makes the folder as it writes a file (dlzoo.files), and removes it again if that fails,
+        # so a download that got nothing leaves no empty cache folder to be taken for one.
         for remote in self.files:
             if (target / remote.name).is_file() and md5(target / remote.name) == remote.md5:
                 continue
