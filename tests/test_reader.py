@@ -215,6 +215,22 @@ def test_cli_reads_pictures_to_json_and_annotates(cli, reader_run, digits, tmp_p
     assert first.read_bytes() == before and not (tmp_path / "second.png").exists()
 
 
+def test_annotate_replaces_its_own_earlier_pictures_but_no_other_file(cli, reader_run, digits, tmp_path):
+    """`--annotate DIR` names a folder, not its files: a user's own `first.png` there was replaced. It is refused
+    before any reading; an annotation an earlier `read` wrote is replaced, so reading again just works."""
+    first = write(tmp_path / "first.jpg", on_paper(ink_row(number(digits, "52"), [16])))
+    second = write(tmp_path / "second.jpg", on_paper(ink_row(number(digits, "7"), [])))
+    out = tmp_path / "annotated"
+    assert cli("read", reader_run, first, "--annotate", out).code == 0
+    assert cli("read", reader_run, first, "--annotate", out).code == 0  # its own earlier annotation: replaced
+    (out / "second.png").write_bytes(second.read_bytes())  # a user's own picture, of another format even
+    (out / "notes.png").mkdir()
+    notes = write(tmp_path / "notes.jpg", on_paper(ink_row(number(digits, "3"), [])))
+    result = cli("read", reader_run, first, second, notes, "--annotate", out)
+    assert_user_error(result, f"--annotate {out} already holds second.png, notes.png", "move them")
+    assert result.out == "" and (out / "second.png").read_bytes() == second.read_bytes()
+
+
 def test_cli_corrupt_file_is_one_line_and_writes_nothing(cli, reader_run, tmp_path):
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n this is not a picture")

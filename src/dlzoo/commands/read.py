@@ -50,7 +50,10 @@ def read(args: argparse.Namespace) -> None:
 
 def _annotation_targets(inputs: list[str], out_dir: Path) -> dict[str, Path]:
     """Where each input's annotated copy goes: `out_dir/<stem>.png`, never over one of the inputs (an --annotate
-    folder that holds the pictures, one of them a PNG, would have replaced it)."""
+    folder that holds the pictures, one of them a PNG, would have replaced it) nor over any other file but an
+    annotation an earlier `read` wrote: the folder is named, not its files, which may be a user's own."""
+    from dlzoo.reader.annotate import is_annotation
+
     written: set[Path] = set()
     targets = {path: _unique(out_dir / f"{Path(path).stem}.png", written) for path in inputs}
     given = {Path(path).resolve(): path for path in inputs}
@@ -58,6 +61,11 @@ def _annotation_targets(inputs: list[str], out_dir: Path) -> dict[str, Path]:
         if target.resolve() in given:
             raise UserError(f"--annotate {out_dir} would write over the input picture {given[target.resolve()]}; "
                             "choose another folder")
+    taken = [target.name for target in targets.values()
+             if (target.exists() or target.is_symlink()) and not is_annotation(target)]
+    if taken:
+        raise UserError(f"--annotate {out_dir} already holds {', '.join(taken)}, not written by an earlier read: move "
+                        f"{'it' if len(taken) == 1 else 'them'} or choose another folder")
     return targets
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from dlzoo.errors import UserError
 from dlzoo.files import written_whole
@@ -13,6 +15,8 @@ from dlzoo.reader.read import Reading
 
 SURE, UNSURE = (60, 220, 60), (255, 150, 0)  # RGB: a box is orange when the digit's probability is below 0.5
 OUTLINE = (0, 0, 0)  # drawn under every mark, so it shows on light paper and dark boards alike
+# A PNG text entry on every annotated picture: what a later `read --annotate` may replace, unlike a user's own file.
+MARK_KEY, MARK = "Software", "dlzoo read --annotate"
 
 
 MIN_SIDE = 800  # smaller pictures are enlarged (by a whole factor) so that the marks stay readable
@@ -38,13 +42,22 @@ def annotate(picture: np.ndarray, reading: Reading) -> np.ndarray:
 
 
 def write_annotation(picture: np.ndarray, reading: Reading, path: Path) -> Path:
-    """Write the annotated picture as PNG via a temporary file, so a failed write leaves nothing behind."""
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(annotate(picture, reading), cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise UserError(f"cannot encode the annotated picture for {path}")
+    """Write the annotated picture as PNG, marked as ours, via a temporary file, so a failed write leaves nothing
+    behind."""
+    marked = PngInfo()
+    marked.add_text(MARK_KEY, MARK)
     try:
         with written_whole(path) as tmp:
-            tmp.write_bytes(encoded.tobytes())
+            Image.fromarray(annotate(picture, reading)).save(tmp, format="PNG", pnginfo=marked)
     except OSError as error:
         raise UserError(f"cannot write {path}: {error.strerror or error}") from None
     return path
+
+
+def is_annotation(path: Path) -> bool:
+    """Whether `path` is a picture `write_annotation` wrote (its PNG text says so). Only the header is read."""
+    try:
+        with Image.open(path) as picture:
+            return picture.format == "PNG" and picture.info.get(MARK_KEY) == MARK
+    except (OSError, ValueError):  # a folder, a file that is no picture, a broken link
+        return False
