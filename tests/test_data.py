@@ -88,6 +88,23 @@ def test_corrupt_idx_is_a_user_error(tmp_path, damage):
         read_idx(path)
 
 
+@pytest.mark.parametrize(("magic", "kept", "message"), [
+    (b"\x00\x00\x07\x03", None, "is not an IDX file: bad magic number 0x00000703"),  # no such type
+    (b"\x00\x00\x08\x00", None, "has a bad magic number 0x00000800: it declares 0 dimensions"),  # was "shape ()"
+    (b"\x00\x00\x08\xff", None, "magic number 0x000008ff and shape (3, 28, 28, 0, 0, 0, ... (255 dimensions))"),
+    (b"\x00\x00\x08\x04", None, "truncated or its header is corrupt: magic number 0x00000804 and shape (3, 28, 28, "),
+    (b"\x00\x00\x08\x03", 6, "bad magic number 0x00000803 or is truncated: 3 dimensions need a 16-byte header"),
+])
+def test_a_bad_magic_number_is_named_as_one(tmp_path, magic, kept, message):
+    """A magic number declaring the wrong number of dimensions was reported as a truncated file of shape () or
+    of a shape listing hundreds of sizes; the file's first `kept` bytes only, when given."""
+    path = write_idx(tmp_path / "x-idx3-ubyte.gz", np.zeros((3, 28, 28), np.uint8))
+    path.write_bytes(gzip.compress((magic + gzip.decompress(path.read_bytes())[4:])[:kept]))
+    with pytest.raises(UserError) as error:
+        read_idx(path)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
 def test_download_verifies_checksum_and_never_leaves_partial_files(tmp_path):
     """The download path, exercised offline with file:// URLs standing in for the official mirrors."""
     mirror = make_idx_folder(tmp_path / "mirror")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -20,16 +21,39 @@ def read_idx(path: Path) -> np.ndarray:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as error:
         raise UserError(f"cannot read {path}: {error}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
-        raise UserError(f"{path} is not an IDX file (bad magic number)")
-    dims = raw[3]
+    dims = _dimensions(path, raw)
     header = 4 + 4 * dims
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims))
     dtype = np.dtype(_DTYPES[raw[2]])
-    expected = header + int(np.prod(shape)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # Python's integers: a corrupt shape's np.prod overflows
     if len(raw) != expected:
-        raise UserError(f"{path} is truncated or corrupt: {len(raw)} bytes, expected {expected} for shape {shape}")
+        # Named with its header: a wrong count of dimensions in the magic number reads as a nonsensical shape.
+        shown = ", ".join(map(str, shape[:6])) + (f", ... ({dims} dimensions)" if dims > 6 else "")
+        raise UserError(f"{path} is truncated or its header is corrupt: magic number {_magic(raw)} and shape "
+                        f"({shown}) make {expected:,} bytes, but the file has {len(raw):,}")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+
+
+def _dimensions(path: Path, raw: bytes) -> int:
+    """The number of dimensions the magic number declares (its bytes: 0, 0, a type code, the dimensions), refused
+    when the magic number is not one, rather than read as a shape the file cannot have ("truncated", "shape ()")."""
+    if len(raw) < 4:
+        raise UserError(f"{path} is not an IDX file: {len(raw)} bytes, too few for its 4-byte magic number")
+    if raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
+        raise UserError(f"{path} is not an IDX file: bad magic number {_magic(raw)} (an IDX file starts with 0x0000, "
+                        "then a type code and the number of dimensions)")
+    dims = raw[3]
+    if dims == 0:
+        raise UserError(f"{path} has a bad magic number {_magic(raw)}: it declares 0 dimensions")
+    if 4 + 4 * dims > len(raw):
+        raise UserError(f"{path} has a bad magic number {_magic(raw)} or is truncated: {dims} dimensions need a "
+                        f"{4 + 4 * dims}-byte header, and the file has {len(raw)} bytes")
+    return dims
+
+
+def _magic(raw: bytes) -> str:
+    """The magic number as the IDX format writes it: 0x00000803 for three dimensions of unsigned bytes."""
+    return "0x" + raw[:4].hex()
 
 
 def write_idx(path: Path, array: np.ndarray) -> Path:
