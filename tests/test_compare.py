@@ -83,6 +83,18 @@ def test_folders_globs_and_unfinished_runs(cli, runs, tmp_path, monkeypatch):
     assert "skipping more/killed: unfinished" in result.err and "skipping more/lenet-bn-again: " in result.err
 
 
+def test_a_folder_where_the_summary_goes_is_named_not_taken_for_an_unfinished_run(cli, runs, tmp_path):
+    """It said "has no summary.json: the run has not finished (continue it with dlzoo train --resume ...)",
+    advice that resuming a finished run cannot follow."""
+    odd = tmp_path / "odd"
+    shutil.copytree(runs / "digits", odd)
+    (odd / "summary.json").unlink()
+    (odd / "summary.json").mkdir()
+    assert_user_error(cli("compare", odd), f"{odd / 'summary.json'} is a folder; a finished run writes its summary")
+    result = cli("compare", tmp_path, runs / "digits")  # found in a folder: skipped, with the same reason
+    assert result.code == 0 and f"skipping {odd}: {odd / 'summary.json'} is a folder" in result.err
+
+
 def test_user_errors_write_nothing(cli, runs, tmp_path):
     out = tmp_path / "table.md"
     assert_user_error(cli("compare", tmp_path / "nowhere", "--out", out), "run directory not found")

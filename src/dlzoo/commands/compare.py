@@ -64,7 +64,7 @@ def find_runs(arguments: list[str]) -> dict[Path, bool]:
     for argument in arguments:
         path = Path(argument)
         if path.is_dir() and (path / CONFIG).is_file():
-            if not (path / SUMMARY).is_file():
+            if not _has_summary(path):
                 raise UserError(f"{path} has no {SUMMARY}: the run has not finished "
                                 f"(continue it with dlzoo train --resume {path})")
             found.append((path, True))
@@ -81,7 +81,7 @@ def find_runs(arguments: list[str]) -> dict[Path, bool]:
         if not runs:
             raise UserError(f"no dlzoo run directories {what}")
         for run in runs:
-            if (run / SUMMARY).is_file():
+            if _has_summary(run):
                 found.append((run, False))
             else:
                 print(f"dlzoo compare: skipping {run}: unfinished (no {SUMMARY})", file=sys.stderr)
@@ -94,6 +94,13 @@ def find_runs(arguments: list[str]) -> dict[Path, bool]:
     if not unique:
         raise UserError("none of the runs has finished")
     return unique
+
+
+def _has_summary(run: Path) -> bool:
+    """Whether `run` finished, as far as its folder tells: something is where its summary goes. What is there, a
+    folder perhaps, is read_row's to judge: "has not finished, resume it" would send the user the wrong way."""
+    summary = run / SUMMARY
+    return summary.exists() or summary.is_symlink()
 
 
 def read_rows(runs: dict[Path, bool]) -> list[RunRow]:
@@ -113,6 +120,9 @@ def read_rows(runs: dict[Path, bool]) -> list[RunRow]:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():  # a folder, a broken link, a pipe (which would be read until its writer stops)
+        what = "a folder" if path.is_dir() else "not a regular file"
+        raise UserError(f"{path} is {what}; a finished run writes its summary there, as a JSON file")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
