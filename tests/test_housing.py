@@ -229,6 +229,7 @@ def test_a_bad_kaggle_test_csv_stops_training_before_a_run_directory_exists(tmp_
 @pytest.mark.parametrize("overrides, fragment", [
     (["data.target=Id", "data.id_column=Id"], "'Id' cannot be both the target and the id column"),
     (["data.drop=[SalePrice]"], "data.drop names the target 'SalePrice'"),
+    (["data.categorical=[Id]"], "data.categorical names 'Id', the id column (data.id_column), which is not an input"),
 ])
 def test_kaggle_target_cannot_be_dropped_or_be_the_id(tmp_path, cli, overrides, fragment):
     folder = _kaggle_folder(tmp_path / "kaggle")
@@ -283,6 +284,10 @@ def test_any_csv_with_a_named_target(tmp_path, cli):
     (["data.categorical=[Nope]"], "data.categorical names columns the table lacks: Nope"),
     (["data.drop=[Sale_Price]"], "data.drop names the target 'Sale_Price'"),
     (["data.id_column=Sale_Price"], "'Sale_Price' cannot be both the target and the id column"),
+    # These said "the table lacks" a column it has: one that is not an input
+    (["data.categorical=[MS_SubClass,Sale_Price]"], "data.categorical names 'Sale_Price', the target, which is not an "
+                                                    "input of the model; leave it out of data.categorical"),
+    (["data.drop=[Lot_Area]", "data.categorical=[Lot_Area]"], "names 'Lot_Area', a column data.drop leaves out"),
 ])
 def test_bad_configs_are_one_line_errors(cli, tmp_path, overrides, fragment):
     assert_user_error(cli("train", "housing", *overrides, "--out", tmp_path / "run"), fragment)

@@ -218,8 +218,9 @@ CSV = register_source(CsvSource())
 
 
 def load_table(source: str, path: str | None = None, target: str = "", id_column: str | None = None,
-               drop: Sequence[str] = ()) -> Table:
-    """The named table; `target` / `id_column` default to the source's own ("" / None), `drop` lists ignored columns."""
+               drop: Sequence[str] = (), categorical: Sequence[str] = ()) -> Table:
+    """The named table; `target` / `id_column` default to the source's own ("" / None), `drop` lists ignored columns.
+    `categorical` (input columns to read as categories) is only checked here against the other roles."""
     test = None
     if source == "ames":
         if path:
@@ -242,7 +243,7 @@ def load_table(source: str, path: str | None = None, target: str = "", id_column
         raise UserError(f"data source '{source}' is not a table; use ames, kaggle-house-prices or csv")
 
     id_columns = [id_column] if id_column else []
-    _check_roles(target, id_column, drop)
+    _check_roles(target, id_column, drop, categorical)
     unknown = [column for column in [*drop, *id_columns] if column not in frame.columns]
     if unknown:
         raise UserError(f"{where} has no column {', '.join(map(repr, unknown))} (named in data.drop/data.id_column)")
@@ -257,11 +258,19 @@ def load_table(source: str, path: str | None = None, target: str = "", id_column
     return Table(features.reset_index(drop=True), values, target, id_column, source, where, test)
 
 
-def _check_roles(target: str, id_column: str | None, drop: list[str]) -> None:
-    """The target is what is predicted: it cannot also be ignored (data.drop) or name the rows (data.id_column)."""
+def _check_roles(target: str, id_column: str | None, drop: Sequence[str], categorical: Sequence[str]) -> None:
+    """The target is what is predicted: it cannot also be ignored (data.drop) or name the rows (data.id_column).
+    Nor can it, the id column or a dropped one be an input read as categories (data.categorical): none is among the
+    inputs, so the schema would say the table "lacks" it."""
     if target in drop:
         raise UserError(f"data.drop names the target '{target}'; the target is never an input, so leave it out of "
                         f"data.drop")
     if id_column == target:
         raise UserError(f"'{target}' cannot be both the target and the id column (data.id_column); name "
                         f"different columns")
+    not_inputs = {target: "the target", id_column: "the id column (data.id_column)",
+                  **{column: "a column data.drop leaves out" for column in drop}}
+    for column in categorical:
+        if column in not_inputs:
+            raise UserError(f"data.categorical names '{column}', {not_inputs[column]}, which is not an input of the "
+                            f"model; leave it out of data.categorical")

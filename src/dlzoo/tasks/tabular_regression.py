@@ -124,7 +124,8 @@ class TabularRegression(Task):
         config = self.config
         self.runtime = runtime
         data = config.data
-        table = load_table(data.source, data.path, data.target, data.id_column, data.drop).limit(data.limit)
+        table = load_table(data.source, data.path, data.target, data.id_column, data.drop,
+                           data.categorical).limit(data.limit)
         if data.folds > len(table.target):
             raise UserError(f"data.folds must be between 2 and the number of rows ({len(table.target)}), "
                             f"got {data.folds}")
