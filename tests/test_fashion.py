@@ -4,6 +4,7 @@ resume, and the augmentation gallery with its user errors."""
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,6 +86,21 @@ def test_tta_shift_is_checked(cli, tmp_path):
     result = cli("train", "fashion", "tta_shift=-1", "trainer.device=cpu", "--out", tmp_path / "run")
     assert_user_error(result, "tta_shift must be >= 0")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_file_as_data_path_must_be_one_of_the_data_sets_files(cli, tmp_path):
+    """A CSV file as data.path was taken as its folder, and the folder said to lack the four IDX files."""
+    from dlzoo.data.images import FASHION_MNIST
+
+    table = tmp_path / "some.csv"
+    table.write_text("a,b\n1,2\n")
+    result = cli("train", "fashion", f"data.path={table}", *CPU, "--out", tmp_path / "run")
+    assert_user_error(result, f"fashion-mnist: data.path={table} is a file, not one of train-images-idx3-ubyte.gz, ",
+                      "give the folder that holds them")
+    assert not (tmp_path / "run").exists()
+    if FASHION_MNIST.where():  # one of its files still names the folder that holds them all
+        folder = Path(FASHION_MNIST.where())
+        assert FASHION_MNIST.locate(str(folder / "t10k-labels-idx1-ubyte.gz"), download=False) == folder
 
 
 def test_eval_takes_other_test_time_settings_only(cli, fashion_run):

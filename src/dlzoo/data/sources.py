@@ -81,11 +81,12 @@ class FileSource:
     def _has_files(self, folder: Path) -> bool:
         return all(self._find(folder, f.name) is not None for f in self.files)
 
+    def _spellings(self, name: str) -> list[str]:
+        """`name`, and without its `.gz` where unpacked files are accepted."""
+        return [name, name[:-3]] if self.allow_unpacked and name.endswith(".gz") else [name]
+
     def _find(self, folder: Path, name: str) -> Path | None:
-        candidates = [folder / name]
-        if self.allow_unpacked and name.endswith(".gz"):
-            candidates.append(folder / name[:-3])
-        return next((c for c in candidates if c.is_file()), None)
+        return next((folder / n for n in self._spellings(name) if (folder / n).is_file()), None)
 
     def file(self, folder: Path, name: str) -> Path:
         found = self._find(folder, name)
@@ -118,7 +119,12 @@ class FileSource:
         """The folder holding every file, downloading into the cache if needed and allowed."""
         if explicit:
             folder = Path(explicit).expanduser()
-            if folder.is_file():
+            if folder.is_file():  # one of the files names the folder that holds them; another file is a mistake
+                if not any(folder.name in self._spellings(f.name) for f in self.files):
+                    names = [f.name for f in self.files]
+                    expected = names[0] if len(names) == 1 else f"one of {', '.join(names)}"
+                    raise UserError(f"{self.name}: data.path={folder} is a file, not {expected}; give the folder "
+                                    f"that holds {'it' if len(names) == 1 else 'them'}")
                 folder = folder.parent
             if not self._has_files(folder):
                 missing = [f.name for f in self.files if self._find(folder, f.name) is None]
