@@ -343,6 +343,23 @@ def test_predict_bad_images(cli, tmp_path, digits_run):
     assert not (tmp_path / "p.csv").exists()
 
 
+@pytest.mark.parametrize(("args", "named"), [
+    (["predict", "{run}", ""], "INPUT"),  # said "expected an image file, got a folder: ."
+    (["predict", "{run}", "{picture}", ""], "INPUT"),
+    (["eval", ""], "RUN_DIR"),  # said ". holds no checkpoint"
+    (["compare", "{run}", ""], "RUN_DIR"),  # compared every run in the current folder
+    (["read", "{run}", ""], "IMAGE"),
+    (["read", "{run}", "{picture}", "--annotate", ""], "--annotate"),  # read, and annotated nothing
+    (["export", "{run}", "--out", ""], "--out"),
+])
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(cli, digits_run, tmp_path, args, named):
+    """Path('') is '.': an empty argument read as the current folder, or as an option not given."""
+    picture = tmp_path / "x.png"  # any: refused before it is read
+    result = cli(*[arg.format(run=digits_run, picture=picture) for arg in args])
+    assert_user_error(result, f"{named} needs a path, got an empty one")
+    assert result.out == ""
+
+
 def test_tiny_train_in_subprocess_shows_plain_progress(tmp_path):
     """Output that is not a terminal gets plain lines, no progress-bar control characters."""
     done = run_subprocess("train", "digits", *TINY_DIGITS, "trainer.epochs=1", "--out", tmp_path / "run")

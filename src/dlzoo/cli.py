@@ -188,10 +188,15 @@ def _from_rank() -> str:
 # The commands' lists of KEY=VALUE settings (train's overrides, eval's settings, bench's options).
 _KEY_VALUE_LISTS = ("overrides", "settings", "options")
 
+# The commands' arguments that name files or folders, as their messages name them. An empty one would read as "not
+# given" (--out '') or, through Path(''), as the current folder (`predict RUN ''` said ". is a folder").
+_PATHS = {"out": "--out", "plot": "--plot", "config": "--config", "resume": "--resume", "annotate": "--annotate",
+          "classifier": "--classifier", "run_dir": "RUN_DIR", "runs": "RUN_DIR", "inputs": "INPUT", "images": "IMAGE"}
+
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     """argparse fills a KEY=VALUE list only from the words before the first option; those after one
-    (`dlzoo train digits --out r trainer.epochs=1`) are added to it here, in order."""
+    (`dlzoo train digits --out r trainer.epochs=1`) are added to it here, in order. An empty path is refused."""
     args, extra = parser.parse_known_args(argv)
     lists = [name for name in _KEY_VALUE_LISTS if isinstance(getattr(args, name, None), list)]
     if extra and lists and all("=" in word and not word.startswith("-") for word in extra):
@@ -199,9 +204,9 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.
     elif extra:
         where = f"{args.command}: " if getattr(args, "command", None) else ""
         raise UserError(f"{where}unrecognized arguments: {' '.join(extra)} (see --help)")
-    for option, value in vars(args).items():
-        if value == "" and option in ("out", "plot", "config", "resume"):  # '' would read as "not given"
-            raise UserError(f"--{option} needs a path, got an empty one")
+    for dest, value in vars(args).items():
+        if dest in _PATHS and "" in (value if isinstance(value, list) else [value]):
+            raise UserError(f"{_PATHS[dest]} needs a path, got an empty one")
     return args
 
 
