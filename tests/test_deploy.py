@@ -181,6 +181,18 @@ def test_serve_refuses_a_port_out_of_range(cli, digits_run, port):
     assert_user_error(cli("serve", digits_run, "--port", port), "--port", port, "0 to 65535")
 
 
+def test_serve_refuses_an_empty_host(cli, digits_run, monkeypatch):
+    """`--host ''` listened on every interface, saying so only as 0.0.0.0 in its URL."""
+    from dlzoo import serve
+
+    def listen(*args):
+        raise AssertionError(f"it went on to listen: {args[1:]}")  # rather than serve for ever
+
+    monkeypatch.setattr(serve, "make_server", listen)
+    assert_user_error(cli("serve", digits_run, "--host", "", "--port", "0"), "argument --host: an empty host would "
+                      "listen on every interface; give 0.0.0.0 if that is meant")
+
+
 @contextmanager
 def serving(run_dir):
     """A server on a free port in a background thread; yields its base URL."""

@@ -36,9 +36,19 @@ def _port(text: str) -> int:
     return port
 
 
+def _host(text: str) -> str:
+    """A host to listen on. An empty one is refused: the socket's bind() takes '' for every interface, which serves
+    the run to the whole network, a choice to spell out as 0.0.0.0."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty host would listen on every interface; give 0.0.0.0 if that is "
+                                         "meant, or a host name or address (default 127.0.0.1: this machine only)")
+    return text
+
+
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", type=_host, default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)")
     parser.add_argument("--port", type=_port, default=8000, help="TCP port (default 8000; 0 picks a free one)")
     add_device_option(parser)
 
