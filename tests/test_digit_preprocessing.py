@@ -40,6 +40,15 @@ def test_user_pictures_prepare_like_the_training_digit(digits, variant):
     assert np.median(scores) > 0.8, scores
 
 
+def test_a_phone_sized_photo_in_uneven_light_prepares_like_a_small_picture(digits):
+    """A 12-megapixel photo is shrunk first and its uneven paper levelled on a small copy: the full-size grey
+    opening took over ten minutes for one such picture (its cost grows with the kernel's area times the picture's)."""
+    images, _ = digits
+    for i, digit in enumerate(images[::5]):
+        large = prepare_digit(on_paper(digit, size=(3000, 4000), gradient=0.5, seed=i))
+        assert similarity(large, prepare_digit(digit)) > 0.8  # as the small pictures above, each of them
+
+
 def test_digit_is_centred_by_mass_with_aspect_kept(digits):
     images, labels = digits
     one = images[list(labels).index(1)]

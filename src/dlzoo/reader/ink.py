@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from dlzoo.vision.io import to_gray
+from dlzoo.vision.io import shrink, to_gray
 
 WORK_HEIGHT = 40  # digit height in pixels at which segmentation works
 COARSE_PIXELS = 400_000  # the coarse pass looks at a copy of at most this many pixels
@@ -65,7 +65,7 @@ def ink_is_light(gray: np.ndarray) -> bool:
     """True for light ink on dark paper. Ink is the minority of pixels that differ from the paper around them:
     compare how much of the picture is far darker, and far lighter, than a local median (a light gradient adds as
     much of one as of the other, so it does not tip the balance)."""
-    small = _shrink(gray, COARSE_PIXELS // 4)
+    small = shrink(gray, COARSE_PIXELS // 4)
     window = _odd(min(small.shape))
     background = cv2.medianBlur((small * 255).astype(np.uint8), min(window, 255)).astype(np.float32) / 255
     residual = small - background
@@ -78,7 +78,7 @@ def ink_is_light(gray: np.ndarray) -> bool:
 
 def _coarse_digit_height(bright_ink: np.ndarray, light_ink: bool) -> float | None:
     """Typical height (in picture pixels) of the ink's connected parts, from a small copy of the picture."""
-    small = _shrink(bright_ink, COARSE_PIXELS)
+    small = shrink(bright_ink, COARSE_PIXELS)
     factor = bright_ink.shape[0] / small.shape[0]
     # A wide square kernel (a third of the short side) is larger than any stroke, and cheap (separable).
     ink = _local_contrast(small, light_ink, kernel=_odd(min(small.shape) / 3), shape=cv2.MORPH_RECT)
@@ -116,14 +116,6 @@ def _ink_level(contrast: np.ndarray) -> float | None:
     scaled = np.clip(contrast / peak * 255, 0, 255).astype(np.uint8)
     otsu, _ = cv2.threshold(scaled, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     return max(otsu / 255 * peak, 4 * noise, MIN_CONTRAST / 2)
-
-
-def _shrink(image: np.ndarray, max_pixels: int) -> np.ndarray:
-    factor = (image.size / max_pixels) ** 0.5
-    if factor <= 1:
-        return image
-    size = (max(1, round(image.shape[1] / factor)), max(1, round(image.shape[0] / factor)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def _odd(value: float) -> int:

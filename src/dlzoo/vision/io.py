@@ -135,6 +135,15 @@ def flatten_transparency(bgra: np.ndarray) -> np.ndarray:
     return np.rint(colour * alpha + background * (1 - alpha)).astype(np.uint8)
 
 
+def shrink(image: np.ndarray, max_pixels: int) -> np.ndarray:
+    """The picture scaled down (area averaging), aspect kept, to at most `max_pixels` pixels; as it is if smaller."""
+    factor = (image.shape[0] * image.shape[1] / max_pixels) ** 0.5
+    if factor <= 1:
+        return image
+    size = (max(1, round(image.shape[1] / factor)), max(1, round(image.shape[0] / factor)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
 def to_gray(image: np.ndarray) -> np.ndarray:
     """uint8 grey (H, W) from grey or RGB."""
     if image.ndim == 2:
