@@ -20,7 +20,7 @@ import numpy as np
 
 from dlzoo.bench.compose_numbers import compose_number
 from dlzoo.data.images import load_image_arrays
-from dlzoo.reader.grouping import FEATURES, choose_groups, group_features
+from dlzoo.reader.grouping import FEATURES, group_features
 from dlzoo.reader.read import DigitReader, Proposal
 
 WHOLE = 0.8  # purity and coverage of a candidate that counts as one whole digit
@@ -47,10 +47,11 @@ def labelled_candidates(proposal: Proposal, owner: np.ndarray) -> tuple[np.ndarr
 
 
 def read_text(proposal: Proposal, scores: list[np.ndarray], digit_bonus: float) -> str:
+    """The text the reader would read with these candidate scores and bonus; each digit read with one look (the
+    candidates' own probabilities), not the reader's test-time augmentation."""
     texts = []
     for line, line_scores in zip(proposal.lines, scores, strict=True):
-        chosen = choose_groups(line.line, line.groups, line_scores, digit_bonus)
-        text = "".join(str(int(line.probabilities[line.groups.index(group)].argmax())) for group in chosen)
+        text = "".join(str(int(line.probabilities[index].argmax())) for index in line.chosen(line_scores, digit_bonus))
         if text:
             texts.append(text)
     return "\n".join(texts)

@@ -87,6 +87,14 @@ class LineCandidates:
     probabilities: np.ndarray  # (len(groups), 10) class probabilities of each candidate
     prepared: np.ndarray  # (len(groups), size, size) each candidate as the classifier sees it
 
+    def chosen(self, scores: np.ndarray | None = None, digit_bonus: float | None = None) -> list[int]:
+        """Indices into `groups` of the candidates read as the line's digits, left to right: the line's best
+        partition given each candidate's score. By default the scores are `group_scores` (grouping.py's fitted
+        weights) and the bonus `DIGIT_BONUS`; `fit.py` passes its own while it fits them."""
+        if scores is None:
+            scores = group_scores(self.line, self.groups, self.probabilities)
+        return [self.groups.index(group) for group in choose_groups(self.line, self.groups, scores, digit_bonus)]
+
 
 @dataclass(frozen=True)
 class Proposal:
@@ -119,10 +127,9 @@ class DigitReader:
         proposal = self.propose(picture)
         chosen = []  # (line number, atoms, prepared crop) of every digit read, in reading order
         for number, line in enumerate(proposal.lines):
-            scores = group_scores(line.line, line.groups, line.probabilities)
-            for group in choose_groups(line.line, line.groups, scores):
-                start, stop = group
-                chosen.append((number, line.line.atoms[start:stop], line.prepared[line.groups.index(group)]))
+            for index in line.chosen():
+                start, stop = line.groups[index]
+                chosen.append((number, line.line.atoms[start:stop], line.prepared[index]))
         if not chosen:
             return Reading("", ())
         probabilities = self.classify_prepared(np.stack([prepared for _, _, prepared in chosen]), augment=True)
