@@ -30,12 +30,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.transforms.v2 import functional as TF
 
 from dlzoo.bench import benchmark
-from dlzoo.bench.common import machine, require_at_least, temporary_run, torch_threads
+from dlzoo.bench.common import machine, require_at_least, temporary_run, textbook_epoch, torch_threads
 from dlzoo.data.idx import write_idx
 from dlzoo.data.images import FASHION_MNIST, ImageArrays, load_image_arrays
 from dlzoo.engine.reporting import read_metrics
@@ -118,13 +117,7 @@ def _textbook_epochs(setting: ClassicSetting, arrays: ImageArrays, epochs: int, 
         model.train()
         _sync(device)
         began = time.perf_counter()
-        for images, labels in train_loader:
-            images, labels = images.to(device), labels.to(device)
-            loss = F.cross_entropy(model(images), labels)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            samples += len(labels)
+        samples += textbook_epoch(model, train_loader, optimizer, device)
         _sync(device)
         epoch_seconds.append(time.perf_counter() - began)
         model.eval()

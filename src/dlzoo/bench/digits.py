@@ -12,11 +12,10 @@ import time
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from dlzoo.bench import benchmark
-from dlzoo.bench.common import machine, require_at_least, temporary_run
+from dlzoo.bench.common import machine, require_at_least, temporary_run, textbook_epoch
 from dlzoo.data.images import load_image_arrays
 from dlzoo.models import create
 
@@ -34,11 +33,7 @@ def curriculum_baseline(seed: int = 0, epochs: int = 10) -> dict[str, float]:
     started = time.perf_counter()
     for _ in range(epochs):
         model.train()
-        for images, labels in loader:
-            loss = F.cross_entropy(model(images), labels)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        textbook_epoch(model, loader, optimizer, torch.device("cpu"))
     seconds = time.perf_counter() - started
     model.eval()
     with torch.no_grad():
