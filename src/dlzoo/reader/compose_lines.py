@@ -16,6 +16,7 @@ checkpoints) unless a generator is passed.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -53,6 +54,38 @@ class LineStyle:
     noise: float = 0.06  # Gaussian noise near the strokes, sigma up to
 
 
+Uniform = Callable[..., torch.Tensor]  # uniform(shape, low, high): values drawn uniformly in [low, high)
+
+
+def _uniform_sampler(generator: torch.Generator | None, device: torch.device) -> Uniform:
+    """Uniform draws made on the CPU (the same numbers on every device for a seed), then moved to `device`."""
+    def uniform(shape: int | tuple[int, ...], low: float, high: float) -> torch.Tensor:
+        return torch.rand(shape, generator=generator, device="cpu").to(device) * (high - low) + low
+
+    return uniform
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how each digit of a batch of lines is drawn: B lines of L slots, lengths in canvas pixels."""
+
+    present: torch.Tensor  # (B, L) whether the slot holds a digit (a line may be shorter than L)
+    line_height: torch.Tensor  # (B, 1) the line's digit height
+    scale: torch.Tensor  # (B, L) canvas pixels per frame pixel, vertically
+    x_scale: torch.Tensor  # (B, L) the same, horizontally
+    starts: torch.Tensor  # (B, L) canvas column of the left edge of each digit's ink
+    centers: torch.Tensor  # (B, L) canvas column of each digit's middle
+    baselines: torch.Tensor  # (B, L) canvas row of each digit's baseline
+    shear: torch.Tensor  # (B, L) slant, x per y
+    turn: torch.Tensor  # (B, L) rotation in radians: the line's and the digit's own
+    width: int  # the lines' canvas width: the longest line's, rounded up to 16
+
+    @property
+    def origin(self) -> torch.Tensor:
+        """(B, L) canvas column of the first pixel of each digit's window."""
+        return torch.floor(self.starts) - WINDOW_LEFT
+
+
 class LineComposer:
     """Lines of digits from `digits` (N, 28, 28) uint8, light on black, with their labels."""
 
@@ -83,71 +116,108 @@ class LineComposer:
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Images (B, 1, height, W), CTC targets (digit values of every line, concatenated) and target lengths.
         W is the longest line's width (rounded up to 16); shorter lines are padded with black."""
+        placement = self._place(picks, lengths, generator)
+        drawn = self._draw(picks, placement, generator)
+        images = self._merge(drawn, placement)
+        if augment:
+            images = self.augment(images, generator)
+        targets = self.labels[picks][placement.present]
+        return images.clamp_(0, 1), targets, lengths
+
+    # The steps of `compose`. They draw their random numbers in the order they always have (the order below), so
+    # that a seed still composes the same lines: the test split's fixed lines, a resumed run's next batches.
+
+    def _place(self, picks: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator | None) -> Placement:
+        """Each digit's size and place in its line (`_spacing`), then its pose (`_pose`)."""
         style, device = self.style, picks.device
         batch, slots = picks.shape
-
-        def uniform(shape, low: float, high: float) -> torch.Tensor:
-            return torch.rand(shape, generator=generator, device="cpu").to(device) * (high - low) + low
-
+        uniform = _uniform_sampler(generator, device)
         present = torch.arange(slots, device=device)[None, :] < lengths[:, None]  # (B, L)
         line_height = uniform((batch, 1), *style.digit_height)
         scale = line_height * uniform((batch, slots), 1 - style.height_jitter, 1 + style.height_jitter) / BOX
         x_scale = scale * uniform((batch, slots), 1 - style.aspect, 1 + style.aspect) if style.aspect else scale
-        left, right, bottom = self.left[picks], self.right[picks], self.bottom[picks]
-        widths = (right - left + 1) * x_scale
-        close = torch.rand((batch, slots), generator=generator).to(device) < style.touching
-        gaps = torch.where(close, uniform((batch, slots), *style.close_gap), uniform((batch, slots), *style.apart_gap))
-        gaps[:, 0] = uniform((batch,), 0.1, 0.6)  # the left margin
-        gaps = gaps * line_height
-        # Left edge of each digit's ink: the previous digit's right edge plus the gap (a gap may be negative).
-        starts = torch.cumsum(gaps + torch.cat([torch.zeros_like(widths[:, :1]), widths[:, :-1]], 1), 1)
-        starts = torch.maximum(starts, torch.zeros_like(starts))
+        widths = (self.right[picks] - self.left[picks] + 1) * x_scale
+        starts = self._spacing(widths, line_height, uniform, generator)
         ends = torch.where(present, starts + widths, torch.zeros_like(starts)).amax(1)
         starts = torch.where(present, starts, torch.zeros_like(starts))  # unused slots: drawn blank, kept in range
         margin = uniform((batch,), 0.1, 0.6) * line_height[:, 0]
         width = int(math.ceil(float((ends + margin).max()) / 16) * 16)
-        # The line turns by `angle` about its middle: each digit turns by it about its own centre, and its
-        # baseline moves up or down with its distance from the middle.
-        angle = uniform((batch, 1), -style.degrees, style.degrees) * (math.pi / 180)
         centers = starts + widths / 2
+        baselines, shear, turn = self._pose(centers, ends, line_height, uniform)
+        return Placement(present, line_height, scale, x_scale, starts, centers, baselines, shear, turn, width)
+
+    def _spacing(self, widths: torch.Tensor, line_height: torch.Tensor, uniform: Uniform,
+                 generator: torch.Generator | None) -> torch.Tensor:
+        """Canvas column of the left edge of each digit's ink (B, L): the previous digit's right edge plus a gap,
+        close (touching or overlapping: a negative gap) or apart; the first gap is the left margin."""
+        style, device = self.style, widths.device
+        batch, slots = widths.shape
+        close = torch.rand((batch, slots), generator=generator).to(device) < style.touching
+        gaps = torch.where(close, uniform((batch, slots), *style.close_gap), uniform((batch, slots), *style.apart_gap))
+        gaps[:, 0] = uniform((batch,), 0.1, 0.6)  # the left margin
+        gaps = gaps * line_height
+        starts = torch.cumsum(gaps + torch.cat([torch.zeros_like(widths[:, :1]), widths[:, :-1]], 1), 1)
+        return torch.maximum(starts, torch.zeros_like(starts))
+
+    def _pose(self, centers: torch.Tensor, ends: torch.Tensor, line_height: torch.Tensor,
+              uniform: Uniform) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Each digit's baseline row, shear and turn (radians), all (B, L).
+
+        The line turns by an angle about its middle: each digit turns by it about its own centre (and by its own
+        angle on top), and its baseline moves up or down with its distance from the middle."""
+        style = self.style
+        batch, slots = centers.shape
+        angle = uniform((batch, 1), -style.degrees, style.degrees) * (math.pi / 180)
         baseline = self.height / 2 + line_height * 0.5 + uniform((batch, 1), -1.5, 1.5)
         baselines = (baseline + uniform((batch, slots), -style.baseline, style.baseline) * line_height
                      + torch.sin(angle) * (centers - ends.view(batch, 1) / 2))
         shear = uniform((batch, slots), -style.slant, style.slant)
-
-        # Each digit is drawn into a window WINDOW pixels wide that starts a little left of its ink (only these
-        # pixels are sampled), then the windows are merged into the lines by a scatter-maximum.
-        origin = torch.floor(starts) - WINDOW_LEFT  # canvas column of each window's first pixel
-        xs = origin.view(batch, slots, 1, 1) + torch.arange(WINDOW, device=device).view(1, 1, 1, -1) + 0.5
-        ys = torch.arange(self.height, device=device, dtype=torch.float32).view(1, 1, -1, 1) + 0.5
-        view = (batch, slots, 1, 1)
-        s, sx, b, c = scale.view(view), x_scale.view(view), baselines.view(view), centers.view(view)
-        middle = b - 0.5 * line_height.view(batch, 1, 1, 1)
         turn = angle + uniform((batch, slots), -style.digit_degrees, style.digit_degrees) * (math.pi / 180)
-        cos, sin = torch.cos(turn).view(view), torch.sin(turn).view(view)
-        x = c + cos * (xs - c) + sin * (ys - middle)  # canvas point -> the same point of the unturned digit
-        y = middle - sin * (xs - c) + cos * (ys - middle)
-        x_frame = (x - starts.view(view) + shear.view(view) * (y - b)) / sx + left.view(view)
-        y_frame = (y - b) / s + bottom.view(view) + 1.0
-        grid = torch.stack([x_frame * (2 / FRAME) - 1, y_frame * (2 / FRAME) - 1], -1)
-        grid = grid.view(batch * slots, self.height, WINDOW, 2)
-        if style.elastic:
-            grid = grid + self._displacements(grid, style.elastic, generator)
+        return baselines, shear, turn
+
+    def _draw(self, picks: torch.Tensor, placement: Placement, generator: torch.Generator | None) -> torch.Tensor:
+        """Each digit drawn into its window (B, L, height, WINDOW): the WINDOW canvas columns from
+        `placement.origin`, a little left of its ink (only these pixels are sampled); empty slots are black."""
+        batch, slots = picks.shape
+        grid = self._frame_points(picks, placement).view(batch * slots, self.height, WINDOW, 2)
+        if self.style.elastic:
+            grid = grid + self._displacements(grid, self.style.elastic, generator)
         drawn = F.grid_sample(self.glyphs[picks.view(-1)], grid, mode="bilinear", padding_mode="zeros",
                               align_corners=False)
-        drawn = drawn.view(batch, slots, self.height, WINDOW) * present.view(view)
+        return drawn.view(batch, slots, self.height, WINDOW) * placement.present.view(batch, slots, 1, 1)
+
+    def _frame_points(self, picks: torch.Tensor, placement: Placement) -> torch.Tensor:
+        """For every pixel of every digit's window, the point of the digit's 28-px frame drawn there, in
+        grid_sample's units: (B, L, height, WINDOW, 2). The inverse of the digit's transform: turned back about
+        its middle, unsheared, unscaled, its ink's left and bottom edges put back where they are in the frame."""
+        device = picks.device
+        batch, slots = picks.shape
+        view = (batch, slots, 1, 1)
+        xs = placement.origin.view(view) + torch.arange(WINDOW, device=device).view(1, 1, 1, -1) + 0.5
+        ys = torch.arange(self.height, device=device, dtype=torch.float32).view(1, 1, -1, 1) + 0.5
+        s, sx, b, c = (placement.scale.view(view), placement.x_scale.view(view), placement.baselines.view(view),
+                       placement.centers.view(view))
+        start, shear = placement.starts.view(view), placement.shear.view(view)
+        middle = b - 0.5 * placement.line_height.view(batch, 1, 1, 1)
+        cos, sin = torch.cos(placement.turn).view(view), torch.sin(placement.turn).view(view)
+        x = c + cos * (xs - c) + sin * (ys - middle)  # canvas point -> the same point of the unturned digit
+        y = middle - sin * (xs - c) + cos * (ys - middle)
+        x_frame = (x - start + shear * (y - b)) / sx + self.left[picks].view(view)
+        y_frame = (y - b) / s + self.bottom[picks].view(view) + 1.0
+        return torch.stack([x_frame * (2 / FRAME) - 1, y_frame * (2 / FRAME) - 1], -1)
+
+    def _merge(self, drawn: torch.Tensor, placement: Placement) -> torch.Tensor:
+        """The digits' windows merged into their lines by a scatter-maximum: (B, 1, height, placement.width)."""
+        batch, slots = drawn.shape[:2]
+        device, width = drawn.device, placement.width
         padded = width + WINDOW + WINDOW_LEFT  # room for windows that reach past either end
-        columns = (origin.long() + WINDOW_LEFT).view(view) + torch.arange(WINDOW, device=device)
+        columns = (placement.origin.long() + WINDOW_LEFT).view(batch, slots, 1, 1) + torch.arange(WINDOW, device=device)
         rows = torch.arange(self.height, device=device).view(1, 1, -1, 1)
         lines = torch.arange(batch, device=device).view(batch, 1, 1, 1)
         index = (lines * self.height + rows) * padded + columns
         canvas = torch.zeros(batch * self.height * padded, device=device)
         canvas.scatter_reduce_(0, index.reshape(-1), drawn.reshape(-1), "amax")
-        images = canvas.view(batch, 1, self.height, padded)[..., WINDOW_LEFT: WINDOW_LEFT + width]
-        if augment:
-            images = self.augment(images, generator)
-        targets = self.labels[picks][present]
-        return images.clamp_(0, 1), targets, lengths
+        return canvas.view(batch, 1, self.height, padded)[..., WINDOW_LEFT: WINDOW_LEFT + width]
 
     @staticmethod
     def _displacements(grid: torch.Tensor, pixels: float, generator: torch.Generator | None) -> torch.Tensor:
