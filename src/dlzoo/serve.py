@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlparse
 
 from dlzoo.errors import UserError, one_line
 from dlzoo.runs import LoadedRun, load_for_inference
+from dlzoo.tasks.base import Task
 
 MAX_BYTES = 32 << 20
 REQUEST_TIMEOUT_S = 60
@@ -29,106 +30,137 @@ MAX_NAME = 255  # a file name's longest on common file systems
 UPLOAD_EXAMPLE = "curl --data-binary @FILE 'http://HOST:PORT/predict?name=FILE'"
 
 
-def make_server(run: LoadedRun, host: str = "127.0.0.1", port: int = 8000, device: str = "auto") -> ThreadingHTTPServer:
+def make_server(run: LoadedRun, host: str = "127.0.0.1", port: int = 8000, device: str = "auto") -> PredictionServer:
+    """A server listening on host:port (not yet serving) that answers with the run's predictions."""
     run.recipe.task.check_predicts(run.recipe.name, run.run_dir)  # refused at start, not with a 500 per request
     task = load_for_inference(run, device)
-    lock = threading.Lock()
     info = {"recipe": run.recipe.name, "checkpoint": str(run.checkpoint), "meta": task.meta}
+    return PredictionServer((host, port), task, info)
 
-    class Handler(BaseHTTPRequestHandler):
-        timeout = REQUEST_TIMEOUT_S  # a client that stops sending mid-request does not hold a thread for ever
 
-        def _reply(self, status: int, payload: Any, allow: str | None = None) -> None:
-            body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-            try:
-                self.send_response(status)
-                if allow:  # a 405 names the methods the endpoint takes
-                    self.send_header("Allow", allow)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):  # the client left before its answer: nothing to tell
-                self.close_connection = True
+class PredictionServer(ThreadingHTTPServer):
+    """One loaded run served over HTTP: each request (`_Handler`) in a thread of its own, predictions one at a time."""
 
-        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-            """The standard library's own refusals (an unknown method, a malformed request line) in JSON, as the
-            rest, not as an HTML page."""
+    def __init__(self, address: tuple[str, int], task: Task, info: dict[str, Any]):
+        self.task = task
+        self.info = info  # what GET /info answers
+        self.lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def predict(self, path: Path) -> list[dict[str, Any]]:
+        with self.lock:
+            return self.task.predict([str(path)])
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """The endpoints (module docstring); every answer, refusals included, is JSON."""
+
+    server: PredictionServer
+    timeout = REQUEST_TIMEOUT_S  # a client that stops sending mid-request does not hold a thread for ever
+
+    def _reply(self, status: int, payload: Any, allow: str | None = None) -> None:
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        try:
+            self.send_response(status)
+            if allow:  # a 405 names the methods the endpoint takes
+                self.send_header("Allow", allow)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the client left before its answer: nothing to tell
             self.close_connection = True
-            if getattr(self, "command", None) == "HEAD":  # a HEAD answer has no body, an error's neither
-                self.send_response(code)
-                self.end_headers()
-                return
-            self._reply(code, {"error": message or HTTPStatus(code).phrase})
 
-        def do_GET(self) -> None:
-            path = urlparse(self.path).path
-            if path == "/health":
-                self._reply(200, {"status": "ok"})
-            elif path == "/info":
-                self._reply(200, info)
-            elif path == "/predict":
-                self._reply(405, {"error": f"POST a file's bytes to /predict, e.g. {UPLOAD_EXAMPLE}"}, allow="POST")
-            else:
-                self._reply(404, {"error": f"no such endpoint: {path}"})
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own refusals (an unknown method, a malformed request line) in JSON, as the
+        rest, not as an HTML page."""
+        self.close_connection = True
+        if getattr(self, "command", None) == "HEAD":  # a HEAD answer has no body, an error's neither
+            self.send_response(code)
+            self.end_headers()
+            return
+        self._reply(code, {"error": message or HTTPStatus(code).phrase})
 
-        def do_POST(self) -> None:
-            url = urlparse(self.path)
-            if url.path in ("/info", "/health"):
-                self.close_connection = True  # its body, if any, is left unread
-                self._reply(405, {"error": f"{url.path} answers GET only"}, allow="GET")
-                return
-            if url.path != "/predict":
-                self._reply(404, {"error": f"no such endpoint: {url.path}"})
-                return
-            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                self.close_connection = True  # its body is left unread
-                self._reply(411, {"error": "send the file with a Content-Length header; chunked bodies are not read"})
-                return
-            length = _content_length(self.headers.get("Content-Length"))
-            if not 0 < length <= MAX_BYTES:
-                self._reply(400, {"error": f"send the file as the request body (1 byte to {MAX_BYTES} bytes)"})
-                return
-            try:  # read before any refusal: closing on an unread body can reset the reply
-                data = self.rfile.read(length)
-            except (TimeoutError, ConnectionError):  # the client stopped sending, or left
-                self.close_connection = True
-                return
-            if len(data) < length:  # it closed before sending what it declared
-                self.close_connection = True
-                return
-            if self.headers.get_content_type().startswith("multipart/"):  # curl -F, an HTML form
-                self._reply(415, {"error": f"send the file's bytes as the whole request body, not in a form: "
-                                           f"{UPLOAD_EXAMPLE}"})
-                return
-            name = _upload_name(parse_qs(url.query).get("name", [""])[0])
-            if name is None:
-                self._reply(400, {"error": f"name= must be a file name of at most {MAX_NAME} characters, "
-                                           "without control characters"})
-                return
-            self._reply(*self._predict(data, name))
+    def do_GET(self) -> None:
+        path = urlparse(self.path).path
+        if path == "/health":
+            self._reply(200, {"status": "ok"})
+        elif path == "/info":
+            self._reply(200, self.server.info)
+        elif path == "/predict":
+            self._reply(405, {"error": f"POST a file's bytes to /predict, e.g. {UPLOAD_EXAMPLE}"}, allow="POST")
+        else:
+            self._reply(404, {"error": f"no such endpoint: {path}"})
 
-        def _predict(self, data: bytes, name: str) -> tuple[int, Any]:
-            """(status, payload) for one upload. It is saved under a name the server makes, never the client's (that
-            may hold anything); only a plain suffix is kept, for readers that go by it. The folder goes either way."""
-            with tempfile.TemporaryDirectory(prefix="dlzoo-serve-") as folder:
-                path = Path(folder) / f"upload{_plain_suffix(name)}"
-                try:
-                    path.write_bytes(data)
-                    with lock:
-                        records = task.predict([str(path)])
-                except UserError as error:
-                    return 400, {"error": one_line(str(error)).replace(str(path), name)}
-                except Exception as error:  # a bug, not bad input: answer it rather than drop the connection
-                    self.log_error("predict failed on %r: %r", name, error)
-                    return 500, {"error": f"internal error: {type(error).__name__}"}
-            for record in records:
-                for key in ("path", "input"):  # image and line tasks name the file `path`, table tasks `input`
-                    if record.get(key) == str(path):
-                        record[key] = name
-            return 200, records
+    def do_POST(self) -> None:
+        url = urlparse(self.path)
+        if url.path in ("/info", "/health"):
+            self.close_connection = True  # its body, if any, is left unread
+            self._reply(405, {"error": f"{url.path} answers GET only"}, allow="GET")
+            return
+        if url.path != "/predict":
+            self._reply(404, {"error": f"no such endpoint: {url.path}"})
+            return
+        upload = self._receive_upload(url.query)
+        if upload is not None:
+            self._reply(*self._predict(*upload))
 
-    return ThreadingHTTPServer((host, port), Handler)
+    def _receive_upload(self, query: str) -> tuple[bytes, str] | None:
+        """The uploaded file's bytes and the name replies call it by; None when the request was refused (and
+        answered) or the client left."""
+        data = self._read_body()
+        if data is None:
+            return None
+        if self.headers.get_content_type().startswith("multipart/"):  # curl -F, an HTML form
+            self._reply(415, {"error": f"send the file's bytes as the whole request body, not in a form: "
+                                       f"{UPLOAD_EXAMPLE}"})
+            return None
+        name = _upload_name(parse_qs(query).get("name", [""])[0])
+        if name is None:
+            self._reply(400, {"error": f"name= must be a file name of at most {MAX_NAME} characters, "
+                                       "without control characters"})
+            return None
+        return data, name
+
+    def _read_body(self) -> bytes | None:
+        """The request's body, whole; None when it was refused (and answered) or the client left before sending
+        it all."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True  # its body is left unread
+            self._reply(411, {"error": "send the file with a Content-Length header; chunked bodies are not read"})
+            return None
+        length = _content_length(self.headers.get("Content-Length"))
+        if not 0 < length <= MAX_BYTES:
+            self._reply(400, {"error": f"send the file as the request body (1 byte to {MAX_BYTES} bytes)"})
+            return None
+        try:  # read before any refusal: closing on an unread body can reset the reply
+            data = self.rfile.read(length)
+        except (TimeoutError, ConnectionError):  # the client stopped sending, or left
+            self.close_connection = True
+            return None
+        if len(data) < length:  # it closed before sending what it declared
+            self.close_connection = True
+            return None
+        return data
+
+    def _predict(self, data: bytes, name: str) -> tuple[int, Any]:
+        """(status, payload) for one upload. It is saved under a name the server makes, never the client's (that
+        may hold anything); only a plain suffix is kept, for readers that go by it. The folder goes either way."""
+        with tempfile.TemporaryDirectory(prefix="dlzoo-serve-") as folder:
+            path = Path(folder) / f"upload{_plain_suffix(name)}"
+            try:
+                path.write_bytes(data)
+                records = self.server.predict(path)
+            except UserError as error:
+                return 400, {"error": one_line(str(error)).replace(str(path), name)}
+            except Exception as error:  # a bug, not bad input: answer it rather than drop the connection
+                self.log_error("predict failed on %r: %r", name, error)
+                return 500, {"error": f"internal error: {type(error).__name__}"}
+        for record in records:
+            for key in ("path", "input"):  # image and line tasks name the file `path`, table tasks `input`
+                if record.get(key) == str(path):
+                    record[key] = name
+        return 200, records
 
 
 def _content_length(header: str | None) -> int:
