@@ -41,6 +41,8 @@ def test_training_reports_every_fold_and_the_boosting_baseline(housing_run):
     assert cv["log_rmse"] == pytest.approx(np.mean(folds))
     # Predicting the mean log price scores the spread of log prices, about 0.4 on Ames: the models must learn.
     assert cv["log_rmse"] < 0.25, cv
+    # Training's own figure (per batch, dropout on) has a name of its own, not the score's.
+    assert "batch_log_rmse" in summary["metrics"]["train"] and "log_rmse" not in summary["metrics"]["train"]
     assert summary["cv"] == {"folds": 3, "fold_seed": 0, "rows": 600, "final": "ensemble"}
     baseline = summary["baseline"]
     assert len(baseline["fold_log_rmse"]) == 3 and 0 < baseline["log_rmse"] < 0.25

@@ -187,7 +187,9 @@ class TabularRegression(Task):
         # Mean squared error of the log target over each slot's own training rows in the batch.
         per_slot = ((predicted - target) ** 2 * weights).sum(1) / weights.sum(1).clamp(min=1)
         # The sum, not the mean, over slots: each slot's parameters get exactly the gradient they would alone.
-        return {"loss": per_slot.sum(), "log_rmse": per_slot[: self.meta["folds"]].detach().sqrt().mean()}
+        # batch_log_rmse follows training only: an RMSE per batch (averaged over the epoch), on rows the slots train
+        # on, with dropout on. The score is `log_rmse` of split cv (`evaluate`), hence the other name.
+        return {"loss": per_slot.sum(), "batch_log_rmse": per_slot[: self.meta["folds"]].detach().sqrt().mean()}
 
     def log_predictions(self, numbers: torch.Tensor | None = None, codes: torch.Tensor | None = None) -> torch.Tensor:
         """(slots, rows) log-target predictions, in batches of data.eval_batch_size (default: the training rows)."""
