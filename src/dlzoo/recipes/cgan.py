@@ -42,7 +42,7 @@ register_recipe(Recipe(
     task=ConditionalGANTask,
     default_config=lambda: cgan_config("fashion-mnist", epochs=10),
     summary="class-conditional WGAN-GP + spectral norm on Fashion-MNIST; fixed-noise grids every epoch",
-    reference="conditional acc 0.852, Fréchet 18.7 x real floor (fashion judge, 0.916 on real images), 786 s train "
+    reference="conditional acc 0.852, Fréchet 18.7 x real floor (fashion judge, 0.916 on real images), 452 s train "
               "on a busy machine (436 s in an earlier, quieter run), 1 thread on a 2-core AMD EPYC CPU: dlzoo bench "
               "generative threads=1 fashion=true",
 ))
