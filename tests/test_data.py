@@ -105,6 +105,13 @@ def test_a_bad_magic_number_is_named_as_one(tmp_path, magic, kept, message):
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
+def test_a_shape_claiming_more_bytes_than_any_disk_is_not_printed_in_full(tmp_path):
+    path = tmp_path / "x-idx3-ubyte"
+    path.write_bytes(b"\x00\x00\x08\x10" + b"\xff" * 1024)  # 16 sizes of 4,294,967,295: a 154-digit byte count
+    with pytest.raises(UserError, match="make more bytes than any disk holds, but the file has 1,028"):
+        read_idx(path)
+
+
 def test_download_verifies_checksum_and_never_leaves_partial_files(tmp_path):
     """The download path, exercised offline with file:// URLs standing in for the official mirrors."""
     mirror = make_idx_folder(tmp_path / "mirror")

@@ -164,12 +164,12 @@ def test_streamed_pictures_are_the_ones_held_in_memory(picture_folder, val_fract
     held, none = load_arrays(ImageDataConfig(source="folder", path=str(root), limit=200, val_fraction=val_fraction))
     empty, files = load_arrays(ImageDataConfig(source="folder", path=str(root), limit=200, stream=True,
                                                val_fraction=val_fraction, augment=AugmentConfig(enabled=False)))
-    assert none is None and len(files) == len(held.train_images) == 200 * (1 - val_fraction)
-    assert len(empty.train_images) == 0
+    assert none is None and len(files) == len(held.train_images) == 200 and len(empty.train_images) == 0
     assert np.array_equal(empty.test_images, held.test_images) and empty.classes == held.classes
-    if val_fraction:  # the same validation pictures, read into memory either way
-        assert np.array_equal(empty.val_images, held.val_images) and len(held.val_images) == 20
-    for index in (0, 1, 57, 179):
+    if val_fraction:  # the same validation pictures, read into memory either way, held out of all 1,000
+        assert np.array_equal(empty.val_images, held.val_images) and len(held.val_images) == 100
+        assert empty.val_fingerprint == held.val_fingerprint != ""
+    for index in (0, 1, 57, 199):
         picture, label = files[index]
         assert picture.shape == (1, 28, 28) and label == held.train_labels[index]
         assert torch.equal(picture[0], torch.from_numpy(held.train_images[index]).float() / 255)

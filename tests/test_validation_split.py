@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import assert_user_error
 from dlzoo.bench.classic import fashion_subset
@@ -48,6 +49,11 @@ def test_validation_images_come_out_of_training_and_the_test_set_stays_whole(fas
     assert np.array_equal(arrays.val_images, whole.train_images[held])
     assert np.array_equal(arrays.train_images, whole.train_images[kept])
     assert np.array_equal(arrays.val_labels, whole.train_labels[held])
+    # data.limit takes the first of the images left to train on: the validation set stays the same
+    limited, _ = load_arrays(ImageDataConfig(source="fashion-mnist", path=str(folder), val_fraction=0.2, limit=300))
+    assert np.array_equal(limited.train_images, arrays.train_images[:300])
+    assert np.array_equal(limited.val_images, arrays.val_images)
+    assert limited.val_fingerprint == arrays.val_fingerprint
 
 
 def test_a_run_with_a_validation_split_evaluates_and_compares_both(cli, fashion_small, tmp_path):
@@ -61,14 +67,51 @@ def test_a_run_with_a_validation_split_evaluates_and_compares_both(cli, fashion_
     evaluated = cli("eval", run_dir, "--split", "val", "--json")
     assert evaluated.code == 0, evaluated.err
     assert json.loads(evaluated.out)["metrics"] == {"val": pytest.approx(metrics["val"])}
-    table = cli("compare", run_dir).out.splitlines()
+    table = cli("compare", run_dir, "--sort", "val").out.splitlines()
     assert "| val accuracy | test accuracy |" in table[0]
-    assert f"| {metrics['val']['accuracy']:.4f} | {metrics['test']['accuracy']:.4f} |" in table[2]
+    assert f"(10% held out) | {metrics['val']['accuracy']:.4f} | {metrics['test']['accuracy']:.4f} |" in table[2]
 
 
 def test_validation_settings_are_checked(cli, fashion_small, digits_run):
     for value in ("1", "-0.1"):
         assert_user_error(cli("show", "fashion", f"data.val_fraction={value}"), "data.val_fraction must be in [0, 1)")
-    assert_user_error(cli("train", "fashion", f"data.path={fashion_small[0]}", "data.limit=50",
-                          "data.val_fraction=0.1", *CPU), "cannot hold out data.val_fraction=0.1 of 50")
+    assert_user_error(cli("train", "fashion", f"data.path={fashion_small[0]}", "data.val_fraction=0.004", *CPU),
+                      "cannot hold out data.val_fraction=0.004 of 2,000 training samples in every class")
+    assert_user_error(cli("show", "fashion", "data.val_fraction=0.1", "data.val_seed=-1"), "data.val_seed must be")
     assert_user_error(cli("eval", digits_run, "--split", "val"), "has no split 'val'; it has: test")
+
+
+def picture_folder(root, arrays, count, held_out="test"):
+    """`count` of the arrays' training pictures as PNG files in root/train/<class>/, 50 test ones in root/held_out/."""
+    for split, images, labels in (("train", arrays.train_images[:count], arrays.train_labels[:count]),
+                                  (held_out, arrays.test_images[:50], arrays.test_labels[:50])):
+        for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+            folder = root / split / str(label)
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(folder / f"{index}.png")
+    return root
+
+
+def test_eval_refuses_a_validation_split_the_folder_no_longer_gives(cli, fashion_small, tmp_path):
+    """Pictures added to train/ after training change the split drawn again: some of its pictures were trained on."""
+    root = picture_folder(tmp_path / "pictures", fashion_small[1], 300)
+    run_dir = tmp_path / "run"
+    result = cli("train", "fashion", "data.source=folder", f"data.path={root}", "data.val_fraction=0.2",
+                 "trainer.epochs=1", *CPU, "--out", run_dir)
+    assert result.code == 0, result.err
+    assert cli("eval", run_dir, "--split", "val").code == 0
+    picture_folder(root, fashion_small[1], 400)  # 100 more training pictures
+    assert_user_error(cli("eval", run_dir), "the validation split drawn again holds other images (80) than")
+    assert cli("eval", run_dir, "--split", "test").code == 0
+
+
+def test_a_folder_whose_val_folder_is_its_test_split_is_refused_a_second_validation_split(cli, fashion_small,
+                                                                                          tmp_path):
+    root = picture_folder(tmp_path / "pictures", fashion_small[1], 100, held_out="val")
+    assert_user_error(cli("train", "fashion", "data.source=folder", f"data.path={root}", "data.val_fraction=0.2",
+                          *CPU, "--out", tmp_path / "run"), "val is scored as the test split (there is no test/)",
+                      "rename val/ to test/")
+    picture_folder(root, fashion_small[1], 100, held_out="test")  # now both: val/ is passed over, and said to be
+    result = cli("train", "fashion", "data.source=folder", f"data.path={root}", "trainer.epochs=1", *CPU,
+                 "--out", tmp_path / "run")
+    assert result.code == 0 and "left out val/: test/ is the held-out split" in result.out + result.err

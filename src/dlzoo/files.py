@@ -9,6 +9,7 @@ the ones it made, so that `--out new/dir/file` leaves no empty folders behind.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -149,12 +150,11 @@ def _make_folders(folder: Path) -> list[Path]:
 
 
 def _remove_empty_folders(made: list[Path]) -> None:
-    """Remove the folders a failed write made, innermost first; one that something else has filled meanwhile stays."""
+    """Remove the folders a failed write made, innermost first; one that something else has filled meanwhile stays
+    (and so do its parents: their removal fails alike)."""
     for folder in reversed(made):
-        try:
+        with contextlib.suppress(OSError):
             folder.rmdir()
-        except OSError:
-            return  # not empty: its parents are not either
 
 
 def _claim(path: Path) -> Path:

@@ -282,6 +282,17 @@ def load_for_evaluation(run: LoadedRun, device: str = "auto") -> tuple[Task, Run
     return task, runtime
 
 
+def check_same_validation(run: LoadedRun, meta: dict[str, Any]) -> None:
+    """The validation split drawn again for evaluation must be the one training held out (`meta["val_split"]`):
+    one drawn from changed data (pictures added to a folder) could hold pictures the run was trained on."""
+    trained, found = run.metadata["meta"].get("val_split"), meta.get("val_split")
+    if trained is None or found == trained:
+        return
+    raise UserError(f"the validation split drawn again holds other images ({found['images']:,}) than {run.run_dir} "
+                    f"held out in training ({trained['images']:,}): its data changed since, and some of them may "
+                    f"have been trained on; evaluate --split test")
+
+
 def _check_same_classes(run: LoadedRun, found: list[str] | None) -> None:
     """The data read again for evaluation (a folder of pictures may have changed since training) must hold the
     classes the network learnt, in its order: otherwise its outputs would be scored against other labels."""

@@ -149,6 +149,8 @@ def read_row(run_dir: Path) -> RunRow:
             source += f" {Path(os.path.abspath(str(data['path']))).name}"
         if data.get("limit"):
             source += f" (first {data['limit']:,})"
+        if data.get("val_fraction"):  # trained on fewer images than a run of the whole training set
+            source += f" ({float(data['val_fraction']):.0%} held out)"
         name = str(summary["device_name"])
         device = name if summary.get("device") != "cpu" else f"CPU: {name}"
         if summary.get("precision"):  # runs from before dlzoo recorded it have none
@@ -174,6 +176,9 @@ def sort_rows(rows: list[RunRow], key: str) -> list[RunRow]:
         return sorted(rows, key=lambda r: r.train_seconds)
     if key == "name":
         return sorted(rows, key=lambda r: r.run)
+    if key == "val":  # the validation accuracy, to choose settings by; runs without one below, in their order
+        return sorted(rows, key=lambda r: -r.val_value if r.metric == "accuracy" and r.val_value is not None
+                      else math.inf)
     # Accuracy first, best on top; runs scored by other metrics keep their order below.
     return sorted(rows, key=lambda r: -r.value if r.metric == "accuracy" else math.inf)
 
@@ -228,7 +233,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories, folders of runs, or globs")
     parser.add_argument("--out", metavar="FILE.md", help="write the markdown table here (and the plot beside it)")
     parser.add_argument("--plot", metavar="FILE.png", help="write the plot here (default: --out with .png)")
-    parser.add_argument("--sort", choices=["accuracy", "time", "name"], default="accuracy")
+    parser.add_argument("--sort", choices=["accuracy", "val", "time", "name"], default="accuracy",
+                        help="rows by test accuracy (default), validation accuracy (runs with data.val_fraction), "
+                             "training time or run name")
 
 
 @command("compare", "finished runs side by side: markdown table and a test-accuracy-vs-training-time plot",

@@ -64,7 +64,8 @@ def _annotation_targets(inputs: list[str], out_dir: Path) -> dict[str, Path]:
     taken = [target.name for target in targets.values()
              if (target.exists() or target.is_symlink()) and not is_annotation(target)]
     if taken:
-        raise UserError(f"--annotate {out_dir} already holds {', '.join(taken)}, not written by an earlier read: move "
+        raise UserError(f"--annotate {out_dir} already holds {', '.join(taken)}, not marked as a dlzoo annotation (a "
+                        f"file of yours, or one written before annotations were marked): move "
                         f"{'it' if len(taken) == 1 else 'them'} or choose another folder")
     return targets
 

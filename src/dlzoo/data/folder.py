@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlzoo.data.images import ImageArrays
+from dlzoo.data.images import ImageArrays, split_fingerprint, validation_split
 from dlzoo.data.sources import register_source
 from dlzoo.errors import UserError
 from dlzoo.vision.io import read_image
@@ -91,12 +91,32 @@ class FolderListing:
     classes: list[str]
     train: list[tuple[Path, int]]
     test: list[tuple[Path, int]]
+    test_name: str  # the folder scored as the test split: test/, or val/ where there is no test/
     skipped: Counter[str]  # files that are not pictures, by suffix
     loose: list[Path]  # files in train/ or test/ themselves, outside any class folder
+
+    def hold_out(self, fraction: float, seed: int) -> tuple[list[tuple[Path, int]], list[tuple[Path, int]]]:
+        """The training pictures as (kept, validation), drawn as `validation_split` draws them; all kept when
+        `fraction` is 0."""
+        if not fraction:
+            return self.train, []
+        if self.test_name == "val":  # two different sets of pictures would both be called validation
+            raise UserError(f"{self.root / 'val'} is scored as the test split (there is no test/), and "
+                            f"data.val_fraction draws a validation split from train/: rename val/ to test/, or "
+                            f"leave data.val_fraction at 0")
+        kept, held = validation_split(np.array([label for _, label in self.train]), fraction, seed)
+        return [self.train[i] for i in kept], [self.train[i] for i in held]
+
+    def fingerprint(self, items: list[tuple[Path, int]]) -> str:
+        """`split_fingerprint` of pictures by their names under the folder (wherever the folder is)."""
+        return split_fingerprint(path.relative_to(self.root).as_posix() for path, _ in items)
 
     def notes(self) -> list[str]:
         """What a user should know about the listing: the files it left out."""
         notes = []
+        if self.test_name == "test" and (self.root / "val").is_dir():
+            notes.append(f"{self.root}: left out val/: test/ is the held-out split (data.val_fraction draws a "
+                         f"validation split from train/)")
         if self.loose:
             notes.append(f"{self.root}: left out {len(self.loose)} file(s) outside the class folders of train/ and "
                          f"test/, e.g. {self.loose[0].name} (a picture belongs in its class's folder)")
@@ -148,7 +168,7 @@ def list_folder(path: str | None) -> FolderListing:
     # Shuffled once, with a fixed seed, so `data.limit=N` takes a mix of classes rather than the first ones.
     train = [train[i] for i in np.random.default_rng(0).permutation(len(train))]
     loose = sorted(p for split in (train_dir, test_dir) for p in split.iterdir() if p.is_file() and not _hidden(p.name))
-    return FolderListing(root, classes, train, _split_items(test_dir, classes, skipped), skipped, loose)
+    return FolderListing(root, classes, train, _split_items(test_dir, classes, skipped), test_dir.name, skipped, loose)
 
 
 def read_picture(path: Path, prepare: ResizePreprocessing) -> np.ndarray:
@@ -161,12 +181,16 @@ def read_items(items: list[tuple[Path, int]], prepare: ResizePreprocessing) -> t
     return images, np.array([label for _, label in items], dtype=np.int64)
 
 
-def load_image_folder(path: str | None, size: int, colour: bool = False, limit: int | None = None) -> ImageArrays:
-    """The pictures under `path` read into memory, each size x size, grey (N, H, W) or RGB (N, 3, H, W); with
-    `limit`, only the first `limit` training pictures (of the shuffled listing) are read."""
+def load_image_folder(path: str | None, size: int, colour: bool = False, limit: int | None = None,
+                      val_fraction: float = 0.0, val_seed: int = 0) -> ImageArrays:
+    """The pictures under `path` read into memory, each size x size, grey (N, H, W) or RGB (N, 3, H, W), with
+    `val_fraction` of the training pictures held out (`FolderListing.hold_out`); with `limit`, only the first
+    `limit` of the other training pictures (of the shuffled listing) are read."""
     listing = list_folder(path)
     prepare = ResizePreprocessing(size=size, colour=colour)
-    train_x, train_y = read_items(listing.train[:limit], prepare)
+    train, val = listing.hold_out(val_fraction, val_seed)
+    train_x, train_y = read_items(train[:limit], prepare)
     test_x, test_y = read_items(listing.test, prepare)
-    return ImageArrays(train_x, train_y, test_x, test_y, listing.classes, FOLDER.name, str(listing.root),
-                       notes=listing.notes())
+    arrays = ImageArrays(train_x, train_y, test_x, test_y, listing.classes, FOLDER.name, str(listing.root),
+                         notes=listing.notes())
+    return arrays.with_validation(*read_items(val, prepare), listing.fingerprint(val)) if val else arrays

@@ -29,8 +29,9 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) != expected:
         # Named with its header: a wrong count of dimensions in the magic number reads as a nonsensical shape.
         shown = ", ".join(map(str, shape[:6])) + (f", ... ({dims} dimensions)" if dims > 6 else "")
+        size = f"{expected:,} bytes" if expected < 1 << 60 else "more bytes than any disk holds"
         raise UserError(f"{path} is truncated or its header is corrupt: magic number {_magic(raw)} and shape "
-                        f"({shown}) make {expected:,} bytes, but the file has {len(raw):,}")
+                        f"({shown}) make {size}, but the file has {len(raw):,}")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +33,7 @@ class ImageArrays:
     # Training samples held out to choose settings by, leaving the test set untouched (`hold_out`); None: none.
     val_images: np.ndarray | None = None
     val_labels: np.ndarray | None = None
+    val_fingerprint: str = ""  # which samples they are (`split_fingerprint`), kept with a run
 
     def __post_init__(self) -> None:
         # A label file from elsewhere (or damaged) would otherwise fail mid-training, deep inside the loss.
@@ -47,10 +50,15 @@ class ImageArrays:
         return self
 
     def hold_out(self, fraction: float, seed: int) -> ImageArrays:
-        """Move `fraction` of the training samples into the validation set (see `validation_split`)."""
+        """Move `fraction` of the training samples into the validation set (see `validation_split`); before any
+        `limit`, so that the validation set is the same whatever the number of samples trained on."""
         kept, held = validation_split(self.train_labels, fraction, seed)
-        self.val_images, self.val_labels = self.train_images[held], self.train_labels[held]
+        self.with_validation(self.train_images[held], self.train_labels[held], split_fingerprint(held.tolist()))
         self.train_images, self.train_labels = self.train_images[kept], self.train_labels[kept]
+        return self
+
+    def with_validation(self, images: np.ndarray, labels: np.ndarray, fingerprint: str) -> ImageArrays:
+        self.val_images, self.val_labels, self.val_fingerprint = images, labels, fingerprint
         return self
 
 
@@ -67,6 +75,12 @@ def validation_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
         raise UserError(f"cannot hold out data.val_fraction={fraction} of {len(labels):,} training samples in "
                         f"every class: {error}") from None
     return np.sort(kept), np.sort(held)
+
+
+def split_fingerprint(members: Iterable[object]) -> str:
+    """A short hash of which samples a split holds (their indices or file names): stored with a run, it tells
+    whether a split drawn again for evaluation is the one training held out."""
+    return hashlib.sha256("\n".join(map(str, members)).encode()).hexdigest()[:16]
 
 
 def _idx_files(prefix: str, md5s: tuple[str, str, str, str]) -> tuple[RemoteFile, ...]:

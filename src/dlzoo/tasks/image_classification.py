@@ -21,7 +21,7 @@ from torchvision.transforms import v2
 from dlzoo.config import DataConfig, ModelConfig, RecipeConfig
 from dlzoo.data.augment import random_affine, random_flip, random_translate, translate
 from dlzoo.data.folder import FOLDER, list_folder, load_image_folder, read_items
-from dlzoo.data.images import ImageArrays, load_image_arrays, validation_split
+from dlzoo.data.images import ImageArrays, load_image_arrays
 from dlzoo.data.picture_files import FileLoader, PictureFiles
 from dlzoo.data.tensors import TensorLoader, drop_short_last
 from dlzoo.engine.trainer import eval_mode
@@ -128,27 +128,24 @@ def load_arrays(data: ImageDataConfig) -> tuple[ImageArrays, PictureFiles | None
         for key in ("colour", "stream"):
             if getattr(data, key):
                 raise UserError(f"data.{key}=true is for data.source=folder pictures, not '{data.source}'")
-        return _held_out(load_image_arrays(data.source, data.path).limit(data.limit), data), None
+        arrays = load_image_arrays(data.source, data.path)
+        return (arrays.hold_out(data.val_fraction, data.val_seed) if data.val_fraction else arrays).limit(
+            data.limit), None
     if data.preprocess != "resize":
         raise UserError("data.source=folder prepares pictures as dlzoo predict does: use data.preprocess=resize")
     if not data.stream:
-        return _held_out(load_image_folder(data.path, data.resolution, data.colour, data.limit), data), None
+        return load_image_folder(data.path, data.resolution, data.colour, data.limit, data.val_fraction,
+                                 data.val_seed), None
     listing = list_folder(data.path)
     prepare = ResizePreprocessing(size=data.resolution, colour=data.colour)
-    train = listing.train[: data.limit]
+    train, val = listing.hold_out(data.val_fraction, data.val_seed)
     test_x, test_y = read_items(listing.test, prepare)
     arrays = ImageArrays(train_images=test_x[:0], train_labels=test_y[:0], test_images=test_x, test_labels=test_y,
                          classes=listing.classes, source=FOLDER.name, location=str(listing.root),
                          notes=listing.notes())
-    if data.val_fraction:  # the validation pictures are read once, like the test ones
-        kept, held = validation_split(np.array([label for _, label in train]), data.val_fraction, data.val_seed)
-        arrays.val_images, arrays.val_labels = read_items([train[i] for i in held], prepare)
-        train = [train[i] for i in kept]
-    return arrays, PictureFiles(train, prepare, file_augmentation(data.augment, data.resolution))
-
-
-def _held_out(arrays: ImageArrays, data: ImageDataConfig) -> ImageArrays:
-    return arrays.hold_out(data.val_fraction, data.val_seed) if data.val_fraction else arrays
+    if val:  # the validation pictures are read once, like the test ones
+        arrays.with_validation(*read_items(val, prepare), listing.fingerprint(val))
+    return arrays, PictureFiles(train[: data.limit], prepare, file_augmentation(data.augment, data.resolution))
 
 
 def file_augmentation(aug: AugmentConfig, size: int) -> v2.Compose | None:
@@ -195,6 +192,8 @@ class ImageClassification(Task):
         if not 0 <= config.data.val_fraction < 1:
             raise UserError(f"data.val_fraction must be in [0, 1) (0: no validation split), got "
                             f"{config.data.val_fraction}")
+        if not 0 <= config.data.val_seed < 2**32:  # what the split's random generator takes
+            raise UserError(f"data.val_seed must be in [0, 2**32), got {config.data.val_seed}")
         if config.data.workers < 0:
             raise UserError(f"data.workers must be >= 0 (0 reads in the training process), got {config.data.workers}")
         augment = config.data.augment
@@ -218,6 +217,7 @@ class ImageClassification(Task):
         self.test_x, self.test_y = self._tensors(arrays.test_images, arrays.test_labels, device)
         if arrays.val_images is not None:
             self.val_x, self.val_y = self._tensors(arrays.val_images, arrays.val_labels, device)
+            self.meta["val_split"] = {"images": len(self.val_x), "fingerprint": arrays.val_fingerprint}
         where = f" ({arrays.location})" if arrays.source == FOLDER.name else ""
         validation = f", {len(self.val_x):,} validation" if arrays.val_images is not None else ""
         self.notes = [f"data: {arrays.source}{where}: {self.training_size():,} training{validation} and "

@@ -17,7 +17,7 @@ from torchvision.utils import make_grid
 
 from dlzoo.data.sources import get_source
 from dlzoo.errors import UserError
-from dlzoo.files import save_figure
+from dlzoo.files import check_destination, save_figure
 
 if TYPE_CHECKING:
     from dlzoo.tasks.image_classification import ImageClassification
@@ -43,8 +43,7 @@ def check_output(path: Path) -> Path:
     """`path` if matplotlib can write a picture there (its extension names a format), else a UserError."""
     from matplotlib.figure import Figure
 
-    if path.is_dir():
-        raise UserError(f"'{path}' is a folder; give a file name such as {path / 'gallery.png'}")
+    check_destination(path, "gallery.png")  # a folder there, or a file in the way among its folders
     if path.suffix.lower().lstrip(".") not in Figure().canvas.get_supported_filetypes():
         raise UserError(f"cannot write a picture to '{path}': use an extension such as .png, .jpg, .pdf or .svg")
     return path
