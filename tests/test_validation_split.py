@@ -2,6 +2,7 @@
 beside the test split, so that settings can be chosen without looking at the test accuracy."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -92,17 +93,22 @@ def picture_folder(root, arrays, count, held_out="test"):
     return root
 
 
-def test_eval_refuses_a_validation_split_the_folder_no_longer_gives(cli, fashion_small, tmp_path):
-    """Pictures added to train/ after training change the split drawn again: some of its pictures were trained on."""
+def test_a_validation_split_the_folder_no_longer_gives_is_refused(cli, fashion_small, tmp_path):
+    """Pictures added to train/ after training change the split drawn again: some of its pictures were trained on.
+    `dlzoo eval` refuses to score it, and `--resume` to go on training beside it."""
     root = picture_folder(tmp_path / "pictures", fashion_small[1], 300)
     run_dir = tmp_path / "run"
     result = cli("train", "fashion", "data.source=folder", f"data.path={root}", "data.val_fraction=0.2",
-                 "trainer.epochs=1", *CPU, "--out", run_dir)
+                 "trainer.epochs=2", *CPU, "--out", run_dir)
     assert result.code == 0, result.err
     assert cli("eval", run_dir, "--split", "val").code == 0
     picture_folder(root, fashion_small[1], 400)  # 100 more training pictures
     assert_user_error(cli("eval", run_dir), "the validation split drawn again holds other images (80) than")
     assert cli("eval", run_dir, "--split", "test").code == 0
+    shutil.rmtree(run_dir / "checkpoints" / "epoch-0002")  # as if stopped after its first epoch
+    (run_dir / "summary.json").unlink()
+    assert_user_error(cli("train", "--resume", run_dir), "would resume on other data than it trained on (its "
+                      "validation split (data.val_fraction) differ)")
 
 
 def test_a_folder_whose_val_folder_is_its_test_split_is_refused_a_second_validation_split(cli, fashion_small,
