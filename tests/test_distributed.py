@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 
 from conftest import ROOT, Result, run_subprocess
 
-TWO_PROCESSES = ["digits", "data.limit=800", "trainer.epochs=2", "trainer.device=cpu"]
+# A validation split too (held out of all 4,000 training digits before the limit), sharded like the test set.
+TWO_PROCESSES = ["digits", "data.limit=800", "data.val_fraction=0.1", "trainer.epochs=2", "trainer.device=cpu"]
 
 
 def torchrun(*args) -> Result:
@@ -43,12 +44,13 @@ def test_torchrun_two_processes(ddp_run):
     first = next(e for e in entries if e["split"] == "train")
     # 800 samples over 2 ranks = 400 each, batches of 128 with the last partial batch dropped: 3 steps an epoch.
     assert first["step"] == 3
-    # Test metrics are reduced over the ranks' shards: they equal a single-process evaluation of the same weights.
+    # Held-out metrics are reduced over the ranks' shards: they equal a single-process evaluation of the same weights.
     evaluated = run_subprocess("eval", run_dir, "--json", "--device", "cpu")
     assert evaluated.code == 0, evaluated.err
-    single = json.loads(evaluated.out)["metrics"]["test"]
-    assert single["accuracy"] == pytest.approx(summary["metrics"]["test"]["accuracy"], abs=1e-9)
-    assert single["loss"] == pytest.approx(summary["metrics"]["test"]["loss"], rel=1e-4)
+    for split in ("val", "test"):
+        single = json.loads(evaluated.out)["metrics"][split]
+        assert single["accuracy"] == pytest.approx(summary["metrics"][split]["accuracy"], abs=1e-9)
+        assert single["loss"] == pytest.approx(summary["metrics"][split]["loss"], rel=1e-4)
 
 
 @pytest.mark.multiprocess
