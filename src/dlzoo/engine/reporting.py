@@ -164,6 +164,7 @@ def plot_curves(run_dir: Path) -> Path | None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     series: dict[str, dict[str, tuple[list, list]]] = {}
     for entry in entries:
@@ -182,6 +183,7 @@ def plot_curves(run_dir: Path) -> Path | None:
             axis.plot(xs, ys, marker="o", markersize=3, label=split)
         axis.set_title(metric)
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no tick at 1.25
         axis.grid(alpha=0.3)
         axis.legend()
     for axis in list(axes.flat)[len(series):]:
