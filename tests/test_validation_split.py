@@ -121,3 +121,29 @@ def test_a_folder_whose_val_folder_is_its_test_split_is_refused_a_second_validat
     result = cli("train", "fashion", "data.source=folder", f"data.path={root}", "trainer.epochs=1", *CPU,
                  "--out", tmp_path / "run")
     assert result.code == 0 and "left out val/: test/ is the held-out split" in result.out + result.err
+
+
+def test_an_earlier_checkpoint_chosen_by_its_validation_accuracy_can_be_used(cli, fashion_small, tmp_path):
+    """`RUN/checkpoints/epoch-NNNN` stands for the run at that epoch in eval, predict and export: the epoch a
+    validation split chose need not be the last."""
+    run_dir = tmp_path / "run"
+    result = cli("train", "fashion", f"data.path={fashion_small[0]}", "data.val_fraction=0.1", "trainer.epochs=2",
+                 "data.batch_size=64", *CPU, "--out", run_dir)
+    assert result.code == 0, result.err
+    first = run_dir / "checkpoints" / "epoch-0001"
+    logged = {entry["split"]: entry["metrics"] for entry in map(json.loads, (run_dir / "metrics.jsonl").open())
+              if entry["epoch"] == 1 and entry["split"] != "train"}
+    evaluated = cli("eval", first, "--json")
+    assert evaluated.code == 0, evaluated.err
+    assert json.loads(evaluated.out)["checkpoint"] == "epoch-0001"
+    assert json.loads(evaluated.out)["metrics"] == {split: pytest.approx(logged[split]) for split in ("val", "test")}
+    picture = tmp_path / "coat.png"
+    Image.fromarray(fashion_small[1].test_images[0]).save(picture)
+    assert cli("predict", first, picture).code == 0
+    exported = cli("export", first)
+    assert exported.code == 0, exported.err
+    assert (run_dir / "export" / "model-epoch-0001.pt2").is_file() and not (run_dir / "export" / "model.pt2").exists()
+    sidecar = json.loads((run_dir / "export" / "model-epoch-0001.pt2.json").read_text())
+    assert sidecar["checkpoint"] == str(first)
+    assert_user_error(cli("eval", run_dir / "checkpoints" / "epoch-0005"),
+                      "checkpoint not found", "(kept: epoch-0001, epoch-0002; trainer.keep_checkpoints says how many)")

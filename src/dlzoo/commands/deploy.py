@@ -16,11 +16,14 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("export", "export a run's network (torch.export .pt2 or ONNX) with a JSON sidecar", _export_arguments)
 def export(args: argparse.Namespace) -> None:
+    from dlzoo.engine.checkpoint import latest
     from dlzoo.export import export_run
     from dlzoo.runs import check_not_a_run_file, open_run
 
     run = open_run(args.run_dir)
-    out = check_not_a_run_file(args.out) if args.out else run.run_dir / "export" / f"model.{args.format}"
+    # An earlier checkpoint (RUN/checkpoints/epoch-NNNN) is exported beside the latest's, under its own name.
+    name = "model" if run.checkpoint == latest(run.run_dir) else f"model-{run.checkpoint.name}"
+    out = check_not_a_run_file(args.out) if args.out else run.run_dir / "export" / f"{name}.{args.format}"
     written = export_run(run, args.format, out)
     print(f"wrote {written} and {written}.json")
 

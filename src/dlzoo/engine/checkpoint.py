@@ -147,6 +147,12 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(found, key=epoch_of)
 
 
+def is_checkpoint(path: Path) -> bool:
+    """Whether `path` is one complete checkpoint of a run (`RUN/checkpoints/epoch-NNNN` holding its weights)."""
+    path = Path(path)
+    return path.parent.name == CHECKPOINTS and bool(_NAME.match(path.name)) and (path / WEIGHTS).is_file()
+
+
 def epoch_of(checkpoint_dir: Path) -> int:
     """The epochs a checkpoint folder (`epoch-NNNN`) has trained."""
     return int(_NAME.match(Path(checkpoint_dir).name).group(1))
