@@ -123,7 +123,8 @@ def test_a_folder_whose_val_folder_is_its_test_split_is_refused_a_second_validat
     assert result.code == 0 and "left out val/: test/ is the held-out split" in result.out + result.err
 
 
-def test_an_earlier_checkpoint_chosen_by_its_validation_accuracy_can_be_used(cli, fashion_small, tmp_path):
+def test_an_earlier_checkpoint_chosen_by_its_validation_accuracy_can_be_used(cli, fashion_small, tmp_path,
+                                                                            monkeypatch):
     """`RUN/checkpoints/epoch-NNNN` stands for the run at that epoch in eval, predict and export: the epoch a
     validation split chose need not be the last."""
     run_dir = tmp_path / "run"
@@ -147,3 +148,5 @@ def test_an_earlier_checkpoint_chosen_by_its_validation_accuracy_can_be_used(cli
     assert sidecar["checkpoint"] == str(first)
     assert_user_error(cli("eval", run_dir / "checkpoints" / "epoch-0005"),
                       "checkpoint not found", "(kept: epoch-0001, epoch-0002; trainer.keep_checkpoints says how many)")
+    monkeypatch.chdir(run_dir / "checkpoints")  # named from inside checkpoints/, it is still a checkpoint
+    assert json.loads(cli("eval", "epoch-0001", "--json").out)["checkpoint"] == "epoch-0001"

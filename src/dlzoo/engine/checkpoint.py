@@ -149,7 +149,7 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 def is_checkpoint(path: Path) -> bool:
     """Whether `path` is one complete checkpoint of a run (`RUN/checkpoints/epoch-NNNN` holding its weights)."""
-    path = Path(path)
+    path = Path(path).absolute()  # `epoch-0002` given from inside checkpoints/ has a parent too
     return path.parent.name == CHECKPOINTS and bool(_NAME.match(path.name)) and (path / WEIGHTS).is_file()
 
 
