@@ -237,14 +237,14 @@ def open_run(run_dir: str | Path) -> LoadedRun:
     """A run directory with its latest complete checkpoint, or one checkpoint of a run (`RUN/checkpoints/epoch-NNNN`:
     an earlier epoch, such as the one its validation accuracy chose), for eval, predict and friends."""
     run_dir = Path(run_dir)
+    its_run = run_dir.absolute().parent.parent  # the run, if `run_dir` names one of its checkpoints
     if not run_dir.is_dir() and run_dir.absolute().parent.name == checkpoint.CHECKPOINTS:  # removed as newer came
-        kept = ", ".join(found.name for found in checkpoint.list_checkpoints(run_dir.absolute().parent.parent))
-        kept = kept or "none"
+        kept = ", ".join(found.name for found in checkpoint.list_checkpoints(its_run)) or "none"
         raise UserError(f"checkpoint not found: {run_dir} (kept: {kept}; trainer.keep_checkpoints says how many)")
     if not run_dir.is_dir():
         raise UserError(f"run directory not found: {run_dir}")
     if checkpoint.is_checkpoint(run_dir):
-        run_dir, found = run_dir.absolute().parent.parent, run_dir
+        run_dir, found = its_run, run_dir
     else:
         found = checkpoint.latest(run_dir)
     metadata = checkpoint.read_metadata(found / checkpoint.WEIGHTS)

@@ -186,11 +186,23 @@ def load_image_folder(path: str | None, size: int, colour: bool = False, limit: 
     """The pictures under `path` read into memory, each size x size, grey (N, H, W) or RGB (N, 3, H, W), with
     `val_fraction` of the training pictures held out (`FolderListing.hold_out`); with `limit`, only the first
     `limit` of the other training pictures (of the shuffled listing) are read."""
+    return read_image_folder(path, size, colour, limit, val_fraction, val_seed)[0]
+
+
+def read_image_folder(path: str | None, size: int, colour: bool = False, limit: int | None = None,
+                      val_fraction: float = 0.0, val_seed: int = 0,
+                      read_train: bool = True) -> tuple[ImageArrays, list[tuple[Path, int]]]:
+    """`load_image_folder`'s arrays and the (path, label) training pictures they hold; with `read_train=False`
+    those are left on disk, for a DataLoader to read every epoch (the arrays' training images empty; the test and
+    validation pictures are read either way)."""
     listing = list_folder(path)
     prepare = ResizePreprocessing(size=size, colour=colour)
     train, val = listing.hold_out(val_fraction, val_seed)
-    train_x, train_y = read_items(train[:limit], prepare)
+    train = train[:limit]
     test_x, test_y = read_items(listing.test, prepare)
+    train_x, train_y = read_items(train, prepare) if read_train else (test_x[:0], test_y[:0])
     arrays = ImageArrays(train_x, train_y, test_x, test_y, listing.classes, FOLDER.name, str(listing.root),
                          notes=listing.notes())
-    return arrays.with_validation(*read_items(val, prepare), listing.fingerprint(val)) if val else arrays
+    if val:
+        arrays.with_validation(*read_items(val, prepare), listing.fingerprint(val))
+    return arrays, train

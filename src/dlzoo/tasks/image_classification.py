@@ -20,7 +20,7 @@ from torchvision.transforms import v2
 
 from dlzoo.config import DataConfig, ModelConfig, RecipeConfig
 from dlzoo.data.augment import random_affine, random_flip, random_translate, translate
-from dlzoo.data.folder import FOLDER, list_folder, load_image_folder, read_items
+from dlzoo.data.folder import FOLDER, read_image_folder
 from dlzoo.data.images import ImageArrays, load_image_arrays
 from dlzoo.data.picture_files import FileLoader, PictureFiles
 from dlzoo.data.tensors import TensorLoader, drop_short_last
@@ -133,19 +133,12 @@ def load_arrays(data: ImageDataConfig) -> tuple[ImageArrays, PictureFiles | None
             data.limit), None
     if data.preprocess != "resize":
         raise UserError("data.source=folder prepares pictures as dlzoo predict does: use data.preprocess=resize")
+    arrays, train = read_image_folder(data.path, data.resolution, data.colour, data.limit, data.val_fraction,
+                                      data.val_seed, read_train=not data.stream)
     if not data.stream:
-        return load_image_folder(data.path, data.resolution, data.colour, data.limit, data.val_fraction,
-                                 data.val_seed), None
-    listing = list_folder(data.path)
+        return arrays, None
     prepare = ResizePreprocessing(size=data.resolution, colour=data.colour)
-    train, val = listing.hold_out(data.val_fraction, data.val_seed)
-    test_x, test_y = read_items(listing.test, prepare)
-    arrays = ImageArrays(train_images=test_x[:0], train_labels=test_y[:0], test_images=test_x, test_labels=test_y,
-                         classes=listing.classes, source=FOLDER.name, location=str(listing.root),
-                         notes=listing.notes())
-    if val:  # the validation pictures are read once, like the test ones
-        arrays.with_validation(*read_items(val, prepare), listing.fingerprint(val))
-    return arrays, PictureFiles(train[: data.limit], prepare, file_augmentation(data.augment, data.resolution))
+    return arrays, PictureFiles(train, prepare, file_augmentation(data.augment, data.resolution))
 
 
 def file_augmentation(aug: AugmentConfig, size: int) -> v2.Compose | None:
