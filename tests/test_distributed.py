@@ -13,8 +13,10 @@ from safetensors.torch import load_file
 
 from conftest import ROOT, Result, run_subprocess
 
-# A validation split too (held out of all 4,000 training digits before the limit), sharded like the test set.
-TWO_PROCESSES = ["digits", "data.limit=800", "data.val_fraction=0.1", "trainer.epochs=2", "trainer.device=cpu"]
+# A validation split too (held out of all 4,000 training digits before the limit), sharded like the test set, and the
+# best epoch by it kept: epoch 1 is saved only as the first best, which every rank must agree on (a collective).
+TWO_PROCESSES = ["digits", "data.limit=800", "data.val_fraction=0.1", "trainer.epochs=2", "trainer.device=cpu",
+                 "trainer.keep_best=val.accuracy", "trainer.checkpoint_every=2"]
 
 
 def torchrun(*args) -> Result:
@@ -40,6 +42,7 @@ def test_torchrun_two_processes(ddp_run):
     assert done.out.count("epoch 1/2 ") == 1, done.out
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["world_size"] == 2
+    assert (run_dir / "checkpoints" / "epoch-0001").is_dir() and summary["best"]["split"] == "val"
     entries = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     first = next(e for e in entries if e["split"] == "train")
     # 800 samples over 2 ranks = 400 each, batches of 128 with the last partial batch dropped: 3 steps an epoch.

@@ -40,6 +40,9 @@ class TrainerConfig:
     eval_every: int = 1
     checkpoint_every: int = 1
     keep_checkpoints: int = 2
+    # SPLIT.METRIC, e.g. val.accuracy: also keep the checkpoint of the evaluated epoch that scored best on it
+    # (engine/best.py); summary.json names it.
+    keep_best: str | None = None
     # When output is not a terminal, a plain progress line is printed at most this often.
     log_every_s: float = 15.0
     # CPU threads for torch (None: torch's default, one per core).

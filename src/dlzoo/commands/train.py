@@ -93,6 +93,10 @@ def _print_summary(console: Console, summary: dict, run_dir: Path) -> None:
     baseline, metric = summary.get("baseline"), summary["main_metric"]
     if isinstance(baseline, dict) and metric in baseline:  # a reference model scored on the same data
         console.line(f"baseline, {baseline.get('model', 'reference model')}: {metric} {baseline[metric]:.4f}")
+    chosen = summary.get("best")
+    if chosen:  # trainer.keep_best
+        console.line(f"best {chosen['split']} {chosen['metric']}: {chosen['value']:.4f} at epoch {chosen['epoch']}, "
+                     f"kept as {run_dir / chosen['checkpoint']}")
     epochs = summary["epochs"]
     console.line(f"trained {epochs} epoch{'s' if epochs != 1 else ''} in {summary['train_seconds']:.1f} s "
                  f"({summary['wall_seconds']:.1f} s wall); run directory: {run_dir}")

@@ -112,12 +112,19 @@ def _fsync_file(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
+def name_of(epoch: int) -> str:
+    """The folder name of the checkpoint after `epoch` epochs."""
+    return f"epoch-{epoch:04d}"
+
+
 def save(run_dir: Path, epoch: int, models: dict[str, nn.Module], metadata: dict[str, Any],
-         training_state: dict[str, Any], keep: int = 2) -> Path:
+         training_state: dict[str, Any], keep: int = 2, also_keep: int | None = None) -> Path:
+    """Write the checkpoint of `epoch`, then remove all but the newest `keep` and the one of epoch `also_keep`
+    (the best epoch so far, `trainer.keep_best`)."""
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"epoch-{epoch:04d}"
-    tmp = root / f"epoch-{epoch:04d}.tmp"
+    final = root / name_of(epoch)
+    tmp = root / f"{name_of(epoch)}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     save_file(flat_weights(models), tmp / WEIGHTS, metadata={"dlzoo": json.dumps(metadata)})
@@ -126,7 +133,7 @@ def save(run_dir: Path, epoch: int, models: dict[str, nn.Module], metadata: dict
         _fsync_file(tmp / name)
     _fsync_dir(tmp)
     if final.exists():  # an incomplete epoch directory (damaged by hand: a resume never saves an epoch it has)
-        old = root / f"epoch-{epoch:04d}.old"
+        old = root / f"{name_of(epoch)}.old"
         shutil.rmtree(old, ignore_errors=True)
         final.rename(old)
         tmp.rename(final)
@@ -135,7 +142,8 @@ def save(run_dir: Path, epoch: int, models: dict[str, nn.Module], metadata: dict
         tmp.rename(final)
     _fsync_dir(root)
     for stale in list_checkpoints(run_dir)[:-keep]:
-        shutil.rmtree(stale, ignore_errors=True)
+        if epoch_of(stale) != also_keep:
+            shutil.rmtree(stale, ignore_errors=True)
     return final
 
 

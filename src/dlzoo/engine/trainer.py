@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from dlzoo.config import to_dict
-from dlzoo.engine import checkpoint
+from dlzoo.engine import best, checkpoint
 from dlzoo.engine.optim import build_scheduler
 from dlzoo.engine.reporting import (
     Console,
@@ -79,6 +79,7 @@ class Trainer:
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         self.scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.autocast_dtype == torch.float16)
         self._scaled = False  # whether an optimizer stepped through the scaler since its last update
+        self.best = _best_epoch(task)  # None unless trainer.keep_best names a metric
 
     # --- what train_step uses ------------------------------------------------------------------------------
     @property
@@ -150,7 +151,9 @@ class Trainer:
                 evaluated, line = self._log_epoch(log, epoch, result, started)
                 evaluations.update(evaluated)
                 task.on_epoch_end(epoch + 1, self.run_dir)
-                if (epoch + 1) % trainer_config.checkpoint_every == 0 or epoch + 1 == trainer_config.epochs:
+                improved = self.best is not None and self.best.consider(evaluated, epoch + 1)
+                if ((epoch + 1) % trainer_config.checkpoint_every == 0 or epoch + 1 == trainer_config.epochs
+                        or improved):  # the best epoch's weights are gone once the next epoch trains
                     self._save(epoch + 1, train_seconds)
                 self.console.line(line)  # after its checkpoint (when one is due): a kill cannot take it back
 
@@ -285,9 +288,11 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": rng,  # one per rank
             "task": self.task.state_dict(),
+            "best": self.best.state_dict() if self.best is not None else None,
         }
         checkpoint.save(self.run_dir, epoch, self.task.models, checkpoint_metadata(self.task, epoch, self.step),
-                        state, keep=self.config.trainer.keep_checkpoints)
+                        state, keep=self.config.trainer.keep_checkpoints,
+                        also_keep=self.best.epoch if self.best is not None else None)
 
     def _restore(self, run_dir: Path) -> tuple[int, float]:
         found = checkpoint.latest(run_dir)
@@ -310,6 +315,8 @@ class Trainer:
                             f"another run") from None
         self.scaler.load_state_dict(state["scaler"])
         self.task.load_state_dict(state["task"])
+        if self.best is not None:
+            self.best.load_state_dict(state.get("best"))  # absent from a checkpoint saved before keep_best existed
         checkpoint.set_rng_state(state["rng"][self.runtime.rank])  # one per rank
         self.step = state["step"]
         self.samples_seen = state["samples_seen"]
@@ -344,6 +351,7 @@ class Trainer:
             "samples_per_s": round(self.samples_seen / train_seconds, 1) if train_seconds else None,
             "parameters": {name: sum(p.numel() for p in model.parameters())
                            for name, model in self.task.models.items()},
+            "best": self.best.summary() if self.best is not None else None,
             "world_size": self.runtime.world_size,
             "precision": self.runtime.precision,
             **environment(self.runtime.device),
@@ -419,6 +427,15 @@ def _check_same_data(run_dir: Path, trained: dict[str, Any], found: dict[str, An
         if trained.get(key) != found.get(key):
             raise UserError(f"{run_dir} would resume on other data than it trained on ({what} differ): its data "
                             f"changed since; resume it on the data it trained on, or train a new run")
+
+
+def _best_epoch(task: Task) -> best.BestEpoch | None:
+    setting = task.config.trainer.keep_best
+    if setting is None:
+        return None
+    goals = task.metric_goals(task.config)
+    split, metric = best.parse(setting, task.eval_splits(task.config), goals, task.config.recipe)
+    return best.BestEpoch(split, metric, goals[metric])
 
 
 def checkpoint_metadata(task: Task, epoch: int, step: int) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from torch import nn
 
 from dlzoo.config import RecipeConfig
 from dlzoo.data.tensors import TensorLoader, drop_short_last
+from dlzoo.engine import best
 from dlzoo.engine.checkpoint import load_weights_into
 from dlzoo.engine.optim import build_optimizer
 from dlzoo.engine.runtime import Runtime
@@ -87,12 +88,20 @@ class Task(abc.ABC):
             model = getattr(config, section)
             check_kind(model.name, kind, section, config.recipe)
             check_arguments(model.name, model.args, section, cls.model_args_set_by.get(section))
+        if config.trainer.keep_best is not None:
+            best.parse(config.trainer.keep_best, cls.eval_splits(config), cls.metric_goals(config), config.recipe)
 
     @classmethod
     def eval_splits(cls, config: RecipeConfig) -> tuple[str, ...]:
         """The held-out splits a run of `config` is evaluated on, in the order they are logged (by the engine after
         every evaluated epoch, by `dlzoo eval`)."""
         return ("test",)
+
+    @classmethod
+    def metric_goals(cls, config: RecipeConfig) -> dict[str, best.Goal]:
+        """The metrics `evaluate` reports that an epoch can be chosen by (`trainer.keep_best`), each with whether
+        higher ("max") or lower ("min") is better."""
+        return {}
 
     # --- training -------------------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -23,6 +23,7 @@ from torch import nn
 from dlzoo.config import DataConfig, ModelConfig, RecipeConfig
 from dlzoo.data.images import ImageArrays, load_image_arrays
 from dlzoo.data.tensors import TensorLoader
+from dlzoo.engine.best import Goal
 from dlzoo.engine.runtime import Runtime
 from dlzoo.engine.trainer import eval_mode
 from dlzoo.errors import UserError
@@ -112,6 +113,14 @@ class GenerativeImageTask(Task):
     def extra_grids(self, generator: torch.Generator) -> dict[str, tuple[torch.Tensor, int]]:
         """More pictures for `dlzoo generate`: {file-name suffix: (images, images per row)}."""
         return {}
+
+    @classmethod
+    def metric_goals(cls, config: GenerativeConfig) -> dict[str, Goal]:
+        """The judge's figures (`judge_metrics`), when a judge is configured."""
+        if not config.judge:
+            return {}
+        goals: dict[str, Goal] = {"frechet": "min", "frechet_ratio": "min"}
+        return {**goals, "conditional_accuracy": "max"} if cls.conditional else goals
 
     @classmethod
     def check_config(cls, config: GenerativeConfig) -> None:

@@ -24,6 +24,7 @@ from dlzoo.data.folder import FOLDER, read_image_folder
 from dlzoo.data.images import ImageArrays, load_image_arrays
 from dlzoo.data.picture_files import FileLoader, PictureFiles
 from dlzoo.data.tensors import TensorLoader, drop_short_last
+from dlzoo.engine.best import Goal
 from dlzoo.engine.trainer import eval_mode
 from dlzoo.errors import UserError
 from dlzoo.models import create, model_entry
@@ -168,6 +169,10 @@ class ImageClassification(Task):
     @classmethod
     def eval_splits(cls, config: ImageClassificationConfig) -> tuple[str, ...]:
         return ("val", "test") if config.data.val_fraction else ("test",)
+
+    @classmethod
+    def metric_goals(cls, config: ImageClassificationConfig) -> dict[str, Goal]:
+        return {"accuracy": "max", "loss": "min"}
 
     @classmethod
     def check_config(cls, config: ImageClassificationConfig) -> None:

@@ -19,6 +19,7 @@ from torch import nn
 
 from dlzoo.config import DataConfig, ModelConfig, RecipeConfig
 from dlzoo.data.images import DIGIT_CLASSES, load_image_arrays
+from dlzoo.engine.best import Goal
 from dlzoo.errors import UserError
 from dlzoo.models import create
 from dlzoo.reader.compose_lines import LineComposer, LineStyle
@@ -96,6 +97,10 @@ class LineRecognition(Task):
     model_kinds = {"model": "line-recognizer"}
     model_args_set_by = {"model": {"height": "data.height"}}  # the strips the data draws and the network reads
     config: LineRecognitionConfig
+
+    @classmethod
+    def metric_goals(cls, config: LineRecognitionConfig) -> dict[str, Goal]:
+        return {"exact": "max", "digit_accuracy": "max", "loss": "min"}
 
     @classmethod
     def check_config(cls, config: LineRecognitionConfig) -> None:

@@ -23,6 +23,7 @@ from torch import nn
 from dlzoo.config import DataConfig, RecipeConfig
 from dlzoo.data.tables import load_table, read_csv
 from dlzoo.data.tensors import TensorLoader
+from dlzoo.engine.best import Goal
 from dlzoo.engine.trainer import eval_mode
 from dlzoo.errors import UserError
 from dlzoo.files import written_whole
@@ -102,6 +103,10 @@ class TabularRegression(Task):
     @classmethod
     def eval_splits(cls, config: TabularRegressionConfig) -> tuple[str, ...]:
         return ("cv",)  # the held-out folds of cross-validation (see `evaluate`)
+
+    @classmethod
+    def metric_goals(cls, config: TabularRegressionConfig) -> dict[str, Goal]:
+        return {"log_rmse": "min", "out_of_fold_log_rmse": "min"}
 
     @classmethod
     def check_config(cls, config: TabularRegressionConfig) -> None:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlzoo.config import ModelConfig
+from dlzoo.engine.best import Goal
 from dlzoo.errors import UserError
 from dlzoo.models.generative import VAE
 from dlzoo.tasks.generative import (
@@ -73,6 +74,10 @@ class VAETask(GenerativeImageTask):
     model_kinds = {"model": "vae"}
     data_model = "binarised: Bernoulli pixels; training images re-binarised each batch, held-out ones once (fixed seed)"
     config: VAEConfig
+
+    @classmethod
+    def metric_goals(cls, config: VAEConfig) -> dict[str, Goal]:
+        return {"neg_elbo": "min", "nll_iw": "min", **super().metric_goals(config)}
 
     @classmethod
     def check_config(cls, config: VAEConfig) -> None:

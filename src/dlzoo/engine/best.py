@@ -1,0 +1,66 @@
+"""The best epoch by one held-out metric (`trainer.keep_best=SPLIT.METRIC`, e.g. `val.accuracy`).
+
+The last epoch is not always the best one, and picking by hand means keeping every checkpoint until the curves are
+read. With `keep_best`, the trainer saves a checkpoint at each evaluated epoch that beats the best so far (whether
+`checkpoint_every` falls due or not), keeps it beside the newest `keep_checkpoints`, and names it in summary.json
+and in the run's last lines: `RUN/checkpoints/epoch-NNNN` is then what eval, predict, export and serve take.
+Choose by a validation split (`data.val_fraction`), not the test set, whose accuracy is then the honest report.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from dlzoo.engine import checkpoint
+from dlzoo.errors import UserError
+
+Goal = Literal["max", "min"]
+
+
+def parse(setting: str, splits: tuple[str, ...], goals: dict[str, Goal], recipe: str) -> tuple[str, str]:
+    """(split, metric) of a `trainer.keep_best` value, refused unless the recipe's evaluations report it."""
+    split, _, metric = setting.partition(".")
+    if split in splits and metric in goals:
+        return split, metric
+    choices = ", ".join(f"{s}.{m}" for s in splits for m in goals)
+    if not choices:
+        raise UserError(f"trainer.keep_best: recipe '{recipe}' evaluates no metric to choose an epoch by")
+    raise UserError(f"trainer.keep_best must name a split and metric that recipe '{recipe}' evaluates, one of: "
+                    f"{choices}; got '{setting}'")
+
+
+@dataclass
+class BestEpoch:
+    """The best score of `split`'s `metric` so far, and the epoch that scored it."""
+
+    split: str
+    metric: str
+    goal: Goal
+    epoch: int | None = None
+    value: float | None = None
+
+    def consider(self, evaluations: dict[str, dict[str, float]], epoch: int) -> bool:
+        """Take in an epoch's evaluations; True when they beat the best (the epoch's checkpoint is then due). An
+        epoch not evaluated, or scored NaN (a diverged run), is not the best."""
+        value = evaluations.get(self.split, {}).get(self.metric)
+        if value is None or not math.isfinite(value):
+            return False
+        if self.value is not None and not (value > self.value if self.goal == "max" else value < self.value):
+            return False  # a tie keeps the earlier epoch
+        self.epoch, self.value = epoch, value
+        return True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"split": self.split, "metric": self.metric, "epoch": self.epoch, "value": self.value}
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        """Restore a resumed run's record (None: a checkpoint saved before `keep_best` existed)."""
+        if state and (state["split"], state["metric"]) == (self.split, self.metric):
+            self.epoch, self.value = state["epoch"], state["value"]
+
+    def summary(self) -> dict[str, Any] | None:
+        if self.epoch is None:
+            return None
+        return {**self.state_dict(), "checkpoint": f"{checkpoint.CHECKPOINTS}/{checkpoint.name_of(self.epoch)}"}

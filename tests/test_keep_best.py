@@ -1,0 +1,108 @@
+"""`trainer.keep_best=SPLIT.METRIC`: the checkpoint of the epoch that scored best on a held-out metric is kept and
+named, whichever epoch came last, across a resume too."""
+
+import json
+import math
+import shutil
+
+import pytest
+from torch import nn
+
+from conftest import assert_user_error
+from dlzoo.bench.classic import fashion_subset
+from dlzoo.engine import checkpoint
+from dlzoo.engine.best import BestEpoch
+from dlzoo.engine.trainer import Trainer
+
+CPU = ["trainer.device=cpu", "trainer.threads=1"]
+# The validation accuracy the tests make each epoch (0-based) score: the best is the second of three.
+SCRIPTED = {0: 0.5, 1: 0.9, 2: 0.7}
+
+
+@pytest.fixture(scope="module")
+def fashion_small(tmp_path_factory):
+    """The first 1,000 training and 200 test images of the real Fashion-MNIST, as IDX files."""
+    folder = tmp_path_factory.mktemp("fashion-small")
+    fashion_subset(folder, train=1000, test=200)
+    return folder
+
+
+@pytest.fixture
+def scripted_val_accuracy(monkeypatch):
+    """Make the validation accuracy the trainer sees follow SCRIPTED, by the epoch being evaluated."""
+    evaluate = Trainer.evaluate
+
+    def scripted(self, split):
+        metrics = evaluate(self, split)
+        return {**metrics, "accuracy": SCRIPTED[self.epoch]} if split == "val" else metrics
+
+    monkeypatch.setattr(Trainer, "evaluate", scripted)
+
+
+def test_the_best_is_the_highest_or_lowest_and_a_tie_or_nan_keeps_the_earlier():
+    best = BestEpoch("val", "accuracy", "max")
+    assert best.consider({"val": {"accuracy": 0.5}}, 1)
+    assert not best.consider({}, 2)  # an epoch not evaluated
+    assert not best.consider({"val": {"accuracy": 0.5}}, 3)  # a tie
+    assert not best.consider({"val": {"accuracy": math.nan}}, 4)
+    assert best.consider({"val": {"accuracy": 0.6}}, 5) and (best.epoch, best.value) == (5, 0.6)
+    lowest = BestEpoch("cv", "log_rmse", "min")
+    assert not lowest.consider({"cv": {"log_rmse": math.nan}}, 1) and lowest.summary() is None
+    assert lowest.consider({"cv": {"log_rmse": 0.2}}, 2) and lowest.consider({"cv": {"log_rmse": 0.1}}, 3)
+    assert not lowest.consider({"cv": {"log_rmse": 0.15}}, 4)
+    assert lowest.summary() == {"split": "cv", "metric": "log_rmse", "epoch": 3, "value": 0.1,
+                                "checkpoint": "checkpoints/epoch-0003"}
+    other = BestEpoch("val", "loss", "min")
+    other.load_state_dict(best.state_dict())  # the record of another metric is not this one's
+    assert other.epoch is None
+
+
+def test_rotation_keeps_the_newest_and_the_best(tmp_path):
+    model = {"net": nn.Linear(2, 2)}
+    kept = []
+    for epoch, best in ((1, 1), (2, 1), (3, 1), (4, 4)):
+        checkpoint.save(tmp_path, epoch, model, {}, {}, keep=1, also_keep=best)
+        kept.append([found.name for found in checkpoint.list_checkpoints(tmp_path)])
+    assert kept == [["epoch-0001"], ["epoch-0001", "epoch-0002"], ["epoch-0001", "epoch-0003"], ["epoch-0004"]]
+
+
+def test_the_best_epoch_is_kept_named_and_usable(cli, fashion_small, tmp_path, scripted_val_accuracy):
+    run_dir = tmp_path / "run"
+    result = cli("train", "fashion", f"data.path={fashion_small}", "data.val_fraction=0.1", "trainer.epochs=3",
+                 "trainer.keep_best=val.accuracy", "trainer.keep_checkpoints=1", "trainer.checkpoint_every=3",
+                 "data.batch_size=64", *CPU, "--out", run_dir)
+    assert result.code == 0, result.err
+    # Epoch 1 and 2 were each the best when scored (saved though checkpoint_every is 3); epoch 1 went as 2 beat it.
+    assert [found.name for found in checkpoint.list_checkpoints(run_dir)] == ["epoch-0002", "epoch-0003"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["best"] == {"split": "val", "metric": "accuracy", "epoch": 2, "value": 0.9,
+                               "checkpoint": "checkpoints/epoch-0002"}
+    assert f"best val accuracy: 0.9000 at epoch 2, kept as {run_dir / 'checkpoints' / 'epoch-0002'}" in result.out
+    logged = [entry["metrics"]["accuracy"] for entry in map(json.loads, (run_dir / "metrics.jsonl").open())
+              if entry["split"] == "test"]
+    evaluated = cli("eval", run_dir / summary["best"]["checkpoint"], "--split", "test", "--json")
+    assert evaluated.code == 0, evaluated.err
+    assert json.loads(evaluated.out)["metrics"]["test"]["accuracy"] == pytest.approx(logged[1])
+
+    # Killed after epoch 2 (its checkpoint the newest): the resumed run remembers that epoch 2 is the best, so epoch
+    # 3, worse, does not take its place (without the record it would, and epoch 2 would be removed).
+    shutil.rmtree(run_dir / "checkpoints" / "epoch-0003")
+    (run_dir / "summary.json").unlink()
+    resumed = cli("train", "--resume", run_dir)
+    assert resumed.code == 0, resumed.err
+    assert [found.name for found in checkpoint.list_checkpoints(run_dir)] == ["epoch-0002", "epoch-0003"]
+    assert json.loads((run_dir / "summary.json").read_text())["best"] == summary["best"]
+
+
+def test_keep_best_names_a_split_and_metric_the_recipe_evaluates(cli):
+    assert_user_error(cli("show", "fashion", "trainer.keep_best=val.accuracy"),
+                      "trainer.keep_best must name a split and metric that recipe 'fashion' evaluates, one of: "
+                      "test.accuracy, test.loss; got 'val.accuracy'")
+    assert_user_error(cli("show", "housing", "trainer.keep_best=cv.rmse"), "one of: cv.log_rmse, cv.out_of_fold")
+    assert_user_error(cli("show", "cgan-digits", "trainer.keep_best=test.frechet"),
+                      "recipe 'cgan-digits' evaluates no metric to choose an epoch by")
+    for fine in (["data.val_fraction=0.1", "trainer.keep_best=val.loss"], ["trainer.keep_best=test.accuracy"]):
+        assert cli("show", "fashion", *fine).code == 0
+    assert cli("show", "vae-digits", "trainer.keep_best=test.nll_iw").code == 0
+    assert cli("show", "digit-lines", "trainer.keep_best=test.exact").code == 0
+
