@@ -322,16 +322,20 @@ def test_a_limited_folder_reads_only_the_pictures_it_trains_on(tmp_path):
         load_image_folder(str(root), 8)
 
 
-def test_eval_refuses_a_folder_whose_classes_changed_since_training(cli, tmp_path, monkeypatch):
+def test_eval_and_resume_refuse_a_folder_whose_classes_changed_since_training(cli, tmp_path, monkeypatch):
     root = _small_folder(tmp_path / "mine")
     monkeypatch.chdir(tmp_path)  # a relative data.path: the run stores it absolute
-    assert cli("train", "fashion", "data.source=folder", "data.path=mine", "trainer.epochs=1", *CPU,
+    assert cli("train", "fashion", "data.source=folder", "data.path=mine", "trainer.epochs=2", *CPU,
                "--out", "run").code == 0
     monkeypatch.chdir(root)
     assert cli("eval", tmp_path / "run").code == 0  # from another folder, the run still finds its data
     for split in ("train", "test"):
         (root / split / "dog").rename(root / split / "a dog")
-    assert_user_error(cli("eval", tmp_path / "run"), "other classes than", "new: a dog; missing: dog")
+    assert_user_error(cli("eval", tmp_path / "run"), "now holds other classes (new: a dog; missing: dog), not those")
+    shutil.rmtree(tmp_path / "run" / "checkpoints" / "epoch-0002")  # as if stopped after its first epoch
+    (tmp_path / "run" / "summary.json").unlink()
+    assert_user_error(cli("train", "--resume", tmp_path / "run"), "would resume on other data than it trained on: "
+                      "other classes (new: a dog; missing: dog); resume it on the data it trained on")
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))

@@ -103,12 +103,13 @@ def test_a_validation_split_the_folder_no_longer_gives_is_refused(cli, fashion_s
     assert result.code == 0, result.err
     assert cli("eval", run_dir, "--split", "val").code == 0
     picture_folder(root, fashion_small[1], 400)  # 100 more training pictures
-    assert_user_error(cli("eval", run_dir), "the validation split drawn again holds other images (80) than")
+    assert_user_error(cli("eval", run_dir), "the data now gives another validation split (80 images drawn "
+                      "again; 60 held out in training): some of its images may have been trained on")
     assert cli("eval", run_dir, "--split", "test").code == 0
     shutil.rmtree(run_dir / "checkpoints" / "epoch-0002")  # as if stopped after its first epoch
     (run_dir / "summary.json").unlink()
-    assert_user_error(cli("train", "--resume", run_dir), "would resume on other data than it trained on (its "
-                      "validation split (data.val_fraction) differ)")
+    assert_user_error(cli("train", "--resume", run_dir), "would resume on other data than it trained on: another "
+                      "validation split (80 images drawn again; 60 held out in training); resume it")
 
 
 def test_a_folder_whose_val_folder_is_its_test_split_is_refused_a_second_validation_split(cli, fashion_small,

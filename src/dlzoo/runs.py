@@ -276,8 +276,9 @@ def load_for_inference(run: LoadedRun, device: str = "auto") -> Task:
     return run.recipe.task.from_checkpoint(run.config, run.metadata["meta"], weights, runtime)
 
 
-def load_for_evaluation(run: LoadedRun, device: str = "auto") -> tuple[Task, Runtime]:
-    """The run's task with its data loaded (as in training) and the checkpoint's weights."""
+def load_for_evaluation(run: LoadedRun, splits: Iterable[str], device: str = "auto") -> tuple[Task, Runtime]:
+    """The run's task with its data loaded (as in training) and the checkpoint's weights, refused where the data
+    read again is not what the run trained on (for `splits` to be evaluated)."""
     config = run.config
     config.trainer.device = device
     if config.trainer.precision == "fp16" and pick_device(device).type == "cpu":
@@ -285,34 +286,14 @@ def load_for_evaluation(run: LoadedRun, device: str = "auto") -> tuple[Task, Run
     runtime = Runtime.create(config.trainer, init_process_group=False)
     task = run.recipe.task(config)
     task.setup(runtime)
-    _check_same_classes(run, task.meta.get("classes"))
+    trained = run.metadata["meta"]
+    changed = checkpoint.class_change(trained, task.meta)
+    if changed:
+        raise UserError(f"the data now holds {changed}, not those {run.run_dir} was trained on; evaluate it on data "
+                        f"with its classes: {', '.join(map(str, trained['classes']))}")
+    changed = checkpoint.validation_change(trained, task.meta) if "val" in splits else None
+    if changed:
+        raise UserError(f"the data now gives {changed}: some of its images may have been trained on by "
+                        f"{run.run_dir}; evaluate --split test")
     checkpoint.load_weights_into(task.models, checkpoint.read_weights(run.checkpoint / checkpoint.WEIGHTS))
     return task, runtime
-
-
-def check_same_validation(run: LoadedRun, meta: dict[str, Any]) -> None:
-    """The validation split drawn again for evaluation must be the one training held out (`meta["val_split"]`):
-    one drawn from changed data (pictures added to a folder) could hold pictures the run was trained on."""
-    trained, found = run.metadata["meta"].get("val_split"), meta.get("val_split")
-    if trained is None or found == trained:
-        return
-    raise UserError(f"the validation split drawn again holds other images ({found['images']:,}) than {run.run_dir} "
-                    f"held out in training ({trained['images']:,}): its data changed since, and some of them may "
-                    f"have been trained on; evaluate --split test")
-
-
-def _check_same_classes(run: LoadedRun, found: list[str] | None) -> None:
-    """The data read again for evaluation (a folder of pictures may have changed since training) must hold the
-    classes the network learnt, in its order: otherwise its outputs would be scored against other labels."""
-    trained = run.metadata["meta"].get("classes")
-    if trained is None or found is None or found == trained:
-        return
-    new, gone = sorted(set(found) - set(trained)), sorted(set(trained) - set(found))
-    if new or gone:
-        differ = "; ".join(part for part in (f"new: {', '.join(new)}" if new else "",
-                                             f"missing: {', '.join(gone)}" if gone else "") if part)
-    else:
-        differ = "the same names in another order"
-    raise UserError(f"the data holds other classes than {run.run_dir} was trained on ({differ}); evaluate it on "
-                    f"data with its classes: {', '.join(map(str, trained))}")
-

@@ -27,7 +27,7 @@ def evaluate(args: argparse.Namespace) -> None:
     from dlzoo.engine.reporting import format_metrics
     from dlzoo.engine.trainer import evaluate_split, evaluation_mode
     from dlzoo.metrics.classification import format_per_class, per_class_report
-    from dlzoo.runs import check_same_validation, load_for_evaluation, open_run, set_evaluation_keys
+    from dlzoo.runs import load_for_evaluation, open_run, set_evaluation_keys
 
     run = open_run(args.run_dir)
     set_evaluation_keys(run, args.settings)
@@ -36,10 +36,8 @@ def evaluate(args: argparse.Namespace) -> None:
         raise UserError(f"{run.recipe.name} has no split '{args.split}'; it has: {', '.join(splits)}")
     if args.per_class and not _classifies(run.recipe.task):  # said before the data set is loaded
         raise UserError(f"recipe '{run.recipe.name}' does not sort samples into classes: no per-class report")
-    task, _ = load_for_evaluation(run, args.device)
     chosen = [args.split] if args.split else list(splits)
-    if "val" in chosen:
-        check_same_validation(run, task.meta)
+    task, _ = load_for_evaluation(run, chosen, args.device)
     results = {split: evaluate_split(task, split) for split in chosen}
     per_class = {}
     if args.per_class:

@@ -212,3 +212,33 @@ def read_training_state(checkpoint_dir: Path) -> dict[str, Any]:
         raise UserError(f"{path} was written by another version of dlzoo (training state format {found}, this one "
                         f"reads {STATE_FORMAT}): it cannot be resumed by this one")
     return state
+
+
+
+# A picture folder changed since training may hold other classes (outputs scored against other labels; a resume
+# learning from two training sets) or give another validation split (one holding pictures already trained on). What
+# a task's meta keeps of its data tells: `trained` is a checkpoint's meta, `found` the meta of the data read now.
+def class_change(trained: dict[str, Any], found: dict[str, Any]) -> str | None:
+    """How the classes found differ from those trained on (None: the same, in the same order, or not classes)."""
+    classes, now = trained.get("classes"), found.get("classes")
+    if classes is None or now is None or now == classes:
+        return None
+    new, gone = sorted(set(now) - set(classes)), sorted(set(classes) - set(now))
+    if not (new or gone):
+        return "other classes (the same names in another order)"
+    differ = [f"new: {', '.join(map(str, new))}" if new else "",
+              f"missing: {', '.join(map(str, gone))}" if gone else ""]
+    return f"other classes ({'; '.join(part for part in differ if part)})"
+
+
+def validation_change(trained: dict[str, Any], found: dict[str, Any]) -> str | None:
+    """How the validation split drawn again differs from the one training held out (None: the same, or none)."""
+    split, now = trained.get("val_split"), found.get("val_split")
+    if split is None or now == split:
+        return None
+    drawn = f"{now['images']:,} images drawn again" if now else "none drawn again"
+    return f"another validation split ({drawn}; {split['images']:,} held out in training)"
+
+
+def data_change(trained: dict[str, Any], found: dict[str, Any]) -> str | None:
+    return class_change(trained, found) or validation_change(trained, found)

@@ -302,7 +302,11 @@ class Trainer:
             how = "without torchrun" if trained_with == 1 else f"with torchrun --nproc_per_node {trained_with}"
             raise UserError(f"{run_dir} trained in {_processes(trained_with)}, not {self.runtime.world_size}: resume "
                             f"it {how} (its schedule and data order count its processes)")
-        _check_same_data(run_dir, checkpoint.read_metadata(found / checkpoint.WEIGHTS).get("meta", {}), self.task.meta)
+        changed = checkpoint.data_change(checkpoint.read_metadata(found / checkpoint.WEIGHTS).get("meta", {}),
+                                         self.task.meta)
+        if changed:
+            raise UserError(f"{run_dir} would resume on other data than it trained on: {changed}; resume it on the "
+                            f"data it trained on, or train a new run")
         checkpoint.load_weights_into(self.task.models, checkpoint.read_weights(found / checkpoint.WEIGHTS))
         try:
             for name, optimizer in self.optimizers.items():
@@ -416,17 +420,6 @@ def evaluate_split(task: Task, split: str) -> dict[str, float]:
         metrics = task.evaluate(split)
     return {key: float(value) for key, value in metrics.items()}
 
-
-# What a task's `meta` says of which data it trains on. A run resumed on other data (a picture folder changed since)
-# would learn from two training sets, and a validation split drawn again could hold pictures already trained on.
-DATA_IDENTITY = {"classes": "its classes", "val_split": "its validation split (data.val_fraction)"}
-
-
-def _check_same_data(run_dir: Path, trained: dict[str, Any], found: dict[str, Any]) -> None:
-    for key, what in DATA_IDENTITY.items():
-        if trained.get(key) != found.get(key):
-            raise UserError(f"{run_dir} would resume on other data than it trained on ({what} differ): its data "
-                            f"changed since; resume it on the data it trained on, or train a new run")
 
 
 def _best_epoch(task: Task) -> best.BestEpoch | None:
