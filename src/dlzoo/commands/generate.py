@@ -90,7 +90,9 @@ def _judge_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a vae-* or cgan-* run directory")
     parser.add_argument("--classifier", required=True, metavar="RUN_DIR",
                         help="a classifier run trained on the same real data (e.g. a digits or fashion run)")
-    parser.add_argument("--seed", type=seed_number, default=0, help="seed of the noise (default 0)")
+    parser.add_argument("--seed", type=seed_number,
+                        help="seed of the noise (default: the one training's evaluations use, so that the figures "
+                             "are those of its last evaluation)")
     add_device_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -98,9 +100,10 @@ def _judge_arguments(parser: argparse.ArgumentParser) -> None:
 @command("judge", "measure a generative run with a classifier trained on real data: conditional accuracy and "
          "a Fréchet distance in its features", _judge_arguments)
 def judge(args: argparse.Namespace) -> None:
-    from dlzoo.tasks.generative import judge_run
+    from dlzoo.tasks.generative import JUDGE_SEED, judge_run
 
-    result = judge_run(Path(args.run_dir), Path(args.classifier), args.device, args.seed)
+    seed = JUDGE_SEED if args.seed is None else args.seed
+    result = judge_run(Path(args.run_dir), Path(args.classifier), args.device, seed)
     if args.json:
         print(json.dumps(result))
         return
