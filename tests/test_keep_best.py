@@ -51,7 +51,7 @@ def test_the_best_is_the_highest_or_lowest_and_a_tie_or_nan_keeps_the_earlier():
     assert lowest.consider({"cv": {"log_rmse": 0.2}}, 2) and lowest.consider({"cv": {"log_rmse": 0.1}}, 3)
     assert not lowest.consider({"cv": {"log_rmse": 0.15}}, 4)
     assert lowest.summary() == {"split": "cv", "metric": "log_rmse", "epoch": 3, "value": 0.1,
-                                "checkpoint": "checkpoints/epoch-0003"}
+                                "metrics": {"cv": {"log_rmse": 0.1}}, "checkpoint": "checkpoints/epoch-0003"}
     other = BestEpoch("val", "loss", "min")
     other.load_state_dict(best.state_dict())  # the record of another metric is not this one's
     assert other.epoch is None
@@ -75,14 +75,16 @@ def test_the_best_epoch_is_kept_named_and_usable(cli, fashion_small, tmp_path, s
     # Epoch 1 and 2 were each the best when scored (saved though checkpoint_every is 3); epoch 1 went as 2 beat it.
     assert [found.name for found in checkpoint.list_checkpoints(run_dir)] == ["epoch-0002", "epoch-0003"]
     summary = json.loads((run_dir / "summary.json").read_text())
+    logged = {(entry["epoch"], entry["split"]): entry["metrics"]
+              for entry in map(json.loads, (run_dir / "metrics.jsonl").open())}
     assert summary["best"] == {"split": "val", "metric": "accuracy", "epoch": 2, "value": 0.9,
+                               "metrics": {"val": logged[2, "val"], "test": logged[2, "test"]},
                                "checkpoint": "checkpoints/epoch-0002"}
-    assert f"best val accuracy: 0.9000 at epoch 2, kept as {run_dir / 'checkpoints' / 'epoch-0002'}" in result.out
-    logged = [entry["metrics"]["accuracy"] for entry in map(json.loads, (run_dir / "metrics.jsonl").open())
-              if entry["split"] == "test"]
+    assert (f"best val accuracy: 0.9000 at epoch 2 (test accuracy {logged[2, 'test']['accuracy']:.4f}), kept as "
+            f"{run_dir / 'checkpoints' / 'epoch-0002'}") in result.out
     evaluated = cli("eval", run_dir / summary["best"]["checkpoint"], "--split", "test", "--json")
     assert evaluated.code == 0, evaluated.err
-    assert json.loads(evaluated.out)["metrics"]["test"]["accuracy"] == pytest.approx(logged[1])
+    assert json.loads(evaluated.out)["metrics"]["test"] == pytest.approx(logged[2, "test"])
 
     # Killed after epoch 2 (its checkpoint the newest): the resumed run remembers that epoch 2 is the best, so epoch
     # 3, worse, does not take its place (without the record it would, and epoch 2 would be removed).

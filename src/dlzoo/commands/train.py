@@ -94,9 +94,12 @@ def _print_summary(console: Console, summary: dict, run_dir: Path) -> None:
     if isinstance(baseline, dict) and metric in baseline:  # a reference model scored on the same data
         console.line(f"baseline, {baseline.get('model', 'reference model')}: {metric} {baseline[metric]:.4f}")
     chosen = summary.get("best")
-    if chosen:  # trainer.keep_best
-        console.line(f"best {chosen['split']} {chosen['metric']}: {chosen['value']:.4f} at epoch {chosen['epoch']}, "
-                     f"kept as {run_dir / chosen['checkpoint']}")
+    if chosen:  # trainer.keep_best; the other splits' score at that epoch is the one to report
+        metric = chosen["metric"]
+        others = ", ".join(f"{split} {metric} {scores[metric]:.4f}" for split, scores in chosen["metrics"].items()
+                           if split != chosen["split"] and metric in scores)
+        console.line(f"best {chosen['split']} {metric}: {chosen['value']:.4f} at epoch {chosen['epoch']}"
+                     f"{f' ({others})' if others else ''}, kept as {run_dir / chosen['checkpoint']}")
     epochs = summary["epochs"]
     console.line(f"trained {epochs} epoch{'s' if epochs != 1 else ''} in {summary['train_seconds']:.1f} s "
                  f"({summary['wall_seconds']:.1f} s wall); run directory: {run_dir}")

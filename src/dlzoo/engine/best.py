@@ -33,13 +33,15 @@ def parse(setting: str, splits: tuple[str, ...], goals: dict[str, Goal], recipe:
 
 @dataclass
 class BestEpoch:
-    """The best score of `split`'s `metric` so far, and the epoch that scored it."""
+    """The best score of `split`'s `metric` so far, the epoch that scored it, and that epoch's evaluations (the test
+    accuracy to report for the chosen epoch)."""
 
     split: str
     metric: str
     goal: Goal
     epoch: int | None = None
     value: float | None = None
+    metrics: dict[str, dict[str, float]] | None = None
 
     def consider(self, evaluations: dict[str, dict[str, float]], epoch: int) -> bool:
         """Take in an epoch's evaluations; True when they beat the best (the epoch's checkpoint is then due). An
@@ -49,16 +51,17 @@ class BestEpoch:
             return False
         if self.value is not None and not (value > self.value if self.goal == "max" else value < self.value):
             return False  # a tie keeps the earlier epoch
-        self.epoch, self.value = epoch, value
+        self.epoch, self.value, self.metrics = epoch, value, evaluations
         return True
 
     def state_dict(self) -> dict[str, Any]:
-        return {"split": self.split, "metric": self.metric, "epoch": self.epoch, "value": self.value}
+        return {"split": self.split, "metric": self.metric, "epoch": self.epoch, "value": self.value,
+                "metrics": self.metrics}
 
     def load_state_dict(self, state: dict[str, Any] | None) -> None:
         """Restore a resumed run's record (None: a checkpoint saved before `keep_best` existed)."""
         if state and (state["split"], state["metric"]) == (self.split, self.metric):
-            self.epoch, self.value = state["epoch"], state["value"]
+            self.epoch, self.value, self.metrics = state["epoch"], state["value"], state["metrics"]
 
     def summary(self) -> dict[str, Any] | None:
         if self.epoch is None:
