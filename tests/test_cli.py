@@ -98,7 +98,7 @@ def test_a_gpu_run_in_fp16_evaluates_on_a_cpu(digits_run):
 
     run = open_run(digits_run)
     run.config.trainer.precision = "fp16"  # as a run trained on a GPU with trainer.precision=fp16 records it
-    task, runtime = load_for_evaluation(run, device="cpu")  # once: "trainer.precision=fp16 needs a GPU"
+    task, runtime = load_for_evaluation(run, ["test"], device="cpu")  # once: "trainer.precision=fp16 needs a GPU"
     assert runtime.autocast_dtype is None
     summary = json.loads((digits_run / "summary.json").read_text())
     assert evaluate_split(task, "test")["accuracy"] == pytest.approx(summary["metrics"]["test"]["accuracy"])
