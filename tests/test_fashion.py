@@ -68,7 +68,7 @@ def test_test_time_views_average_mirrors_and_diagonal_shifts(fashion_run):
     from dlzoo.data.augment import translate
     from dlzoo.runs import load_for_evaluation, open_run
 
-    task, _ = load_for_evaluation(open_run(fashion_run), "cpu")
+    task, _ = load_for_evaluation(open_run(fashion_run), ["test"], "cpu")
     net, images = task.scoring_net().eval(), task.test_x[:8]
     with torch.no_grad():
         assert task.config.tta_flip and len(task.test_views(images)) == 2

@@ -68,7 +68,7 @@ def test_no_two_evaluation_draws_share_a_random_stream(vae_run):
     from dlzoo.runs import load_for_evaluation, open_run
     from dlzoo.tasks.generative import BINARY_SEED, GRID_SEED, JUDGE_SEED
 
-    task, _ = load_for_evaluation(open_run(vae_run), "cpu")
+    task, _ = load_for_evaluation(open_run(vae_run), ["test"], "cpu")
     batch_seeds = [generator.initial_seed() for _, generator in task.held_out_share(batch_size=10)]
     assert len(batch_seeds) == 100 and len(set(batch_seeds)) == 100  # mnist5k's 1,000 held-out digits
     assert not {BINARY_SEED, GRID_SEED, JUDGE_SEED} & set(batch_seeds)
