@@ -161,6 +161,18 @@ def test_a_judge_measures_without_changing_training(cli, digits_run, tmp_path):
         assert alone[key] == pytest.approx(judged[key], rel=1e-4), key
 
 
+def test_judge_names_the_checkpoint_that_judged(cli, gan_run, digits_run):
+    """A kept checkpoint of the classifier judges when named: the report names it, not its run (whose latest
+    checkpoint is another)."""
+    kept = digits_run / "checkpoints" / "epoch-0001"
+    result = cli("judge", gan_run, "--classifier", kept, "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["judge"] == str(kept)
+    result = cli("judge", gan_run, "--classifier", kept)
+    assert result.code == 0, result.err
+    assert f"({kept})" in result.out.splitlines()[0]
+
+
 def test_a_judged_run_resumes_from_another_folder(cli, digits_run, tmp_path, monkeypatch):
     """`judge=runs/digits` is typed relative to where training starts; the run stores it absolute, so `dlzoo train
     --resume` works from anywhere."""

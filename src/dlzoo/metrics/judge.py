@@ -46,7 +46,8 @@ class Judge:
             raise UserError(f"{classifier_run} is a '{run.recipe.name}' run; the judge must be an image classifier "
                             "whose network ends in a linear layer (e.g. a digits or fashion run)")
         self.task, self.recipe = task, run.recipe.name
-        self.run_dir = str(run.run_dir)
+        # As named: a kept checkpoint (RUN/checkpoints/epoch-NNNN) judges, not the run's latest, so say which.
+        self.run_dir = str(classifier_run)
         self.classes: list[str] = list(task.meta["classes"])
         self.test_features: torch.Tensor | None = None
 
