@@ -32,6 +32,12 @@ def test_show_a_run_names_its_classes_in_the_order_predictions_index_them(cli, d
     assert yaml.safe_load(shown.out)["data"]["limit"] == 600  # the config it trained with
     assert_user_error(cli("show", digits_run, "trainer.epochs=3"), "its config is fixed by training")
     assert_user_error(cli("show", tmp_path / "gone"), "run directory not found")
+    kept = digits_run / "checkpoints" / "epoch-0001"  # a kept checkpoint, as eval and predict take it
+    shown = cli("show", kept)
+    assert shown.code == 0, shown.err
+    assert shown.out.splitlines()[:2] == [f"# {kept}: recipe digits, checkpoint epoch-0001", header[1]]
+    assert yaml.safe_load(shown.out)["data"]["limit"] == 600
+    assert_user_error(cli("show", digits_run / "checkpoints" / "epoch-0009"), "checkpoint not found", "kept: ")
     killed = tmp_path / "killed"  # stopped in its first epoch: a config, no checkpoint
     killed.mkdir()
     (killed / "config.yaml").write_text((digits_run / "config.yaml").read_text())

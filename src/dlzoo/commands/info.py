@@ -14,6 +14,7 @@ from dlzoo.errors import UserError
 if TYPE_CHECKING:
     from dlzoo.data.sources import DataSource
     from dlzoo.recipes import Recipe
+    from dlzoo.runs import LoadedRun
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -88,13 +89,22 @@ def _show_run(run_dir: Path, args: argparse.Namespace) -> None:
 
     if args.overrides or args.config:
         raise UserError(f"{run_dir} is a run: its config is fixed by training (a recipe name takes overrides)")
+    if run_dir.absolute().parent.name == checkpoint.CHECKPOINTS:  # RUN/checkpoints/epoch-NNNN, as eval takes it
+        _show_checkpoint(run_dir, open_run(run_dir))
+        return
     recipe, config = read_run_config(run_dir)
     if not checkpoint.list_checkpoints(run_dir):  # stopped in its first epoch: its config, but no classes yet
         print(f"# {run_dir}: recipe {recipe.name}, no checkpoint yet")
         print(to_yaml(config), end="")
         return
-    run = open_run(run_dir)
-    print(f"# {run_dir}: recipe {run.recipe.name}, checkpoint {run.checkpoint.name}")
+    _show_checkpoint(run_dir, open_run(run_dir))
+
+
+def _show_checkpoint(named: Path, run: LoadedRun) -> None:
+    """The config and classes a checkpoint holds (the ones `dlzoo eval` and `predict` rebuild the run from)."""
+    from dlzoo.config import to_yaml
+
+    print(f"# {named}: recipe {run.recipe.name}, checkpoint {run.checkpoint.name}")
     classes = run.metadata["meta"].get("classes")
     if classes:
         print("# classes (index: name): " + ", ".join(f"{index}: {name}" for index, name in enumerate(classes)))
