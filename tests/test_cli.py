@@ -476,6 +476,7 @@ def test_a_resumed_run_refuses_what_does_not_fit_its_checkpoint(cli, tmp_path, d
 
     other = tmp_path / "other"  # another model's training state beside these weights
     assert cli("train", "digits", *TINY_DIGITS, "trainer.epochs=1", "model.args.width=8", "--out", other).code == 0
+    assert "has trained all its 1 epoch: nothing to continue" in cli("train", "--resume", other).out  # not "1 epochs"
     mixed = tmp_path / "mixed"
     shutil.copytree(digits_run, mixed)
     (mixed / "summary.json").unlink()  # killed before its summary: a resume reads its last training state

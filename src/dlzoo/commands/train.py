@@ -52,7 +52,8 @@ def train(args: argparse.Namespace) -> int:
         console = Console(enabled=runtime.is_main)
         resume_from = run_dir if args.resume and checkpoint.list_checkpoints(run_dir) else None
         if resume_from is not None and _finished(run_dir, config.trainer.epochs):
-            console.line(f"{run_dir} has trained all its {config.trainer.epochs} epochs: nothing to continue "
+            epochs = f"{config.trainer.epochs} epoch{'s' if config.trainer.epochs != 1 else ''}"
+            console.line(f"{run_dir} has trained all its {epochs}: nothing to continue "
                          f"(`dlzoo eval {run_dir}` scores it)")
             return 0
         if args.resume and resume_from is None:  # killed in its first epoch: nothing to continue, so start over
