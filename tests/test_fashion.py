@@ -115,6 +115,11 @@ def test_eval_takes_other_test_time_settings_only(cli, fashion_run):
     assert accuracy("tta_shift=1", "data.eval_batch_size=100")["loss"] != pytest.approx(as_trained["loss"])
     assert_user_error(cli("eval", fashion_run, "model.args.width=8"), "'model.args.width' was fixed by training",
                       "trainer.threads, tta_flip, tta_shift")
+    # A key no config has is a typo, not a setting training fixed
+    assert_user_error(cli("eval", fashion_run, "tta_flp=false"), "unknown config key 'tta_flp'",
+                      "did you mean 'tta_flip'")
+    assert_user_error(cli("eval", fashion_run, "nope=1"), "unknown config key 'nope'; what `dlzoo eval` can change")
+    assert_user_error(cli("eval", fashion_run, "data.limt=1"), "unknown config key 'data.limt'")
     assert_user_error(cli("eval", fashion_run, "data.eval_batch_size=0"), "data.eval_batch_size must be >= 1")
     assert_user_error(cli("eval", fashion_run, "tta_shift=-1"), "tta_shift must be >= 0")
     assert_user_error(cli("eval", fashion_run, "tta_shift=28"), "less than the pictures' 28 pixels")

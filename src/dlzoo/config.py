@@ -228,6 +228,18 @@ def from_dict(cls: type[C], data: dict[str, Any], prefix: str = "", base: C | No
     return config
 
 
+def has_key(config: Any, dotted: str) -> bool:
+    """Whether `dotted` names a key of `config`; any entry of a free-form mapping (a model's `args`) counts."""
+    target = config
+    for part in dotted.split("."):
+        if not dataclasses.is_dataclass(target):
+            return isinstance(target, dict)
+        if part not in {entry.name for entry in dataclasses.fields(target)}:
+            return False
+        target = getattr(target, part)
+    return True
+
+
 def set_key(config: Any, dotted: str, text: str) -> None:
     """Set one dotted key from its command-line text, converting it to the field's type."""
     parts = dotted.split(".")

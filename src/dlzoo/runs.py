@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import itertools
 import json
 import shutil
@@ -17,6 +18,7 @@ from dlzoo.config import (
     RecipeConfig,
     check_seed,
     from_dict,
+    has_key,
     load_yaml,
     parse_overrides,
     set_key,
@@ -263,6 +265,11 @@ def set_evaluation_keys(run: LoadedRun, overrides: list[str]) -> None:
     for key, text in parse_overrides(overrides):
         if key not in allowed:
             can = ", ".join(allowed)
+            if not has_key(run.config, key):  # a typo (tta_flp), not a setting training fixed: say which was meant
+                close = difflib.get_close_matches(key, allowed, n=1)
+                meant = f"did you mean '{close[0]}'? " if close else ""
+                raise UserError(f"unknown config key '{key}'; {meant}what `dlzoo eval` can change for "
+                                f"{run.recipe.name}: {can}")
             raise UserError(f"'{key}' was fixed by training; what `dlzoo eval` can change for {run.recipe.name}: {can}")
         set_key(run.config, key, text)
     validate(run.config)  # the same range checks as training's (data.eval_batch_size >= 1, tta_shift >= 0)
