@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from safetensors.torch import load_file
 
@@ -189,6 +190,15 @@ def test_user_errors_are_one_line_status_2(cli, tmp_path, args, fragment):
     result = cli(*args, *(["--out", out] if args[0] == "train" and len(args) > 1 else []))
     assert_user_error(result, fragment)
     assert not out.exists(), "nothing may be written on a user error"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("command", ["eval", "predict", "serve", "read"])
+def test_device_cuda_without_one_is_named_as_typed(cli, digits_run, command):
+    """`--device cuda` is the flag the user gave: the error names it, not the config key trainer.device."""
+    args = [command, digits_run, *(["x.png"] if command in ("predict", "read") else [])]
+    assert_user_error(cli(*args, "--device", "cuda"), "--device cuda, but this machine has no CUDA device",
+                      "use --device auto or cpu")
 
 
 @pytest.mark.parametrize(("command", "out", "says"), [
