@@ -151,3 +151,7 @@ def test_an_earlier_checkpoint_chosen_by_its_validation_accuracy_can_be_used(cli
                       "checkpoint not found", "(kept: epoch-0001, epoch-0002; trainer.keep_checkpoints says how many)")
     monkeypatch.chdir(run_dir / "checkpoints")  # named from inside checkpoints/, it is still a checkpoint
     assert json.loads(cli("eval", "epoch-0001", "--json").out)["checkpoint"] == "epoch-0001"
+    assert_user_error(cli("eval", "."), ". holds a run's checkpoints: name the run (..), or one of them (epoch-0001, "
+                      "epoch-0002) as epoch-NNNN")
+    monkeypatch.chdir(tmp_path)  # a relative checkpoint's run is named relative too, in what commands print
+    assert cli("export", "run/checkpoints/epoch-0002").out.startswith("wrote run/export/model.pt2 ")  # the latest

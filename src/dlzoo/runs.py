@@ -7,6 +7,7 @@ import dataclasses
 import difflib
 import itertools
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterable
@@ -239,12 +240,22 @@ def open_run(run_dir: str | Path) -> LoadedRun:
     """A run directory with its latest complete checkpoint, or one checkpoint of a run (`RUN/checkpoints/epoch-NNNN`:
     an earlier epoch, such as the one its validation accuracy chose), for eval, predict and friends."""
     run_dir = Path(run_dir)
-    its_run = run_dir.absolute().parent.parent  # the run, if `run_dir` names one of its checkpoints
+    # The run, if `run_dir` names one of its checkpoints: as relative as the path given (`epoch-0002` from inside
+    # checkpoints/ has no parents of its own), for the paths commands print.
+    its_run = run_dir.absolute().parent.parent
+    if not run_dir.is_absolute():
+        its_run = Path(os.path.relpath(its_run))
     if not run_dir.is_dir() and run_dir.absolute().parent.name == checkpoint.CHECKPOINTS:  # removed as newer came
         kept = ", ".join(found.name for found in checkpoint.list_checkpoints(its_run)) or "none"
         raise UserError(f"checkpoint not found: {run_dir} (kept: {kept}; trainer.keep_checkpoints says how many)")
     if not run_dir.is_dir():
         raise UserError(f"run directory not found: {run_dir}")
+    whole_run = run_dir.absolute().parent  # if `run_dir` is a run's checkpoints/ folder
+    if run_dir.absolute().name == checkpoint.CHECKPOINTS and checkpoint.list_checkpoints(whole_run):
+        kept = ", ".join(found.name for found in checkpoint.list_checkpoints(whole_run))
+        named = whole_run if run_dir.is_absolute() else os.path.relpath(whole_run)
+        raise UserError(f"{run_dir} holds a run's checkpoints: name the run ({named}), or one of them ({kept}) as "
+                        f"{run_dir / 'epoch-NNNN'}")
     if checkpoint.is_checkpoint(run_dir):
         run_dir, found = its_run, run_dir
     else:
