@@ -47,10 +47,10 @@ def test_the_best_is_the_highest_or_lowest_and_a_tie_or_nan_keeps_the_earlier():
     assert not best.consider({"val": {"accuracy": math.nan}}, 4)
     assert best.consider({"val": {"accuracy": 0.6}}, 5) and (best.epoch, best.value) == (5, 0.6)
     lowest = BestEpoch("cv", "log_rmse", "min")
-    assert not lowest.consider({"cv": {"log_rmse": math.nan}}, 1) and lowest.summary() is None
+    assert not lowest.consider({"cv": {"log_rmse": math.nan}}, 1) and lowest.summary(None) is None
     assert lowest.consider({"cv": {"log_rmse": 0.2}}, 2) and lowest.consider({"cv": {"log_rmse": 0.1}}, 3)
     assert not lowest.consider({"cv": {"log_rmse": 0.15}}, 4)
-    assert lowest.summary() == {"split": "cv", "metric": "log_rmse", "epoch": 3, "value": 0.1,
+    assert lowest.summary(None) == {"split": "cv", "metric": "log_rmse", "epoch": 3, "value": 0.1,
                                 "metrics": {"cv": {"log_rmse": 0.1}}, "checkpoint": "checkpoints/epoch-0003"}
     other = BestEpoch("val", "loss", "min")
     other.load_state_dict(best.state_dict())  # the record of another metric is not this one's
@@ -94,6 +94,16 @@ def test_the_best_epoch_is_kept_named_and_usable(cli, fashion_small, tmp_path, s
     assert resumed.code == 0, resumed.err
     assert [found.name for found in checkpoint.list_checkpoints(run_dir)] == ["epoch-0002", "epoch-0003"]
     assert json.loads((run_dir / "summary.json").read_text())["best"] == summary["best"]
+
+    # The best checkpoint removed by hand before a resume: still the best score, but not named as kept.
+    shutil.rmtree(run_dir / "checkpoints" / "epoch-0002")
+    (run_dir / "summary.json").unlink()
+    resumed = cli("train", "--resume", run_dir)
+    assert resumed.code == 0, resumed.err
+    assert "(checkpoints/epoch-0002 was removed); a later epoch is kept as the best only if it beats it" in resumed.out
+    assert "at epoch 2 (test accuracy" in resumed.out
+    assert "its checkpoint was removed before the run resumed" in resumed.out
+    assert json.loads((run_dir / "summary.json").read_text())["best"] == {**summary["best"], "checkpoint": None}
 
 
 def test_keep_best_names_a_split_and_metric_the_recipe_evaluates(cli):

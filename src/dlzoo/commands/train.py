@@ -99,8 +99,10 @@ def _print_summary(console: Console, summary: dict, run_dir: Path) -> None:
         metric = chosen["metric"]
         others = ", ".join(f"{split} {metric} {scores[metric]:.4f}" for split, scores in chosen["metrics"].items()
                            if split != chosen["split"] and metric in scores)
+        kept = (f"kept as {run_dir / chosen['checkpoint']}" if chosen["checkpoint"]
+                else "its checkpoint was removed before the run resumed")
         console.line(f"best {chosen['split']} {metric}: {chosen['value']:.4f} at epoch {chosen['epoch']}"
-                     f"{f' ({others})' if others else ''}, kept as {run_dir / chosen['checkpoint']}")
+                     f"{f' ({others})' if others else ''}, {kept}")
     epochs = summary["epochs"]
     console.line(f"trained {epochs} epoch{'s' if epochs != 1 else ''} in {summary['train_seconds']:.1f} s "
                  f"({summary['wall_seconds']:.1f} s wall); run directory: {run_dir}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from dlzoo.engine import checkpoint
@@ -63,7 +64,14 @@ class BestEpoch:
         if state and (state["split"], state["metric"]) == (self.split, self.metric):
             self.epoch, self.value, self.metrics = state["epoch"], state["value"], state["metrics"]
 
-    def summary(self) -> dict[str, Any] | None:
+    def checkpoint(self) -> str | None:
+        """The best epoch's checkpoint, relative to its run (`checkpoints/epoch-NNNN`)."""
+        return None if self.epoch is None else f"{checkpoint.CHECKPOINTS}/{checkpoint.name_of(self.epoch)}"
+
+    def summary(self, run_dir: Path | None) -> dict[str, Any] | None:
+        """The record for summary.json; its checkpoint None where it is not in `run_dir` (removed by hand before
+        a resume: the score stays the run's best, but nothing can use its weights)."""
         if self.epoch is None:
             return None
-        return {**self.state_dict(), "checkpoint": f"{checkpoint.CHECKPOINTS}/{checkpoint.name_of(self.epoch)}"}
+        kept = run_dir is None or (Path(run_dir) / str(self.checkpoint())).is_dir()
+        return {**self.state_dict(), "checkpoint": self.checkpoint() if kept else None}

@@ -321,6 +321,11 @@ class Trainer:
         self.task.load_state_dict(state["task"])
         if self.best is not None:
             self.best.load_state_dict(state.get("best"))  # absent from a checkpoint saved before keep_best existed
+            kept = self.best.checkpoint()
+            if kept is not None and not (run_dir / kept).is_dir():  # removed by hand: still the score to beat
+                self.console.line(f"note: the best epoch so far by {self.best.split} {self.best.metric} (epoch "
+                                  f"{self.best.epoch}, {self.best.value:.4f}) has no checkpoint any more ({kept} was "
+                                  f"removed); a later epoch is kept as the best only if it beats it")
         checkpoint.set_rng_state(state["rng"][self.runtime.rank])  # one per rank
         self.step = state["step"]
         self.samples_seen = state["samples_seen"]
@@ -355,7 +360,7 @@ class Trainer:
             "samples_per_s": round(self.samples_seen / train_seconds, 1) if train_seconds else None,
             "parameters": {name: sum(p.numel() for p in model.parameters())
                            for name, model in self.task.models.items()},
-            "best": self.best.summary() if self.best is not None else None,
+            "best": self.best.summary(self.run_dir) if self.best is not None else None,
             "world_size": self.runtime.world_size,
             "precision": self.runtime.precision,
             **environment(self.runtime.device),
