@@ -4,6 +4,7 @@ named, whichever epoch came last, across a resume too."""
 import json
 import math
 import shutil
+from types import SimpleNamespace
 
 import pytest
 from torch import nn
@@ -118,3 +119,16 @@ def test_keep_best_names_a_split_and_metric_the_recipe_evaluates(cli):
     assert cli("show", "vae-digits", "trainer.keep_best=test.nll_iw").code == 0
     assert cli("show", "digit-lines", "trainer.keep_best=test.exact").code == 0
 
+
+
+def test_every_rank_takes_rank_0s_verdict():
+    """Saving is a collective: a rank whose own score (a judge's, computed on its own device) differs in its last
+    bits from rank 0's must still decide as rank 0 did, or the ranks would wait on each other forever."""
+    rank0 = BestEpoch("test", "frechet", "min")
+    assert rank0.consider({"test": {"frechet": 2.0}}, 1) and not rank0.consider({"test": {"frechet": 2.0}}, 2)
+    rank1 = Trainer.__new__(Trainer)  # rank 1, which scored epoch 2 a hair lower than rank 0 did
+    rank1.best = BestEpoch("test", "frechet", "min")
+    assert rank1.best.consider({"test": {"frechet": 2.0}}, 1)
+    rank1.runtime = SimpleNamespace(distributed=True, broadcast_object=lambda _: (False, rank0.state_dict()))
+    assert rank1._improved({"test": {"frechet": 1.9999999}}, 2) is False
+    assert rank1.best.state_dict() == rank0.state_dict()

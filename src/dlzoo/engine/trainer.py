@@ -151,7 +151,7 @@ class Trainer:
                 evaluated, line = self._log_epoch(log, epoch, result, started)
                 evaluations.update(evaluated)
                 task.on_epoch_end(epoch + 1, self.run_dir)
-                improved = self.best is not None and self.best.consider(evaluated, epoch + 1)
+                improved = self._improved(evaluated, epoch + 1)
                 if ((epoch + 1) % trainer_config.checkpoint_every == 0 or epoch + 1 == trainer_config.epochs
                         or improved):  # the best epoch's weights are gone once the next epoch trains
                     self._save(epoch + 1, train_seconds)
@@ -166,6 +166,18 @@ class Trainer:
             _write_json(self.run_dir / SUMMARY, summary)
             plot_curves(self.run_dir)
         return summary
+
+    def _improved(self, evaluations: dict[str, dict[str, float]], epoch: int) -> bool:
+        """Whether the epoch beats the best so far (`trainer.keep_best`): rank 0's verdict, and record, on every
+        rank. A save is a collective, and a metric each rank computes for itself on its own device (a judge's
+        Fréchet distance) can differ in its last bits: ranks deciding apart would wait on each other forever."""
+        if self.best is None:
+            return False
+        improved = self.best.consider(evaluations, epoch)
+        if self.runtime.distributed:
+            improved, record = self.runtime.broadcast_object((improved, self.best.state_dict()))
+            self.best.load_state_dict(record)
+        return bool(improved)
 
     def _log_epoch(self, log: RunLog, epoch: int, result: EpochResult,
                    started: float) -> tuple[dict[str, dict[str, float]], str]:
