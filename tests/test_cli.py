@@ -39,6 +39,7 @@ def test_show_a_run_names_its_classes_in_the_order_predictions_index_them(cli, d
     assert shown.out.splitlines()[:2] == [f"# {kept}: recipe digits, checkpoint epoch-0001", header[1]]
     assert yaml.safe_load(shown.out)["data"]["limit"] == 600
     assert_user_error(cli("show", digits_run / "checkpoints" / "epoch-0009"), "checkpoint not found", "kept: ")
+    assert_user_error(cli("show", digits_run / "checkpoints"), "holds a run's checkpoints: name the run")
     killed = tmp_path / "killed"  # stopped in its first epoch: a config, no checkpoint
     killed.mkdir()
     (killed / "config.yaml").write_text((digits_run / "config.yaml").read_text())

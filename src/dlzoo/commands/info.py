@@ -89,7 +89,8 @@ def _show_run(run_dir: Path, args: argparse.Namespace) -> None:
 
     if args.overrides or args.config:
         raise UserError(f"{run_dir} is a run: its config is fixed by training (a recipe name takes overrides)")
-    if run_dir.absolute().parent.name == checkpoint.CHECKPOINTS:  # RUN/checkpoints/epoch-NNNN, as eval takes it
+    # RUN/checkpoints/epoch-NNNN, as eval takes it; RUN/checkpoints is refused as eval refuses it (name one or the run)
+    if checkpoint.CHECKPOINTS in (run_dir.absolute().parent.name, run_dir.absolute().name):
         _show_checkpoint(run_dir, open_run(run_dir))
         return
     recipe, config = read_run_config(run_dir)
