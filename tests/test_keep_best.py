@@ -7,6 +7,8 @@ import shutil
 from types import SimpleNamespace
 
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from conftest import assert_user_error
@@ -105,6 +107,30 @@ def test_the_best_epoch_is_kept_named_and_usable(cli, fashion_small, tmp_path, s
     assert "at epoch 2 (test accuracy" in resumed.out
     assert "its checkpoint was removed before the run resumed" in resumed.out
     assert json.loads((run_dir / "summary.json").read_text())["best"] == {**summary["best"], "checkpoint": None}
+
+
+def test_a_resume_from_a_checkpoint_older_than_keep_best_says_which_epochs_it_chooses_among(cli, fashion_small,
+                                                                                              tmp_path):
+    """A run trained by a dlzoo without keep_best, given the key in config.yaml (a key its checkpoint does not know
+    is not a change): its first epochs were never scored for it, and the resume says so."""
+    run_dir = tmp_path / "run"
+    assert cli("train", "fashion", f"data.path={fashion_small}", "data.val_fraction=0.1", "trainer.epochs=2",
+               "data.batch_size=64", *CPU, "--out", run_dir).code == 0
+    shutil.rmtree(run_dir / "checkpoints" / "epoch-0002")
+    (run_dir / "summary.json").unlink()
+    first = run_dir / "checkpoints" / "epoch-0001"
+    metadata = checkpoint.read_metadata(first / checkpoint.WEIGHTS)
+    del metadata["config"]["trainer"]["keep_best"]
+    save_file(load_file(first / checkpoint.WEIGHTS), first / checkpoint.WEIGHTS, {"dlzoo": json.dumps(metadata)})
+    state = torch.load(first / checkpoint.STATE, weights_only=True)
+    del state["best"]
+    torch.save(state, first / checkpoint.STATE)
+    config = run_dir / "config.yaml"
+    config.write_text(config.read_text().replace("keep_best: null", "keep_best: val.accuracy"))
+    resumed = cli("train", "--resume", run_dir)
+    assert resumed.code == 0, resumed.err
+    assert "note: epoch-0001 predates trainer.keep_best, so the best epoch is chosen from epoch 2 on" in resumed.out
+    assert json.loads((run_dir / "summary.json").read_text())["best"]["epoch"] == 2
 
 
 def test_keep_best_names_a_split_and_metric_the_recipe_evaluates(cli):

@@ -332,7 +332,10 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.task.load_state_dict(state["task"])
         if self.best is not None:
-            self.best.load_state_dict(state.get("best"))  # absent from a checkpoint saved before keep_best existed
+            if "best" not in state:  # saved before keep_best existed, its config.yaml given the key since
+                self.console.line(f"note: {found.name} predates trainer.keep_best, so the best epoch is chosen from "
+                                  f"epoch {state['epoch'] + 1} on")
+            self.best.load_state_dict(state.get("best"))
             kept = self.best.checkpoint()
             if kept is not None and not (run_dir / kept).is_dir():  # removed by hand: still the score to beat
                 self.console.line(f"note: the best epoch so far by {self.best.split} {self.best.metric} (epoch "
