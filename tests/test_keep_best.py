@@ -50,7 +50,9 @@ def test_the_best_is_the_highest_or_lowest_and_a_tie_or_nan_keeps_the_earlier():
     assert not best.consider({"val": {"accuracy": math.nan}}, 4)
     assert best.consider({"val": {"accuracy": 0.6}}, 5) and (best.epoch, best.value) == (5, 0.6)
     lowest = BestEpoch("cv", "log_rmse", "min")
-    assert not lowest.consider({"cv": {"log_rmse": math.nan}}, 1) and lowest.summary(None) is None
+    assert not lowest.consider({"cv": {"log_rmse": math.nan}}, 1)
+    assert lowest.summary(None) == {"split": "cv", "metric": "log_rmse", "epoch": None, "value": None,
+                                    "metrics": None, "checkpoint": None}  # asked for, and none chosen
     assert lowest.consider({"cv": {"log_rmse": 0.2}}, 2) and lowest.consider({"cv": {"log_rmse": 0.1}}, 3)
     assert not lowest.consider({"cv": {"log_rmse": 0.15}}, 4)
     assert lowest.summary(None) == {"split": "cv", "metric": "log_rmse", "epoch": 3, "value": 0.1,
@@ -107,6 +109,17 @@ def test_the_best_epoch_is_kept_named_and_usable(cli, fashion_small, tmp_path, s
     assert "at epoch 2 (test accuracy" in resumed.out
     assert "its checkpoint was removed before the run resumed" in resumed.out
     assert json.loads((run_dir / "summary.json").read_text())["best"] == {**summary["best"], "checkpoint": None}
+
+
+def test_a_run_whose_every_evaluation_is_nan_says_no_epoch_was_chosen(cli, fashion_small, tmp_path,
+                                                                      scripted_val_accuracy, monkeypatch):
+    monkeypatch.setitem(SCRIPTED, 0, math.nan)  # a diverged run
+    run_dir = tmp_path / "run"
+    result = cli("train", "fashion", f"data.path={fashion_small}", "data.val_fraction=0.1", "trainer.epochs=1",
+                 "trainer.keep_best=val.accuracy", "data.batch_size=64", *CPU, "--out", run_dir)
+    assert result.code == 0, result.err
+    assert "best val accuracy: none, no evaluated epoch scored a finite value (no checkpoint kept for it)" in result.out
+    assert json.loads((run_dir / "summary.json").read_text())["best"]["epoch"] is None
 
 
 def test_a_resume_from_a_checkpoint_older_than_keep_best_says_which_epochs_it_chooses_among(cli, fashion_small,

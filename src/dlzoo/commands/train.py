@@ -95,7 +95,10 @@ def _print_summary(console: Console, summary: dict, run_dir: Path) -> None:
     if isinstance(baseline, dict) and metric in baseline:  # a reference model scored on the same data
         console.line(f"baseline, {baseline.get('model', 'reference model')}: {metric} {baseline[metric]:.4f}")
     chosen = summary.get("best")
-    if chosen:  # trainer.keep_best; the other splits' score at that epoch is the one to report
+    if chosen and chosen["epoch"] is None:  # trainer.keep_best, but no epoch scored a number (a diverged run)
+        console.line(f"best {chosen['split']} {chosen['metric']}: none, no evaluated epoch scored a finite value "
+                     f"(no checkpoint kept for it)")
+    elif chosen:  # trainer.keep_best; the other splits' score at that epoch is the one to report
         metric = chosen["metric"]
         others = ", ".join(f"{split} {metric} {scores[metric]:.4f}" for split, scores in chosen["metrics"].items()
                            if split != chosen["split"] and metric in scores)

@@ -70,8 +70,9 @@ class BestEpoch:
 
     def summary(self, run_dir: Path | None) -> dict[str, Any] | None:
         """The record for summary.json; its checkpoint None where it is not in `run_dir` (removed by hand before
-        a resume: the score stays the run's best, but nothing can use its weights)."""
+        a resume: the score stays the run's best, but nothing can use its weights). With no epoch chosen (every
+        evaluation NaN), all but the split and metric are None: keep_best was asked for, and chose nothing."""
         if self.epoch is None:
-            return None
+            return {**self.state_dict(), "checkpoint": None}
         kept = run_dir is None or (Path(run_dir) / str(self.checkpoint())).is_dir()
         return {**self.state_dict(), "checkpoint": self.checkpoint() if kept else None}
