@@ -241,4 +241,5 @@ def validation_change(trained: dict[str, Any], found: dict[str, Any]) -> str | N
 
 
 def data_change(trained: dict[str, Any], found: dict[str, Any]) -> str | None:
+    """The first way the data read again differs from what the run trained on, for a resume (which refuses both)."""
     return class_change(trained, found) or validation_change(trained, found)
