@@ -12,10 +12,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dlzoo.engine import checkpoint
 from dlzoo.errors import UserError
+
+if TYPE_CHECKING:
+    from dlzoo.tasks.base import Task
 
 Goal = Literal["max", "min"]
 
@@ -44,6 +47,16 @@ class BestEpoch:
     value: float | None = None
     metrics: dict[str, dict[str, float]] | None = None
 
+    @classmethod
+    def for_task(cls, task: Task) -> BestEpoch | None:
+        """What the task's `trainer.keep_best` asks for (None: nothing)."""
+        setting = task.config.trainer.keep_best
+        if setting is None:
+            return None
+        goals = task.metric_goals(task.config)
+        split, metric = parse(setting, task.eval_splits(task.config), goals, task.config.recipe)
+        return cls(split, metric, goals[metric])
+
     def consider(self, evaluations: dict[str, dict[str, float]], epoch: int) -> bool:
         """Take in an epoch's evaluations; True when they beat the best (the epoch's checkpoint is then due). An
         epoch not evaluated, or scored NaN (a diverged run), is not the best."""
@@ -63,6 +76,21 @@ class BestEpoch:
         """Restore a resumed run's record (None: a checkpoint saved before `keep_best` existed)."""
         if state and (state["split"], state["metric"]) == (self.split, self.metric):
             self.epoch, self.value, self.metrics = state["epoch"], state["value"], state["metrics"]
+
+    def resume(self, state: dict[str, Any], found: Path, run_dir: Path) -> list[str]:
+        """Take up the record in a resumed checkpoint's training state (`found`'s state.pt); return what the user
+        should know of it."""
+        notes = []
+        if "best" not in state:  # saved before keep_best existed, its config.yaml given the key since
+            notes.append(f"{found.name} predates trainer.keep_best, so the best epoch is chosen from epoch "
+                         f"{state['epoch'] + 1} on")
+        self.load_state_dict(state.get("best"))
+        kept = self.checkpoint()
+        if kept is not None and not (run_dir / kept).is_dir():  # removed by hand: still the score to beat
+            notes.append(f"the best epoch so far by {self.split} {self.metric} (epoch {self.epoch}, {self.value:.4f}) "
+                         f"has no checkpoint any more ({kept} was removed); a later epoch is kept as the best only "
+                         f"if it beats it")
+        return notes
 
     def checkpoint(self) -> str | None:
         """The best epoch's checkpoint, relative to its run (`checkpoints/epoch-NNNN`)."""

@@ -79,7 +79,7 @@ class Trainer:
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         self.scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.autocast_dtype == torch.float16)
         self._scaled = False  # whether an optimizer stepped through the scaler since its last update
-        self.best = _best_epoch(task)  # None unless trainer.keep_best names a metric
+        self.best = best.BestEpoch.for_task(task)  # None unless trainer.keep_best names a metric
 
     # --- what train_step uses ------------------------------------------------------------------------------
     @property
@@ -332,15 +332,8 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.task.load_state_dict(state["task"])
         if self.best is not None:
-            if "best" not in state:  # saved before keep_best existed, its config.yaml given the key since
-                self.console.line(f"note: {found.name} predates trainer.keep_best, so the best epoch is chosen from "
-                                  f"epoch {state['epoch'] + 1} on")
-            self.best.load_state_dict(state.get("best"))
-            kept = self.best.checkpoint()
-            if kept is not None and not (run_dir / kept).is_dir():  # removed by hand: still the score to beat
-                self.console.line(f"note: the best epoch so far by {self.best.split} {self.best.metric} (epoch "
-                                  f"{self.best.epoch}, {self.best.value:.4f}) has no checkpoint any more ({kept} was "
-                                  f"removed); a later epoch is kept as the best only if it beats it")
+            for note in self.best.resume(state, found, run_dir):
+                self.console.line(f"note: {note}")
         checkpoint.set_rng_state(state["rng"][self.runtime.rank])  # one per rank
         self.step = state["step"]
         self.samples_seen = state["samples_seen"]
@@ -439,16 +432,6 @@ def evaluate_split(task: Task, split: str) -> dict[str, float]:
     with evaluation_mode(task):
         metrics = task.evaluate(split)
     return {key: float(value) for key, value in metrics.items()}
-
-
-
-def _best_epoch(task: Task) -> best.BestEpoch | None:
-    setting = task.config.trainer.keep_best
-    if setting is None:
-        return None
-    goals = task.metric_goals(task.config)
-    split, metric = best.parse(setting, task.eval_splits(task.config), goals, task.config.recipe)
-    return best.BestEpoch(split, metric, goals[metric])
 
 
 def checkpoint_metadata(task: Task, epoch: int, step: int) -> dict[str, Any]:
