@@ -454,6 +454,8 @@ def test_step_profile_user_errors(cli):
     ("generative", "threads=0", "threads must be >= 1, got 0"),
     ("fashion-speedrun", "first_seed=-1", "first_seed must be >= 0, got -1"),
     ("step-profile", "trace=/dev/null/trace.json", "/dev/null is a file"),  # it profiled first, then said so
+    pytest.param("classic", "device=cuda", "device=cuda, but this machine has no CUDA device; use device=auto or cpu",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
 ])
 def test_bench_options_are_checked_before_any_work(cli, benchmark, option, message):
     assert_user_error(cli("bench", benchmark, option), message)
