@@ -85,18 +85,18 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=choices, help="auto: a GPU when there is one")
 
 
-def _check_device_option(args: argparse.Namespace) -> None:
-    """`--device cuda` (or mps) where there is none, in the words the user typed: the engine, which checks it again,
-    names its config key, trainer.device, which these commands do not take."""
-    if getattr(args, "device", "auto") in ("auto", "cpu"):
+def check_device_exists(device: str, option: str = "--device ") -> None:
+    """Refuse a `device` (cuda, mps) this machine lacks, in the words the user typed (`option`): the engine, which
+    checks it again, names its config key, trainer.device, which commands other than train do not take."""
+    if device in ("auto", "cpu"):
         return
     from dlzoo.engine.runtime import pick_device
 
     try:
-        pick_device(args.device)
+        pick_device(device)
     except UserError:
-        raise UserError(f"--device {args.device}, but this machine has no {args.device.upper()} device; "
-                        "use --device auto or cpu") from None
+        raise UserError(f"{option}{device}, but this machine has no {device.upper()} device; use {option}auto or "
+                        f"cpu") from None
 
 
 # The order `dlzoo --help` lists commands in: the everyday ones first.
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.command != "train" and int(os.environ.get("WORLD_SIZE", 1)) > 1:
                 raise UserError(f"dlzoo {args.command} runs in one process: run it without torchrun (only training "
                                 f"spreads over processes)")
-            _check_device_option(args)
+            check_device_exists(getattr(args, "device", "auto"))
             return _COMMANDS[args.command].run(args) or 0
         except UserError as error:
             if _rank() != 0 and not error.this_process_only:

@@ -11,7 +11,7 @@ import json
 import sys
 import typing
 
-from dlzoo.cli import command
+from dlzoo.cli import check_device_exists, command
 from dlzoo.errors import UserError
 from dlzoo.files import check_destination, write_text_whole
 
@@ -34,14 +34,7 @@ def _typed_options(name: str, function, items: list[str]) -> dict[str, typing.An
         if key not in known:
             raise UserError(f"benchmark {name} has no option '{key}'; it takes: {', '.join(known) or 'none'}")
         options[key] = coerce(text, hints.get(key, str), key)
-    if options.get("device", "auto") not in ("auto", "cpu"):  # said in the option's words, not trainer.device's
-        from dlzoo.engine.runtime import pick_device
-
-        try:
-            pick_device(options["device"])
-        except UserError:
-            raise UserError(f"device={options['device']}, but this machine has no {options['device'].upper()} "
-                            f"device; use device=auto or cpu") from None
+    check_device_exists(options.get("device", "auto"), option="device=")
     return options
 
 
