@@ -21,6 +21,11 @@ _LAZY = {
     "read_digits": "dlzoo.reader",
 }
 
+# Subpackages reached as attributes of the package (`import dlzoo; dlzoo.reader.load_reader(...)`, as the docs
+# write them): imported on first use too, since Python binds a submodule to its package only once it is imported.
+_SUBMODULES = ("cli", "config", "data", "engine", "metrics", "models", "reader", "recipes", "runs", "tasks",
+               "vision")
+
 __all__ = ["__version__", "UserError", *_LAZY]
 
 
@@ -28,4 +33,10 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module = importlib.import_module(_LAZY[name])
         return getattr(module, "create" if name == "create_model" else name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'dlzoo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, *_SUBMODULES})
