@@ -3,7 +3,15 @@
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
 from conftest import ROOT
+from dlzoo.errors import UserError
+from dlzoo.models import create, model_entry, register_model
+from dlzoo.models.registry import _MODELS
 
 
 def test_subpackages_are_reached_from_the_package_alone():
@@ -14,3 +22,44 @@ def test_subpackages_are_reached_from_the_package_alone():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["load_reader", "open_run"]
+
+
+@pytest.mark.parametrize("arguments", [{"num_classes": 0}, {"num_classes": -1}, {"in_channels": 0},
+                                       {"num_classes": "10"}, {"num_classes": 2.5}, {"in_channels": True}])
+def test_create_refuses_classes_and_channels_that_make_no_model(arguments):
+    """Torch built a 0-class LeNet silently and failed on a negative or string size deep inside the factory."""
+    key = next(iter(arguments))
+    with pytest.raises(UserError, match=f"model 'lenet': {key} must be an integer >= 1"):
+        create("lenet", **arguments)
+    assert create("lenet", num_classes=np.int64(3), in_channels=1)(torch.rand(1, 1, 28, 28)).shape == (1, 3)
+
+
+def test_register_model_refuses_what_would_break_later():
+    with pytest.raises(ValueError, match="'resnet18' is already registered"):  # it replaced the built-in silently
+        @register_model("resnet18")
+        def mine(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+            return nn.Linear(in_channels, num_classes)
+    assert model_entry("resnet18").factory.__module__ == "dlzoo.models.resnet"
+    with pytest.raises(TypeError, match=r"@register_model\(\"my-net\"\)"):  # bare: it registered nothing
+        @register_model
+        def bare(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+            return nn.Linear(in_channels, num_classes)
+    with pytest.raises(TypeError, match="must take num_classes and in_channels"):
+        @register_model("no-sizes")
+        def no_sizes(width: int = 8) -> nn.Module:
+            return nn.Linear(width, width)
+    assert "no-sizes" not in _MODELS
+
+
+def test_a_model_defined_again_replaces_itself():
+    """A notebook cell run twice defines the same function again: that is no clash."""
+    try:
+        for hidden in (4, 8):
+            @register_model("test-api-mlp")
+            def test_api_mlp(num_classes: int = 10, in_channels: int = 1, hidden: int = hidden) -> nn.Module:
+                """A test's MLP."""
+                return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * 28 * 28, hidden), nn.ReLU(),
+                                     nn.Linear(hidden, num_classes))
+        assert create("test-api-mlp")[1].out_features == 8
+    finally:
+        _MODELS.pop("test-api-mlp", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import numbers
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,13 +29,37 @@ class ModelEntry:
 _MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, input_size: tuple[int, int, int] = (1, 28, 28), kind: str = "classifier"):
+def register_model(name: str, input_size: tuple[int, int, int] = (1, 28, 28),
+                   kind: str = "classifier") -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register the decorated factory as model `name`, for `create(name, ...)` and a config's `model.name`. The
+    factory takes `num_classes` and `in_channels` (set from the data) and its own keyword arguments (`model.args`);
+    the first line of its docstring is what `dlzoo models` prints. `input_size` is (channels, height, width) of
+    the input it is meant for, `kind` what it does ("classifier", "vae", ...: the task that trains it must expect
+    that kind)."""
+    if not isinstance(name, str):  # `@register_model` without its call would register nothing, silently
+        raise TypeError(f"register_model takes the model's name: @register_model(\"my-net\"), not {name!r}")
+
     def decorate(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        parameters = inspect.signature(factory).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+        missing = [key for key in ("num_classes", "in_channels") if key not in parameters and not takes_any]
+        if missing:  # else `create` would fail on every call, blaming the user's model.args
+            raise TypeError(f"model '{name}': its factory must take {' and '.join(missing)} (set from the data)")
+        previous = _MODELS.get(name)
+        if previous is not None and _origin(previous.factory) != _origin(factory):
+            # Replacing another model (a built-in one) would change what its recipes and runs build; the same
+            # function defined again (a notebook cell run twice) replaces its earlier self.
+            raise ValueError(f"model '{name}' is already registered (by {'.'.join(_origin(previous.factory))}); "
+                             f"choose another name")
         doc = (inspect.getdoc(factory) or "").split("\n")[0]
         _MODELS[name] = ModelEntry(name, factory, doc, input_size, kind)
         return factory
 
     return decorate
+
+
+def _origin(factory: Callable[..., nn.Module]) -> tuple[str, str]:
+    return getattr(factory, "__module__", "?") or "?", getattr(factory, "__qualname__", repr(factory))
 
 
 def model_entry(name: str) -> ModelEntry:
@@ -72,9 +97,14 @@ def check_arguments(name: str, args: dict[str, Any], section: str = "model",
             args[key] = coerce(value, hints[key], f"{section}.args.{key}")
 
 
-def create(name: str, num_classes: int = 10, in_channels: int = 1, **kwargs) -> nn.Module:
+def create(name: str, num_classes: int = 10, in_channels: int = 1, **kwargs: Any) -> nn.Module:
     """Build a registered model by name, e.g. `create("resnet18", num_classes=10, in_channels=1)`."""
     entry = model_entry(name)
+    for key, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+        # Torch would build a layer of size 0 with a warning, and fail on a negative or non-integer one from deep
+        # inside the factory; from the command line these come from the data, from Python from the caller.
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise UserError(f"model '{name}': {key} must be an integer >= 1, got {value!r}")
     try:  # the arguments checked against the factory's signature: a TypeError inside it is a bug, not the user's
         inspect.signature(entry.factory).bind(num_classes=num_classes, in_channels=in_channels, **kwargs)
     except TypeError as error:
