@@ -12,6 +12,8 @@ from conftest import ROOT
 from dlzoo.errors import UserError
 from dlzoo.models import create, model_entry, register_model
 from dlzoo.models.registry import _MODELS
+from dlzoo.recipes import get_recipe
+from dlzoo.runs import build_config
 
 
 def test_subpackages_are_reached_from_the_package_alone():
@@ -63,3 +65,11 @@ def test_a_model_defined_again_replaces_itself():
         assert create("test-api-mlp")[1].out_features == 8
     finally:
         _MODELS.pop("test-api-mlp", None)
+
+
+def test_overrides_given_as_one_string_are_refused_by_what_they_should_be():
+    """A string was read one character at a time: "expected KEY=VALUE, got 't'"."""
+    recipe = get_recipe("digits")
+    with pytest.raises(TypeError, match=r"list of KEY=VALUE strings, e.g. \['trainer.epochs=2'\]"):
+        build_config(recipe, overrides="trainer.epochs=2")
+    assert build_config(recipe, overrides=("trainer.epochs=2",)).trainer.epochs == 2

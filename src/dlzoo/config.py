@@ -275,6 +275,9 @@ def _yaml_scalar(text: str) -> Any:
 
 
 def parse_overrides(items: typing.Iterable[str]) -> list[tuple[str, str]]:
+    """`KEY=VALUE` strings as (key, value) pairs."""
+    if isinstance(items, (str, dict)):  # from Python: a lone string would be read a character at a time
+        raise TypeError(f"overrides are a list of KEY=VALUE strings, e.g. ['trainer.epochs=2'], not {items!r}")
     pairs = []
     for item in items:
         key, sep, value = item.partition("=")

@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from dlzoo.tasks.base import Task
 CONFIG = "config.yaml"
 
 
-def build_config(recipe: Recipe, config_file: str | None = None, overrides: list[str] = ()) -> RecipeConfig:
+def build_config(recipe: Recipe, config_file: str | None = None, overrides: Sequence[str] = ()) -> RecipeConfig:
     """Defaults, then a YAML file (merged into them key by key), then KEY=VALUE overrides; each step type-checked."""
     config = recipe.config()
     if config_file:
