@@ -1,7 +1,9 @@
 """dlzoo used as a library: the documented Python calls, and what they say when called wrongly."""
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from dlzoo.errors import UserError
 from dlzoo.models import create, model_entry, register_model
 from dlzoo.models.registry import _MODELS
 from dlzoo.recipes import get_recipe
-from dlzoo.runs import build_config
+from dlzoo.runs import build_config, load_for_inference, open_run
 
 
 def test_subpackages_are_reached_from_the_package_alone():
@@ -73,3 +75,12 @@ def test_overrides_given_as_one_string_are_refused_by_what_they_should_be():
     with pytest.raises(TypeError, match=r"list of KEY=VALUE strings, e.g. \['trainer.epochs=2'\]"):
         build_config(recipe, overrides="trainer.epochs=2")
     assert build_config(recipe, overrides=("trainer.epochs=2",)).trainer.epochs == 2
+
+
+def test_predict_takes_a_list_of_paths_and_its_records_stay_json(digits_run, digit_pictures):
+    task = load_for_inference(open_run(digits_run), device="cpu")
+    picture = next(iter(digit_pictures.values()))
+    with pytest.raises(TypeError, match="predict takes a list of files"):  # was "image not found: /"
+        task.predict(str(picture))
+    records = task.predict([Path(picture)])
+    assert records[0]["path"] == str(picture) and json.loads(json.dumps(records)) == records

@@ -25,6 +25,14 @@ from dlzoo.errors import UserError
 from dlzoo.models import check_arguments, check_kind
 
 
+def input_paths(inputs: Iterable[str | Path]) -> list[str]:
+    """`Task.predict`'s inputs as a list of path strings (its records hold them, and must stay JSON-able); one path
+    given alone is refused, as iterating it would read each of its characters as a file name."""
+    if isinstance(inputs, (str, Path)):
+        raise TypeError(f"predict takes a list of files: predict([{str(inputs)!r}]), not one path alone")
+    return [str(path) for path in inputs]
+
+
 class Loader(Iterable, Sized, Protocol):
     """What the engine iterates over: a DataLoader or a `TensorLoader`; `set_epoch` reseeds the order."""
 
@@ -195,7 +203,8 @@ class Task(abc.ABC):
         return task
 
     def predict(self, inputs: list[str], out: str | None = None) -> list[dict[str, Any]]:
-        """One JSON-able record per input (or per row of a table input)."""
+        """One JSON-able record per input file (or per row of a table input); `input_paths(inputs)` takes them as
+        a list of paths."""
         raise NotImplementedError(f"{type(self).__name__} does not predict from files")
 
     # Whether `predict(inputs, out=FILE)` writes its predictions as a table (`dlzoo predict --out`); others print.

@@ -28,7 +28,7 @@ from dlzoo.engine.best import Goal
 from dlzoo.engine.trainer import eval_mode
 from dlzoo.errors import UserError
 from dlzoo.models import create, model_entry
-from dlzoo.tasks.base import Task
+from dlzoo.tasks.base import Task, input_paths
 from dlzoo.tasks.ema import started, weight_average
 from dlzoo.vision.digits import prepare_many
 from dlzoo.vision.io import DECODING, read_image
@@ -362,6 +362,7 @@ class ImageClassification(Task):
 
     # --- prediction -----------------------------------------------------------------------------------------
     def predict(self, inputs: list[str], out: str | None = None, top: int = 3) -> list[dict[str, Any]]:
+        inputs = input_paths(inputs)
         preprocessing = preprocessing_from_dict(self.meta["preprocess"])
         pictures = np.stack([preprocessing(read_image(path)) for path in inputs])
         images = with_channels(torch.from_numpy(pictures))

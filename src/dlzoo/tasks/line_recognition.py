@@ -25,7 +25,7 @@ from dlzoo.models import create
 from dlzoo.reader.compose_lines import LineComposer, LineStyle
 from dlzoo.reader.ctc import BLANK, NUM_CLASSES, digit_errors, greedy_texts
 from dlzoo.reader.read import LINE_RECOGNIZER
-from dlzoo.tasks.base import Task
+from dlzoo.tasks.base import Task, input_paths
 
 if TYPE_CHECKING:
     from dlzoo.engine.runtime import Runtime
@@ -197,7 +197,7 @@ class LineRecognition(Task):
         from dlzoo.reader.lines import LineReader
 
         reader = LineReader(self)
-        return [{"path": path, **reader.read(path).to_dict()} for path in inputs]
+        return [{"path": path, **reader.read(path).to_dict()} for path in input_paths(inputs)]
 
     def describe(self, record: dict[str, Any]) -> str:
         return f"{record['path']}: {record['text'] or '(no digits found)'}"

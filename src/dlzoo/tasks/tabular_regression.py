@@ -38,7 +38,7 @@ from dlzoo.tabular.schema import (
     numeric_looking_categories,
     numeric_matrix,
 )
-from dlzoo.tasks.base import Task
+from dlzoo.tasks.base import Task, input_paths
 
 if TYPE_CHECKING:
     from dlzoo.engine.runtime import Runtime
@@ -286,6 +286,7 @@ class TabularRegression(Task):
         return pd.DataFrame({table.id_name: table.ids, self.meta["target"]: prices})
 
     def predict(self, inputs: list[str], out: str | None = None) -> list[dict[str, Any]]:
+        inputs = input_paths(inputs)
         if out is not None and len(inputs) != 1:
             raise UserError("--out writes one table: give one input file")
         if out is not None and _same_file(Path(out), Path(inputs[0])):
