@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from conftest import ROOT
+from dlzoo.engine.runtime import pick_device
 from dlzoo.errors import UserError
 from dlzoo.models import create, model_entry, register_model
 from dlzoo.models.registry import _MODELS
@@ -84,3 +85,16 @@ def test_predict_takes_a_list_of_paths_and_its_records_stay_json(digits_run, dig
         task.predict(str(picture))
     records = task.predict([Path(picture)])
     assert records[0]["path"] == str(picture) and json.loads(json.dumps(records)) == records
+
+
+@pytest.mark.parametrize("device", ["gpu", "CPU", "tpu:0"])
+def test_an_unknown_device_is_one_clear_error(device):
+    with pytest.raises(UserError, match=f"unknown device '{device}': use auto, cpu, cuda or mps"):
+        pick_device(device)
+    assert pick_device("cpu").type == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_numbered_cuda_device_without_cuda_is_one_clear_error():
+    with pytest.raises(UserError, match="no CUDA device"):
+        pick_device("cuda:1")

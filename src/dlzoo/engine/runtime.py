@@ -33,7 +33,13 @@ def pick_device(requested: str) -> torch.device:
         raise UserError("trainer.device=mps but MPS is not available here; use trainer.device=auto or cpu")
     if requested == "cuda":
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device(requested)
+    try:  # from Python (`load_for_inference(run, device=...)`) any string comes; the config allows only the above
+        device = torch.device(requested)
+    except (RuntimeError, TypeError):
+        raise UserError(f"unknown device {requested!r}: use auto, cpu, cuda or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():  # "cuda:1"
+        raise UserError(f"device {requested} but no CUDA device is available here; use auto or cpu")
+    return device
 
 
 def seed_everything(seed: int) -> None:
