@@ -11,12 +11,14 @@ import torch
 from torch import nn
 
 from conftest import ROOT
+from dlzoo.config import RecipeConfig
 from dlzoo.engine.runtime import pick_device
 from dlzoo.errors import UserError
 from dlzoo.models import create, model_entry, register_model
 from dlzoo.models.registry import _MODELS
 from dlzoo.recipes import get_recipe
 from dlzoo.runs import build_config, load_for_inference, open_run
+from dlzoo.tasks.base import Task
 
 
 def test_subpackages_are_reached_from_the_package_alone():
@@ -98,3 +100,26 @@ def test_an_unknown_device_is_one_clear_error(device):
 def test_a_numbered_cuda_device_without_cuda_is_one_clear_error():
     with pytest.raises(UserError, match="no CUDA device"):
         pick_device("cuda:1")
+
+
+def test_a_task_of_ones_own_that_forgot_its_runtime_is_told_so():
+    class Forgetful(Task):
+        def setup(self, runtime):
+            self.models = self.build_models()
+
+        def build_models(self):
+            return {"net": nn.Linear(2, 1)}
+
+        def train_loader(self):
+            return self.training_batches(torch.rand(8, 2))
+
+        def train_step(self, batch, ctx):
+            return {"loss": ctx.models["net"](batch[0]).mean()}
+
+        def evaluate(self, split):
+            return {}
+
+    task = Forgetful(RecipeConfig(recipe="forgetful"))
+    task.setup(None)
+    with pytest.raises(RuntimeError, match=r"setup\(runtime\) must set self.runtime = runtime"):
+        task.train_loader()

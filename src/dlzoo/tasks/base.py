@@ -114,7 +114,8 @@ class Task(abc.ABC):
     # --- training -------------------------------------------------------------------------------------------
     @abc.abstractmethod
     def setup(self, runtime: Runtime) -> None:
-        """Load data (onto runtime.device where it is small), fill `self.meta`, then build `self.models`."""
+        """Keep `runtime` as `self.runtime` (the batch helpers below read this process's share from it), load data
+        (onto runtime.device where it is small), fill `self.meta`, then build `self.models`."""
 
     @abc.abstractmethod
     def build_models(self) -> dict[str, nn.Module]:
@@ -160,7 +161,7 @@ class Task(abc.ABC):
     def training_batches(self, *tensors: torch.Tensor) -> TensorLoader:
         """An epoch of shuffled `data.batch_size` batches of `tensors` (equal lengths), its order drawn from the
         run's seed and the epoch, its short last batch dropped as `drop_short_last` says."""
-        runtime, batch_size = self.runtime, self.config.data.batch_size
+        runtime, batch_size = self._runtime_set("training_batches"), self.config.data.batch_size
         return TensorLoader(*tensors, batch_size=batch_size, shuffle=True,
                             drop_last=drop_short_last(len(tensors[0]), batch_size, runtime.world_size),
                             seed=runtime.seed, rank=runtime.rank, world_size=runtime.world_size)
@@ -168,9 +169,17 @@ class Task(abc.ABC):
     def held_out_batches(self, *tensors: torch.Tensor, batch_size: int | None = None) -> TensorLoader:
         """`tensors` in order, in batches of `batch_size` (default `data.eval_batch_size`): every sample once
         over all processes, whose sums an evaluation all-reduces."""
-        runtime = self.runtime
+        runtime = self._runtime_set("held_out_batches")
         return TensorLoader(*tensors, batch_size=batch_size or self.config.data.eval_batch_size, rank=runtime.rank,
                             world_size=runtime.world_size)
+
+    def _runtime_set(self, helper: str) -> Runtime:
+        """The task's runtime, which `setup` keeps; a task of one's own that forgot it is told so, rather than meet
+        an AttributeError of None."""
+        if self.runtime is None:
+            raise RuntimeError(f"{type(self).__name__}.{helper} needs the runtime: its setup(runtime) must set "
+                               f"self.runtime = runtime")
+        return self.runtime
 
     def on_epoch_end(self, epoch: int, run_dir: Path | None) -> None:
         """Hook for epoch artefacts such as sample grids; `run_dir` is None on ranks other than 0."""
