@@ -123,3 +123,18 @@ def test_a_task_of_ones_own_that_forgot_its_runtime_is_told_so():
     task.setup(None)
     with pytest.raises(RuntimeError, match=r"setup\(runtime\) must set self.runtime = runtime"):
         task.train_loader()
+
+
+def test_read_digits_arrays_of_other_types_read_as_their_uint8_twin():
+    """An int64 array of 0-255 (numpy's default integer) read as a black page, floats of 0-255 as a white one:
+    both silently gave ""."""
+    from dlzoo.reader.read import _as_picture
+
+    picture = np.random.default_rng(0).integers(0, 256, (30, 40), dtype=np.uint8)
+    assert np.array_equal(_as_picture(picture.astype(np.int64)), picture)
+    assert np.array_equal(_as_picture(picture.astype(np.float32) / 255), picture)
+    assert np.array_equal(_as_picture(picture.astype(np.uint16) * 257), picture)  # a 16-bit picture, scaled
+    with pytest.raises(UserError, match=r"floats holds values in \[0, 1\], this one up to 255"):
+        _as_picture(picture.astype(np.float32))
+    with pytest.raises(UserError, match="int32 integers holds values in 0-255, this one -1-300"):
+        _as_picture(np.array([[-1, 300], [0, 0]], np.int32))

@@ -237,12 +237,24 @@ def read_digits(image: np.ndarray | str | Path, model: DigitReader | LineReader 
 
 
 def _as_picture(image: np.ndarray) -> np.ndarray:
-    """A user's array as uint8 grey or RGB: uint8, other integers, floats in [0, 1] (scikit-image), RGBA."""
+    """A user's array as uint8 grey or RGB: uint8 or uint16, other integers holding 0-255, floats in [0, 1]
+    (scikit-image), RGBA."""
     if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in
                                                                           (1, 3, 4)):
         raise UserError(f"expected a picture as a (H, W) or (H, W, 3) array, got {getattr(image, 'shape', image)}")
     if min(image.shape[:2]) < 2:
         raise UserError(f"picture is too small ({image.shape[1]}x{image.shape[0]})")
+    if np.issubdtype(image.dtype, np.floating) and np.nanmax(image, initial=0.0) > 1.0 + 1e-6:
+        # as_uint8 reads floats from [0, 1] and clips the rest: 0-255 floats would read as a blank white page
+        raise UserError(f"a picture of floats holds values in [0, 1], this one up to {np.nanmax(image):g}: divide "
+                        f"it by 255, or pass it as uint8")
+    if np.issubdtype(image.dtype, np.integer) and image.dtype not in (np.uint8, np.uint16):
+        # as_uint8 scales other integers from their dtype's range: 0-255 in an int64 array (numpy's default
+        # integer) would read as a black page. Such arrays hold 8-bit values.
+        if image.min(initial=0) < 0 or image.max(initial=0) > 255:
+            raise UserError(f"a picture of {image.dtype} integers holds values in 0-255, this one "
+                            f"{image.min()}-{image.max()}: pass uint8, uint16, or floats in [0, 1]")
+        image = image.astype(np.uint8)
     image = as_uint8(image)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[..., 0]
