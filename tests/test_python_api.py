@@ -138,3 +138,25 @@ def test_read_digits_arrays_of_other_types_read_as_their_uint8_twin():
         _as_picture(picture.astype(np.float32))
     with pytest.raises(UserError, match="int32 integers holds values in 0-255, this one -1-300"):
         _as_picture(np.array([[-1, 300], [0, 0]], np.int32))
+
+
+def test_train_resume_and_load_from_python(tmp_path, digit_pictures, capsys):
+    """`dlzoo.train`/`resume`/`load`: the command line's paths, with the run and its summary returned, mistakes
+    raised as UserError rather than printed, and prediction from the run directory alone."""
+    import dlzoo
+
+    run = dlzoo.train("digits", "data.limit=600", "trainer.epochs=1", "trainer.device=cpu", "trainer.threads=1",
+                      out=tmp_path / "run")
+    assert run.run_dir == tmp_path / "run"
+    assert run.summary == json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert "trained 1 epoch in" in capsys.readouterr().out  # its progress printed as at the command line
+    again = dlzoo.resume(run.run_dir)  # finished: nothing to continue, its summary as it was
+    assert again.summary == run.summary
+    model = dlzoo.load(run.run_dir / "checkpoints" / "epoch-0001", device="cpu")
+    picture = next(iter(digit_pictures.values()))
+    record = model.predict([picture])[0]
+    assert record["label"] in model.meta["classes"] and json.dumps(record)
+    with pytest.raises(UserError, match="unknown recipe 'nope'"):
+        dlzoo.train("nope")
+    with pytest.raises(UserError, match="already holds a run"):
+        dlzoo.train("digits", out=tmp_path / "run")

@@ -19,11 +19,15 @@ _LAZY = {
     "get_recipe": "dlzoo.recipes",
     "list_recipes": "dlzoo.recipes",
     "read_digits": "dlzoo.reader",
+    "train": "dlzoo.api",
+    "resume": "dlzoo.api",
+    "load": "dlzoo.api",
+    "TrainedRun": "dlzoo.api",
 }
 
 # Subpackages reached as attributes of the package (`import dlzoo; dlzoo.reader.load_reader(...)`, as the docs
 # write them): imported on first use too, since Python binds a submodule to its package only once it is imported.
-_SUBMODULES = ("cli", "config", "data", "engine", "metrics", "models", "reader", "recipes", "runs", "tasks",
+_SUBMODULES = ("api", "cli", "config", "data", "engine", "metrics", "models", "reader", "recipes", "runs", "tasks",
                "vision")
 
 __all__ = ["__version__", "UserError", *_LAZY]

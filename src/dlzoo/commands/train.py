@@ -29,6 +29,12 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("train", "train a recipe; writes a run directory", _arguments)
 def train(args: argparse.Namespace) -> int:
+    return run_training(args)[0]
+
+
+def run_training(args: argparse.Namespace) -> tuple[int, Path | None]:
+    """What `dlzoo train` does: the exit status (0, or 130/143 after Ctrl-C/SIGTERM) and the run directory trained
+    (None when a stopped new run left nothing); `dlzoo.train` in Python calls it too."""
     from dlzoo.engine import checkpoint
     from dlzoo.engine.runtime import Runtime
     from dlzoo.engine.trainer import Trainer
@@ -55,7 +61,7 @@ def train(args: argparse.Namespace) -> int:
             epochs = f"{config.trainer.epochs} epoch{'s' if config.trainer.epochs != 1 else ''}"
             console.line(f"{run_dir} has trained all its {epochs}: nothing to continue "
                          f"(`dlzoo eval {run_dir}` scores it)")
-            return 0
+            return 0, run_dir
         if args.resume and resume_from is None:  # killed in its first epoch: nothing to continue, so start over
             if runtime.is_main:
                 forget_unfinished_epoch(run_dir, recipe.task.run_files)
@@ -71,11 +77,12 @@ def train(args: argparse.Namespace) -> int:
         if runtime.is_main:
             how = "terminated" if isinstance(error, Terminated) else "interrupted"
             print(_interrupted(None if discarded else run_dir, runtime.world_size, how), file=sys.stderr)
-        return 143 if isinstance(error, Terminated) else 130  # the shell's codes for SIGTERM and SIGINT
+        # the shell's codes for SIGTERM and SIGINT
+        return 143 if isinstance(error, Terminated) else 130, None if discarded else run_dir
     finally:
         restore_sigterm()
         runtime.shutdown()
-    return 0
+    return 0, run_dir
 
 
 def _finished(run_dir: Path, epochs: int) -> bool:

@@ -1,0 +1,69 @@
+"""dlzoo from Python: train a recipe, continue a run, and load a trained one to predict with.
+
+    import dlzoo
+
+    run = dlzoo.train("digits", "trainer.epochs=2", out="runs/digits")  # as `dlzoo train`, progress printed
+    print(run.summary["metrics"]["test"]["accuracy"])
+    model = dlzoo.load(run.run_dir)               # or a kept checkpoint: runs/digits/checkpoints/epoch-0001
+    print(model.predict(["digit.png"])[0]["label"])
+
+The same code paths as the command line: its checks, its run directory, its resume. A mistake raises
+`dlzoo.UserError` with the message the command line prints; Ctrl-C (or SIGTERM) stops training as there, the run
+keeping its last complete checkpoint, and then raises KeyboardInterrupt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dlzoo.tasks.base import Task
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    run_dir: Path
+    # summary.json: final metrics, seconds, device, the best epoch (trainer.keep_best), ... None on the processes
+    # of a torchrun other than rank 0, which writes it.
+    summary: dict[str, Any] | None
+
+
+def train(recipe: str, *overrides: str, out: str | Path | None = None,
+          config: str | Path | None = None) -> TrainedRun:
+    """`dlzoo train RECIPE [KEY=VALUE...] [--config FILE] [--out DIR]`: a new run of `recipe`, e.g.
+    `train("fashion", "trainer.epochs=1", "data.val_fraction=0.1", out="runs/fashion-val")`."""
+    return _train(argparse.Namespace(recipe=recipe, overrides=list(overrides), resume=None,
+                                     config=None if config is None else str(config),
+                                     out=None if out is None else str(out)))
+
+
+def resume(run_dir: str | Path) -> TrainedRun:
+    """`dlzoo train --resume RUN_DIR`: continue a stopped run exactly where its last checkpoint left it."""
+    return _train(argparse.Namespace(recipe=None, overrides=[], config=None, out=None, resume=str(run_dir)))
+
+
+def load(run_dir: str | Path, device: str = "auto") -> Task:
+    """A trained run (its latest checkpoint, or the one `RUN/checkpoints/epoch-NNNN` names) rebuilt from the
+    checkpoint alone, no data read: `.predict([files])` gives the records `dlzoo predict --json` prints (for the
+    recipes that predict from files), `.models` the networks (in eval mode), `.meta` what they were trained on
+    (classes, preprocessing)."""
+    from dlzoo.runs import load_for_inference, open_run
+
+    return load_for_inference(open_run(run_dir), device)
+
+
+def _train(args: argparse.Namespace) -> TrainedRun:
+    from dlzoo.commands.train import run_training
+    from dlzoo.engine.trainer import SUMMARY
+
+    code, run_dir = run_training(args)
+    if code != 0:  # stopped by Ctrl-C or SIGTERM; what was kept, and how to resume, went to stderr
+        raise KeyboardInterrupt
+    summary = run_dir / SUMMARY
+    on_main = int(os.environ.get("RANK", 0)) == 0
+    return TrainedRun(run_dir, json.loads(summary.read_text(encoding="utf-8")) if on_main else None)
