@@ -77,8 +77,8 @@ def run_training(args: argparse.Namespace) -> tuple[int, Path | None]:
         if runtime.is_main:
             how = "terminated" if isinstance(error, Terminated) else "interrupted"
             print(_interrupted(None if discarded else run_dir, runtime.world_size, how), file=sys.stderr)
-        # the shell's codes for SIGTERM and SIGINT
-        return 143 if isinstance(error, Terminated) else 130, None if discarded else run_dir
+        status = 143 if isinstance(error, Terminated) else 130  # the shell's codes for SIGTERM and SIGINT
+        return status, None if discarded else run_dir
     finally:
         restore_sigterm()
         runtime.shutdown()
