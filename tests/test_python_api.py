@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import ROOT
+from conftest import ROOT, assert_user_error
 from dlzoo.config import RecipeConfig
 from dlzoo.engine.runtime import pick_device
 from dlzoo.errors import UserError
@@ -160,3 +160,39 @@ def test_train_resume_and_load_from_python(tmp_path, digit_pictures, capsys):
         dlzoo.train("nope")
     with pytest.raises(UserError, match="already holds a run"):
         dlzoo.train("digits", out=tmp_path / "run")
+
+
+PLUGIN = '''
+from torch import nn
+
+from dlzoo.models import register_model
+
+
+@register_model("plugin-net")
+def plugin_net(num_classes: int = 10, in_channels: int = 1, width: int = 8) -> nn.Module:
+    """A model of a user's own, from a file the command line imports."""
+    return nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(width, num_classes))
+'''
+
+
+def test_a_model_registered_in_a_plugin_trains_and_predicts_from_the_command_line(cli, tmp_path, monkeypatch,
+                                                                                   digit_pictures):
+    plugin = tmp_path / "my_models.py"
+    plugin.write_text(PLUGIN)
+    run = tmp_path / "run"
+    try:
+        assert_user_error(cli("train", "digits", "model.name=plugin-net"), "unknown model 'plugin-net'",
+                          "name the file or module that registers it in DLZOO_PLUGINS")
+        monkeypatch.setenv("DLZOO_PLUGINS", f"{plugin}, ")
+        trained = cli("train", "digits", "model.name=plugin-net", "model.args.width=4", "data.limit=300",
+                      "trainer.epochs=1", "trainer.device=cpu", "trainer.threads=1", "--out", run)
+        assert trained.code == 0, trained.err
+        assert cli("predict", run, next(iter(digit_pictures.values())), "--device", "cpu").code == 0
+        assert "plugin-net" in cli("models").out
+        monkeypatch.setenv("DLZOO_PLUGINS", "no_such_plugin_module")
+        assert_user_error(cli("models"), "DLZOO_PLUGINS names no_such_plugin_module, which cannot be imported")
+        monkeypatch.setenv("DLZOO_PLUGINS", str(tmp_path / "missing.py"))
+        assert_user_error(cli("models"), "missing.py, which is not a file")
+    finally:
+        _MODELS.pop("plugin-net", None)

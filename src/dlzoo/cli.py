@@ -106,6 +106,9 @@ _ORDER = ["list", "show", "train", "eval", "predict", "data", "models"]
 def main(argv: list[str] | None = None) -> int:
     with _ctrl_c_noted() as ctrl_c_came:
         try:
+            from dlzoo.plugins import import_plugins
+
+            import_plugins()  # models of the user's own, before any name is looked up
             parser = build_parser()
             args = _parse(parser, argv)
             if args.command is None:

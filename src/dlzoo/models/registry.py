@@ -64,7 +64,8 @@ def _origin(factory: Callable[..., nn.Module]) -> tuple[str, str]:
 
 def model_entry(name: str) -> ModelEntry:
     if name not in _MODELS:
-        raise unknown_name("model", name, _MODELS)
+        raise UserError(f"{unknown_name('model', name, _MODELS)} (a model of your own: name the file or module that "
+                        f"registers it in DLZOO_PLUGINS)")
     return _MODELS[name]
 
 

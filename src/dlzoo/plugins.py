@@ -1,0 +1,51 @@
+"""Models (and recipes) of your own on the command line: `DLZOO_PLUGINS=my_models.py dlzoo train digits
+model.name=my-net`.
+
+A model registered in Python (`@register_model("my-net")`) exists only in the process that ran the registration.
+The `dlzoo` command first imports what DLZOO_PLUGINS names, comma-separated: Python files (`my_models.py`) or
+importable modules (`my_package.models`), so that it can train, evaluate, predict with, export and serve runs of
+those models, as it does runs of its own.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from dlzoo.errors import UserError
+
+ENV = "DLZOO_PLUGINS"
+_imported: set[str] = set()  # once per process: a second import would register its models again
+
+
+def import_plugins(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """Import every plugin DLZOO_PLUGINS names (not yet imported by this process); return their names."""
+    names = [part.strip() for part in environ.get(ENV, "").split(",") if part.strip()]
+    for name in names:
+        if name in _imported:
+            continue
+        try:
+            _import_file(Path(name)) if name.endswith(".py") else importlib.import_module(name)
+        except ImportError as error:  # the plugin's own other errors are bugs in it: their traceback is the news
+            raise UserError(f"{ENV} names {name}, which cannot be imported: {error}") from None
+        _imported.add(name)
+    return names
+
+
+def _import_file(path: Path) -> None:
+    if not path.is_file():
+        raise UserError(f"{ENV} names {path}, which is not a file")
+    spec = importlib.util.spec_from_file_location(f"dlzoo_plugin_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise UserError(f"{ENV} names {path}, which Python cannot import")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as an import would: dataclasses and pickling look the module up there
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[spec.name]
+        raise
