@@ -196,3 +196,20 @@ def test_a_model_registered_in_a_plugin_trains_and_predicts_from_the_command_lin
         assert_user_error(cli("models"), "missing.py, which is not a file")
     finally:
         _MODELS.pop("plugin-net", None)
+
+
+def test_a_plugin_file_imported_also_under_its_own_name_registers_once(tmp_path, monkeypatch):
+    """`import my_models` in a script, then the command line importing the same file for DLZOO_PLUGINS: the same
+    function, not a clash with another model."""
+    import importlib
+
+    from dlzoo.plugins import import_plugins
+
+    (tmp_path / "my_models_twice.py").write_text(PLUGIN.replace("plugin-net", "plugin-net-twice"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        importlib.import_module("my_models_twice")
+        import_plugins({"DLZOO_PLUGINS": str(tmp_path / "my_models_twice.py")})
+        assert model_entry("plugin-net-twice").factory.__module__ == "dlzoo_plugin_my_models_twice"
+    finally:
+        _MODELS.pop("plugin-net-twice", None)

@@ -7,6 +7,7 @@ import numbers
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -46,9 +47,10 @@ def register_model(name: str, input_size: tuple[int, int, int] = (1, 28, 28),
         if missing:  # else `create` would fail on every call, blaming the user's model.args
             raise TypeError(f"model '{name}': its factory must take {' and '.join(missing)} (set from the data)")
         previous = _MODELS.get(name)
-        if previous is not None and _origin(previous.factory) != _origin(factory):
+        if previous is not None and not _same_function(previous.factory, factory):
             # Replacing another model (a built-in one) would change what its recipes and runs build; the same
-            # function defined again (a notebook cell run twice) replaces its earlier self.
+            # function defined again (a notebook cell run twice, a plugin file imported also under its own name)
+            # replaces its earlier self.
             raise ValueError(f"model '{name}' is already registered (by {'.'.join(_origin(previous.factory))}); "
                              f"choose another name")
         doc = (inspect.getdoc(factory) or "").split("\n")[0]
@@ -60,6 +62,24 @@ def register_model(name: str, input_size: tuple[int, int, int] = (1, 28, 28),
 
 def _origin(factory: Callable[..., nn.Module]) -> tuple[str, str]:
     return getattr(factory, "__module__", "?") or "?", getattr(factory, "__qualname__", repr(factory))
+
+
+def _same_function(one: Callable[..., nn.Module], other: Callable[..., nn.Module]) -> bool:
+    """The same function defined again: the same name in the same module (a notebook's cells all run in
+    `__main__`) or in the same file (DLZOO_PLUGINS imports a file under a module name of its own)."""
+    if _origin(one)[1] != _origin(other)[1]:
+        return False
+    if _origin(one)[0] == _origin(other)[0]:
+        return True
+    file = _source_file(one)
+    return file is not None and file == _source_file(other)
+
+
+def _source_file(factory: Callable[..., nn.Module]) -> str | None:
+    try:
+        return str(Path(inspect.getfile(factory)).resolve())
+    except (TypeError, OSError):  # a builtin, or a function made without a file
+        return None
 
 
 def model_entry(name: str) -> ModelEntry:
