@@ -240,22 +240,18 @@ def open_run(run_dir: str | Path) -> LoadedRun:
     """A run directory with its latest complete checkpoint, or one checkpoint of a run (`RUN/checkpoints/epoch-NNNN`:
     an earlier epoch, such as the one its validation accuracy chose), for eval, predict and friends."""
     run_dir = Path(run_dir)
-    # The run, if `run_dir` names one of its checkpoints: as relative as the path given (`epoch-0002` from inside
-    # checkpoints/ has no parents of its own), for the paths commands print.
-    its_run = run_dir.absolute().parent.parent
-    if not run_dir.is_absolute():
-        its_run = Path(os.path.relpath(its_run))
+    # The run, if `run_dir` names one of its checkpoints (or is their folder): as relative as the path given
+    # (`epoch-0002` from inside checkpoints/ has no parents of its own), for the paths commands print.
+    its_run = _as_given(run_dir.absolute().parent.parent, run_dir)
     if not run_dir.is_dir() and run_dir.absolute().parent.name == checkpoint.CHECKPOINTS:  # removed as newer came
-        kept = ", ".join(found.name for found in checkpoint.list_checkpoints(its_run)) or "none"
+        kept = _kept(its_run) or "none"
         raise UserError(f"checkpoint not found: {run_dir} (kept: {kept}; trainer.keep_checkpoints says how many)")
     if not run_dir.is_dir():
         raise UserError(f"run directory not found: {run_dir}")
-    whole_run = run_dir.absolute().parent  # if `run_dir` is a run's checkpoints/ folder
-    if run_dir.absolute().name == checkpoint.CHECKPOINTS and checkpoint.list_checkpoints(whole_run):
-        kept = ", ".join(found.name for found in checkpoint.list_checkpoints(whole_run))
-        named = whole_run if run_dir.is_absolute() else os.path.relpath(whole_run)
-        raise UserError(f"{run_dir} holds a run's checkpoints: name the run ({named}), or one of them ({kept}) as "
-                        f"{run_dir / 'epoch-NNNN'}")
+    whole_run = _as_given(run_dir.absolute().parent, run_dir)
+    if run_dir.absolute().name == checkpoint.CHECKPOINTS and _kept(whole_run):
+        raise UserError(f"{run_dir} holds a run's checkpoints: name the run ({whole_run}), or one of them "
+                        f"({_kept(whole_run)}) as {run_dir / 'epoch-NNNN'}")
     if checkpoint.is_checkpoint(run_dir):
         run_dir, found = its_run, run_dir
     else:
@@ -266,6 +262,16 @@ def open_run(run_dir: str | Path) -> LoadedRun:
         raise UserError(f"{found / checkpoint.WEIGHTS}: its metadata lacks the config and meta dlzoo writes")
     config = from_dict(type(recipe.config()), metadata["config"], base=recipe.config())
     return LoadedRun(run_dir, recipe, config, found, metadata)
+
+
+def _as_given(path: Path, given: Path) -> Path:
+    """`path` (absolute) relative to the working folder when the user gave `given` relative."""
+    return path if given.is_absolute() else Path(os.path.relpath(path))
+
+
+def _kept(run_dir: Path) -> str:
+    """The names of a run's complete checkpoints, oldest first ("" when none)."""
+    return ", ".join(found.name for found in checkpoint.list_checkpoints(run_dir))
 
 
 def set_evaluation_keys(run: LoadedRun, overrides: list[str]) -> None:

@@ -214,7 +214,6 @@ def read_training_state(checkpoint_dir: Path) -> dict[str, Any]:
     return state
 
 
-
 # A picture folder changed since training may hold other classes (outputs scored against other labels; a resume
 # learning from two training sets) or give another validation split (one holding pictures already trained on). What
 # a task's meta keeps of its data tells: `trained` is a checkpoint's meta, `found` the meta of the data read now.
