@@ -173,15 +173,14 @@ def test_pixels_of_other_depths_become_the_nearest_8_bit_value(tmp_path):
     value (truncating made 16-bit 33050, 128.6 of 255, into 128 and a float 0.999 into 254)."""
     import cv2
 
-    from dlzoo.reader.read import _as_picture
-    from dlzoo.vision.io import as_uint8, read_image
+    from dlzoo.vision.io import as_picture, as_uint8, read_image
 
     deep = np.array([[0, 257, 33050, 65535]], dtype=np.uint16).repeat(4, axis=0)
     assert as_uint8(deep)[0].tolist() == [0, 1, 129, 255]
     assert as_uint8(np.array([0.0, 0.999, 1.5, np.nan]))[:3].tolist() == [0, 255, 255]
     assert as_uint8(np.array([True, False])).tolist() == [255, 0]
     cv2.imwrite(str(tmp_path / "deep.png"), deep)
-    assert np.array_equal(read_image(tmp_path / "deep.png"), _as_picture(deep))
+    assert np.array_equal(read_image(tmp_path / "deep.png"), as_picture(deep))
 
 
 def test_labels_outside_the_classes_are_refused_when_read():

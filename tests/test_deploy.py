@@ -195,14 +195,14 @@ def test_serve_refuses_an_empty_host(cli, digits_run, monkeypatch):
 
 @contextmanager
 def serving(run_dir):
-    """A server on a free port in a background thread; yields its base URL."""
+    """A server on a free port in a background thread; yields its base URL and the server."""
     from dlzoo.serve import make_server
 
     server = make_server(open_run(run_dir), port=0, device="cpu")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://127.0.0.1:{server.server_address[1]}", server
     finally:
         server.shutdown()
         server.server_close()
@@ -225,7 +225,7 @@ def raw_request(base: str, method: str, path: str, headers: dict[str, str] | Non
 
 def test_serve_answers_bad_upload_names(digits_run, digit_pictures):
     picture = next(iter(digit_pictures.values()))
-    with serving(digits_run) as base:
+    with serving(digits_run) as (base, _):
         for name in ["x\0.png", "a" * 300 + ".png", "x\n.png"]:
             request = urllib.request.Request(f"{base}/predict?name={urllib.parse.quote(name)}",
                                              data=picture.read_bytes())
@@ -242,7 +242,7 @@ def test_serve_answers_bad_upload_names(digits_run, digit_pictures):
 
 
 def test_serve_predicts_over_http(digits_run, digit_pictures):
-    with serving(digits_run) as base:
+    with serving(digits_run) as (base, _):
         with urllib.request.urlopen(f"{base}/info") as response:
             assert json.loads(response.read())["recipe"] == "digits"
         picture = next(iter(digit_pictures.values()))
@@ -263,10 +263,28 @@ def test_serve_predicts_over_http(digits_run, digit_pictures):
         assert status == 400 and "request body" in json.loads(body)["error"]
 
 
+def test_serve_decodes_an_upload_before_it_waits_for_the_model(digits_run, digit_pictures):
+    """Decoding a large picture takes seconds: done before the request queues for the model, not in its turn."""
+    picture = next(iter(digit_pictures.values()))
+    with serving(digits_run) as (base, server):
+        decoded = threading.Event()
+        read_input = server.task.read_input
+        server.task.read_input = lambda path: (read_input(path), decoded.set())[0]
+        request = urllib.request.Request(f"{base}/predict?name=a.png", data=picture.read_bytes())
+        answers = []
+        with server.lock:  # another request predicting
+            asking = threading.Thread(target=lambda: answers.append(json.loads(urllib.request.urlopen(request).read())))
+            asking.start()
+            assert decoded.wait(timeout=30)
+            assert not answers  # still waiting its turn
+        asking.join(timeout=30)
+    assert answers[0][0]["path"] == "a.png" and answers[0][0]["label"] in [str(i) for i in range(10)]
+
+
 def test_serve_answers_protocol_mistakes_in_json_and_survives_clients_that_leave(digits_run, capsys):
     import socket
 
-    with serving(digits_run) as base:
+    with serving(digits_run) as (base, _):
         for method in ("PUT", "DELETE"):  # the standard library's own refusal, in JSON like every other answer
             status, body = raw_request(base, method, "/predict", {"Content-Length": "1"}, b"x")
             assert status == 501 and "Unsupported method" in json.loads(body)["error"]

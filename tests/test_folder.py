@@ -342,7 +342,7 @@ def test_eval_and_resume_refuse_a_folder_whose_classes_changed_since_training(cl
 def test_pictures_are_turned_upright_as_their_exif_orientation_says(tmp_path, orientation):
     from PIL import ImageOps
 
-    from dlzoo.vision.io import read_image
+    from dlzoo.vision.io import load_picture, read_image
 
     pixels = np.random.default_rng(orientation).integers(0, 256, (5, 7, 3), dtype=np.uint8)
     exif = Image.Exif()
@@ -352,15 +352,17 @@ def test_pictures_are_turned_upright_as_their_exif_orientation_says(tmp_path, or
         Image.fromarray(pixels).save(path, exif=exif.tobytes(), quality=100)
         with Image.open(path) as picture:
             viewed = np.asarray(ImageOps.exif_transpose(picture).convert("RGB"))
+            given = load_picture(picture)  # the picture handed to predict in memory: turned as its file is
         read = read_image(path)
-        assert read.shape == viewed.shape, suffix
+        assert read.shape == viewed.shape == given.shape, suffix
         if suffix != ".jpg":  # lossless: the very pixels a viewer shows
             np.testing.assert_array_equal(read, viewed)
+            np.testing.assert_array_equal(given, viewed)
 
 
 @pytest.mark.parametrize("shape_value", [0, 255])
 def test_a_shape_on_a_transparent_background_stays_visible(tmp_path, shape_value):
-    from dlzoo.vision.io import read_image
+    from dlzoo.vision.io import load_picture, read_image
 
     rgba = np.zeros((6, 6, 4), dtype=np.uint8)  # transparent; its hidden colour is black
     rgba[2:4, 2:4] = (shape_value, shape_value, shape_value, 255)  # an opaque square, black or white
@@ -368,6 +370,10 @@ def test_a_shape_on_a_transparent_background_stays_visible(tmp_path, shape_value
     read = read_image(tmp_path / "icon.png")
     assert read[2:4, 2:4].min() == read[2:4, 2:4].max() == shape_value
     assert abs(int(read[0, 0, 0]) - shape_value) == 255  # the background the opposite of the shape
+    palette = Image.fromarray(rgba, "RGBA").quantize()  # a GIF-like palette picture with a transparent entry
+    assert palette.mode == "P" and palette.has_transparency_data
+    for given in (Image.fromarray(rgba, "RGBA"), palette, rgba):  # in memory, filled as the file is
+        np.testing.assert_array_equal(load_picture(given), read)
 
 
 def test_a_picture_claiming_too_many_pixels_is_a_one_line_mistake(tmp_path):

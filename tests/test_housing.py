@@ -70,7 +70,7 @@ def test_predict_writes_prices_atomically_and_reports_unseen_categories(housing_
     assert len(lines) == 5 and "row 2: Sale_Price" in lines[1] and "unseen, treated as unknown" in lines[1]
 
 
-def test_fold_models_ensemble_matches_mean_of_slots(housing_run):
+def test_fold_models_ensemble_matches_mean_of_slots(housing_run, tmp_path):
     from dlzoo.runs import load_for_inference, open_run
 
     task = load_for_inference(open_run(housing_run), "cpu")
@@ -78,6 +78,13 @@ def test_fold_models_ensemble_matches_mean_of_slots(housing_run):
     prices, unseen = task.predict_frame(rows, "rows")
     assert task.final_slots() == [0, 1, 2] and unseen == [[], [], [], []]
     assert np.all(prices > 10_000)
+    rows.to_csv(tmp_path / "rows.csv", index=False)  # a typed frame in memory and its CSV file price alike
+    from_frame, from_file = task.predict([rows]), task.predict([tmp_path / "rows.csv"])
+    assert [r["Sale_Price"] for r in from_frame] == [r["Sale_Price"] for r in from_file]
+    assert [r["Sale_Price"] for r in from_frame] == pytest.approx(prices, abs=0.01)
+    assert from_frame[0]["input"] is None and from_file[0]["input"] == str(tmp_path / "rows.csv")
+    with pytest.raises(UserError, match="table 1 of the inputs lacks 1 of the"):
+        task.predict([rows.drop(columns=["Gr_Liv_Area"])])
 
 
 @pytest.mark.parametrize("damage, fragments", [

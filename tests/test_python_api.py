@@ -80,13 +80,25 @@ def test_overrides_given_as_one_string_are_refused_by_what_they_should_be():
     assert build_config(recipe, overrides=("trainer.epochs=2",)).trainer.epochs == 2
 
 
-def test_predict_takes_a_list_of_paths_and_its_records_stay_json(digits_run, digit_pictures):
+def test_predict_takes_files_arrays_and_pil_images_alike(digits_run, digit_pictures):
+    """A picture already in memory is predicted as its file is; records stay JSON, naming files only."""
+    from PIL import Image
+
+    from dlzoo.vision.io import read_image
+
     task = load_for_inference(open_run(digits_run), device="cpu")
     picture = next(iter(digit_pictures.values()))
-    with pytest.raises(TypeError, match="predict takes a list of files"):  # was "image not found: /"
+    with pytest.raises(TypeError, match="predict takes a list of inputs"):  # was "image not found: /"
         task.predict(str(picture))
-    records = task.predict([Path(picture)])
-    assert records[0]["path"] == str(picture) and json.loads(json.dumps(records)) == records
+    with pytest.raises(TypeError, match=r"predict\(\[ndarray\]\), not one alone"):  # its rows read as pictures
+        task.predict(read_image(picture))
+    with pytest.raises(TypeError, match="predict takes file paths, numpy.ndarray, PIL.Image; got a int"):
+        task.predict([3])
+    with Image.open(picture) as opened:
+        from_file, from_array, from_pil = task.predict([Path(picture), read_image(picture), opened])
+    assert from_file["path"] == str(picture) and from_array["path"] is None and from_pil["path"] is None
+    assert from_file["top"] == from_array["top"] == from_pil["top"]
+    assert json.loads(json.dumps([from_file, from_array])) == [from_file, from_array]
 
 
 @pytest.mark.parametrize("device", ["gpu", "CPU", "tpu:0"])
@@ -128,7 +140,7 @@ def test_a_task_of_ones_own_that_forgot_its_runtime_is_told_so():
 def test_read_digits_arrays_of_other_types_read_as_their_uint8_twin():
     """An int64 array of 0-255 (numpy's default integer) read as a black page, floats of 0-255 as a white one:
     both silently gave ""."""
-    from dlzoo.reader.read import _as_picture
+    from dlzoo.vision.io import as_picture as _as_picture
 
     picture = np.random.default_rng(0).integers(0, 256, (30, 40), dtype=np.uint8)
     assert np.array_equal(_as_picture(picture.astype(np.int64)), picture)

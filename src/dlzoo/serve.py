@@ -4,8 +4,8 @@
     GET  /info                                                -> recipe, checkpoint, task metadata
     GET  /health                                              -> {"status": "ok"}
 
-The standard library's threading server is enough here: requests are serialised on one loaded model. Put a real
-web server in front of it for production traffic.
+The standard library's threading server is enough here: requests are serialised on one loaded model (an upload
+is decoded before it waits its turn). Put a real web server in front of it for production traffic.
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ class PredictionServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
     def predict(self, path: Path) -> list[dict[str, Any]]:
+        upload = self.task.read_input(str(path))  # decoding a large picture takes seconds: not while others wait
         with self.lock:
-            return self.task.predict([str(path)])
+            return self.task.predict([upload])
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -158,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return 500, {"error": f"internal error: {type(error).__name__}"}
         for record in records:
             for key in ("path", "input"):  # image and line tasks name the file `path`, table tasks `input`
-                if record.get(key) == str(path):
+                if key in record and record[key] in (str(path), None):  # None: the upload was read beforehand
                     record[key] = name
         return 200, records
 

@@ -15,8 +15,6 @@ misread fewer (`dlzoo bench reader ... classifier_run=`, docs/reading.md).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import torch
@@ -30,14 +28,13 @@ from dlzoo.reader.read import (
     DigitReader,
     ReadDigit,
     Reading,
-    _as_picture,
     _crop,
     is_line_recognizer,
     own_ink,
 )
 from dlzoo.reader.segment import Atom, Line, Segmentation, segment
 from dlzoo.tasks.base import Task
-from dlzoo.vision.io import read_image
+from dlzoo.vision.io import Picture, load_picture
 
 MARGIN = 0.3  # paper kept left and right of a line, in digit heights (training lines have 0.1-0.6)
 # How much the classifier's log-probabilities count against the CRNN's (log-linear pooling): an even vote, set
@@ -67,8 +64,8 @@ class LineReader:
         self.digit_height = float(task.meta["digit_height"])
         self.stride = int(getattr(task.models["net"], "frame_stride", 2))
 
-    def read(self, image: np.ndarray | str | Path) -> Reading:
-        picture = read_image(image) if isinstance(image, (str, Path)) else _as_picture(image)
+    def read(self, image: Picture) -> Reading:
+        picture = load_picture(image)
         ink = find_ink(picture)
         if ink is None:
             return Reading("", ())

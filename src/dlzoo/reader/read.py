@@ -23,7 +23,7 @@ from dlzoo.reader.grouping import box_of, candidate_groups, choose_groups, group
 from dlzoo.reader.ink import InkMap, find_ink
 from dlzoo.reader.segment import Atom, Line, Segmentation, segment
 from dlzoo.tasks.base import Task
-from dlzoo.vision.io import as_uint8, flatten_transparency, read_image
+from dlzoo.vision.io import Picture, load_picture
 from dlzoo.vision.preprocess import preprocessing_from_dict
 
 if TYPE_CHECKING:
@@ -122,8 +122,8 @@ class DigitReader:
 
         return cls(load_for_inference(open_run(run_dir), device))
 
-    def read(self, image: np.ndarray | str | Path) -> Reading:
-        picture = read_image(image) if isinstance(image, (str, Path)) else _as_picture(image)
+    def read(self, image: Picture) -> Reading:
+        picture = load_picture(image)
         proposal = self.propose(picture)
         chosen = []  # (line number, atoms, prepared crop) of every digit read, in reading order
         for number, line in enumerate(proposal.lines):
@@ -224,9 +224,10 @@ def load_reader(run_dir: str | Path, device: str = "auto",
     return LineReader(task, DigitReader(classifier))
 
 
-def read_digits(image: np.ndarray | str | Path, model: DigitReader | LineReader | Task | str | Path) -> Reading:
-    """Read the numbers in `image` (a path, or a uint8 grey/RGB array) with `model`: a trained run directory
-    (`digits` or `digit-lines`), a task loaded from one (`dlzoo.runs.load_for_inference`), or a reader."""
+def read_digits(image: Picture, model: DigitReader | LineReader | Task | str | Path) -> Reading:
+    """Read the numbers in `image` (a file, an array or a PIL image: `dlzoo.vision.io.load_picture`) with `model`:
+    a trained run directory (`digits` or `digit-lines`), a task loaded from one (`dlzoo.runs.load_for_inference`),
+    or a reader."""
     if isinstance(model, Task):
         reader = reader_for(model)
     elif isinstance(model, (str, Path)):
@@ -234,33 +235,6 @@ def read_digits(image: np.ndarray | str | Path, model: DigitReader | LineReader 
     else:
         reader = model
     return reader.read(image)
-
-
-def _as_picture(image: np.ndarray) -> np.ndarray:
-    """A user's array as uint8 grey or RGB: uint8 or uint16, other integers holding 0-255, floats in [0, 1]
-    (scikit-image), RGBA."""
-    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in
-                                                                          (1, 3, 4)):
-        raise UserError(f"expected a picture as a (H, W) or (H, W, 3) array, got {getattr(image, 'shape', image)}")
-    if min(image.shape[:2]) < 2:
-        raise UserError(f"picture is too small ({image.shape[1]}x{image.shape[0]})")
-    if np.issubdtype(image.dtype, np.floating) and np.nanmax(image, initial=0.0) > 1.0 + 1e-6:
-        # as_uint8 reads floats from [0, 1] and clips the rest: 0-255 floats would read as a blank white page
-        raise UserError(f"a picture of floats holds values in [0, 1], this one up to {np.nanmax(image):g}: divide "
-                        f"it by 255, or pass it as uint8")
-    if np.issubdtype(image.dtype, np.integer) and image.dtype not in (np.uint8, np.uint16):
-        # as_uint8 scales other integers from their dtype's range: 0-255 in an int64 array (numpy's default
-        # integer) would read as a black page. Such arrays hold 8-bit values.
-        if image.min(initial=0) < 0 or image.max(initial=0) > 255:
-            raise UserError(f"a picture of {image.dtype} integers holds values in 0-255, this one "
-                            f"{image.min()}-{image.max()}: pass uint8, uint16, or floats in [0, 1]")
-        image = image.astype(np.uint8)
-    image = as_uint8(image)
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    elif image.ndim == 3 and image.shape[2] == 4:  # transparent pixels filled as a picture file's are
-        image = flatten_transparency(image)
-    return image
 
 
 def _turned(images: torch.Tensor, degrees: float, scale: float) -> torch.Tensor:

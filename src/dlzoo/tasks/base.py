@@ -25,12 +25,30 @@ from dlzoo.errors import UserError
 from dlzoo.models import check_arguments, check_kind
 
 
-def input_paths(inputs: Iterable[str | Path]) -> list[str]:
-    """`Task.predict`'s inputs as a list of path strings (its records hold them, and must stay JSON-able); one path
-    given alone is refused, as iterating it would read each of its characters as a file name."""
-    if isinstance(inputs, (str, Path)):
-        raise TypeError(f"predict takes a list of files: predict([{str(inputs)!r}]), not one path alone")
-    return [str(path) for path in inputs]
+def predict_inputs(inputs: Iterable[Any], in_memory: tuple[type, ...] = ()) -> list[Any]:
+    """`Task.predict`'s inputs as a list: files as path strings (its records name them, and must stay JSON-able),
+    and the in-memory kinds the task also takes (`in_memory`: pictures as arrays, tables as DataFrames) as given.
+    One input given alone is refused: iterating a path would read each of its characters as a file name, an array
+    its rows as pictures."""
+    if isinstance(inputs, (str, Path, *in_memory)):
+        shown = repr(str(inputs)) if isinstance(inputs, (str, Path)) else type(inputs).__name__
+        raise TypeError(f"predict takes a list of inputs: predict([{shown}]), not one alone")
+    items = []
+    for item in inputs:
+        if isinstance(item, (str, Path)):
+            items.append(str(item))
+        elif isinstance(item, in_memory):
+            items.append(item)
+        else:
+            kinds = ", ".join(["file paths", *(f"{k.__module__.split('.')[0]}.{k.__name__}" for k in in_memory)])
+            raise TypeError(f"predict takes {kinds}; got a {type(item).__name__}")
+    return items
+
+
+def input_name(item: Any) -> str | None:
+    """What a prediction record calls its input: the file's path, None for one given in memory (records come in the
+    order of the inputs)."""
+    return item if isinstance(item, str) else None
 
 
 class Loader(Iterable, Sized, Protocol):
@@ -211,10 +229,15 @@ class Task(abc.ABC):
             model.to(runtime.device).eval()
         return task
 
-    def predict(self, inputs: list[str], out: str | None = None) -> list[dict[str, Any]]:
-        """One JSON-able record per input file (or per row of a table input); `input_paths(inputs)` takes them as
-        a list of paths."""
+    def predict(self, inputs: list[Any], out: str | None = None) -> list[dict[str, Any]]:
+        """One JSON-able record per input (or per row of a table input), in their order: files, and the in-memory
+        kinds the task reads besides (`predict_inputs`)."""
         raise NotImplementedError(f"{type(self).__name__} does not predict from files")
+
+    def read_input(self, path: str) -> Any:
+        """One input file as `predict` takes it in memory (a picture task decodes it), or the path as it is; `dlzoo
+        serve` reads an upload so before it waits its turn at the model, rather than decode while holding it."""
+        return path
 
     # Whether `predict(inputs, out=FILE)` writes its predictions as a table (`dlzoo predict --out`); others print.
     writes_predictions: ClassVar[bool] = False

@@ -28,10 +28,10 @@ from dlzoo.engine.best import Goal
 from dlzoo.engine.trainer import eval_mode
 from dlzoo.errors import UserError
 from dlzoo.models import create, model_entry
-from dlzoo.tasks.base import Task, input_paths
+from dlzoo.tasks.base import Task, input_name, predict_inputs
 from dlzoo.tasks.ema import started, weight_average
 from dlzoo.vision.digits import prepare_many
-from dlzoo.vision.io import DECODING, read_image
+from dlzoo.vision.io import DECODING, IN_MEMORY_PICTURES, Picture, load_picture, read_image
 from dlzoo.vision.preprocess import ResizePreprocessing, make_preprocessing, preprocessing_from_dict
 
 if TYPE_CHECKING:
@@ -361,20 +361,21 @@ class ImageClassification(Task):
         return labels.cpu(), predicted.cpu()
 
     # --- prediction -----------------------------------------------------------------------------------------
-    def predict(self, inputs: list[str], out: str | None = None, top: int = 3) -> list[dict[str, Any]]:
-        inputs = input_paths(inputs)
+    def predict(self, inputs: list[Picture], out: str | None = None, top: int = 3) -> list[dict[str, Any]]:
+        """Files, uint8 RGB/grey arrays or PIL images (`load_picture`), in one list."""
+        inputs = predict_inputs(inputs, IN_MEMORY_PICTURES)
         preprocessing = preprocessing_from_dict(self.meta["preprocess"])
-        pictures = np.stack([preprocessing(read_image(path)) for path in inputs])
+        pictures = np.stack([preprocessing(load_picture(item)) for item in inputs])
         images = with_channels(torch.from_numpy(pictures))
         with torch.no_grad():  # a batch at a time: hundreds of pictures at 224 px in one would not fit
             probabilities = torch.cat([self.logits(batch.to(self.runtime.device)).softmax(1).cpu()
                                        for batch in images.split(self.config.data.eval_batch_size)])
         classes = self.meta["classes"]
         records = []
-        for path, probs in zip(inputs, probabilities, strict=True):
+        for item, probs in zip(inputs, probabilities, strict=True):
             values, indices = probs.topk(min(top, len(classes)))
             records.append({
-                "path": path,
+                "path": input_name(item),
                 "label": classes[int(indices[0])],
                 "index": int(indices[0]),
                 "probability": round(float(values[0]), 6),
@@ -382,6 +383,9 @@ class ImageClassification(Task):
                         for v, i in zip(values, indices, strict=True)],
             })
         return records
+
+    def read_input(self, path: str) -> np.ndarray:
+        return read_image(path)
 
     def export_program(self) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
         """What `predict` computes: pictures as the sidecar's `meta.preprocess` prepares them (values in [0, 1],
@@ -398,7 +402,7 @@ class ImageClassification(Task):
 
     def describe(self, record: dict[str, Any]) -> str:
         others = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in record["top"][1:])
-        return f"{record['path']}: {record['label']} ({record['probability']:.3f}; then {others})"
+        return f"{record['path'] or 'picture'}: {record['label']} ({record['probability']:.3f}; then {others})"
 
 
 class Scoring(nn.Module):

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,7 +26,8 @@ from dlzoo.models import create
 from dlzoo.reader.compose_lines import LineComposer, LineStyle
 from dlzoo.reader.ctc import BLANK, NUM_CLASSES, digit_errors, greedy_texts
 from dlzoo.reader.read import LINE_RECOGNIZER
-from dlzoo.tasks.base import Task, input_paths
+from dlzoo.tasks.base import Task, input_name, predict_inputs
+from dlzoo.vision.io import IN_MEMORY_PICTURES, Picture, read_image
 
 if TYPE_CHECKING:
     from dlzoo.engine.runtime import Runtime
@@ -193,14 +195,19 @@ class LineRecognition(Task):
         return {"loss": loss / lines, "exact": exact / lines, "digit_accuracy": 1 - errors / digits}
 
     # --- prediction -----------------------------------------------------------------------------------------
-    def predict(self, inputs: list[str], out: str | None = None) -> list[dict[str, Any]]:
+    def predict(self, inputs: list[Picture], out: str | None = None) -> list[dict[str, Any]]:
+        """Files, uint8 RGB/grey arrays or PIL images (`load_picture`), in one list."""
         from dlzoo.reader.lines import LineReader
 
         reader = LineReader(self)
-        return [{"path": path, **reader.read(path).to_dict()} for path in input_paths(inputs)]
+        return [{"path": input_name(item), **reader.read(item).to_dict()}
+                for item in predict_inputs(inputs, IN_MEMORY_PICTURES)]
+
+    def read_input(self, path: str) -> np.ndarray:
+        return read_image(path)
 
     def describe(self, record: dict[str, Any]) -> str:
-        return f"{record['path']}: {record['text'] or '(no digits found)'}"
+        return f"{record['path'] or 'picture'}: {record['text'] or '(no digits found)'}"
 
 
 def _texts(targets: torch.Tensor, lengths: torch.Tensor) -> list[str]:

@@ -38,7 +38,7 @@ from dlzoo.tabular.schema import (
     numeric_looking_categories,
     numeric_matrix,
 )
-from dlzoo.tasks.base import Task, input_paths
+from dlzoo.tasks.base import Task, input_name, predict_inputs
 
 if TYPE_CHECKING:
     from dlzoo.engine.runtime import Runtime
@@ -285,18 +285,21 @@ class TabularRegression(Task):
         """`<id column>,<target>` (Kaggle's submission format), or `row,<target>` when the table has no ids."""
         return pd.DataFrame({table.id_name: table.ids, self.meta["target"]: prices})
 
-    def predict(self, inputs: list[str], out: str | None = None) -> list[dict[str, Any]]:
-        inputs = input_paths(inputs)
+    def predict(self, inputs: list[str | Path | pd.DataFrame], out: str | None = None) -> list[dict[str, Any]]:
+        """CSV files or DataFrames, in one list: a record per row."""
+        inputs = predict_inputs(inputs, (pd.DataFrame,))
         if out is not None and len(inputs) != 1:
             raise UserError("--out writes one table: give one input file")
-        if out is not None and _same_file(Path(out), Path(inputs[0])):
+        if out is not None and isinstance(inputs[0], str) and _same_file(Path(out), Path(inputs[0])):
             raise UserError(f"--out {out} would overwrite the input table; choose another file")
         records, target = [], self.meta["target"]
-        for path in inputs:
-            checked = self.check_table(read_csv(path), path)
+        for number, item in enumerate(inputs):
+            name = input_name(item)
+            table = read_csv(item) if name is not None else item
+            checked = self.check_table(table, name or f"table {number + 1} of the inputs")
             prices, unseen = self.predict_checked(checked)
             for row_id, price, news in zip(checked.ids.tolist(), prices, unseen, strict=True):
-                records.append({"input": path, checked.id_name: row_id, target: round(float(price), 2),
+                records.append({"input": name, checked.id_name: row_id, target: round(float(price), 2),
                                 "unseen_categories": news})
             if out is not None:
                 _write_csv(self._output_table(checked, prices), Path(out))
@@ -304,7 +307,8 @@ class TabularRegression(Task):
 
     def describe(self, record: dict[str, Any]) -> str:
         key = self.meta["id_column"] if self.meta["id_column"] in record else "row"
-        line = f"{record['input']} {key} {record[key]}: {self.meta['target']} {record[self.meta['target']]:,.0f}"
+        target = self.meta["target"]
+        line = f"{record['input'] or 'table'} {key} {record[key]}: {target} {record[target]:,.0f}"
         if record["unseen_categories"]:
             line += f" (unseen, treated as unknown: {', '.join(record['unseen_categories'])})"
         return line

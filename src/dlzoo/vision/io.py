@@ -9,7 +9,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from dlzoo.errors import UserError
 
@@ -65,6 +65,58 @@ def read_image(path: str | Path) -> np.ndarray:
         raise UserError(f"image is too small ({image.shape[1]}x{image.shape[0]}, at least {MIN_SIDE}x{MIN_SIDE} "
                         f"pixels): {path}")
     return to_rgb_or_gray(image)
+
+
+# A picture as prediction and the readers take it: a file, an array (`as_picture`) or a PIL image.
+Picture = str | Path | np.ndarray | Image.Image
+IN_MEMORY_PICTURES = (np.ndarray, Image.Image)
+
+
+def load_picture(picture: Picture) -> np.ndarray:
+    """`picture` as uint8 RGB (H, W, 3) or grey (H, W), each kind read as a file would be: turned upright as its
+    EXIF orientation says (a PIL image opened from a photo), transparency filled as `flatten_transparency` says."""
+    if isinstance(picture, (str, Path)):
+        return read_image(picture)
+    if isinstance(picture, Image.Image):
+        return as_picture(pil_pixels(picture))
+    return as_picture(picture)
+
+
+def pil_pixels(picture: Image.Image) -> np.ndarray:
+    """A PIL image's pixels, upright: grey, RGB and numeric modes as they are (16-bit grey scaled later by
+    `as_uint8`), palettes and other colour spaces as RGB, or RGBA where they hold transparency."""
+    picture = ImageOps.exif_transpose(picture)
+    if picture.mode not in ("L", "RGB", "RGBA", "I;16", "I;16B", "I;16L", "I", "F"):
+        picture = picture.convert("RGBA" if picture.has_transparency_data else "RGB")
+    return np.asarray(picture)
+
+
+def as_picture(image: np.ndarray) -> np.ndarray:
+    """A user's array as uint8 grey or RGB, as `read_image` gives a file's: uint8 or uint16, other integers holding
+    0-255, floats in [0, 1] (scikit-image), RGBA. The channels are taken as RGB(A): OpenCV's BGR needs converting."""
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in
+                                                                          (1, 3, 4)):
+        raise UserError(f"expected a picture as a (H, W) or (H, W, 3) array, got {getattr(image, 'shape', image)}")
+    if min(image.shape[:2]) < 2:
+        raise UserError(f"picture is too small ({image.shape[1]}x{image.shape[0]})")
+    if np.issubdtype(image.dtype, np.floating) and np.nanmax(image, initial=0.0) > 1.0 + 1e-6:
+        # as_uint8 reads floats from [0, 1] and clips the rest: 0-255 floats would read as a blank white page
+        raise UserError(f"a picture of floats holds values in [0, 1], this one up to {np.nanmax(image):g}: divide "
+                        f"it by 255, or pass it as uint8")
+    if np.issubdtype(image.dtype, np.integer) and image.dtype not in (np.uint8, np.uint16):
+        # as_uint8 scales other integers from their dtype's range: 0-255 in an int64 array (numpy's default
+        # integer) would read as a black page. Such arrays hold 8-bit values.
+        if image.min(initial=0) < 0 or image.max(initial=0) > 255:
+            raise UserError(f"a picture of {image.dtype} integers holds values in 0-255, this one "
+                            f"{image.min()}-{image.max()}: pass uint8, uint16, or floats in [0, 1]")
+        image = image.astype(np.uint8)
+    image = as_uint8(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    elif image.ndim == 3 and image.shape[2] == 4:  # transparent pixels filled as a picture file's are
+        image = flatten_transparency(image)
+    return image
+
 
 
 def exif_orientation(data: np.ndarray) -> int:
