@@ -299,6 +299,10 @@ def test_hidden_and_nested_files_and_what_is_left_out(tmp_path):
     assert np.bincount(arrays.train_labels).tolist() == [5, 6]
     assert len(arrays.notes) == 2 and "left out 1 file(s) outside the class folders" in arrays.notes[0]
     assert "left out 2 files that are not a picture (1 .csv, 1 .txt" in arrays.notes[1]
+    (root / "train" / "ankle boot").mkdir()  # a class of one picture has none to spare for a validation split
+    picture.save(root / "train" / "ankle boot" / "only.png")
+    with pytest.raises(UserError, match="class 'ankle boot' has only 1 training sample"):
+        load_image_folder(str(root), 8, val_fraction=0.2)
 
 
 def test_training_says_what_data_it_read(cli, tmp_path):

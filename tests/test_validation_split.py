@@ -38,6 +38,12 @@ def test_a_split_too_small_for_every_class_is_a_user_error():
     labels = np.repeat(np.arange(10), 10)
     with pytest.raises(UserError, match=r"cannot hold out data.val_fraction=0.05 of 100 training samples"):
         validation_split(labels, 0.05, seed=0)  # 5 held out, 10 classes
+    # A class of one picture (a folder's): named, not sklearn's "classes in y ... are: [2]"
+    lonely = np.array([0, 0, 1, 2, 2, 0, 2])
+    with pytest.raises(UserError, match=r"class 'ankle boot' has only 1 training sample, .* at least 2 of every class"):
+        validation_split(lonely, 0.3, seed=0, classes=["bag", "ankle boot", "coat"])
+    with pytest.raises(UserError, match=r"class 1 has only 1 training sample"):
+        validation_split(lonely, 0.3, seed=0)
 
 
 def test_validation_images_come_out_of_training_and_the_test_set_stays_whole(fashion_small):

@@ -104,7 +104,7 @@ class FolderListing:
             raise UserError(f"{self.root / 'val'} is scored as the test split (there is no test/), and "
                             f"data.val_fraction draws a validation split from train/: rename val/ to test/, or "
                             f"leave data.val_fraction at 0")
-        kept, held = validation_split(np.array([label for _, label in self.train]), fraction, seed)
+        kept, held = validation_split(np.array([label for _, label in self.train]), fraction, seed, self.classes)
         return [self.train[i] for i in kept], [self.train[i] for i in held]
 
     def fingerprint(self, items: list[tuple[Path, int]]) -> str:

@@ -52,7 +52,7 @@ class ImageArrays:
     def hold_out(self, fraction: float, seed: int) -> ImageArrays:
         """Move `fraction` of the training samples into the validation set (see `validation_split`); before any
         `limit`, so that the validation set is the same whatever the number of samples trained on."""
-        kept, held = validation_split(self.train_labels, fraction, seed)
+        kept, held = validation_split(self.train_labels, fraction, seed, self.classes)
         self.with_validation(self.train_images[held], self.train_labels[held], split_fingerprint(held.tolist()))
         self.train_images, self.train_labels = self.train_images[kept], self.train_labels[kept]
         return self
@@ -62,16 +62,25 @@ class ImageArrays:
         return self
 
 
-def validation_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def validation_split(labels: np.ndarray, fraction: float, seed: int,
+                     classes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Indices (kept for training, held out for validation), each in the labels' order: `fraction` of every class
     held out (stratified, so a rare class is validated too), drawn from `seed` alone, so that every training seed
-    of a recipe is validated on the same samples."""
+    of a recipe is validated on the same samples. `classes` names the labels in errors."""
+    # sklearn would name such a class by its label in "the least populated classes in y": a picture folder's
+    # user knows it by its folder's name.
+    lonely = np.flatnonzero(np.bincount(labels) == 1)
+    if lonely.size:
+        name = repr(classes[lonely[0]]) if classes else str(lonely[0])
+        raise UserError(f"cannot hold out data.val_fraction={fraction}: class {name} has only 1 training sample, "
+                        f"and a validation split needs at least 2 of every class (add some, or leave "
+                        f"data.val_fraction at 0)")
     from sklearn.model_selection import train_test_split
 
     try:
         kept, held = train_test_split(np.arange(len(labels)), test_size=fraction, random_state=seed,
                                       stratify=labels)
-    except ValueError as error:  # a class with one sample, or fewer held out than there are classes
+    except ValueError as error:  # fewer held out (or left to train on) than there are classes
         raise UserError(f"cannot hold out data.val_fraction={fraction} of {len(labels):,} training samples in "
                         f"every class: {error}") from None
     return np.sort(kept), np.sort(held)
