@@ -303,6 +303,11 @@ def test_hidden_and_nested_files_and_what_is_left_out(tmp_path):
     picture.save(root / "train" / "ankle boot" / "only.png")
     with pytest.raises(UserError, match="class 'ankle boot' has only 1 training sample"):
         load_image_folder(str(root), 8, val_fraction=0.2)
+    shutil.rmtree(root / "train" / "ankle boot")
+    # A name in another encoding than UTF-8 (a zip from Windows): a picture like any other, held out or not
+    picture.save(root / "train" / "cat" / os.fsdecode(b"caf\xe9.png"))
+    for seed in range(4):  # held out at some of these seeds
+        assert len(load_image_folder(str(root), 8, val_fraction=0.5, val_seed=seed).val_images) == 6
 
 
 def test_training_says_what_data_it_read(cli, tmp_path):

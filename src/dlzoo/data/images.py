@@ -89,7 +89,9 @@ def validation_split(labels: np.ndarray, fraction: float, seed: int,
 def split_fingerprint(members: Iterable[object]) -> str:
     """A short hash of which samples a split holds (their indices or file names): stored with a run, it tells
     whether a split drawn again for evaluation is the one training held out."""
-    return hashlib.sha256("\n".join(map(str, members)).encode()).hexdigest()[:16]
+    # surrogateescape: a file name that is not UTF-8 (Python holds its bytes as lone surrogates) hashes as its bytes;
+    # UTF-8 names hash as before.
+    return hashlib.sha256("\n".join(map(str, members)).encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def _idx_files(prefix: str, md5s: tuple[str, str, str, str]) -> tuple[RemoteFile, ...]:
