@@ -90,6 +90,15 @@ def test_folder_user_errors(cli, picture_folder, tmp_path):
     (broken / "val" / "bird").mkdir()
     with pytest.raises(UserError, match="train/ lacks: bird"):
         load_image_folder(str(broken), 28)
+    (broken / "val" / "bird").rmdir()
+    # A class's name is the label that predict prints, JSON and `dlzoo serve` send: a name in another encoding
+    # (a zip from Windows) made each of those fail with UnicodeEncodeError, and serve answer nothing at all.
+    for split in ("train", "val"):
+        (broken / split / "dog").rename(broken / split / os.fsdecode(b"h\xfcnd"))
+    with pytest.raises(UserError, match=r"class folder h\\xfcnd in .*train is not named in UTF-8: rename it"):
+        load_image_folder(str(broken), 28)
+    for split in ("train", "val"):
+        (broken / split / os.fsdecode(b"h\xfcnd")).rename(broken / split / "dog")
     assert_user_error(cli("train", "digits", "data.source=folder", f"data.path={root}", *CPU),
                       "data.preprocess=resize")
 

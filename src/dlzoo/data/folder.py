@@ -146,6 +146,18 @@ def _split_items(split_dir: Path, classes: list[str], skipped: Counter[str],
     return items
 
 
+def _check_class_name(name: str, split_dir: Path) -> None:
+    """A class's name is the label predictions print and send as JSON (files, `dlzoo serve`), all UTF-8: a folder
+    named in another encoding (a zip made on Windows, unpacked here) reaches Python as lone surrogates, which none of
+    them can encode. Pictures' file names may be in any encoding: a picture is opened by its name, whatever it is."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        shown = os.fsencode(name).decode("utf-8", "backslashreplace")
+        raise UserError(f"class folder {shown} in {split_dir} is not named in UTF-8: rename it (its name is the "
+                        f"label predictions print)") from None
+
+
 def list_folder(path: str | None) -> FolderListing:
     """The pictures under `path` (not read yet), or a UserError that says what the layout lacks."""
     if not path:
@@ -160,6 +172,8 @@ def list_folder(path: str | None) -> FolderListing:
     classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir() and not _hidden(p.name))
     if len(classes) < 2:
         raise UserError(f"{train_dir} needs at least two class subfolders, found {len(classes)}")
+    for name in classes:
+        _check_class_name(name, train_dir)
     unknown = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and not _hidden(p.name) and p.name not in classes)
     if unknown:
         raise UserError(f"{test_dir} has classes that train/ lacks: {', '.join(unknown)}")
