@@ -1,6 +1,8 @@
 """`data.source=folder`: a user's own pictures, one folder per class, made from real Fashion-MNIST images saved as
 the PNG and JPEG files a user would have (some dark-on-light, as photographs are)."""
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -13,6 +15,7 @@ from safetensors.torch import load_file
 
 from conftest import assert_user_error
 from dlzoo.bench.classic import fashion_subset
+from dlzoo.cli import main
 from dlzoo.data.folder import load_image_folder
 from dlzoo.errors import UserError
 from dlzoo.tasks.image_classification import AugmentConfig, ImageDataConfig, file_augmentation, load_arrays
@@ -327,6 +330,14 @@ def test_training_says_what_data_it_read(cli, tmp_path):
     assert result.code == 0, result.err
     assert f"data: folder ({root}): 8 training and 8 test images, 2 classes" in result.out + result.err
     assert "left out 1 file that is not a picture (1 .md" in result.out + result.err
+    # A picture named in another encoding than UTF-8, predicted where stdout is strict UTF-8 (a desktop's
+    # en_US.UTF-8 locale, not this machine's C.UTF-8): its name is printed as the bytes it has, as `ls` prints it.
+    named = root / "test" / "cat" / os.fsdecode(b"caf\xe9.png")
+    shutil.copy(root / "test" / "cat" / "0.png", named)
+    strict = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
+    with contextlib.redirect_stdout(strict):
+        assert main(["predict", str(tmp_path / "run"), str(named)]) == 0
+    assert strict.buffer.getvalue().startswith(os.fsencode(named) + b": ")
 
 
 def test_a_limited_folder_reads_only_the_pictures_it_trains_on(tmp_path):

@@ -103,7 +103,19 @@ def check_device_exists(device: str, option: str = "--device ") -> None:
 _ORDER = ["list", "show", "train", "eval", "predict", "data", "models"]
 
 
+def _print_names_as_their_bytes() -> None:
+    """A file named in another encoding than UTF-8 (a zip made on Windows) reaches Python with its odd bytes as
+    lone surrogates, which a strict stdout (the UTF-8 locale of most desktops) refuses to print: predict and eval
+    failed on it with UnicodeEncodeError. Python's own choice in the C locale, surrogateescape, prints those bytes
+    back as the file's name has them, as `ls` does; every other character prints as before. stderr already escapes
+    them (backslashreplace)."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)  # not on a stream of the caller's (io.StringIO)
+    if reconfigure is not None and sys.stdout.errors == "strict":
+        reconfigure(errors="surrogateescape")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _print_names_as_their_bytes()
     with _ctrl_c_noted() as ctrl_c_came:
         try:
             from dlzoo.plugins import import_plugins
