@@ -172,8 +172,9 @@ def test_pixels_of_other_depths_become_the_nearest_8_bit_value(tmp_path):
     """A 16-bit file and the same array handed to the reader in memory give the same 8-bit pixels: the nearest
     value (truncating made 16-bit 33050, 128.6 of 255, into 128 and a float 0.999 into 254)."""
     import cv2
+    from PIL import Image
 
-    from dlzoo.vision.io import as_picture, as_uint8, read_image
+    from dlzoo.vision.io import as_picture, as_uint8, load_picture, read_image
 
     deep = np.array([[0, 257, 33050, 65535]], dtype=np.uint16).repeat(4, axis=0)
     assert as_uint8(deep)[0].tolist() == [0, 1, 129, 255]
@@ -181,6 +182,13 @@ def test_pixels_of_other_depths_become_the_nearest_8_bit_value(tmp_path):
     assert as_uint8(np.array([True, False])).tolist() == [255, 0]
     cv2.imwrite(str(tmp_path / "deep.png"), deep)
     assert np.array_equal(read_image(tmp_path / "deep.png"), as_picture(deep))
+    # Big-endian 16-bit pixels are 16-bit pixels too: a Mac's or a camera's TIFF ("MM") opens in PIL as I;16B, an
+    # array of dtype >u2; both were refused as "integers that hold 0-255" while the file itself read.
+    assert np.array_equal(as_picture(deep.astype(">u2")), as_picture(deep))
+    Image.frombytes("I;16B", deep.shape[::-1], deep.astype(">u2").tobytes()).save(tmp_path / "deep-mm.tif")
+    with Image.open(tmp_path / "deep-mm.tif") as picture:
+        assert picture.mode == "I;16B"
+        assert np.array_equal(load_picture(picture), read_image(tmp_path / "deep-mm.tif"))
 
 
 def test_labels_outside_the_classes_are_refused_when_read():

@@ -99,6 +99,8 @@ def as_picture(image: np.ndarray) -> np.ndarray:
         raise UserError(f"expected a picture as a (H, W) or (H, W, 3) array, got {getattr(image, 'shape', image)}")
     if min(image.shape[:2]) < 2:
         raise UserError(f"picture is too small ({image.shape[1]}x{image.shape[0]})")
+    if not image.dtype.isnative:  # big-endian (PIL's I;16B, a Mac's TIFF): the dtype checks below compare native ones
+        image = image.astype(image.dtype.newbyteorder("="))
     if np.issubdtype(image.dtype, np.floating) and np.nanmax(image, initial=0.0) > 1.0 + 1e-6:
         # as_uint8 reads floats from [0, 1] and clips the rest: 0-255 floats would read as a blank white page
         raise UserError(f"a picture of floats holds values in [0, 1], this one up to {np.nanmax(image):g}: divide "
