@@ -94,6 +94,7 @@ def test_predict_takes_files_arrays_and_pil_images_alike(digits_run, digit_pictu
         task.predict(read_image(picture))
     with pytest.raises(TypeError, match="predict takes file paths, numpy.ndarray, PIL.Image; got a int"):
         task.predict([3])
+    assert task.predict([]) == []  # a glob that matched nothing: no records (was numpy's "need at least one array")
     with Image.open(picture) as opened:
         from_file, from_array, from_pil = task.predict([Path(picture), read_image(picture), opened])
     assert from_file["path"] == str(picture) and from_array["path"] is None and from_pil["path"] is None

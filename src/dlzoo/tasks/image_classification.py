@@ -364,6 +364,8 @@ class ImageClassification(Task):
     def predict(self, inputs: list[Picture], out: str | None = None, top: int = 3) -> list[dict[str, Any]]:
         """Files, uint8 RGB/grey arrays or PIL images (`load_picture`), in one list."""
         inputs = predict_inputs(inputs, IN_MEMORY_PICTURES)
+        if not inputs:  # no records, as the other tasks give: np.stack below has nothing to stack
+            return []
         preprocessing = preprocessing_from_dict(self.meta["preprocess"])
         pictures = np.stack([preprocessing(load_picture(item)) for item in inputs])
         images = with_channels(torch.from_numpy(pictures))
