@@ -102,6 +102,11 @@ def test_folder_user_errors(cli, picture_folder, tmp_path):
         load_image_folder(str(broken), 28)
     for split in ("train", "val"):
         (broken / split / os.fsdecode(b"h\xfcnd")).rename(broken / split / "dog")
+    # A class folder linked from elsewhere (a drive not mounted now) silently vanished from the classes
+    (broken / "train" / "bird").symlink_to(tmp_path / "unmounted" / "bird")
+    with pytest.raises(UserError, match=r"train/bird links to .*unmounted/bird, which does not exist"):
+        load_image_folder(str(broken), 28)
+    (broken / "train" / "bird").unlink()
     assert_user_error(cli("train", "digits", "data.source=folder", f"data.path={root}", *CPU),
                       "data.preprocess=resize")
 

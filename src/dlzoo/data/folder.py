@@ -169,6 +169,12 @@ def list_folder(path: str | None) -> FolderListing:
     test_dir = next((root / split for split in TEST_SPLITS if (root / split).is_dir()), None)
     if not train_dir.is_dir() or test_dir is None:
         raise UserError(f"{root} needs a train/ and a test/ (or val/) folder, each with one subfolder per class")
+    for link in sorted(train_dir.iterdir()):
+        # A class folder kept elsewhere (a drive not mounted now) would otherwise just not be a class: refused as an
+        # empty class folder is, since the model would never learn the class.
+        if link.is_symlink() and not link.exists() and not _hidden(link.name):
+            raise UserError(f"{link} links to {os.readlink(link)}, which does not exist (a class folder on a drive "
+                            f"not mounted?): restore it, or remove the link")
     classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir() and not _hidden(p.name))
     if len(classes) < 2:
         raise UserError(f"{train_dir} needs at least two class subfolders, found {len(classes)}")
