@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -314,8 +315,6 @@ def test_not_a_run_directory(cli, tmp_path):
 
 
 def test_corrupt_checkpoint(cli, tmp_path, digits_run):
-    import shutil
-
     broken = tmp_path / "broken"
     shutil.copytree(digits_run, broken)
     for weights in (broken / "checkpoints").glob("*/model.safetensors"):
@@ -332,7 +331,6 @@ def test_corrupt_checkpoint(cli, tmp_path, digits_run):
 def test_a_training_state_of_another_layout_is_refused_by_resume(cli, tmp_path, digits_run):
     """A state.pt written by a dlzoo whose training state was laid out otherwise (here: before it said its format)
     is refused in a line, not restored half."""
-    import shutil
 
     import torch
 
@@ -354,10 +352,24 @@ def test_predict_bad_images(cli, tmp_path, digits_run):
     assert_user_error(cli("predict", digits_run, empty), "empty")
     assert_user_error(cli("predict", digits_run, corrupt), "not a readable image")
     assert_user_error(cli("predict", digits_run, tmp_path / "missing.png"), "image not found")
-    assert_user_error(cli("predict", digits_run, tmp_path), "got a folder")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("no picture")
+    assert_user_error(cli("predict", digits_run, tmp_path / "notes"), "notes holds no pictures (.bmp, .gif")
     picture = tmp_path / "x.png"  # any; refused before it is read
     assert_user_error(cli("predict", digits_run, picture, "--out", tmp_path / "p.csv"), "--out", "--json")
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_predict_a_folder_predicts_the_pictures_in_it(cli, tmp_path, digits_run, digit_pictures):
+    pictures = list(digit_pictures.values())
+    (tmp_path / "photos" / "sub").mkdir(parents=True)
+    for place, picture in zip(["b.png", "sub/a.png", ".hidden.png"], pictures, strict=False):
+        shutil.copy(picture, tmp_path / "photos" / place)
+    (tmp_path / "photos" / "notes.txt").write_text("no picture")
+    result = cli("predict", digits_run, tmp_path / "photos", pictures[2], "--json")
+    assert result.code == 0, result.err
+    paths = [json.loads(line)["path"] for line in result.out.splitlines()]
+    assert paths == [str(tmp_path / "photos" / "b.png"), str(tmp_path / "photos" / "sub" / "a.png"), str(pictures[2])]
 
 
 @pytest.mark.parametrize(("args", "named"), [
@@ -468,8 +480,6 @@ def test_bench_refuses_an_out_it_could_not_write_before_measuring(cli, tmp_path)
 
 
 def test_a_resumed_run_refuses_what_does_not_fit_its_checkpoint(cli, tmp_path, digits_run):
-    import shutil
-
     edited = tmp_path / "edited"
     shutil.copytree(digits_run, edited)
     config = edited / "config.yaml"
@@ -507,8 +517,6 @@ def test_no_command_and_bench_list_options_are_mistakes(cli):
 
 
 def test_a_folder_where_a_run_writes_a_file_is_found_before_training(cli, tmp_path, digits_run):
-    import shutil
-
     run = tmp_path / "run"
     shutil.copytree(digits_run, run)
     (run / "summary.json").unlink()
@@ -556,7 +564,6 @@ def test_resume_checks_an_edited_config_and_what_is_left_of_the_run(cli, tmp_pat
     """A config.yaml edited by hand gets the range checks of a new run's (threads: 0 raised in torch); a finished
     run whose checkpoints are gone is not trained again from the start over its log and summary, and a file where
     the checkpoints go is not deleted."""
-    import shutil
 
     run = tmp_path / "run"
     shutil.copytree(digits_run, run)
@@ -596,7 +603,6 @@ def test_training_whose_reader_goes_away_still_finishes(tmp_path):
 def test_an_output_never_replaces_a_runs_own_files(cli, tmp_path, digits_run):
     """`--out` into a run's checkpoints, config or curves (a predict table over its weights made it unreadable);
     an export's default folder inside the run is fine."""
-    import shutil
 
     run = tmp_path / "run"
     shutil.copytree(digits_run, run)
@@ -611,8 +617,6 @@ def test_an_output_never_replaces_a_runs_own_files(cli, tmp_path, digits_run):
 
 
 def test_damaged_checkpoint_metadata_and_summaries_are_named_not_tracebacks(cli, tmp_path, digits_run):
-    import shutil
-
     from safetensors.torch import save_file
 
     run = tmp_path / "run"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from dlzoo.cli import add_device_option, command
 from dlzoo.errors import UserError
@@ -65,10 +66,28 @@ def _classifies(task_class: type) -> bool:
 
 def _predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR")
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="files to predict (images, tables, ...)")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="files to predict (images, tables, ...); for pictures, a folder stands for those in it")
     parser.add_argument("--json", action="store_true", help="one JSON object per prediction")
     parser.add_argument("--out", metavar="FILE", help="write predictions to FILE (tasks with table output)")
     add_device_option(parser)
+
+
+def _pictures_of_folders(inputs: list[str]) -> list[str]:
+    """The inputs with each folder replaced by the pictures in it and its subfolders, in name order: `dlzoo predict
+    RUN photos/`."""
+    from dlzoo.data.folder import IMAGE_SUFFIXES, pictures_in
+
+    files = []
+    for given in inputs:
+        if not Path(given).is_dir():
+            files.append(given)
+            continue
+        pictures = pictures_in(Path(given))
+        if not pictures:
+            raise UserError(f"{given} holds no pictures ({', '.join(sorted(IMAGE_SUFFIXES))}) to predict")
+        files += [str(picture) for picture in pictures]
+    return files
 
 
 @command("predict", "predict with a trained run", _predict_arguments)
@@ -82,6 +101,7 @@ def predict(args: argparse.Namespace) -> None:
     if args.out and not run.recipe.task.writes_predictions:  # rather than ignore it and write nothing
         raise UserError(f"--out writes a table of predictions, which recipe '{run.recipe.name}' does not make; "
                         "use --json and redirect the output")
+    inputs = _pictures_of_folders(args.inputs) if run.recipe.task.predicts_pictures else args.inputs
     task = load_for_inference(run, args.device)
-    for record in task.predict(args.inputs, out=args.out):
+    for record in task.predict(inputs, out=args.out):
         print(json.dumps(record, ensure_ascii=False) if args.json else task.describe(record))

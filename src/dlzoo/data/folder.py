@@ -53,9 +53,10 @@ def _hidden(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
-def _pictures(folder: Path, skipped: Counter[str]) -> list[Path]:
+def pictures_in(folder: Path, skipped: Counter[str] | None = None) -> list[Path]:
     """The pictures in `folder` and its subfolders, sorted; other files (not hidden) are counted in `skipped` by
     their suffix."""
+    skipped = Counter() if skipped is None else skipped
     found = []
     # (device, inode) of the folders walked and of the class folder's own parents: a link back up (to the class
     # folder, or to train/ and its other classes) is not followed, nor one to a folder walked already.
@@ -135,7 +136,7 @@ def _split_items(split_dir: Path, classes: list[str], skipped: Counter[str],
     items: list[tuple[Path, int]] = []
     for label, name in enumerate(classes):
         if (split_dir / name).is_dir():  # a test split may lack a class
-            pictures = _pictures(split_dir / name, skipped)
+            pictures = pictures_in(split_dir / name, skipped)
             if every_class and not pictures:
                 # train/'s subfolders are the classes: an empty one would be a class the model never sees
                 raise UserError(f"class folder {split_dir / name} has no pictures "

@@ -239,6 +239,10 @@ class Task(abc.ABC):
         serve` reads an upload so before it waits its turn at the model, rather than decode while holding it."""
         return path
 
+    # Whether `predict` reads pictures: `dlzoo predict RUN FOLDER` then predicts every picture in the folder and its
+    # subfolders (a folder is otherwise refused as an input).
+    predicts_pictures: ClassVar[bool] = False
+
     # Whether `predict(inputs, out=FILE)` writes its predictions as a table (`dlzoo predict --out`); others print.
     writes_predictions: ClassVar[bool] = False
 

@@ -361,6 +361,8 @@ class ImageClassification(Task):
         return labels.cpu(), predicted.cpu()
 
     # --- prediction -----------------------------------------------------------------------------------------
+    predicts_pictures = True
+
     def predict(self, inputs: list[Picture], out: str | None = None, top: int = 3) -> list[dict[str, Any]]:
         """Files, uint8 RGB/grey arrays or PIL images (`load_picture`), in one list."""
         inputs = predict_inputs(inputs, IN_MEMORY_PICTURES)

@@ -195,6 +195,8 @@ class LineRecognition(Task):
         return {"loss": loss / lines, "exact": exact / lines, "digit_accuracy": 1 - errors / digits}
 
     # --- prediction -----------------------------------------------------------------------------------------
+    predicts_pictures = True
+
     def predict(self, inputs: list[Picture], out: str | None = None) -> list[dict[str, Any]]:
         """Files, uint8 RGB/grey arrays or PIL images (`load_picture`), in one list."""
         from dlzoo.reader.lines import LineReader
