@@ -82,6 +82,10 @@ def test_folder_user_errors(cli, picture_folder, tmp_path):
     (tmp_path / "only-train" / "train" / "a").mkdir(parents=True)
     assert_user_error(cli("train", "fashion", "data.source=folder", f"data.path={tmp_path / 'only-train'}", *CPU),
                       "test/ (or val/)")
+    (tmp_path / "only-train" / "test").mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "only-train" / "train" / "loose.png")
+    with pytest.raises(UserError, match=r"found 1 \(its 1 pictures must lie in them, a subfolder named after each"):
+        load_image_folder(str(tmp_path / "only-train"), 28)
     broken = tmp_path / "broken"
     for split in ("train", "val"):
         for name in ("cat", "dog"):

@@ -151,6 +151,8 @@ def test_read_digits_arrays_of_other_types_read_as_their_uint8_twin():
         _as_picture(picture.astype(np.float32))
     with pytest.raises(UserError, match="int32 integers holds values in 0-255, this one -1-300"):
         _as_picture(np.array([[-1, 300], [0, 0]], np.int32))
+    with pytest.raises(UserError, match="integers, floats or booleans, not complex128"):  # read as its real part
+        _as_picture(picture + 0j)
 
 
 def test_train_resume_and_load_from_python(tmp_path, digit_pictures, capsys):

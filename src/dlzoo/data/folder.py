@@ -178,7 +178,9 @@ def list_folder(path: str | None) -> FolderListing:
                             f"not mounted?): restore it, or remove the link")
     classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir() and not _hidden(p.name))
     if len(classes) < 2:
-        raise UserError(f"{train_dir} needs at least two class subfolders, found {len(classes)}")
+        loose = sum(1 for p in train_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        hint = f" (its {loose} pictures must lie in them, a subfolder named after each class)" if loose else ""
+        raise UserError(f"{train_dir} needs at least two class subfolders, found {len(classes)}{hint}")
     for name in classes:
         _check_class_name(name, train_dir)
     unknown = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and not _hidden(p.name) and p.name not in classes)

@@ -99,6 +99,8 @@ def as_picture(image: np.ndarray) -> np.ndarray:
         raise UserError(f"expected a picture as a (H, W) or (H, W, 3) array, got {getattr(image, 'shape', image)}")
     if min(image.shape[:2]) < 2:
         raise UserError(f"picture is too small ({image.shape[1]}x{image.shape[0]})")
+    if image.dtype != bool and not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
+        raise UserError(f"a picture's pixels are integers, floats or booleans, not {image.dtype}")  # object, complex
     if not image.dtype.isnative:  # big-endian (PIL's I;16B, a Mac's TIFF): the dtype checks below compare native ones
         image = image.astype(image.dtype.newbyteorder("="))
     if np.issubdtype(image.dtype, np.floating) and np.nanmax(image, initial=0.0) > 1.0 + 1e-6:
