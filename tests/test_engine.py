@@ -142,6 +142,29 @@ def test_checkpoint_save_is_atomic_and_keeps_the_last(tmp_path):
     assert state["epoch"] == 3 and state["format"] == checkpoint.STATE_FORMAT
 
 
+def test_a_checkpoint_the_disk_cannot_take_is_an_os_error_and_leaves_no_half_folder(tmp_path):
+    """A full disk makes safetensors and torch raise types of their own (a traceback from the CLI), and the half
+    written epoch-NNNN.tmp stayed, taking space on a full disk. A file size limit fails the writes as the disk
+    would: the save is an OSError naming the checkpoint, and only the complete checkpoint before it is left."""
+    import errno
+    import resource
+    import signal
+
+    models = {"net": nn.Linear(100, 400)}  # 160 kB of weights, over the limit below
+    checkpoint.save(tmp_path, 1, models, {"epoch": 1}, {"epoch": 1})
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, not kills
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
+    try:
+        with pytest.raises(OSError) as raised:
+            checkpoint.save(tmp_path, 2, models, {"epoch": 2}, {"epoch": 2})
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert raised.value.errno == errno.EFBIG and "epoch-0002" in raised.value.filename
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch-0001"]
+
+
 def test_unwrap_strips_compile_and_ddp_prefixes():
     inner = nn.Linear(2, 2)
     wrapper = nn.Module()

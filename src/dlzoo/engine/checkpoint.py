@@ -12,6 +12,7 @@ Older checkpoints are removed only after the new one is in place.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -23,7 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open
+from safetensors.torch import save as save_weights
 from torch import nn
 
 from dlzoo.errors import UserError
@@ -107,9 +109,17 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as handle:
-        os.fsync(handle.fileno())
+def _write_synced(path: Path, data: bytes | memoryview, named: Path) -> None:
+    """Write `data` to `path` and fsync it, through Python's own file: a full disk is then an OSError, named by
+    the checkpoint `named` (safetensors and torch raise types of their own, which read as a bug, with a
+    traceback)."""
+    try:
+        with open(path, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(named)) from None
 
 
 def name_of(epoch: int) -> str:
@@ -125,13 +135,20 @@ def save(run_dir: Path, epoch: int, models: dict[str, nn.Module], metadata: dict
     root.mkdir(parents=True, exist_ok=True)
     final = root / name_of(epoch)
     tmp = root / f"{name_of(epoch)}.tmp"
+    # Serialized in memory (a copy of the weights and optimizer state for a moment), then written by `_write_synced`;
+    # a write that fails (a full disk, a Ctrl-C) takes its half-written folder away with it.
+    weights = save_weights(flat_weights(models), metadata={"dlzoo": json.dumps(metadata)})
+    state = io.BytesIO()
+    torch.save({**training_state, "format": STATE_FORMAT}, state)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_file(flat_weights(models), tmp / WEIGHTS, metadata={"dlzoo": json.dumps(metadata)})
-    torch.save({**training_state, "format": STATE_FORMAT}, tmp / STATE)
-    for name in (WEIGHTS, STATE):
-        _fsync_file(tmp / name)
-    _fsync_dir(tmp)
+    try:
+        _write_synced(tmp / WEIGHTS, weights, final)
+        _write_synced(tmp / STATE, state.getbuffer(), final)
+        _fsync_dir(tmp)
+    except BaseException:  # a Ctrl-C or SIGTERM too
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if final.exists():  # an incomplete epoch directory (damaged by hand: a resume never saves an epoch it has)
         old = root / f"{name_of(epoch)}.old"
         shutil.rmtree(old, ignore_errors=True)
