@@ -235,14 +235,14 @@ def test_generate_writes_all_grids_or_none(cli, vae_run, tmp_path):
 
 def test_a_run_failing_at_its_first_checkpoint_leaves_not_even_its_samples(cli, tmp_path, monkeypatch):
     """The epoch's sample grid is written before its checkpoint: a new run that fails there (a full disk) takes
-    the grid away with the rest, as it does its log."""
+    the grid away with the rest, as it does its log, and the folders --out made for it."""
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(checkpoint, "save", full_disk)
-    run_dir = tmp_path / "run"
+    run_dir = tmp_path / "new" / "runs" / "run"
     assert_user_error(cli("train", "cgan-digits", *TINY_GAN, "--out", run_dir), "No space left on device")
-    assert not run_dir.exists()
+    assert not list(tmp_path.iterdir())
 
 
 def test_an_out_folder_holding_what_a_run_writes_is_refused(cli, tmp_path):

@@ -143,18 +143,32 @@ def write_config(run_dir: Path, config: RecipeConfig) -> None:
     write_text_whole(run_dir / CONFIG, to_yaml(config))
 
 
-def discard_unstarted_run(run_dir: Path, created: bool, task_files: Iterable[str] = ()) -> bool:
+def outermost_missing(path: Path) -> Path | None:
+    """The outermost of `path` and its parents that does not exist yet: the first folder that making `path` creates
+    (None when `path` exists)."""
+    missing = None
+    while not path.exists() and path != path.parent:
+        missing, path = path, path.parent
+    return missing
+
+
+def discard_unstarted_run(run_dir: Path, made: Path | None, task_files: Iterable[str] = ()) -> bool:
     """Remove what a new run wrote if it stopped before its first complete checkpoint, when there is nothing to
-    resume (and `--out` could not be used again), and the folder itself if this run `created` it. Returns False,
-    removing nothing, when a checkpoint exists."""
+    resume (and `--out` could not be used again), and the folders this run made: `run_dir` up to `made` (itself or
+    one of its parents; None when `run_dir` was there before). Returns False, removing nothing, when a checkpoint
+    exists."""
     if checkpoint.list_checkpoints(run_dir):
         return False
     forget_unfinished_epoch(run_dir, task_files)
     for path in (run_dir / CONFIG, *stale_temporaries(run_dir / CONFIG)):
         path.unlink(missing_ok=True)
-    if created:
-        with contextlib.suppress(OSError):  # not empty: the user's own files were there too
-            run_dir.rmdir()
+    folder = run_dir
+    with contextlib.suppress(OSError):  # not empty: the user's own files were there too (and so stay its parents)
+        while made is not None:
+            folder.rmdir()
+            if folder == made:
+                break
+            folder = folder.parent
     return True
 
 

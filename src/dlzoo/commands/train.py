@@ -38,22 +38,23 @@ def run_training(args: argparse.Namespace) -> tuple[int, Path | None]:
     from dlzoo.engine import checkpoint
     from dlzoo.engine.runtime import Runtime
     from dlzoo.engine.trainer import Trainer
-    from dlzoo.runs import discard_unstarted_run, forget_unfinished_epoch, new_run_dir, write_config
+    from dlzoo.runs import discard_unstarted_run, forget_unfinished_epoch, new_run_dir, outermost_missing, write_config
 
     recipe, config, run_dir = _recipe_and_config(args)
     runtime = Runtime.create(config.trainer)
     new_run: Path | None = None  # this command's own run directory, until its first checkpoint
-    created = False
+    made: Path | None = None  # the outermost folder it made (--out new/dir/run: new), removed with it
     restore_sigterm = _stop_training_at_sigterm(not runtime.distributed)  # from setup on: it may write the run
     try:
         task = recipe.task(config)
         task.setup(runtime)  # data and models: every user error about them comes before anything is written
         if run_dir is None:
-            created = not (args.out and Path(args.out).exists())
-            made = new_run_dir(recipe.name, args.out, recipe.task.run_files) if runtime.is_main else None
-            run_dir = runtime.broadcast_object(made)
+            made = outermost_missing(Path(args.out or "runs"))
+            path = new_run_dir(recipe.name, args.out, recipe.task.run_files) if runtime.is_main else None
+            run_dir = runtime.broadcast_object(path)
             if runtime.is_main:
                 new_run = run_dir
+                made = made or (None if args.out else run_dir)  # runs/ was there: the run's own folder is new
                 write_config(run_dir, config)
         console = Console(enabled=runtime.is_main)
         resume_from = run_dir if args.resume and checkpoint.list_checkpoints(run_dir) else None
@@ -71,7 +72,7 @@ def run_training(args: argparse.Namespace) -> tuple[int, Path | None]:
     except BaseException as error:
         # A new run stopped before its first checkpoint (a kill, or an error no check caught) leaves nothing
         # behind; one with a checkpoint is kept, to be resumed.
-        discarded = new_run is not None and discard_unstarted_run(new_run, created, recipe.task.run_files)
+        discarded = new_run is not None and discard_unstarted_run(new_run, made, recipe.task.run_files)
         if not isinstance(error, KeyboardInterrupt):
             raise
         if runtime.is_main:
