@@ -301,6 +301,10 @@ def test_compiled_training_saves_plain_weights_that_evaluate_the_same(cli, fashi
 def test_compile_mode_must_be_one_torch_knows(cli, tmp_path):
     assert_user_error(cli("train", "fashion", "trainer.compile_mode=fastest", "--out", tmp_path / "run"),
                       "compile_mode")
+    # Without trainer.compile it changed nothing, silently (the speedrun benchmark refuses it too)
+    assert_user_error(cli("train", "fashion", "trainer.compile_mode=reduce-overhead", "--out", tmp_path / "run"),
+                      "trainer.compile_mode=reduce-overhead", "trainer.compile=true")
+    assert not (tmp_path / "run").exists()
 
 
 def test_speedrun_benchmark_refuses_a_compile_mode_without_compile(cli):

@@ -64,6 +64,9 @@ def build_config(recipe: Recipe, config_file: str | None = None, overrides: Sequ
     validate(config)
     recipe.task.check_config(config)
     check_seed(config.trainer.seed, "trainer.seed")  # here, not in validate: runs made before the range still load
+    trainer = config.trainer
+    if trainer.compile_mode != "default" and not trainer.compile:  # here too: such runs were made, and still load
+        raise UserError(f"trainer.compile_mode={trainer.compile_mode} changes nothing without trainer.compile=true")
     return config
 
 
