@@ -140,6 +140,11 @@ def test_checkpoint_save_is_atomic_and_keeps_the_last(tmp_path):
     assert checkpoint.read_metadata(checkpoint.latest(tmp_path) / checkpoint.WEIGHTS) == {"epoch": 3}
     state = checkpoint.read_training_state(checkpoint.latest(tmp_path))
     assert state["epoch"] == 3 and state["format"] == checkpoint.STATE_FORMAT
+    # Killed while deleting a rotated checkpoint: what is left is set aside as .old, not an epoch folder that
+    # lacks its weights (never rotated away); the next save sweeps it, and the killed save's .tmp.
+    (tmp_path / "checkpoints" / "epoch-0002").rename(tmp_path / "checkpoints" / "epoch-0002.old")
+    checkpoint.save(tmp_path, 5, model, {"epoch": 5}, {"epoch": 5}, keep=2)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch-0003", "epoch-0005"]
 
 
 def test_a_checkpoint_the_disk_cannot_take_is_an_os_error_and_leaves_no_half_folder(tmp_path):

@@ -140,7 +140,8 @@ def save(run_dir: Path, epoch: int, models: dict[str, nn.Module], metadata: dict
     weights = save_weights(flat_weights(models), metadata={"dlzoo": json.dumps(metadata)})
     state = io.BytesIO()
     torch.save({**training_state, "format": STATE_FORMAT}, state)
-    shutil.rmtree(tmp, ignore_errors=True)
+    for leftover in [*root.glob("epoch-*.tmp"), *root.glob("epoch-*.old")]:  # of a process killed mid-save
+        shutil.rmtree(leftover, ignore_errors=True)
     tmp.mkdir()
     try:
         _write_synced(tmp / WEIGHTS, weights, final)
@@ -150,9 +151,7 @@ def save(run_dir: Path, epoch: int, models: dict[str, nn.Module], metadata: dict
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if final.exists():  # an incomplete epoch directory (damaged by hand: a resume never saves an epoch it has)
-        old = root / f"{name_of(epoch)}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        final.rename(old)
+        old = _set_aside(final)
         tmp.rename(final)
         shutil.rmtree(old, ignore_errors=True)
     else:
@@ -160,8 +159,18 @@ def save(run_dir: Path, epoch: int, models: dict[str, nn.Module], metadata: dict
     _fsync_dir(root)
     for stale in list_checkpoints(run_dir)[:-keep]:
         if epoch_of(stale) != also_keep:
-            shutil.rmtree(stale, ignore_errors=True)
+            shutil.rmtree(_set_aside(stale), ignore_errors=True)
     return final
+
+
+def _set_aside(checkpoint_dir: Path) -> Path:
+    """`checkpoint_dir` renamed to `epoch-NNNN.old`, in one step, to be deleted: a process killed while deleting
+    leaves that folder, swept by the next save, and never an `epoch-NNNN` without its weights (no checkpoint, so
+    never rotated away, yet holding its optimizer state's space)."""
+    old = checkpoint_dir.with_name(f"{checkpoint_dir.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    checkpoint_dir.rename(old)
+    return old
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
