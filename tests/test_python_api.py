@@ -175,6 +175,8 @@ def test_train_resume_and_load_from_python(tmp_path, digit_pictures, capsys):
         dlzoo.train("nope")
     with pytest.raises(UserError, match="already holds a run"):
         dlzoo.train("digits", out=tmp_path / "run")
+    with pytest.raises(UserError, match="out= needs a path, got an empty one"):  # trained into runs/ instead
+        dlzoo.train("digits", out="")
 
 
 PLUGIN = '''

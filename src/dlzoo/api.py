@@ -60,6 +60,11 @@ def load(run_dir: str | Path, device: str = "auto") -> Task:
 def _train(args: argparse.Namespace) -> TrainedRun:
     from dlzoo.commands.train import run_training
     from dlzoo.engine.trainer import SUMMARY
+    from dlzoo.errors import UserError
+
+    for name in ("out", "config", "resume"):  # "" would read as not given, as at the command line
+        if getattr(args, name) == "":
+            raise UserError(f"{name}= needs a path, got an empty one")
 
     code, run_dir = run_training(args)
     if code != 0:  # stopped by Ctrl-C or SIGTERM; what was kept, and how to resume, went to stderr
