@@ -109,6 +109,22 @@ def test_an_unknown_device_is_one_clear_error(device):
     assert pick_device("cpu").type == "cpu"
 
 
+def test_a_run_does_not_inherit_an_earlier_runs_process_settings():
+    """Threads and determinism are torch's process-wide settings: a second run from Python without
+    trainer.threads kept the first one's thread count (its banner said so)."""
+    from dlzoo.config import TrainerConfig
+    from dlzoo.engine.runtime import _TORCH_THREADS, Runtime
+
+    try:
+        Runtime.create(TrainerConfig(device="cpu", threads=_TORCH_THREADS + 1, deterministic=True))
+        assert torch.get_num_threads() == _TORCH_THREADS + 1 and torch.are_deterministic_algorithms_enabled()
+        Runtime.create(TrainerConfig(device="cpu"))
+        assert torch.get_num_threads() == _TORCH_THREADS and not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.set_num_threads(_TORCH_THREADS)
+        torch.use_deterministic_algorithms(False)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_a_numbered_cuda_device_without_cuda_is_one_clear_error():
     with pytest.raises(UserError, match="no CUDA device"):

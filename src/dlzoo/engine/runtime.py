@@ -18,6 +18,10 @@ import torch.distributed as dist
 from dlzoo.config import TrainerConfig
 from dlzoo.errors import UserError
 
+# torch's own thread count, before any run set one: the process-wide settings a run makes (threads, determinism)
+# are made again by every run, so that a run from Python without trainer.threads does not inherit an earlier one's.
+_TORCH_THREADS = torch.get_num_threads()
+
 
 def pick_device(requested: str) -> torch.device:
     """auto: cuda, then mps, then cpu. An explicit device that is not there is a user error."""
@@ -80,11 +84,10 @@ class Runtime:
             if device.type == "cuda":
                 torch.cuda.set_device(device)
             dist.init_process_group(backend=backend)
-        if trainer.threads is not None:
-            torch.set_num_threads(trainer.threads)
+        torch.set_num_threads(trainer.threads or _TORCH_THREADS)
+        torch.use_deterministic_algorithms(trainer.deterministic, warn_only=True)
         if trainer.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
         elif device.type == "cuda":
             torch.backends.cudnn.benchmark = True
