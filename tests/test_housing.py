@@ -462,3 +462,17 @@ def test_training_prints_the_baseline_it_is_measured_against(tmp_path, cli):
     baseline = json.loads((tmp_path / "run" / "summary.json").read_text())["baseline"]
     assert f"baseline, {baseline['model']}: log_rmse {baseline['log_rmse']:.4f}" in shown
     assert "data: ames: 300 rows, " in shown
+
+
+def test_baseline_fits_a_fold_whose_training_rows_leave_a_number_column_empty():
+    from dlzoo.tabular.baseline import boosting_baseline
+
+    # A column filled in one house only (a pool area): the fold holding that house out trains on an empty column,
+    # which scikit-learn's boosting cannot bin (a traceback after the network had trained).
+    rng = np.random.default_rng(0)
+    numbers = np.stack([rng.normal(size=60), np.full(60, np.nan)], axis=1)
+    numbers[5, 1] = 512.0
+    folds = np.arange(60) % 3
+    baseline = boosting_baseline(numbers, np.zeros((60, 3, 0), dtype=np.int64), rng.normal(size=60), folds, [],
+                                 threads=1)
+    assert len(baseline["fold_log_rmse"]) == 3 and np.isfinite(baseline["log_rmse"])

@@ -31,6 +31,9 @@ def boosting_baseline(numbers: np.ndarray, codes: np.ndarray, log_target: np.nda
     for fold in range(int(folds.max()) + 1):
         features = np.hstack([numbers, codes[:, fold, :] - offsets]).astype(np.float64)
         train, held_out = folds != fold, folds == fold
+        # A number column empty in every training row (filled in held-out houses only) is one scikit-learn cannot
+        # bin: make it constant, which says nothing, as the network's imputer (keep_empty_features) does.
+        features[:, np.isnan(features[train]).all(0)] = 0.0
         model = HistGradientBoostingRegressor(categorical_features=mask if mask.any() else None, random_state=seed)
         with threadpool_limits(threads):
             model.fit(features[train], log_target[train])
