@@ -201,8 +201,9 @@ class TabularRegression(Task):
         if numbers is None:
             numbers, codes = self.tensors[:2]
         size = self.config.data.eval_batch_size
+        # At least one batch, empty for a table without rows (a frame filtered down to none): (slots, 0).
         return torch.cat([self.models["net"](numbers[i:i + size], codes[i:i + size]).float()
-                          for i in range(0, len(numbers), size)], dim=1)
+                          for i in range(0, max(len(numbers), 1), size)], dim=1)
 
     def evaluate(self, split: str) -> dict[str, float]:
         # The table is small: every rank scores all of it (the same numbers), nothing to reduce.
