@@ -270,11 +270,16 @@ def test_any_csv_with_a_named_target(tmp_path, cli):
     rows = ames_rows(150)[["Gr_Liv_Area", "Year_Built", "Neighborhood", "Sale_Price"]].rename(
         columns={"Sale_Price": "price"})
     table = tmp_path / "mine.csv"
-    rows.to_csv(table, index=False)
+    rows.to_csv(table)  # with pandas' row numbers, under an empty name, as to_csv writes them unless told not to
     run_dir = tmp_path / "run"
     result = cli("train", "housing", "data.source=csv", f"data.path={table}", "data.target=price", "data.folds=2",
                  "baseline=false", *TINY[2:], "--out", run_dir)
     assert result.code == 0, result.err
+    # The row numbers are no property of a house (nor would a table written without them be predicted).
+    assert "150 rows, 2 number and 1 category columns" in result.out
+    assert "column 1 has no name and holds a different value in every row" in result.out
+    rows.drop(columns=["price"]).to_csv(tmp_path / "new.csv", index=False)
+    assert cli("predict", run_dir, tmp_path / "new.csv").code == 0
     assert_user_error(cli("train", "housing", "data.source=csv", f"data.path={table}", "data.target=Price"),
                       "no target column 'Price'")
     rows.assign(price=0).to_csv(table, index=False)

@@ -11,8 +11,9 @@ import bz2
 import csv
 import gzip
 import lzma
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ class Table:
     source: str
     location: str
     test_features: pd.DataFrame | None = None  # still holding `id_column`
+    notes: list[str] = field(default_factory=list)  # what training should say about how the table was read
 
     def limit(self, n: int | None) -> Table:
         """Only the first n training rows (quick tries and tests)."""
@@ -244,18 +246,31 @@ def load_table(source: str, path: str | None = None, target: str = "", id_column
 
     id_columns = [id_column] if id_column else []
     _check_roles(target, id_column, drop, categorical)
+    labels = [column for column in _row_labels(frame) if column not in {target, *id_columns, *drop, *categorical}]
+    notes = [f"column {frame.columns.get_loc(column) + 1} has no name and holds a different value in every row (row "
+             f"labels, as pandas' to_csv and R's write.csv write them): left out; name it in the header to use it"
+             for column in labels]
     unknown = [column for column in [*drop, *id_columns] if column not in frame.columns]
     if unknown:
         raise UserError(f"{where} has no column {', '.join(map(repr, unknown))} (named in data.drop/data.id_column)")
     features, values = split_target(frame, target, where)
     # dict.fromkeys: each column once, however often it is named (data.drop=[Id] with the id column Id).
-    features = features.drop(columns=list(dict.fromkeys([*drop, *id_columns])))
+    features = features.drop(columns=list(dict.fromkeys([*drop, *id_columns, *labels])))
     if features.shape[1] == 0:
         raise UserError(f"{where} has no feature columns besides the target '{target}'")
     if test is not None:
         # The id column stays: it names the rows of the submission.
         test = test.drop(columns=[c for c in dict.fromkeys([*drop, target]) if c in test.columns and c != id_column])
-    return Table(features.reset_index(drop=True), values, target, id_column, source, where, test)
+    return Table(features.reset_index(drop=True), values, target, id_column, source, where, test, notes)
+
+
+def _row_labels(frame: pd.DataFrame) -> list[str]:
+    """Columns without a name in the header (pandas calls them 'Unnamed: N', and so does a table it wrote back)
+    whose every cell is filled and different: the row numbers or names that pandas' to_csv and R's write.csv write
+    unless told not to. They say nothing about a house (yet a model would use them as a number), and a table
+    written without them could not be predicted."""
+    return [column for column in frame.columns if re.fullmatch(r"(Unnamed: \d+)?", str(column))
+            and frame[column].notna().all() and frame[column].is_unique]
 
 
 def _check_roles(target: str, id_column: str | None, drop: Sequence[str], categorical: Sequence[str]) -> None:

@@ -151,7 +151,7 @@ class TabularRegression(Task):
         self.codes = encode_categories(categories, stats.vocabularies, sizes)
         where = table.source if table.source == "ames" else f"{table.source} ({table.location})"  # ames ships inside
         self.notes = [f"data: {where}: {len(log_target):,} rows, {len(schema.numeric)} number and "
-                      f"{len(schema.categorical)} category columns, target {table.target_name}",
+                      f"{len(schema.categorical)} category columns, target {table.target_name}", *table.notes,
                       *numeric_looking_categories(table.features, schema, data.categorical)]
         self.meta = {"schema": schema.to_dict(), "target": table.target_name, "id_column": table.id_column,
                      "folds": data.folds, "slots": slots, "category_sizes": sizes,
