@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -444,6 +445,13 @@ def test_csv_rows_ending_in_a_comma_keep_every_value_under_its_name(tmp_path):
     (tmp_path / "semicolons.csv").write_text("price;area;rooms\n100;5,5;2\n")
     with pytest.raises(UserError, match="looks separated by ';'"):
         read_csv(tmp_path / "semicolons.csv")
+    # Without a decimal comma such a file reads as one column (said as 'no target column', without the hint).
+    for separator, name in ((";", "';'"), ("\t", "tabs")):
+        (tmp_path / "one.csv").write_text(f"price{separator}area\n100{separator}5\n")
+        header = f"price{separator}area"
+        with pytest.raises(UserError, match=re.escape(f"reads as one column, {header!r}; it looks separated by "
+                                                      f"{name}: save it with commas")):
+            read_csv(tmp_path / "one.csv")
     (tmp_path / "repeated.csv").write_text("price,area,area\n100,5,2\n")  # pandas alone says area, area.1
     with pytest.raises(UserError, match="more than one column named 'area'"):
         read_csv(tmp_path / "repeated.csv")

@@ -80,6 +80,10 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         raise UserError(f"{path} has more than one column named {repeated[0]!r} (headers are compared without "
                         f"surrounding spaces); rename or remove the extra one")
     frame.columns = [str(column).strip() for column in frame.columns]
+    # A file separated otherwise whose cells hold no comma reads without an error, as one column.
+    hint = _separator_hint(path) if len(frame.columns) == 1 else ""
+    if hint:
+        raise UserError(f"{path} reads as one column, {frame.columns[0][:60]!r}{hint}")
     if frame.empty:
         raise UserError(f"{path} has a header but no rows")
     return frame
@@ -128,13 +132,15 @@ def _header(path: Path) -> list[str]:
 
 def _separator_hint(path: Path) -> str:
     """A hint when the file looks separated by semicolons (as spreadsheets write CSV where the decimal mark is a
-    comma), which dlzoo does not read."""
+    comma) or tabs, which dlzoo does not read."""
     try:
         first = ",".join(_header(path))  # the first line again, near enough: its cells, rejoined by commas
     except (OSError, ValueError, pd.errors.ParserError):
         return ""
-    return "; it looks separated by ';': save it with commas between cells" if first.count(";") > first.count(",") \
-        else ""
+    for separator, name in ((";", "';'"), ("\t", "tabs")):
+        if first.count(separator) > first.count(","):
+            return f"; it looks separated by {name}: save it with commas between cells"
+    return ""
 
 
 def split_target(frame: pd.DataFrame, target: str, where: str) -> tuple[pd.DataFrame, np.ndarray]:
