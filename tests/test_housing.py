@@ -458,16 +458,22 @@ def test_csv_rows_ending_in_a_comma_keep_every_value_under_its_name(tmp_path):
 
 
 def test_training_notes_a_number_column_read_as_categories(tmp_path, cli):
-    rows = ames_rows(150)[["Gr_Liv_Area", "Lot_Area", "Sale_Price"]].astype(str)
+    rows = ames_rows(150)[["Gr_Liv_Area", "Lot_Area", "Total_Bsmt_SF", "Sale_Price"]].astype(str)
     rows.loc[6, "Lot_Area"] = "?"
+    # Numbers as a spreadsheet formats them: none parses, so every one was a rare category, and nothing said so.
+    rows["Total_Bsmt_SF"] = [f"${float(v):,.0f}" if i % 2 else f"{float(v):,.0f}" for i, v in
+                             enumerate(rows["Total_Bsmt_SF"])]
     table = tmp_path / "mine.csv"
     rows.to_csv(table, index=False)
     result = cli("train", "housing", "data.source=csv", f"data.path={table}", "data.target=Sale_Price",
                  "data.folds=2", "baseline=false", *TINY[2:], "--out", tmp_path / "run")
     assert result.code == 0, result.err
     shown = result.out + result.err
-    assert f"data: csv ({table}): 150 rows, 1 number and 1 category columns" in shown
+    assert f"data: csv ({table}): 150 rows, 1 number and 2 category columns" in shown
     assert "column 'Lot_Area' is read as categories, though 149 of its 150 cells are numbers: row 7 holds '?'" in shown
+    assert ("column 'Total_Bsmt_SF' is read as categories, though 150 of its 150 cells are numbers: row 1 holds "
+            "'1,080' (115 such cells); make them plain numbers (no thousands separators, currency or percent signs)"
+            in shown)
 
 
 def test_training_prints_the_baseline_it_is_measured_against(tmp_path, cli):

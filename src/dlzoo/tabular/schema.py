@@ -9,6 +9,7 @@ it. A column is numeric when every non-empty cell parses as a number; anything e
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -70,21 +71,29 @@ def infer_schema(frame: pd.DataFrame, categorical: Iterable[str] = ()) -> Schema
     return Schema(numeric, categories, indicators)
 
 
+# What a spreadsheet adds to a number it formats: a currency sign, a percent sign, a thousands separator (a comma,
+# an apostrophe or a space between a digit and a group of three). Such cells are not read as numbers (a comma may
+# be a decimal mark elsewhere), but they are counted as numbers when deciding whether to say so.
+_NUMBER_FORMATTING = re.compile(r"^[$€£¥]|%$|(?<=\d)[,'\u00a0\u202f ](?=\d{3}(?!\d))")
+
+
 def numeric_looking_categories(frame: pd.DataFrame, schema: Schema, forced: Iterable[str] = ()) -> list[str]:
-    """A note for each categorical column whose cells are mostly numbers (`forced`, named in data.categorical,
-    aside): one stray cell ('?', '3,477') makes a column of numbers a column of categories, in which nearly every
-    value is rare and says little."""
+    """A note for each categorical column whose cells are mostly numbers, formatted ones included (`forced`, named
+    in data.categorical, aside): one stray cell ('?') or numbers written as '$3,477' make a column of numbers a
+    column of categories, in which nearly every value is rare and says little."""
     notes = []
     for column in [c for c in schema.categorical if c not in set(forced)]:
         cells = frame[column]
         filled = cells.notna()
-        numbers = as_numbers(cells)
-        strays = filled & numbers.isna()
+        strays = filled & as_numbers(cells).isna()
+        unformatted = cells.astype("string").str.strip().str.replace(_NUMBER_FORMATTING, "", regex=True)
+        numbers = as_numbers(unformatted)
         if numbers.notna().sum() >= 0.9 * filled.sum() and strays.any():
             row = int(np.flatnonzero(strays.to_numpy())[0])
             notes.append(f"column '{column}' is read as categories, though {int(numbers.notna().sum()):,} of its "
                          f"{int(filled.sum()):,} cells are numbers: row {row + 1} holds {cells.iloc[row]!r} "
-                         f"({int(strays.sum())} such cells); make them numbers or empty to use it as numbers")
+                         f"({int(strays.sum())} such cells); make them plain numbers (no thousands separators, "
+                         f"currency or percent signs) or empty to use it as numbers")
     return notes
 
 
