@@ -228,6 +228,8 @@ def _damage_test_csv(folder: Path, damage) -> None:
     (lambda t: t.assign(Id=[*t["Id"].iloc[:2], "", *t["Id"].iloc[3:]]), ["id column 'Id' is empty in row 3"]),
     (lambda t: t.assign(Id=[*t["Id"].iloc[:4], t["Id"].iloc[1], *t["Id"].iloc[5:]]),
      ["id column 'Id' repeats '202' in rows 2, 5", "each row needs its own id"]),
+    # Its submission was 'row,SalePrice', numbered from 1, which Kaggle cannot score.
+    (lambda t: t.drop(columns=["Id"]), ["test.csv has no id column 'Id'", "submission.csv names each row by it"]),
 ])
 def test_a_bad_kaggle_test_csv_stops_training_before_a_run_directory_exists(tmp_path, cli, damage, fragments):
     folder = _kaggle_folder(tmp_path / "kaggle")

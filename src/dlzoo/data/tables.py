@@ -265,6 +265,9 @@ def load_table(source: str, path: str | None = None, target: str = "", id_column
     if features.shape[1] == 0:
         raise UserError(f"{where} has no feature columns besides the target '{target}'")
     if test is not None:
+        if id_column not in test.columns:  # the submission would number its rows from 1, which Kaggle cannot score
+            raise UserError(f"{Path(where) / 'test.csv'} has no id column '{id_column}', which train.csv has: "
+                            f"submission.csv names each row by it")
         # The id column stays: it names the rows of the submission.
         test = test.drop(columns=[c for c in dict.fromkeys([*drop, target]) if c in test.columns and c != id_column])
     return Table(features.reset_index(drop=True), values, target, id_column, source, where, test, notes)
