@@ -288,6 +288,9 @@ def test_any_csv_with_a_named_target(tmp_path, cli):
     rows.assign(price=0).to_csv(table, index=False)
     assert_user_error(cli("train", "housing", "data.source=csv", f"data.path={table}", "data.target=price"),
                       "positive number", "row 1")
+    rows.assign(price=[1.0, 2.0, None, *rows["price"].iloc[3:]]).to_csv(table, index=False)  # said 'holds nan'
+    assert_user_error(cli("train", "housing", "data.source=csv", f"data.path={table}", "data.target=price"),
+                      "row 3 is empty (1 such rows)")
 
 
 @pytest.mark.parametrize("overrides, fragment", [

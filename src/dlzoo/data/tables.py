@@ -152,8 +152,10 @@ def split_target(frame: pd.DataFrame, target: str, where: str) -> tuple[pd.DataF
     bad = values.isna() | ~np.isfinite(values) | (values <= 0)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
+        cell = frame[target].iloc[row]
+        held = "is empty" if pd.isna(cell) else f"holds {cell!r}"  # not 'holds nan': the file has nothing there
         raise UserError(f"{where}: target '{target}' must be a positive number in every row (it is modelled as a "
-                        f"log); row {row + 1} holds {frame[target].iloc[row]!r} ({int(bad.sum())} such rows)")
+                        f"log); row {row + 1} {held} ({int(bad.sum())} such rows)")
     return frame.drop(columns=[target]), values.to_numpy(dtype=np.float64)
 
 
