@@ -495,7 +495,12 @@ def test_a_resumed_run_refuses_what_does_not_fit_its_checkpoint(cli, tmp_path, d
     text = (moved / "config.yaml").read_text()
     assert "  threads: null\n" in text
     (moved / "config.yaml").write_text(text.replace("  threads: null\n", "  threads: 1\n"))
+    # What a process killed mid-write leaves (files.temporary_beside's names) goes; a hidden file of the user's stays.
+    leftovers = [moved / ".summary.0123456789ab.tmp.json", moved / ".curves.ba9876543210.tmp.png"]
+    for path in [*leftovers, moved / ".notes.tmp"]:
+        path.write_bytes(b"half")
     assert cli("train", "--resume", moved).code == 0
+    assert not any(path.exists() for path in leftovers) and (moved / ".notes.tmp").exists()
 
     other = tmp_path / "other"  # another model's training state beside these weights
     assert cli("train", "digits", *TINY_DIGITS, "trainer.epochs=1", "model.args.width=8", "--out", other).code == 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -65,6 +66,14 @@ def temporary_beside(path: Path) -> Path:
 def stale_temporaries(path: Path) -> list[Path]:
     """Temporary files of `path` left by a process killed while writing it (nothing else removes them)."""
     return sorted(path.parent.glob(f".{path.stem}.*.tmp{path.suffix}"))
+
+
+_TEMPORARY = re.compile(r"\.(.*\.)?[0-9a-f]{12}\.tmp(\.[^.]*)?")  # temporary_beside's names
+
+
+def stale_temporaries_in(folder: Path) -> list[Path]:
+    """Temporary files of any file in `folder` left by a process killed while writing it (`temporary_beside`)."""
+    return sorted(p for p in folder.glob(".*.tmp*") if _TEMPORARY.fullmatch(p.name) and p.is_file())
 
 
 def write_text_whole(path: Path, text: str) -> None:

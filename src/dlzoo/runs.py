@@ -31,7 +31,13 @@ from dlzoo.engine.reporting import CURVES, METRICS, TENSORBOARD
 from dlzoo.engine.runtime import Runtime, pick_device
 from dlzoo.engine.trainer import SUMMARY
 from dlzoo.errors import UserError
-from dlzoo.files import check_name_encodes, nearest_existing_parent, stale_temporaries, write_text_whole
+from dlzoo.files import (
+    check_name_encodes,
+    nearest_existing_parent,
+    stale_temporaries,
+    stale_temporaries_in,
+    write_text_whole,
+)
 from dlzoo.recipes import Recipe, get_recipe
 from dlzoo.tasks.base import Task
 
@@ -185,6 +191,15 @@ def forget_unfinished_epoch(run_dir: Path, task_files: Iterable[str] = ()) -> No
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+
+
+def sweep_temporaries(run_dir: Path, task_files: Iterable[str] = ()) -> None:
+    """Remove the temporary files that a process killed mid-write left in a run (of its summary, curves, the task's
+    sample grids), which nothing else would: a resumed run writes those files anew."""
+    for folder in (run_dir, *(run_dir / name for name in task_files)):
+        if folder.is_dir() and not folder.is_symlink():
+            for leftover in stale_temporaries_in(folder):
+                leftover.unlink(missing_ok=True)
 
 
 def read_run_config(run_dir: Path) -> tuple[Recipe, RecipeConfig]:

@@ -38,7 +38,14 @@ def run_training(args: argparse.Namespace) -> tuple[int, Path | None]:
     from dlzoo.engine import checkpoint
     from dlzoo.engine.runtime import Runtime
     from dlzoo.engine.trainer import Trainer
-    from dlzoo.runs import discard_unstarted_run, forget_unfinished_epoch, new_run_dir, outermost_missing, write_config
+    from dlzoo.runs import (
+        discard_unstarted_run,
+        forget_unfinished_epoch,
+        new_run_dir,
+        outermost_missing,
+        sweep_temporaries,
+        write_config,
+    )
 
     recipe, config, run_dir = _recipe_and_config(args)
     runtime = Runtime.create(config.trainer)
@@ -57,6 +64,8 @@ def run_training(args: argparse.Namespace) -> tuple[int, Path | None]:
                 made = made or (None if args.out else run_dir)  # runs/ was there: the run's own folder is new
                 write_config(run_dir, config)
         console = Console(enabled=runtime.is_main)
+        if args.resume and runtime.is_main:
+            sweep_temporaries(run_dir, recipe.task.run_files)
         resume_from = run_dir if args.resume and checkpoint.list_checkpoints(run_dir) else None
         if resume_from is not None and _finished(run_dir, config.trainer.epochs):
             epochs = f"{config.trainer.epochs} epoch{'s' if config.trainer.epochs != 1 else ''}"
