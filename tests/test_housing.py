@@ -86,6 +86,8 @@ def test_fold_models_ensemble_matches_mean_of_slots(housing_run, tmp_path):
     assert from_frame[0]["input"] is None and from_file[0]["input"] == str(tmp_path / "rows.csv")
     with pytest.raises(UserError, match="table 1 of the inputs lacks 1 of the"):
         task.predict([rows.drop(columns=["Gr_Liv_Area"])])
+    with pytest.raises(UserError, match="table 1 of the inputs has columns of several header levels"):
+        task.predict([pd.concat({"house": rows}, axis=1)])  # was an AttributeError from deep inside
     # A frame filtered down to no rows has no prices, as predict([]) has none (it was torch.cat's error).
     assert task.predict([rows.iloc[:0], rows.iloc[:1]])[0]["Sale_Price"] == from_frame[0]["Sale_Price"]
 

@@ -241,6 +241,9 @@ class TabularRegression(Task):
 
     def check_table(self, frame: pd.DataFrame, where: str) -> CheckedTable:
         """The model's inputs from `frame`, or a UserError naming what does not fit the schema or lacks an id."""
+        if isinstance(frame.columns, pd.MultiIndex):  # a pivot or groupby result: no column has a name of its own
+            raise UserError(f"{where} has columns of several header levels; give one level of names "
+                            "(frame.columns = frame.columns.map('_'.join), or the level the model was trained on)")
         schema = Schema.from_dict(self.meta["schema"])
         check_columns(frame, schema, where)
         numbers = numeric_matrix(frame, schema, where)
