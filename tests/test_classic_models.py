@@ -168,3 +168,11 @@ def test_a_size_below_one_is_refused_by_name(name, sizes):
     key = next(iter(sizes))
     with pytest.raises(UserError, match=f"model '{name}': {key} must be >= 1"):
         create(name, **sizes)
+
+
+@pytest.mark.parametrize("divisor", [65, 600])
+def test_a_vgg_width_divisor_that_leaves_a_block_no_channels_is_refused(divisor):
+    # 64 // 65 = 0 channels: torch built the block with a warning and failed in the first forward, blamed on the
+    # resolution; at 600 every layer is empty and its Xavier init divided by zero (a traceback from `dlzoo train`).
+    with pytest.raises(UserError, match=f"model 'vgg11': width_divisor={divisor} leaves .* at most 64"):
+        create("vgg11", width_divisor=divisor)

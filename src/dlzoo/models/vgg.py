@@ -25,6 +25,12 @@ def vgg_block(num_convs: int, in_channels: int, out_channels: int) -> nn.Sequent
 def vgg(arch: Sequence[Sequence[int]] = VGG11, num_classes: int = 10, in_channels: int = 1,
         width_divisor: int = 1, hidden: int = 4096, dropout: float = 0.5) -> nn.Sequential:
     """VGG from `arch`, a list of (number of convs, output channels) blocks, channels divided by width_divisor."""
+    narrowest = min(width for _, width in arch)
+    if narrowest // width_divisor < 1:
+        # Torch would build a block of 0 channels with a warning and fail in its first forward (which dlzoo train
+        # blames on the resolution), or divide by zero in the Xavier init once every layer is empty.
+        raise ValueError(f"width_divisor={width_divisor} leaves the {narrowest}-channel block no channels: at most "
+                         f"{narrowest}")
     blocks, channels = [], in_channels
     for num_convs, width in arch:
         blocks.append(vgg_block(num_convs, channels, width // width_divisor))
