@@ -70,6 +70,7 @@ def test_another_model_named_on_the_command_line_starts_from_no_args():
     ("fashion", "trainer.seed=-1", "trainer.seed must be in [0, 2^32)"),
     # each task's own values (`Task.check_config`), so that `dlzoo show` refuses what `dlzoo train` would
     ("fashion", "label_smoothing=5", "label_smoothing must be in [0, 1)"),
+    ("googlenet", "aux_weight=-0.3", "aux_weight must be >= 0"),
     ("fashion", "tta_shift=-3", "tta_shift must be >= 0"),
     ("cgan-digits", "gan.n_critic=0", "gan.n_critic must be >= 1"),
     ("vae-digits", "iw_samples=0", "iw_samples must be >= 1"),

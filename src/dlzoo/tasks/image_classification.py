@@ -179,6 +179,8 @@ class ImageClassification(Task):
         super().check_config(config)
         if not 0 <= config.label_smoothing < 1:
             raise UserError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
+        if config.aux_weight < 0:  # a negative weight would train the side heads to be wrong, the loss unbounded below
+            raise UserError(f"aux_weight must be >= 0 (0: side heads untrained), got {config.aux_weight}")
         if not (0 <= config.ema_decay < 1 and 0 <= config.ema_start < 1):
             raise UserError(f"ema_decay and ema_start must be in [0, 1), got {config.ema_decay}, {config.ema_start}")
         if config.ema_every < 1:
