@@ -56,6 +56,27 @@ def test_tiny_benchmark_reports_both_sides_and_their_ratios():
     assert entry["time_to_target_speedup"] == pytest.approx(
         textbook["time_to_target_s"] / ours["time_to_target_s"], rel=1e-2)
     assert result["machine"]["device"] == "cpu" and torch.get_num_threads() >= 1
+    assert result["machine"]["device_name"].endswith(", 1 thread")  # threads=1 held through the dlzoo run
+
+
+def test_a_benchmarks_threads_hold_for_the_recipe_runs_it_starts(monkeypatch):
+    """Its recipe runs leave trainer.threads unset, and every run set torch's own count (every core) again: `dlzoo
+    bench classic threads=1` trained dlzoo's side, and the textbook loops after it, on all cores."""
+    from dlzoo.bench.common import torch_threads
+    from dlzoo.config import TrainerConfig
+    from dlzoo.engine import runtime
+
+    monkeypatch.setattr(runtime, "_TORCH_THREADS", 2)  # torch's own count on this project's 2-core machine
+    before = torch.get_num_threads()
+    try:
+        with torch_threads(1):
+            Runtime.create(TrainerConfig(device="cpu"))
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == before
+        Runtime.create(TrainerConfig(device="cpu"))  # outside a benchmark, torch's own count again
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("options,fragment", [

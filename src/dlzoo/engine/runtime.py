@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,20 @@ from dlzoo.errors import UserError
 
 # torch's own thread count, before any run set one: the process-wide settings a run makes (threads, determinism)
 # are made again by every run, so that a run from Python without trainer.threads does not inherit an earlier one's.
+# Within `default_threads` (a benchmark's `threads=`), runs without trainer.threads take that count instead.
 _TORCH_THREADS = torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def default_threads(threads: int) -> Iterator[None]:
+    """Runs started inside, whose trainer.threads is unset, use `threads` torch CPU threads rather than torch's own
+    count: a benchmark that sets the threads of its own loops sets those of the recipe runs it starts too."""
+    global _TORCH_THREADS
+    before, _TORCH_THREADS = _TORCH_THREADS, threads
+    try:
+        yield
+    finally:
+        _TORCH_THREADS = before
 
 
 def pick_device(requested: str) -> torch.device:
