@@ -109,7 +109,11 @@ def _textbook_epochs(setting: ClassicSetting, arrays: ImageArrays, epochs: int, 
     train = ResizingTensorDataset(pixels(arrays.train_images), torch.from_numpy(arrays.train_labels),
                                   setting.resolution)
     test = ResizingTensorDataset(pixels(arrays.test_images), torch.from_numpy(arrays.test_labels), setting.resolution)
-    train_loader = DataLoader(train, batch_size=setting.batch_size, shuffle=True, num_workers=workers)
+    # The book's loader keeps a short last batch, except one of a single picture: batch norm cannot train on it (a
+    # ValueError in LeNet-BN), and dlzoo's side never draws it (`drop_short_last`).
+    alone = len(train) > 1 and len(train) % setting.batch_size == 1
+    train_loader = DataLoader(train, batch_size=setting.batch_size, shuffle=True, num_workers=workers,
+                              drop_last=alone)
     test_loader = DataLoader(test, batch_size=setting.batch_size, num_workers=workers)
     optimizer = torch.optim.SGD(model.parameters(), lr=setting.lr)
     epoch_seconds, accuracies, samples = [], [], 0
@@ -197,7 +201,8 @@ def run(models: list[str] | None = None, train: int | None = None, test: int | N
     epochs = epochs if epochs is not None else (10 if on_gpu else QUICK_EPOCHS)
     target = target if target is not None or on_gpu else QUICK_TARGET
     workers = workers if workers is not None else (4 if on_gpu else 0)
-    require_at_least(1, epochs=epochs, train=train, test=test)
+    require_at_least(1, epochs=epochs, test=test)
+    require_at_least(2, train=train)  # one picture is a batch of one, which batch norm cannot train on
 
     scratch = Path(tempfile.mkdtemp(prefix="dlzoo-bench-classic-"))
     try:
