@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from conftest import assert_user_error
+from conftest import ROOT, assert_user_error
 from dlzoo.bench.classic import fashion_subset
 from dlzoo.recipes import get_recipe
 from dlzoo.recipes.classic import CLASSICS
@@ -89,3 +89,19 @@ def test_batch_norm_is_never_fed_a_batch_of_one(cli, tiny_fashion, tmp_path):
                           "trainer.device=cpu", "--out", tmp_path / "one"),
                       "(data.batch_size=1, or data.limit) is too small")
     assert not (tmp_path / "one").exists()
+
+
+def test_the_python_block_reading_nin_scores_in_the_docs_runs(cli, tiny_fashion, tmp_path, monkeypatch, capsys):
+    """docs/classic.md reads the class scores of `runs/nin` from Python; its call to load_for_evaluation, which
+    took the splits to check as a required argument, failed with a TypeError."""
+    from test_basics_doc import python_blocks
+
+    doc = ROOT / "docs" / "classic.md"
+    (line, code), = [block for block in python_blocks(doc.read_text(encoding="utf-8")) if "runs/nin" in block[1]]
+    monkeypatch.chdir(tmp_path)
+    # A LeNet run stands in for the NiN one: the block reads any image classifier's scores, LeNet's in a second.
+    result = cli("train", "lenet", f"data.path={tiny_fashion}", "data.batch_size=2", "trainer.epochs=1",
+                 "trainer.device=cpu", "--out", "runs/nin")
+    assert result.code == 0, result.err
+    exec(compile("\n" * (line - 1) + code, str(doc), "exec"), {"__name__": "classic"})
+    assert capsys.readouterr().out.startswith("tensor([")  # the share of test images scored 0, per class

@@ -332,10 +332,14 @@ def load_for_inference(run: LoadedRun, device: str = "auto") -> Task:
     return run.recipe.task.from_checkpoint(run.config, run.metadata["meta"], weights, runtime)
 
 
-def load_for_evaluation(run: LoadedRun, splits: Iterable[str], device: str = "auto") -> tuple[Task, Runtime]:
+def load_for_evaluation(run: LoadedRun, splits: Iterable[str] | None = None,
+                        device: str = "auto") -> tuple[Task, Runtime]:
     """The run's task with its data loaded (as in training) and the checkpoint's weights, refused where the data
-    read again is not what the run trained on (for `splits` to be evaluated)."""
+    read again is not what the run trained on (for `splits` to be evaluated; None: all the task's, as `dlzoo eval`
+    evaluates without --split, and as docs/classic.md calls it)."""
     config = run.config
+    if splits is None:
+        splits = run.recipe.task.eval_splits(config)
     config.trainer.device = device
     if config.trainer.precision == "fp16" and pick_device(device).type == "cpu":
         config.trainer.precision = "fp32"  # a GPU run's fp16 autocast has no CPU kernels; its weights are fp32
