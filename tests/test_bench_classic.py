@@ -60,24 +60,19 @@ def test_tiny_benchmark_reports_both_sides_and_their_ratios():
     assert result["machine"]["device_name"].endswith(", 1 thread")  # threads=1 held through the dlzoo run
 
 
-def test_a_benchmarks_threads_hold_for_the_recipe_runs_it_starts(monkeypatch):
-    """Its recipe runs leave trainer.threads unset, and every run set torch's own count (every core) again: `dlzoo
-    bench classic threads=1` trained dlzoo's side, and the textbook loops after it, on all cores."""
+def test_a_benchmarks_threads_hold_for_the_recipe_runs_it_starts():
+    """Its recipe runs leave trainer.threads unset: they keep the benchmark's count, and put it back as they end
+    (a version that reset every run to torch's own count trained `bench classic threads=1` on all cores)."""
     from dlzoo.bench.common import torch_threads
     from dlzoo.config import TrainerConfig
-    from dlzoo.engine import runtime
 
-    monkeypatch.setattr(runtime, "_TORCH_THREADS", 2)  # torch's own count on this project's 2-core machine
     before = torch.get_num_threads()
-    try:
-        with torch_threads(1):
-            Runtime.create(TrainerConfig(device="cpu"))
-            assert torch.get_num_threads() == 1
-        assert torch.get_num_threads() == before
-        Runtime.create(TrainerConfig(device="cpu"))  # outside a benchmark, torch's own count again
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
+    with torch_threads(before + 1):
+        run = Runtime.create(TrainerConfig(device="cpu"))
+        assert torch.get_num_threads() == before + 1
+        run.shutdown()
+        assert torch.get_num_threads() == before + 1
+    assert torch.get_num_threads() == before
 
 
 @pytest.mark.parametrize("options,fragment", [

@@ -111,18 +111,17 @@ def test_an_unknown_device_is_one_clear_error(device):
 
 def test_a_run_does_not_inherit_an_earlier_runs_process_settings():
     """Threads and determinism are torch's process-wide settings: a second run from Python without
-    trainer.threads kept the first one's thread count (its banner said so)."""
+    trainer.threads kept the first one's thread count (its banner said so). A run puts them back as it ends."""
     from dlzoo.config import TrainerConfig
-    from dlzoo.engine.runtime import _TORCH_THREADS, Runtime
+    from dlzoo.engine.runtime import Runtime
 
+    threads = torch.get_num_threads()
+    first = Runtime.create(TrainerConfig(device="cpu", threads=threads + 1, deterministic=True))
     try:
-        Runtime.create(TrainerConfig(device="cpu", threads=_TORCH_THREADS + 1, deterministic=True))
-        assert torch.get_num_threads() == _TORCH_THREADS + 1 and torch.are_deterministic_algorithms_enabled()
-        Runtime.create(TrainerConfig(device="cpu"))
-        assert torch.get_num_threads() == _TORCH_THREADS and not torch.are_deterministic_algorithms_enabled()
+        assert torch.get_num_threads() == threads + 1 and torch.are_deterministic_algorithms_enabled()
     finally:
-        torch.set_num_threads(_TORCH_THREADS)
-        torch.use_deterministic_algorithms(False)
+        first.shutdown()
+    assert torch.get_num_threads() == threads and not torch.are_deterministic_algorithms_enabled()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

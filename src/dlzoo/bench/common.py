@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from dlzoo.engine.runtime import default_threads
 from dlzoo.errors import UserError
 from dlzoo.provenance import environment
 
@@ -82,13 +81,9 @@ def torch_threads(threads: int | None) -> Iterator[None]:
     require_at_least(1, threads=threads)
     before = torch.get_num_threads()
     try:
-        if threads is None:
-            yield
-        else:
-            torch.set_num_threads(threads)
-            # Every run sets its thread count; the recipe runs, which leave trainer.threads unset, get this one.
-            with default_threads(threads):
-                yield
+        if threads is not None:
+            torch.set_num_threads(threads)  # recipe runs keep it: their trainer.threads stays unset
+        yield
     finally:
         torch.set_num_threads(before)
 

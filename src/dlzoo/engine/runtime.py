@@ -9,8 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -18,23 +17,6 @@ import torch.distributed as dist
 
 from dlzoo.config import TrainerConfig
 from dlzoo.errors import UserError
-
-# torch's own thread count, before any run set one: the process-wide settings a run makes (threads, determinism)
-# are made again by every run, so that a run from Python without trainer.threads does not inherit an earlier one's.
-# Within `default_threads` (a benchmark's `threads=`), runs without trainer.threads take that count instead.
-_TORCH_THREADS = torch.get_num_threads()
-
-
-@contextlib.contextmanager
-def default_threads(threads: int) -> Iterator[None]:
-    """Runs started inside, whose trainer.threads is unset, use `threads` torch CPU threads rather than torch's own
-    count: a benchmark that sets the threads of its own loops sets those of the recipe runs it starts too."""
-    global _TORCH_THREADS
-    before, _TORCH_THREADS = _TORCH_THREADS, threads
-    try:
-        yield
-    finally:
-        _TORCH_THREADS = before
 
 
 def pick_device(requested: str) -> torch.device:
@@ -73,6 +55,10 @@ class Runtime:
     rank: int = 0
     world_size: int = 1
     seed: int = 0
+    # torch's process-wide settings as they were before `create` changed them (threads, deterministic algorithms
+    # and their warn_only), put back by `shutdown`: a run started later in the process (from Python, a benchmark's
+    # next one) starts from those, not from this run's trainer.threads.
+    settings_before: tuple[int, bool, bool] | None = field(default=None, repr=False)
 
     @property
     def is_main(self) -> bool:
@@ -98,10 +84,13 @@ class Runtime:
             if device.type == "cuda":
                 torch.cuda.set_device(device)
             dist.init_process_group(backend=backend)
-        torch.set_num_threads(trainer.threads or _TORCH_THREADS)
-        torch.use_deterministic_algorithms(trainer.deterministic, warn_only=True)
+        before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+                  torch.is_deterministic_algorithms_warn_only_enabled())
+        if trainer.threads is not None:
+            torch.set_num_threads(trainer.threads)
         if trainer.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
         elif device.type == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -110,7 +99,7 @@ class Runtime:
         # Each rank draws its own augmentation and dropout noise; the data order is seeded separately and is shared.
         seed_everything(trainer.seed + rank)
         return cls(device=device, autocast_dtype=_autocast_dtype(trainer.precision, device), rank=rank,
-                   world_size=world_size, seed=trainer.seed)
+                   world_size=world_size, seed=trainer.seed, settings_before=before)
 
     @classmethod
     def for_inference(cls, device: str = "auto") -> Runtime:
@@ -155,6 +144,10 @@ class Runtime:
     def shutdown(self) -> None:
         if self.distributed and dist.is_initialized():
             dist.destroy_process_group()
+        if self.settings_before is not None:
+            threads, deterministic, warn_only = self.settings_before
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
 
 
 def cpu_has_native_bf16() -> bool:
