@@ -210,6 +210,10 @@ def test_generate_user_errors(cli, vae_run, gan_run, digits_run, tmp_path):
     assert_user_error(cli("generate", gan_run, "--class", "12", "--out", out), "classes 0..9")
     assert_user_error(cli("generate", gan_run, "--class", "cat", "--out", out), "not one of")
     assert_user_error(cli("generate", gan_run, "--n", "0", "--out", out), "--n")
+    # --n is per class without --class: 10 x 3,000 images would be a 90,002-pixel-wide grid, which the GIF, TGA,
+    # PCX and SGI writers met with a traceback (their headers hold 16-bit sizes); the cap is on images drawn
+    assert_user_error(cli("generate", gan_run, "--n", "3000", "--out", tmp_path / "x.gif"), "30,000 images",
+                      "--n 1000")
     assert_user_error(cli("generate", gan_run, "--out", tmp_path / "grid.txt"), "extension")
     for unwritable in ("grid.psd", "grid.xbm"):  # PIL reads these but cannot write them (or not a grey picture)
         assert_user_error(cli("generate", gan_run, "--out", tmp_path / unwritable), "can be read but not written",

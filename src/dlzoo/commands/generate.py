@@ -23,8 +23,8 @@ def _generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--class", dest="label", metavar="CLASS",
                         help="conditional models: only this class (index or name, e.g. 7 or Sneaker)")
     parser.add_argument("--n", type=int, metavar="N",
-                        help="images to draw (default 64); a conditional model without --class draws N per "
-                             "class, one row per class (default 8)")
+                        help=f"images to draw (default 64); a conditional model without --class draws N per "
+                             f"class, one row per class (default 8); at most {MAX_IMAGES:,} images in all")
     parser.add_argument("--seed", type=seed_number, default=0, help="seed of the noise (default 0)")
     add_device_option(parser)
 
@@ -62,6 +62,12 @@ def generate(args: argparse.Namespace) -> None:
     device = task.runtime.device
     if task.conditional and args.label is None:
         per_class = args.n or 8
+        # The cap is on the images drawn, not on --n: N per class is a row of N, and 10 rows of 3,000 made a grid
+        # 90,002 pixels wide, which PIL's GIF, TGA, PCX and SGI writers cannot size (a traceback), nor JPEG.
+        if per_class * len(classes) > MAX_IMAGES:
+            raise UserError(f"--n {args.n} per class is {per_class * len(classes):,} images ({len(classes)} "
+                            f"classes), more than {MAX_IMAGES:,}: give --n {MAX_IMAGES // len(classes)} or less, "
+                            f"or one class with --class")
         labels = task.grid_labels(per_class)
         count, per_row, what = len(labels), per_class, f"{per_class} per class, one row per class"
     else:
