@@ -209,6 +209,7 @@ def test_generate_user_errors(cli, vae_run, gan_run, digits_run, tmp_path):
     assert_user_error(cli("generate", vae_run, "--class", "3", "--out", out), "not class-conditional")
     assert_user_error(cli("generate", gan_run, "--class", "12", "--out", out), "classes 0..9")
     assert_user_error(cli("generate", gan_run, "--class", "cat", "--out", out), "not one of")
+    assert_user_error(cli("generate", gan_run, "--class", "²", "--out", out), "not one of")  # a digit int() refuses
     assert_user_error(cli("generate", gan_run, "--n", "0", "--out", out), "--n")
     # --n is per class without --class: 10 x 3,000 images would be a 90,002-pixel-wide grid, which the GIF, TGA,
     # PCX and SGI writers met with a traceback (their headers hold 16-bit sizes); the cap is on images drawn

@@ -31,15 +31,18 @@ def _generate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def class_index(text: str, classes: list[str]) -> int:
     """A class given by index or by name (case-insensitive)."""
-    if text.strip().lstrip("-").isdigit():
+    try:
+        # int() itself decides what is an index: str.isdigit(), which decided before, also holds for digits int()
+        # refuses (superscript ²), which then ended in a ValueError traceback.
         index = int(text)
-        if not 0 <= index < len(classes):
-            raise UserError(f"--class {text}: the model has classes 0..{len(classes) - 1}")
-        return index
-    lowered = [name.lower() for name in classes]
-    if text.lower() not in lowered:
-        raise UserError(f"--class {text!r} is not one of: {', '.join(classes)}")
-    return lowered.index(text.lower())
+    except ValueError:
+        lowered = [name.lower() for name in classes]
+        if text.lower() not in lowered:
+            raise UserError(f"--class {text!r} is not one of: {', '.join(classes)}") from None
+        return lowered.index(text.lower())
+    if not 0 <= index < len(classes):
+        raise UserError(f"--class {text}: the model has classes 0..{len(classes) - 1}")
+    return index
 
 
 @command("generate", "draw a grid of images from a generative run (VAEs add reconstructions and an "
