@@ -464,13 +464,18 @@ def test_step_profile_user_errors(cli):
     ("housing", "seeds=0", "seeds must be >= 1, got 0"),
     ("reader", "pictures=0", "pictures must be >= 1, got 0"),
     ("generative", "threads=0", "threads must be >= 1, got 0"),
+    # A judge run given is checked first: a missing one was a traceback after the cgan's training refused it, a
+    # wrong fashion judge met only after the whole digits part had trained
+    ("generative", "judge_digits=/nonexistent/run", "judge_digits=/nonexistent/run: run directory not found"),
+    ("generative", "fashion=true judge_fashion=DIGITS", "judge_fashion=DIGITS: the judge (digits) knows the classes"),
     ("fashion-speedrun", "first_seed=-1", "first_seed must be >= 0, got -1"),
     ("step-profile", "trace=/dev/null/trace.json", "/dev/null is a file"),  # it profiled first, then said so
     pytest.param("classic", "device=cuda", "device=cuda, but this machine has no CUDA device; use device=auto or cpu",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
 ])
-def test_bench_options_are_checked_before_any_work(cli, benchmark, option, message):
-    assert_user_error(cli("bench", benchmark, option), message)
+def test_bench_options_are_checked_before_any_work(cli, benchmark, option, message, digits_run):
+    result = cli("bench", benchmark, *option.replace("DIGITS", str(digits_run)).split())
+    assert_user_error(result, message.replace("DIGITS", str(digits_run)))
 
 
 def test_bench_refuses_an_out_it_could_not_write_before_measuring(cli, tmp_path):

@@ -22,6 +22,9 @@ import torch
 
 from dlzoo.bench import benchmark
 from dlzoo.bench.common import machine, require_at_least, train_recipe
+from dlzoo.data.images import DIGIT_CLASSES, FASHION_CLASSES
+from dlzoo.errors import UserError
+from dlzoo.metrics.judge import Judge
 
 GENERATED = ("conditional_accuracy", "frechet", "frechet_floor", "frechet_ratio", "judge_real_accuracy")
 
@@ -44,6 +47,17 @@ def _judge(recipe: str, given: str, threads: int | None) -> dict[str, Any]:
     return _train(recipe, [], threads)
 
 
+def _check_judge(option: str, run_dir: str, classes: list[str]) -> None:
+    """A judge run given as an option, checked before any training: a missing one, one that is no classifier or
+    one of other classes would otherwise be met only when its cGAN starts, after the digits part has trained for
+    the fashion judge."""
+    if run_dir:
+        try:
+            Judge(run_dir, "cpu").check_classes(classes)
+        except UserError as error:
+            raise UserError(f"{option}={run_dir}: {error}") from None
+
+
 def _data_set(name: str, judge_recipe: str, judge_run: str, gan_epochs: int, vae_epochs: int,
               threads: int | None) -> dict[str, Any]:
     judge = _judge(judge_recipe, judge_run, threads)
@@ -62,6 +76,9 @@ def run(gan_epochs: int = 150, vae_epochs: int = 40, threads: int | None = None,
         judge_fashion: str = "") -> dict[str, Any]:
     require_at_least(1, gan_epochs=gan_epochs, vae_epochs=vae_epochs, threads=threads,
                      fashion_gan_epochs=fashion_gan_epochs, fashion_vae_epochs=fashion_vae_epochs)
+    _check_judge("judge_digits", judge_digits, DIGIT_CLASSES)
+    if fashion:
+        _check_judge("judge_fashion", judge_fashion, FASHION_CLASSES)
     load_before, started = _load(), time.perf_counter()
     digits = _data_set("digits", "digits", judge_digits, gan_epochs, vae_epochs, threads)
     gan, conv, mlp = digits["cgan"]["test"], digits["vae"]["vae-conv"]["test"], digits["vae"]["vae-mlp"]["test"]

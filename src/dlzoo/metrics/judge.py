@@ -51,6 +51,12 @@ class Judge:
         self.classes: list[str] = list(task.meta["classes"])
         self.test_features: torch.Tensor | None = None
 
+    def check_classes(self, classes: list[str]) -> None:
+        """Refuse to judge images of other classes than the classifier's (a fashion judge of digits)."""
+        if list(classes) != self.classes:
+            raise UserError(f"the judge ({self.recipe}) knows the classes {self.classes}, but the generated images "
+                            f"are of {list(classes)}; judge with a classifier trained on the same data")
+
     def logits_and_features(self, images: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and penultimate features (on the CPU) of images (N, 1, H, W) in [0, 1]."""
         captured: list[torch.Tensor] = []
@@ -79,9 +85,7 @@ class Judge:
     def set_real(self, train_images: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,
                  classes: list[str]) -> None:
         """Fix the held-out reference and measure the floor: first n training images vs the n held-out ones."""
-        if list(classes) != self.classes:
-            raise UserError(f"the judge ({self.recipe}) knows the classes {self.classes}, but the generated images "
-                            f"are of {list(classes)}; judge with a classifier trained on the same data")
+        self.check_classes(classes)
         self.sample_size = min(len(train_images), len(test_images))
         test_logits, self.test_features = self.logits_and_features(test_images)
         self.real_accuracy = float((test_logits.argmax(1) == test_labels.cpu()).float().mean())
