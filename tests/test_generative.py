@@ -203,6 +203,22 @@ def test_bad_generative_configs_fail_before_writing(cli, tmp_path, args, fragmen
     assert not out.exists()
 
 
+def test_a_mistake_only_a_benchmarks_training_meets_is_raised_and_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    """`dlzoo bench` trains through the CLI: a mistake met in training (a judge run not there) was printed by that
+    inner command, then raised as a RuntimeError with an empty message (a traceback), and its temporary folder
+    stayed. It reaches the benchmark's caller as the UserError it is, for `dlzoo bench` to say in one line."""
+    import tempfile
+
+    from dlzoo.bench.common import train_recipe
+    from dlzoo.errors import UserError
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(UserError, match="run directory not found"):
+        train_recipe("cgan-digits", ["judge=/nonexistent/run", *CPU])
+    assert capsys.readouterr().err == ""  # said once, by whoever catches it
+    assert not list(tmp_path.glob("bench-*"))
+
+
 def test_generate_user_errors(cli, vae_run, gan_run, digits_run, tmp_path):
     out = tmp_path / "x.png"
     assert_user_error(cli("generate", digits_run, "--out", out), "not a generative")

@@ -114,23 +114,29 @@ def _print_names_as_their_bytes() -> None:
         reconfigure(errors="surrogateescape")
 
 
+def run_command(argv: list[str] | None = None) -> int:
+    """`dlzoo ARGV` with its mistakes raised (UserError), not printed: what `main` runs, and what a benchmark runs
+    to train a recipe, so that a mistake only training meets reaches `dlzoo bench`'s own `main` as one line."""
+    from dlzoo.plugins import import_plugins
+
+    import_plugins()  # models of the user's own, before any name is looked up
+    parser = build_parser()
+    args = _parse(parser, argv)
+    if args.command is None:
+        parser.print_help()  # what there is to run, on stdout; the mistake, on stderr
+        raise UserError("name a command (listed above)")
+    if args.command != "train" and int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        raise UserError(f"dlzoo {args.command} runs in one process: run it without torchrun (only training "
+                        f"spreads over processes)")
+    check_device_exists(getattr(args, "device", "auto"))
+    return _COMMANDS[args.command].run(args) or 0
+
+
 def main(argv: list[str] | None = None) -> int:
     _print_names_as_their_bytes()
     with _ctrl_c_noted() as ctrl_c_came:
         try:
-            from dlzoo.plugins import import_plugins
-
-            import_plugins()  # models of the user's own, before any name is looked up
-            parser = build_parser()
-            args = _parse(parser, argv)
-            if args.command is None:
-                parser.print_help()  # what there is to run, on stdout; the mistake, on stderr
-                raise UserError("name a command (listed above)")
-            if args.command != "train" and int(os.environ.get("WORLD_SIZE", 1)) > 1:
-                raise UserError(f"dlzoo {args.command} runs in one process: run it without torchrun (only training "
-                                f"spreads over processes)")
-            check_device_exists(getattr(args, "device", "auto"))
-            return _COMMANDS[args.command].run(args) or 0
+            return run_command(argv)
         except UserError as error:
             if _rank() != 0 and not error.this_process_only:
                 # Under torchrun every process meets most mistakes at once (a bad key, a missing file). Rank 0
