@@ -250,7 +250,9 @@ def test_generate_writes_all_grids_or_none(cli, vae_run, tmp_path):
         assert_user_error(cli("generate", vae_run, "--n", "4", "--out", out), "too long")
         assert not list(tmp_path.iterdir())
     (tmp_path / "grid-interpolation.png").mkdir()
-    assert_user_error(cli("generate", vae_run, "--n", "4", "--out", tmp_path / "grid.png"), "is a folder")
+    # Its name is not the user's to choose: the message said to give a file name inside that folder instead
+    assert_user_error(cli("generate", vae_run, "--n", "4", "--out", tmp_path / "grid.png"), "grid-interpolation.png",
+                      "is a folder", "choose another --out")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["grid-interpolation.png"]
 
 

@@ -7,6 +7,7 @@ trained on, to compare with.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -88,7 +89,13 @@ def generate(args: argparse.Namespace) -> None:
     with eval_mode(task.models.values()):
         extras = task.extra_grids(generator)
     for suffix, (images, row) in extras.items():
-        grids.append((images, out.with_name(f"{out.stem}-{suffix}{out.suffix}"), row))
+        path = out.with_name(f"{out.stem}-{suffix}{out.suffix}")
+        # Named after --out, not by the user: save_image_grids' advice (a file name inside the folder) does not fit.
+        # A name too long for is_dir() is left to save_image_grids, which says so.
+        with contextlib.suppress(OSError):
+            if path.is_dir():
+                raise UserError(f"'{path}', where the {suffix} beside {out} go, is a folder; choose another --out")
+        grids.append((images, path, row))
         descriptions.append(suffix)
     # All grids or none: a VAE's extra grid that cannot be written must not leave the main one behind.
     for path, description in zip(save_image_grids(grids), descriptions, strict=True):
