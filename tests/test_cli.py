@@ -34,6 +34,7 @@ def test_show_a_run_names_its_classes_in_the_order_predictions_index_them(cli, d
     assert yaml.safe_load(shown.out)["data"]["limit"] == 600  # the config it trained with
     assert_user_error(cli("show", digits_run, "trainer.epochs=3"), "its config is fixed by training")
     assert_user_error(cli("show", tmp_path / "gone"), "run directory not found")
+    assert_user_error(cli("eval", digits_run / "config.yaml"), "config.yaml is a file, not a run directory")
     kept = digits_run / "checkpoints" / "epoch-0001"  # a kept checkpoint, as eval and predict take it
     shown = cli("show", kept)
     assert shown.code == 0, shown.err

@@ -297,6 +297,8 @@ def test_predict_and_serve_refuse_a_generative_run(cli, vae_run, gan_run, tmp_pa
                           f"dlzoo generate {run_dir}")
         assert_user_error(cli("serve", run_dir, "--port", "0"), f"recipe '{recipe}' does not predict from files",
                           f"dlzoo generate {run_dir}")
+        assert_user_error(cli("export", run_dir, "--out", tmp_path / "x.pt2"), "has no single network to export",
+                          "use `dlzoo generate RUN")
 
 
 def test_a_gan_step_updates_the_loss_scale_once_and_leaves_warning_filters_alone():

@@ -202,11 +202,18 @@ def sweep_temporaries(run_dir: Path, task_files: Iterable[str] = ()) -> None:
                 leftover.unlink(missing_ok=True)
 
 
+def _check_is_folder(run_dir: Path) -> None:
+    """A run directory named by the user is a folder: a file there is named as a file, not as missing."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"{run_dir} is a file, not a run directory")
+    if not run_dir.is_dir():
+        raise UserError(f"run directory not found: {run_dir}")
+
+
 def read_run_config(run_dir: Path) -> tuple[Recipe, RecipeConfig]:
     """The recipe and resolved config of an existing run directory."""
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"run directory not found: {run_dir}")
+    _check_is_folder(run_dir)
     path = run_dir / CONFIG
     if not path.is_file():
         raise UserError(f"{run_dir} is not a dlzoo run directory (no {CONFIG})")
@@ -278,8 +285,7 @@ def open_run(run_dir: str | Path) -> LoadedRun:
     if not run_dir.is_dir() and run_dir.absolute().parent.name == checkpoint.CHECKPOINTS:  # removed as newer came
         kept = _kept(its_run) or "none"
         raise UserError(f"checkpoint not found: {run_dir} (kept: {kept}; trainer.keep_checkpoints says how many)")
-    if not run_dir.is_dir():
-        raise UserError(f"run directory not found: {run_dir}")
+    _check_is_folder(run_dir)
     whole_run = _as_given(run_dir.absolute().parent, run_dir)
     if run_dir.absolute().name == checkpoint.CHECKPOINTS and _kept(whole_run):
         raise UserError(f"{run_dir} holds a run's checkpoints: name the run ({whole_run}), or one of them "

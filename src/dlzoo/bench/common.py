@@ -44,6 +44,8 @@ def train_recipe(recipe: str, overrides: list[str], out: Path | None = None, qui
         if kept and not out.exists():  # the folder made for a run that never began: nothing in it to report
             out.parent.rmdir()
         raise
+    if code in (130, 143):  # stopped by Ctrl-C or SIGTERM, which training has told of: the benchmark stops too
+        raise KeyboardInterrupt
     if code != 0:
         raise RuntimeError(f"training {recipe} failed with status {code}: {sink.getvalue()[-2000:]}")
     summary = json.loads((out / "summary.json").read_text())

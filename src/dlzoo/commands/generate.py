@@ -78,7 +78,7 @@ def generate(args: argparse.Namespace) -> None:
         count = args.n or 64
         per_row = math.ceil(math.sqrt(count))
         labels = None
-        what = f"{count} samples"
+        what = f"{count} sample{'s' if count != 1 else ''}"
         if args.label is not None:
             index = class_index(args.label, classes)
             labels = torch.full((count,), index, dtype=torch.long, device=device)

@@ -271,4 +271,5 @@ class Task(abc.ABC):
     def export_program(self) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
         """The network that `dlzoo export` writes and an example input batch (batch size > 1: the batch dimension
         is exported as dynamic). Tasks whose prediction is not one network's forward pass do not export."""
-        raise UserError(f"recipe '{self.config.recipe}' has no single network to export")
+        instead = f"; use `{self.predict_instead.format(run_dir='RUN')}`" if self.predict_instead else ""
+        raise UserError(f"recipe '{self.config.recipe}' has no single network to export{instead}")
