@@ -80,6 +80,7 @@ def test_a_benchmarks_threads_hold_for_the_recipe_runs_it_starts():
     (["epochs=0"], "epochs must be >= 1"),
     (["models=lenet-bn", "train=1"], "train must be >= 2"),
     (["target=1.5"], "target is a test accuracy between 0 and 1, got 1.5"),
+    (["target=-0.1"], "target is a test accuracy between 0 and 1, got -0.1"),
     (["epochs=two"], "epochs must be an integer"),
     (["colour=red"], "has no option 'colour'"),
     (["device=tpu"], "device must be one of"),
