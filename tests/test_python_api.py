@@ -92,7 +92,7 @@ def test_predict_takes_files_arrays_and_pil_images_alike(digits_run, digit_pictu
         task.predict(str(picture))
     with pytest.raises(TypeError, match=r"predict\(\[ndarray\]\), not one alone"):  # its rows read as pictures
         task.predict(read_image(picture))
-    with pytest.raises(TypeError, match="predict takes file paths, numpy.ndarray, PIL.Image; got a int"):
+    with pytest.raises(TypeError, match="predict takes file paths, numpy.ndarray, PIL.Image, not int"):
         task.predict([3])
     assert task.predict([]) == []  # a glob that matched nothing: no records (was numpy's "need at least one array")
     with Image.open(picture) as opened:

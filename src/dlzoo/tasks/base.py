@@ -41,7 +41,7 @@ def predict_inputs(inputs: Iterable[Any], in_memory: tuple[type, ...] = ()) -> l
             items.append(item)
         else:
             kinds = ", ".join(["file paths", *(f"{k.__module__.split('.')[0]}.{k.__name__}" for k in in_memory)])
-            raise TypeError(f"predict takes {kinds}; got a {type(item).__name__}")
+            raise TypeError(f"predict takes {kinds}, not {type(item).__name__}")
     return items
 
 
