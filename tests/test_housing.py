@@ -209,6 +209,11 @@ def test_kaggle_layout_trains_refits_and_writes_a_submission(tmp_path, cli):
     again = tmp_path / "again.csv"
     assert cli("predict", run_dir, folder / "test.csv", "--out", again).code == 0
     pd.testing.assert_frame_equal(pd.read_csv(again), submission)
+    from dlzoo.runs import load_for_inference
+
+    task = load_for_inference(open_run(run_dir), "cpu")  # the table typed in memory (int ids) gives the same records
+    from_file, from_frame = task.predict([folder / "test.csv"]), task.predict([pd.read_csv(folder / "test.csv")])
+    assert [{**record, "input": None} for record in from_file] == from_frame and from_frame[0]["Id"] == "201"
 
     # A row without an id could be neither written nor sent as strict JSON (`"Id": NaN`).
     _damage_test_csv(folder, lambda t: t.assign(Id=[t["Id"].iloc[0], " ", *t["Id"].iloc[2:]]))

@@ -133,7 +133,9 @@ def category_text(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
         if _is_text(cells):
             text = cells.astype("string").str.strip()
         else:
-            text = cells.map(lambda v: str(int(v)) if float(v).is_integer() else repr(float(v)), na_action="ignore")
+            # As "string": a column all empty (read as float NaNs) maps to floats, which take no text below.
+            text = cells.map(lambda v: str(int(v)) if float(v).is_integer() else repr(float(v)),
+                             na_action="ignore").astype("string")
         present = cells.notna().to_numpy() & (text.fillna("") != "").to_numpy()
         text = text.where(present, MISSING)
         columns[column] = text.astype(str).to_numpy()

@@ -267,7 +267,8 @@ class TabularRegression(Task):
             raise UserError(f"{where}: id column '{id_column}' repeats '{ids[repeated].iloc[0]}' in rows "
                             f"{', '.join(map(str, rows))} ({int(repeated.sum())} rows share an id); each row needs "
                             f"its own id")
-        return id_column, frame[id_column].to_numpy()
+        # As text, however the table holds them: a DataFrame's int ids and its CSV file's give the same records.
+        return id_column, ids.to_numpy(dtype=object)
 
     def predict_checked(self, table: CheckedTable) -> tuple[np.ndarray, list[list[str]]]:
         """Prices for every row and, per row, the categories that no final model has in its vocabulary."""
