@@ -53,12 +53,15 @@ def nearest_existing_parent(path: Path) -> Path | None:
     return next((parent for parent in Path(path).absolute().parents if parent.exists()), None)
 
 
+_TOKEN_BYTES = 6  # of the random part of a temporary name: 12 hex digits
+
+
 def temporary_beside(path: Path) -> Path:
     """A new hidden name beside `path` to write it under: unique per call, so it is never another process's
     temporary file nor an existing file (such as the input table of `predict --out`), and ending in `path`'s own
     suffix, from which writers such as matplotlib, PIL and torch.export take the format. A name near the file
     system's 255-byte limit drops its stem."""
-    token = secrets.token_hex(6)
+    token = secrets.token_hex(_TOKEN_BYTES)
     name = f".{path.stem}.{token}.tmp{path.suffix}"
     return path.with_name(name if len(name.encode()) <= 255 else f".{token}.tmp{path.suffix}")
 
@@ -68,7 +71,7 @@ def stale_temporaries(path: Path) -> list[Path]:
     return sorted(path.parent.glob(f".{path.stem}.*.tmp{path.suffix}"))
 
 
-_TEMPORARY = re.compile(r"\.(.*\.)?[0-9a-f]{12}\.tmp(\.[^.]*)?")  # temporary_beside's names
+_TEMPORARY = re.compile(rf"\.(.*\.)?[0-9a-f]{{{2 * _TOKEN_BYTES}}}\.tmp(\.[^.]*)?")  # temporary_beside's names
 
 
 def stale_temporaries_in(folder: Path) -> list[Path]:

@@ -234,14 +234,18 @@ class Task(abc.ABC):
         kinds the task reads besides (`predict_inputs`)."""
         raise NotImplementedError(f"{type(self).__name__} does not predict from files")
 
-    def read_input(self, path: str) -> Any:
-        """One input file as `predict` takes it in memory (a picture task decodes it), or the path as it is; `dlzoo
-        serve` reads an upload so before it waits its turn at the model, rather than decode while holding it."""
-        return path
-
     # Whether `predict` reads pictures: `dlzoo predict RUN FOLDER` then predicts every picture in the folder and its
-    # subfolders (a folder is otherwise refused as an input).
+    # subfolders (a folder is otherwise refused as an input), and `read_input` decodes one.
     predicts_pictures: ClassVar[bool] = False
+
+    def read_input(self, path: str) -> Any:
+        """One input file as `predict` takes it in memory (a picture decoded), or the path as it is; `dlzoo serve`
+        reads an upload so before it waits its turn at the model, rather than decode while holding it."""
+        if not self.predicts_pictures:
+            return path
+        from dlzoo.vision.io import read_image
+
+        return read_image(path)
 
     # Whether `predict(inputs, out=FILE)` writes its predictions as a table (`dlzoo predict --out`); others print.
     writes_predictions: ClassVar[bool] = False

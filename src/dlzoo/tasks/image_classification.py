@@ -31,7 +31,7 @@ from dlzoo.models import create, model_entry
 from dlzoo.tasks.base import Task, input_name, predict_inputs
 from dlzoo.tasks.ema import started, weight_average
 from dlzoo.vision.digits import prepare_many
-from dlzoo.vision.io import DECODING, IN_MEMORY_PICTURES, Picture, load_picture, read_image
+from dlzoo.vision.io import DECODING, IN_MEMORY_PICTURES, Picture, load_picture
 from dlzoo.vision.preprocess import ResizePreprocessing, make_preprocessing, preprocessing_from_dict
 
 if TYPE_CHECKING:
@@ -389,9 +389,6 @@ class ImageClassification(Task):
                         for v, i in zip(values, indices, strict=True)],
             })
         return records
-
-    def read_input(self, path: str) -> np.ndarray:
-        return read_image(path)
 
     def export_program(self) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
         """What `predict` computes: pictures as the sidecar's `meta.preprocess` prepares them (values in [0, 1],

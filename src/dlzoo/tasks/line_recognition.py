@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,7 +26,7 @@ from dlzoo.reader.compose_lines import LineComposer, LineStyle
 from dlzoo.reader.ctc import BLANK, NUM_CLASSES, digit_errors, greedy_texts
 from dlzoo.reader.read import LINE_RECOGNIZER
 from dlzoo.tasks.base import Task, input_name, predict_inputs
-from dlzoo.vision.io import IN_MEMORY_PICTURES, Picture, read_image
+from dlzoo.vision.io import IN_MEMORY_PICTURES, Picture
 
 if TYPE_CHECKING:
     from dlzoo.engine.runtime import Runtime
@@ -204,9 +203,6 @@ class LineRecognition(Task):
         reader = LineReader(self)
         return [{"path": input_name(item), **reader.read(item).to_dict()}
                 for item in predict_inputs(inputs, IN_MEMORY_PICTURES)]
-
-    def read_input(self, path: str) -> np.ndarray:
-        return read_image(path)
 
     def describe(self, record: dict[str, Any]) -> str:
         return f"{record['path'] or 'picture'}: {record['text'] or '(no digits found)'}"
