@@ -170,6 +170,12 @@ def test_a_size_below_one_is_refused_by_name(name, sizes):
         create(name, **sizes)
 
 
+def test_a_densenet_of_no_blocks_is_refused():
+    # It built a stem and a head with nothing between them, trained, and was no longer the model named.
+    with pytest.raises(UserError, match=r"model 'densenet': block_sizes must hold at least one size, got \[\]"):
+        create("densenet", block_sizes=[])
+
+
 @pytest.mark.parametrize("divisor", [65, 600])
 def test_a_vgg_width_divisor_that_leaves_a_block_no_channels_is_refused(divisor):
     # 64 // 65 = 0 channels: torch built the block with a warning and failed in the first forward, blamed on the

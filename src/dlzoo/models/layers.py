@@ -12,7 +12,10 @@ def require_positive(**sizes: int | Sequence[int]) -> None:
     """A model's sizes (widths, latent dims, layers per block) count from 1. Torch builds a layer of width 0 with a
     warning, which fails later with a message about something else, and a negative one deep inside its init."""
     for name, size in sizes.items():
-        if any(value < 1 for value in (size if isinstance(size, Sequence) else [size])):
+        values = size if isinstance(size, Sequence) else [size]
+        if not values:  # no blocks at all: a network of just its stem and head, which is no longer the model named
+            raise ValueError(f"{name} must hold at least one size, got {list(size)}")
+        if any(value < 1 for value in values):
             raise ValueError(f"{name} must be >= 1, got {size}")
 
 
