@@ -189,6 +189,11 @@ def test_pixels_of_other_depths_become_the_nearest_8_bit_value(tmp_path):
     with Image.open(tmp_path / "deep-mm.tif") as picture:
         assert picture.mode == "I;16B"
         assert np.array_equal(load_picture(picture), read_image(tmp_path / "deep-mm.tif"))
+    # Older Pillows opened a 16-bit grey PNG as mode I (32-bit integers), as `convert("I")` still makes one:
+    # it was refused as "integers that hold 0-255". 8-bit values in mode I stay 8-bit.
+    with Image.open(tmp_path / "deep.png") as picture:
+        assert np.array_equal(load_picture(picture.convert("I")), read_image(tmp_path / "deep.png"))
+    assert load_picture(Image.fromarray(np.full((4, 4), 200, np.int32), mode="I"))[0, 0] == 200
 
 
 def test_labels_outside_the_classes_are_refused_when_read():

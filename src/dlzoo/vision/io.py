@@ -88,7 +88,12 @@ def pil_pixels(picture: Image.Image) -> np.ndarray:
     picture = ImageOps.exif_transpose(picture)
     if picture.mode not in ("L", "RGB", "RGBA", "I;16", "I;16B", "I;16L", "I", "F"):
         picture = picture.convert("RGBA" if picture.has_transparency_data else "RGB")
-    return np.asarray(picture)
+    pixels = np.asarray(picture)
+    if picture.mode == "I" and pixels.size and 255 < pixels.max() <= 65535 and pixels.min() >= 0:
+        # 32-bit integers holding 16-bit values: how older Pillows opened a 16-bit grey PNG, and what
+        # `convert("I")` makes of one. They are scaled as the 16-bit file's are, not refused as out of 0-255.
+        pixels = pixels.astype(np.uint16)
+    return pixels
 
 
 def as_picture(image: np.ndarray) -> np.ndarray:
