@@ -300,6 +300,22 @@ def test_any_csv_with_a_named_target(tmp_path, cli):
                       "row 3 is empty (1 such rows)")
 
 
+@pytest.mark.parametrize("target, id_column, fragment", [
+    ("row", None, "the target 'row' has the name of a field of prediction records (input, row, unseen_categories)"),
+    ("input", "Id", "the target 'input' has the name"),
+    ("price", "unseen_categories", "the id column 'unseen_categories' has the name"),
+])
+def test_a_column_named_as_a_prediction_field_is_refused(tmp_path, cli, target, id_column, fragment):
+    # A target `row` in a table without ids trained, then its predictions replaced the row numbers with prices.
+    rows = ames_rows(60)[["Gr_Liv_Area", "Sale_Price"]].rename(columns={"Sale_Price": target})
+    rows.insert(0, id_column or "Id", range(len(rows)))
+    rows.to_csv(tmp_path / "mine.csv", index=False)
+    ids = [f"data.id_column={id_column}"] if id_column else ["data.drop=[Id]"]
+    assert_user_error(cli("train", "housing", "data.source=csv", f"data.path={tmp_path / 'mine.csv'}",
+                          f"data.target={target}", *ids, "--out", tmp_path / "run"), fragment)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("overrides, fragment", [
     (["data.source=csv"], "csv needs data.path=FILE.csv and data.target=COLUMN"),
     (["data.source=csv", "data.path=/tmp/prices.csv"], "csv needs data.target=COLUMN (any UTF-8"),

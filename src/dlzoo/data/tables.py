@@ -284,6 +284,11 @@ def _row_labels(frame: pd.DataFrame) -> list[str]:
             and frame[column].notna().all() and frame[column].is_unique]
 
 
+# The fields of a prediction record besides the target and the id column, which these may not be named: "row"
+# numbers the rows of a table without ids (the id column itself has a name, so it may be "row").
+RECORD_FIELDS = {"target": ("input", "row", "unseen_categories"), "id column": ("input", "unseen_categories")}
+
+
 def _check_roles(target: str, id_column: str | None, drop: Sequence[str], categorical: Sequence[str]) -> None:
     """The target is what is predicted: it cannot also be ignored (data.drop) or name the rows (data.id_column).
     Nor can it, the id column or a dropped one be an input read as categories (data.categorical): none is among the
@@ -294,6 +299,12 @@ def _check_roles(target: str, id_column: str | None, drop: Sequence[str], catego
     if id_column == target:
         raise UserError(f"'{target}' cannot be both the target and the id column (data.id_column); name "
                         f"different columns")
+    for role, column in (("target", target), ("id column", id_column)):
+        # A prediction record is {"input", <id column or "row">, <target>, "unseen_categories"}: a column of one
+        # of those names would overwrite another field (a target `row` replaced the row numbers with prices).
+        if column in RECORD_FIELDS[role]:
+            raise UserError(f"the {role} '{column}' has the name of a field of prediction records "
+                            f"({', '.join(RECORD_FIELDS[role])}); rename the column in the table")
     not_inputs = {target: "the target", id_column: "the id column (data.id_column)",
                   **{column: "a column data.drop leaves out" for column in drop}}
     for column in categorical:
