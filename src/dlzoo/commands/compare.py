@@ -213,9 +213,6 @@ def plot_accuracy_vs_time(rows: list[RunRow], out: Path) -> Path:
         mine = [row for row in points if row.device == device]
         axis.scatter([r.train_seconds for r in mine], [r.value for r in mine], marker=markers[index % len(markers)],
                      label=device, zorder=3)
-        for row in mine:
-            axis.annotate(label(row), (row.train_seconds, row.value),
-                          textcoords="offset points", xytext=(5, 4), fontsize=8)
     seconds = [row.train_seconds for row in points]
     if min(seconds) > 0 and max(seconds) / min(seconds) > 10:
         axis.set_xscale("log")
@@ -226,7 +223,35 @@ def plot_accuracy_vs_time(rows: list[RunRow], out: Path) -> Path:
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
+    _label_points(axis, [(label(row), row.train_seconds, row.value) for row in points])
     return save_figure(figure, out, dpi=110)
+
+
+# Where a point's label may go, in points from the point (and its alignment), in the order tried.
+_LABEL_PLACES = [((5, 4), "left"), ((5, -11), "left"), ((-5, 4), "right"), ((-5, -11), "right"),
+                 ((5, 14), "left"), ((5, -21), "left")]
+
+
+def _label_points(axis: Any, labels: list[tuple[str, float, float]]) -> None:
+    """Each point named beside it, in the first place that overlaps no point and no label already placed (runs
+    that score alike in alike time would print their names over each other); the first place when all are taken."""
+    from matplotlib.transforms import Bbox
+
+    renderer = axis.figure.canvas.get_renderer()
+    radius = 4  # pixels: about a marker's half width at the figure's dpi
+    placed = [Bbox.from_extents(px - radius, py - radius, px + radius, py + radius)
+              for px, py in axis.transData.transform([(x, y) for _, x, y in labels])]
+    for text, x, y in sorted(labels, key=lambda item: -item[2]):  # from the top, as one reads
+        for offset, align in _LABEL_PLACES:
+            note = axis.annotate(text, (x, y), textcoords="offset points", xytext=offset, ha=align, fontsize=8)
+            box = note.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            note.remove()
+        else:
+            note = axis.annotate(text, (x, y), textcoords="offset points", xytext=_LABEL_PLACES[0][0], fontsize=8)
+            box = note.get_window_extent(renderer)
+        placed.append(box)
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
