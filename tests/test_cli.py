@@ -329,6 +329,18 @@ def test_corrupt_checkpoint(cli, tmp_path, digits_run):
     assert_user_error(cli("train", "--resume", broken), "is damaged", "removing this one")
 
 
+def test_a_run_whose_checkpoints_all_lost_their_weights_is_not_trained_again_over_its_log(cli, tmp_path, digits_run):
+    """Such a run was no run stopped in its first epoch (which a resume starts again, over its log): it says so."""
+    broken = tmp_path / "broken"
+    shutil.copytree(digits_run, broken)
+    (broken / "summary.json").unlink()
+    for weights in (broken / "checkpoints").glob("*/model.safetensors"):
+        weights.unlink()
+    log = (broken / "metrics.jsonl").read_bytes()
+    assert_user_error(cli("train", "--resume", broken), "epoch-0002 has no model.safetensors", "cannot be resumed")
+    assert (broken / "metrics.jsonl").read_bytes() == log and len(list(broken.glob("checkpoints/*/state.pt"))) == 2
+
+
 def test_a_training_state_of_another_layout_is_refused_by_resume(cli, tmp_path, digits_run):
     """A state.pt written by a dlzoo whose training state was laid out otherwise (here: before it said its format)
     is refused in a line, not restored half."""

@@ -109,6 +109,12 @@ def check_run_files(run_dir: Path) -> None:
         # Training again from the start would replace the finished run's log and summary.
         raise UserError(f"{run_dir} finished training (it has a {SUMMARY}) but has no checkpoint left to resume "
                         f"from: train a new run instead")
+    damaged = checkpoint.without_weights(run_dir)
+    if damaged and not checkpoint.list_checkpoints(run_dir):
+        # Not a run stopped in its first epoch, which a resume trains again from the start over its log: a run
+        # whose checkpoints were damaged since. It says so, and deletes nothing.
+        raise UserError(f"{damaged[-1]} has no {checkpoint.WEIGHTS} and {run_dir} no other checkpoint: it cannot be "
+                        f"resumed; remove {run_dir / checkpoint.CHECKPOINTS} to train it again from the start")
 
 
 def check_not_a_run_file(path: str | Path) -> Path:

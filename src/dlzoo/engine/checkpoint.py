@@ -181,6 +181,16 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(found, key=epoch_of)
 
 
+def without_weights(run_dir: Path) -> list[Path]:
+    """A run's checkpoint folders (`epoch-NNNN`) that lack their weights, oldest first: never what a kill leaves
+    (a checkpoint is renamed into place whole), but a hand or a damaged disk can."""
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and _NAME.match(p.name) and not (p / WEIGHTS).is_file()]
+    return sorted(found, key=epoch_of)
+
+
 def is_checkpoint(path: Path) -> bool:
     """Whether `path` is one complete checkpoint of a run (`RUN/checkpoints/epoch-NNNN` holding its weights)."""
     path = Path(path).absolute()  # `epoch-0002` given from inside checkpoints/ has a parent too
