@@ -341,6 +341,45 @@ def test_a_run_whose_checkpoints_all_lost_their_weights_is_not_trained_again_ove
     assert (broken / "metrics.jsonl").read_bytes() == log and len(list(broken.glob("checkpoints/*/state.pt"))) == 2
 
 
+def test_a_run_directory_is_trained_by_one_process_at_a_time(cli, tmp_path, digits_run, monkeypatch):
+    """Two trainings of one run (`--resume` twice, or one `--out` given twice at once) logged every epoch twice and
+    could sweep away the checkpoint the other was writing: the second is refused, and writes nothing."""
+    from dlzoo import runs
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    (run / "summary.json").unlink()
+    shutil.rmtree(run / "checkpoints" / "epoch-0002")  # as if killed in its second epoch
+    log = (run / "metrics.jsonl").read_bytes()
+    held = runs.hold_run(run)  # another training of it, under way
+    try:
+        assert_user_error(cli("train", "--resume", run), f"{run} is being trained by another process")
+        assert (run / "metrics.jsonl").read_bytes() == log
+        new = tmp_path / "new"
+        new.mkdir()
+        held_new = runs.hold_run(new)
+        try:
+            assert_user_error(cli("train", "digits", *TINY_DIGITS, "--out", new), "being trained by another process")
+        finally:
+            runs.release(held_new)
+        assert list(new.iterdir()) == []
+    finally:
+        runs.release(held)
+    resumed = cli("train", "--resume", run)
+    assert resumed.code == 0, resumed.err
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 1, 2, 2]
+
+    # Another run given the same --out that began after this one's first check, and is done: it is not replaced.
+    def another_run_began(path):
+        shutil.copy(run / "config.yaml", path / "config.yaml")
+        return real_hold(path)
+
+    real_hold = runs.hold_run
+    monkeypatch.setattr(runs, "hold_run", another_run_began)
+    assert_user_error(cli("train", "digits", *TINY_DIGITS, "--out", tmp_path / "late"), "already holds a run")
+    assert sorted(path.name for path in (tmp_path / "late").iterdir()) == ["config.yaml"]
+
+
 def test_a_training_state_of_another_layout_is_refused_by_resume(cli, tmp_path, digits_run):
     """A state.pt written by a dlzoo whose training state was laid out otherwise (here: before it said its format)
     is refused in a line, not restored half."""

@@ -153,6 +153,47 @@ def new_run_dir(recipe: str, out: str | None, task_files: Iterable[str] = ()) ->
     return path
 
 
+def hold_run(run_dir: Path) -> int | None:
+    """Take `run_dir` for this training alone, until the returned descriptor is closed: a second training of it
+    (`--resume` twice, or one `--out` given to two new runs at once) is refused, rather than log every epoch twice
+    and sweep away the checkpoint the other is writing. An advisory lock on the folder itself (flock): nothing is
+    written, and it goes with the process (and the loader workers it forked), however that ends. None where there
+    is no flock (Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    handle = os.open(run_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(handle)
+        raise UserError(f"{run_dir} is being trained by another process: wait for it to end, or stop it") from None
+    except OSError:  # a file system that locks nothing (some network ones): train unguarded, as before
+        pass
+    return handle
+
+
+def release(held: int | None) -> None:
+    """Let go of a run directory that `hold_run` held."""
+    if held is not None:
+        os.close(held)
+
+
+def hold_new_run(recipe: str, out: str | None, task_files: Iterable[str] = ()) -> tuple[Path, int | None]:
+    """`new_run_dir`, made and held (`hold_run`): the folder and what to `release` when its training ends."""
+    path = new_run_dir(recipe, out, task_files)
+    path.mkdir(parents=True, exist_ok=True)
+    held = hold_run(path)
+    if out:
+        try:  # again, now held: another run given the same --out may have begun there since the first check
+            check_out(out, task_files)
+        except BaseException:
+            release(held)
+            raise
+    return path, held
+
+
 def write_config(run_dir: Path, config: RecipeConfig) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_whole(run_dir / CONFIG, to_yaml(config))

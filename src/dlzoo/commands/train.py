@@ -41,8 +41,10 @@ def run_training(args: argparse.Namespace) -> tuple[int, Path | None]:
     from dlzoo.runs import (
         discard_unstarted_run,
         forget_unfinished_epoch,
-        new_run_dir,
+        hold_new_run,
+        hold_run,
         outermost_missing,
+        release,
         sweep_temporaries,
         write_config,
     )
@@ -51,13 +53,16 @@ def run_training(args: argparse.Namespace) -> tuple[int, Path | None]:
     runtime = Runtime.create(config.trainer)
     new_run: Path | None = None  # this command's own run directory, until its first checkpoint
     made: Path | None = None  # the outermost folder it made (--out new/dir/run: new), removed with it
+    held: int | None = None  # rank 0's hold on the run directory (`hold_run`), until training ends
     restore_sigterm = _stop_training_at_sigterm(not runtime.distributed)  # from setup on: it may write the run
     try:
+        if run_dir is not None and runtime.is_main:
+            held = hold_run(run_dir)
         task = recipe.task(config)
         task.setup(runtime)  # data and models: every user error about them comes before anything is written
         if run_dir is None:
             made = outermost_missing(Path(args.out or "runs"))
-            path = new_run_dir(recipe.name, args.out, recipe.task.run_files) if runtime.is_main else None
+            path, held = hold_new_run(recipe.name, args.out, recipe.task.run_files) if runtime.is_main else (None, None)
             run_dir = runtime.broadcast_object(path)
             if runtime.is_main:
                 new_run = run_dir
@@ -92,6 +97,7 @@ def run_training(args: argparse.Namespace) -> tuple[int, Path | None]:
     finally:
         restore_sigterm()
         runtime.shutdown()
+        release(held)
     return 0, run_dir
 
 
