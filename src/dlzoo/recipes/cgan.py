@@ -34,7 +34,8 @@ register_recipe(Recipe(
     default_config=lambda: cgan_config("mnist5k", epochs=150),
     summary="class-conditional WGAN-GP + spectral norm on mnist5k digits; fixed-noise grids every epoch",
     reference="conditional acc 0.967, Fréchet 1.15 x real floor (digits judge; in an earlier run, judge seeds 0-4: "
-              "0.966-0.981), 520 s train, 1 thread on a busy 2-core AMD EPYC CPU: dlzoo bench generative threads=1",
+              "0.966-0.981), 520 s train (quiet) to 1,165 s (busy), 1 thread on a 2-core AMD EPYC CPU: dlzoo bench "
+              "generative threads=1",
 ))
 
 register_recipe(Recipe(
