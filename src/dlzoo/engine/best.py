@@ -31,8 +31,10 @@ def parse(setting: str, splits: tuple[str, ...], goals: dict[str, Goal], recipe:
     choices = ", ".join(f"{s}.{m}" for s in splits for m in goals)
     if not choices:
         raise UserError(f"trainer.keep_best: recipe '{recipe}' evaluates no metric to choose an epoch by")
+    # `val` is evaluated only when the run holds it out: the likeliest reason it is missing is a forgotten fraction.
+    hint = " (a val split is held out by data.val_fraction, in the recipes that take it)" if split == "val" else ""
     raise UserError(f"trainer.keep_best must name a split and metric that recipe '{recipe}' evaluates, one of: "
-                    f"{choices}; got '{setting}'")
+                    f"{choices}; got '{setting}'{hint}")
 
 
 @dataclass
