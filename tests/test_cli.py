@@ -341,6 +341,19 @@ def test_a_run_whose_checkpoints_all_lost_their_weights_is_not_trained_again_ove
     assert (broken / "metrics.jsonl").read_bytes() == log and len(list(broken.glob("checkpoints/*/state.pt"))) == 2
 
 
+def test_resume_says_it_passes_over_a_newer_checkpoint_without_weights(cli, tmp_path, digits_run):
+    # It went on from the older checkpoint, saying only "from epoch 1": as if the newer one had never been.
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    (run / "summary.json").unlink()
+    (run / "checkpoints" / "epoch-0002" / "model.safetensors").unlink()
+    resumed = cli("train", "--resume", run)
+    assert resumed.code == 0, resumed.err
+    damaged = run / "checkpoints" / "epoch-0002"
+    assert f"note: {damaged} has no model.safetensors: going on from epoch-0001" in resumed.out
+    assert (damaged / "model.safetensors").is_file()  # trained again, and saved whole
+
+
 def test_a_run_directory_is_trained_by_one_process_at_a_time(cli, tmp_path, digits_run, monkeypatch):
     """Two trainings of one run (`--resume` twice, or one `--out` given twice at once) logged every epoch twice and
     could sweep away the checkpoint the other was writing: the second is refused, and writes nothing."""

@@ -77,6 +77,11 @@ def run_training(args: argparse.Namespace) -> tuple[int, Path | None]:
             console.line(f"{run_dir} has trained all its {epochs}: nothing to continue "
                          f"(`dlzoo eval {run_dir}` scores it)")
             return 0, run_dir
+        if resume_from is not None:  # a newer checkpoint whose weights a hand or a disk removed is passed over
+            newest = checkpoint.list_checkpoints(run_dir)[-1]
+            for damaged in checkpoint.without_weights(run_dir):
+                if checkpoint.epoch_of(damaged) > checkpoint.epoch_of(newest):
+                    console.line(f"note: {damaged} has no {checkpoint.WEIGHTS}: going on from {newest.name}")
         if args.resume and resume_from is None:  # killed in its first epoch: nothing to continue, so start over
             if runtime.is_main:
                 forget_unfinished_epoch(run_dir, recipe.task.run_files)
