@@ -16,6 +16,7 @@ from dlzoo.errors import UserError
 
 if TYPE_CHECKING:
     from dlzoo.config import RecipeConfig
+    from dlzoo.engine.runtime import Runtime
     from dlzoo.recipes import Recipe
 
 
@@ -35,19 +36,9 @@ def train(args: argparse.Namespace) -> int:
 def run_training(args: argparse.Namespace) -> tuple[int, Path | None]:
     """What `dlzoo train` does: the exit status (0, or 130/143 after Ctrl-C/SIGTERM) and the run directory trained
     (None when a stopped new run left nothing); `dlzoo.train` in Python calls it too."""
-    from dlzoo.engine import checkpoint
     from dlzoo.engine.runtime import Runtime
     from dlzoo.engine.trainer import Trainer
-    from dlzoo.runs import (
-        discard_unstarted_run,
-        forget_unfinished_epoch,
-        hold_new_run,
-        hold_run,
-        outermost_missing,
-        release,
-        sweep_temporaries,
-        write_config,
-    )
+    from dlzoo.runs import discard_unstarted_run, hold_new_run, hold_run, outermost_missing, release, write_config
 
     recipe, config, run_dir = _recipe_and_config(args)
     runtime = Runtime.create(config.trainer)
@@ -69,23 +60,12 @@ def run_training(args: argparse.Namespace) -> tuple[int, Path | None]:
                 made = made or (None if args.out else run_dir)  # runs/ was there: the run's own folder is new
                 write_config(run_dir, config)
         console = Console(enabled=runtime.is_main)
-        if args.resume and runtime.is_main:
-            sweep_temporaries(run_dir, recipe.task.run_files)
-        resume_from = run_dir if args.resume and checkpoint.list_checkpoints(run_dir) else None
+        resume_from = _resume_point(run_dir, runtime, console, recipe.task.run_files) if args.resume else None
         if resume_from is not None and _finished(run_dir, config.trainer.epochs):
             epochs = f"{config.trainer.epochs} epoch{'s' if config.trainer.epochs != 1 else ''}"
             console.line(f"{run_dir} has trained all its {epochs}: nothing to continue "
                          f"(`dlzoo eval {run_dir}` scores it)")
             return 0, run_dir
-        if resume_from is not None:  # a newer checkpoint whose weights a hand or a disk removed is passed over
-            newest = checkpoint.list_checkpoints(run_dir)[-1]
-            for damaged in checkpoint.without_weights(run_dir):
-                if checkpoint.epoch_of(damaged) > checkpoint.epoch_of(newest):
-                    console.line(f"note: {damaged} has no {checkpoint.WEIGHTS}: going on from {newest.name}")
-        if args.resume and resume_from is None:  # killed in its first epoch: nothing to continue, so start over
-            if runtime.is_main:
-                forget_unfinished_epoch(run_dir, recipe.task.run_files)
-            console.line(f"{run_dir} has no checkpoint yet (stopped in its first epoch): training from the start")
         summary = Trainer(task, runtime, run_dir, console).fit(resume_from=resume_from)
         _print_summary(console, summary, run_dir)
     except BaseException as error:
@@ -104,6 +84,27 @@ def run_training(args: argparse.Namespace) -> tuple[int, Path | None]:
         runtime.shutdown()
         release(held)
     return 0, run_dir
+
+
+def _resume_point(run_dir: Path, runtime: Runtime, console: Console, run_files: tuple[str, ...]) -> Path | None:
+    """Where `--resume` goes on from: the run directory, whose newest complete checkpoint `Trainer.fit` loads, or
+    None for a run stopped in its first epoch, which trains again from the start. Temporary files a killed write
+    left are swept first, so that they are not taken for checkpoints or outputs."""
+    from dlzoo.engine import checkpoint
+    from dlzoo.runs import forget_unfinished_epoch, sweep_temporaries
+
+    if runtime.is_main:
+        sweep_temporaries(run_dir, run_files)
+    found = checkpoint.list_checkpoints(run_dir)
+    if not found:  # killed in its first epoch: nothing to continue, so start over
+        if runtime.is_main:
+            forget_unfinished_epoch(run_dir, run_files)
+        console.line(f"{run_dir} has no checkpoint yet (stopped in its first epoch): training from the start")
+        return None
+    for damaged in checkpoint.without_weights(run_dir):  # a newer checkpoint whose weights a hand or a disk removed
+        if checkpoint.epoch_of(damaged) > checkpoint.epoch_of(found[-1]):
+            console.line(f"note: {damaged} has no {checkpoint.WEIGHTS}: going on from {found[-1].name}")
+    return run_dir
 
 
 def _finished(run_dir: Path, epochs: int) -> bool:
