@@ -262,9 +262,9 @@ def test_reader_refuses_a_run_that_is_not_a_digit_classifier(reader):
         DigitReader(NotDigits())
 
 
-def test_wrong_kinds_of_run_are_named_in_cli_terms(cli, tmp_path):
+def test_wrong_kinds_of_run_are_named_in_cli_terms(cli, tmp_path, monkeypatch):
     """A generative run has the digits' classes but reads nothing; a line run is no --classifier: each message says
-    which run is wrong and what it is, not a Python class to use instead."""
+    which run is wrong and what it is, not a Python class to use instead. `bench reader` says so before it trains."""
     vae, lines = tmp_path / "vae", tmp_path / "lines"
     assert cli("train", "vae-digits", "data.limit=64", "data.batch_size=32", "trainer.epochs=1", "iw_samples=1",
                "trainer.device=cpu", "--out", vae).code == 0
@@ -280,6 +280,14 @@ def test_wrong_kinds_of_run_are_named_in_cli_terms(cli, tmp_path):
         result = cli("read", lines, picture, "--classifier", classifier)
         assert_user_error(result, f"--classifier {classifier} must be a digits run", f"not {what}")
         assert "LineReader" not in result.err
+    import dlzoo.bench.reader as reader_bench
+
+    def trains(*args, **kwargs):
+        raise AssertionError("trained a digit-lines run for a classifier_run it then refused")
+
+    monkeypatch.setattr(reader_bench, "train_recipe", trains)
+    with pytest.raises(UserError, match=f"classifier_run {vae} must be a digits run .*not a vae-digits run"):
+        reader_bench.run(pictures=1, recipe="digit-lines", classifier_run=str(vae))
 
 
 def test_cuts_never_cross_so_atoms_partition_overlapping_digits():
@@ -354,3 +362,4 @@ def test_the_scorer_fit_gives_weights_for_every_feature_from_training_digits(rea
     assert result["digit_bonus"] in result["by_bonus"] and 0 < result["whole_fraction"] < 1
     apart = result["exact_read_rate"][0]
     assert apart >= max(rates[0] for rates in result["by_bonus"].values()) - 0.01  # the rule it states
+

@@ -83,12 +83,11 @@ def _run(pictures: int, seed: int, run_dir: str | None, pool: str, failures: int
         raise UserError(f"recipe must be one of {', '.join(READERS)} (the run the reader uses), got {recipe!r}")
     run_dir = run_dir or os.environ.get("DLZOO_READER_RUN")
     if classifier_run is not None:  # checked before any training: a line run takes over an hour on a CPU
-        from dlzoo.runs import open_run
+        from dlzoo.reader.read import load_classifier
 
         if run_dir is None and recipe != "digit-lines":
             raise UserError("classifier_run helps a digit-lines run read: add recipe=digit-lines or run_dir=")
-        if open_run(classifier_run).recipe.name == "digit-lines":
-            raise UserError(f"classifier_run must be a digits run, and {classifier_run} is a digit-lines run")
+        load_classifier(classifier_run, "cpu", option="classifier_run")  # any run but a digit classifier refused
     if run_dir is None:
         run_dir = train_recipe(recipe, ["trainer.device=cpu", "trainer.seed=0"])["run_dir"]
     summary_path = Path(run_dir) / "summary.json"

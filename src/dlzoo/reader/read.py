@@ -217,11 +217,19 @@ def load_reader(run_dir: str | Path, device: str = "auto",
                         "one (read with it alone)")
     from dlzoo.reader.lines import LineReader
 
-    classifier = load_for_inference(open_run(classifier_run), device)
+    return LineReader(task, load_classifier(classifier_run, device))
+
+
+def load_classifier(run_dir: str | Path, device: str = "auto", option: str = "--classifier") -> DigitReader:
+    """The digit classifier that reads along with a line recognizer (`option`, as the user named it), refused in
+    the user's terms unless it is one (a `digits` run)."""
+    from dlzoo.runs import load_for_inference, open_run
+
+    classifier = load_for_inference(open_run(run_dir), device)
     wrong = not_a_digit_classifier(classifier)
     if wrong:
-        raise UserError(f"--classifier {classifier_run} must be a digits run (a digit classifier), not {wrong}")
-    return LineReader(task, DigitReader(classifier))
+        raise UserError(f"{option} {run_dir} must be a digits run (a digit classifier), not {wrong}")
+    return DigitReader(classifier)
 
 
 def read_digits(image: Picture, model: DigitReader | LineReader | Task | str | Path) -> Reading:
