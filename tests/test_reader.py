@@ -363,3 +363,12 @@ def test_the_scorer_fit_gives_weights_for_every_feature_from_training_digits(rea
     apart = result["exact_read_rate"][0]
     assert apart >= max(rates[0] for rates in result["by_bonus"].values()) - 0.01  # the rule it states
 
+
+def test_the_scorer_fit_refuses_what_it_cannot_fit_in_one_line(reader_run, tmp_path, capsys):
+    from dlzoo.reader.fit import main as fit_main
+
+    for args, fragment in (([str(tmp_path / "missing")], "run directory not found"),
+                           ([str(reader_run), "--pictures", "0"], "--pictures must be at least 1")):
+        assert fit_main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("python -m dlzoo.reader.fit: error: ") and fragment in err and err.count("\n") == 1

@@ -14,14 +14,16 @@ the most touching ones. The constants are printed, to be pasted into grouping.py
 from __future__ import annotations
 
 import argparse
+import sys
 
 import cv2
 import numpy as np
 
 from dlzoo.bench.compose_numbers import compose_number
 from dlzoo.data.images import load_image_arrays
+from dlzoo.errors import UserError, one_line
 from dlzoo.reader.grouping import FEATURES, group_features
-from dlzoo.reader.read import DigitReader, Proposal
+from dlzoo.reader.read import DigitReader, Proposal, not_a_digit_classifier
 
 WHOLE = 0.8  # purity and coverage of a candidate that counts as one whole digit
 
@@ -60,7 +62,15 @@ def read_text(proposal: Proposal, scores: list[np.ndarray], digit_bonus: float) 
 def fit(run_dir: str, pictures: int = 300, seed: int = 7) -> dict:
     from sklearn.linear_model import LogisticRegression
 
-    reader = DigitReader.from_run(run_dir, "cpu")
+    from dlzoo.runs import load_for_inference, open_run
+
+    if pictures < 1:
+        raise UserError(f"--pictures must be at least 1, got {pictures}")
+    task = load_for_inference(open_run(run_dir), "cpu")
+    wrong = not_a_digit_classifier(task)
+    if wrong:  # the scorer weighs a classifier's candidate digits: a line recognizer reads none
+        raise UserError(f"the scorer is fitted for a digits run (a digit classifier), not {wrong}")
+    reader = DigitReader(task)
     arrays = load_image_arrays("mnist5k")
     samples = []  # (truth, proposal, features, labels, touching)
     for touching in (False, True):
@@ -94,19 +104,25 @@ def fit(run_dir: str, pictures: int = 300, seed: int = 7) -> dict:
             "whole_fraction": float(labels.mean())}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dlzoo.reader.fit", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir")
     parser.add_argument("--pictures", type=int, default=300, help="pictures per set (apart, touching)")
     parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
-    result = fit(args.run_dir, args.pictures, args.seed)
+    args = parser.parse_args(argv)
+    try:
+        result = fit(args.run_dir, args.pictures, args.seed)
+    except UserError as error:  # a missing run or the wrong kind: one line and status 2, as from `dlzoo`
+        print(f"{parser.prog}: error: {one_line(str(error))}", file=sys.stderr)
+        return 2
     print(f"# {result['candidates']} candidates, {result['whole_fraction']:.1%} whole digits; "
           f"exact reads on the training compositions (apart, touching): {result['exact_read_rate']}")
     print(f"WEIGHTS = np.array({list(result['weights'].values())})  # {', '.join(FEATURES)}")
     print(f"BIAS = {result['bias']}")
     print(f"DIGIT_BONUS = {result['digit_bonus']}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
