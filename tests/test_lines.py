@@ -3,6 +3,7 @@ read by `dlzoo read`, and its errors."""
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +145,13 @@ def test_bench_reader_measures_a_line_run(lines_run):
     assert 0 <= result["touching"]["digit_accuracy"] <= 1
     with pytest.raises(UserError, match="recipe"):
         get_benchmark("reader")(pictures=2, recipe="fashion")
+
+
+def test_bench_reader_refuses_a_corrupt_summary_in_one_line(cli, lines_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(lines_run, run)
+    (run / "summary.json").write_text('{"metrics": ')  # cut short
+    assert_user_error(cli("bench", "reader", f"run_dir={run}", "pictures=1"), f"cannot read {run / 'summary.json'}")
 
 
 def test_bad_line_config_is_a_user_error(cli, tmp_path):

@@ -90,9 +90,8 @@ def _run(pictures: int, seed: int, run_dir: str | None, pool: str, failures: int
         load_classifier(classifier_run, "cpu", option="classifier_run")  # any run but a digit classifier refused
     if run_dir is None:
         run_dir = train_recipe(recipe, ["trainer.device=cpu", "trainer.seed=0"])["run_dir"]
-    summary_path = Path(run_dir) / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     reader = load_reader(run_dir, "cpu", classifier_run)  # the checkpoint says which: classifier or lines
+    summary = _summary(Path(run_dir) / "summary.json")
     arrays = load_image_arrays("mnist5k")
     images, labels = ((arrays.test_images, arrays.test_labels) if pool == "test"
                       else (arrays.train_images, arrays.train_labels))
@@ -109,3 +108,17 @@ def _run(pictures: int, seed: int, run_dir: str | None, pool: str, failures: int
                     for name, target in TARGETS.items()},
         "machine": {**machine(torch.device("cpu")), "torch_threads": torch.get_num_threads()},
     }
+
+
+def _summary(path: Path) -> dict[str, Any]:
+    """The run's summary for the report: {} when it has none (a run stopped before its end still reads); one that
+    is there but cannot be read is refused, as `dlzoo compare` refuses it."""
+    if not path.exists():
+        return {}
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"cannot read {path}: {error}") from None
+    if not isinstance(summary, dict):
+        raise UserError(f"{path} does not hold a JSON object")
+    return summary
