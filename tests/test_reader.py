@@ -215,6 +215,20 @@ def test_cli_reads_pictures_to_json_and_annotates(cli, reader_run, digits, tmp_p
     assert first.read_bytes() == before and not (tmp_path / "second.png").exists()
 
 
+def test_cli_reads_every_picture_in_a_folder_as_predict_does(cli, reader_run, digits, tmp_path):
+    # `dlzoo predict RUN FOLDER` took a folder's pictures, `dlzoo read` refused the folder.
+    scans = tmp_path / "scans"
+    (scans / "b").mkdir(parents=True)
+    second = write(scans / "b" / "second.jpg", on_paper(ink_row(number(digits, "7"), [])))
+    first = write(scans / "a.png", on_paper(ink_row(number(digits, "52"), [16])))
+    (scans / "notes.txt").write_text("not a picture")
+    result = cli("read", reader_run, scans, "--json")
+    assert result.code == 0, result.err
+    assert [json.loads(line)["path"] for line in result.out.splitlines()] == [str(first), str(second)]
+    (tmp_path / "empty").mkdir()
+    assert_user_error(cli("read", reader_run, tmp_path / "empty"), "holds no pictures", "to read")
+
+
 def test_annotate_replaces_its_own_earlier_pictures_but_no_other_file(cli, reader_run, digits, tmp_path):
     """`--annotate DIR` names a folder, not its files: a user's own `first.png` there was replaced. It is refused
     before any reading; an annotation an earlier `read` wrote is replaced, so reading again just works."""

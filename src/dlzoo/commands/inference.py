@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from dlzoo.cli import add_device_option, command
 from dlzoo.errors import UserError
@@ -73,25 +72,9 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_option(parser)
 
 
-def _pictures_of_folders(inputs: list[str]) -> list[str]:
-    """The inputs with each folder replaced by the pictures in it and its subfolders, in name order: `dlzoo predict
-    RUN photos/`."""
-    from dlzoo.data.folder import IMAGE_SUFFIXES, pictures_in
-
-    files = []
-    for given in inputs:
-        if not Path(given).is_dir():
-            files.append(given)
-            continue
-        pictures = pictures_in(Path(given))
-        if not pictures:
-            raise UserError(f"{given} holds no pictures ({', '.join(sorted(IMAGE_SUFFIXES))}) to predict")
-        files += [str(picture) for picture in pictures]
-    return files
-
-
 @command("predict", "predict with a trained run", _predict_arguments)
 def predict(args: argparse.Namespace) -> None:
+    from dlzoo.data.folder import pictures_of_folders
     from dlzoo.runs import check_not_a_run_file, load_for_inference, open_run
 
     run = open_run(args.run_dir)
@@ -101,7 +84,7 @@ def predict(args: argparse.Namespace) -> None:
     if args.out and not run.recipe.task.writes_predictions:  # rather than ignore it and write nothing
         raise UserError(f"--out writes a table of predictions, which recipe '{run.recipe.name}' does not make; "
                         "use --json and redirect the output")
-    inputs = _pictures_of_folders(args.inputs) if run.recipe.task.predicts_pictures else args.inputs
+    inputs = pictures_of_folders(args.inputs, "predict") if run.recipe.task.predicts_pictures else args.inputs
     task = load_for_inference(run, args.device)
     for record in task.predict(inputs, out=args.out):
         print(json.dumps(record, ensure_ascii=False) if args.json else task.describe(record))

@@ -13,7 +13,8 @@ from dlzoo.errors import UserError
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a trained digits (or digit-lines) run")
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="pictures of numbers (photos, scans)")
+    parser.add_argument("images", nargs="+", metavar="IMAGE",
+                        help="pictures of numbers (photos, scans); a folder stands for the pictures in it")
     parser.add_argument("--json", action="store_true", help="one JSON object per picture")
     parser.add_argument("--annotate", metavar="OUT_DIR", help="write each picture with boxes and digits to OUT_DIR")
     parser.add_argument("--classifier", metavar="DIGITS_RUN",
@@ -23,6 +24,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("read", "read the handwritten numbers in pictures with a trained digits or digit-lines run", _arguments)
 def read(args: argparse.Namespace) -> None:
+    from dlzoo.data.folder import pictures_of_folders
     from dlzoo.reader import load_reader
     from dlzoo.reader.annotate import write_annotation
     from dlzoo.runs import check_not_a_run_file
@@ -33,10 +35,13 @@ def read(args: argparse.Namespace) -> None:
         raise UserError(f"--annotate {out_dir} exists and is not a folder")
     if out_dir is not None:
         check_not_a_run_file(out_dir)
-    pictures = {path: read_image(path) for path in dict.fromkeys(args.images)}  # every file checked before work
-    targets = _annotation_targets(list(pictures), out_dir) if out_dir is not None else {}
+    paths = list(dict.fromkeys(pictures_of_folders(args.images, "read")))
+    for path in paths:  # every file checked before any work, then decoded again in its turn: a folder of large
+        read_image(path)  # photos is never held in memory all at once
+    targets = _annotation_targets(paths, out_dir) if out_dir is not None else {}
     reader = load_reader(args.run_dir, args.device, args.classifier)  # a digits classifier or a line recognizer
-    for path, picture in pictures.items():
+    for path in paths:
+        picture = read_image(path)
         reading = reader.read(picture)
         record = {"path": path, **reading.to_dict()}
         if path in targets:

@@ -53,6 +53,21 @@ def _hidden(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
+def pictures_of_folders(inputs: list[str], purpose: str) -> list[str]:
+    """The inputs with each folder replaced by the pictures in it and its subfolders, in name order: `dlzoo predict
+    RUN photos/`, `dlzoo read RUN scans/`; `purpose` says what they are for, in the error for a folder of none."""
+    files = []
+    for given in inputs:
+        if not Path(given).is_dir():
+            files.append(given)
+            continue
+        pictures = pictures_in(Path(given))
+        if not pictures:
+            raise UserError(f"{given} holds no pictures ({', '.join(sorted(IMAGE_SUFFIXES))}) to {purpose}")
+        files += [str(picture) for picture in pictures]
+    return files
+
+
 def pictures_in(folder: Path, skipped: Counter[str] | None = None) -> list[Path]:
     """The pictures in `folder` and its subfolders, sorted; other files (not hidden) are counted in `skipped` by
     their suffix."""
