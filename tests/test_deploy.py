@@ -167,13 +167,15 @@ def test_a_failed_export_removes_the_folders_it_made_and_no_others(cli, digits_r
     assert [p.name for p in tmp_path.rglob("*")] == ["mine"]
 
 
-def test_export_pt2_names_its_temp_file_as_pt2(cli, digits_run, tmp_path, caplog):
-    # torch.export.save logs a warning for a file name not ending in .pt2, the temporary one included
+@pytest.mark.parametrize("name", ["model.pt2", "model.PT2"])
+def test_export_pt2_logs_no_warning_about_its_file_name(cli, digits_run, tmp_path, caplog, name):
+    # torch.export.save logs a warning for a file name not ending in .pt2 (the temporary one, or `--out m.PT2`)
     with caplog.at_level(logging.WARNING, logger="torch.export"):
-        result = cli("export", digits_run, "--out", tmp_path / "model.pt2")
+        result = cli("export", digits_run, "--out", tmp_path / name)
     assert result.code == 0, result.err
     assert "ending in .pt2" not in caplog.text + result.err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt2", "model.pt2.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name, f"{name}.json"]
+    assert torch.export.load(tmp_path / name).module()(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
 
 
 @pytest.mark.parametrize("port", ["70000", "-1", "http"])

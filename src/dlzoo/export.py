@@ -78,7 +78,8 @@ def _write_program(module: torch.nn.Module, example: tuple[torch.Tensor, ...], f
         warnings.filterwarnings("ignore", message="No complete tensor found in the group")
         if fmt == "pt2":
             program = torch.export.export(module, example, dynamic_shapes=_dynamic_batch(example))
-            torch.export.save(program, str(path))
+            with open(path, "wb") as handle:  # a file object: torch warns of a name not ending in .pt2 (`--out m.PT2`)
+                torch.export.save(program, handle)
         else:
             names = [f"input{i}" if len(example) > 1 else "input" for i in range(len(example))]
             program = torch.onnx.export(module, example, input_names=names, output_names=["output"],
