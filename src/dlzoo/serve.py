@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import tempfile
 import threading
 from http import HTTPStatus
@@ -40,6 +41,10 @@ def make_server(run: LoadedRun, host: str = "127.0.0.1", port: int = 8000, devic
 
 class PredictionServer(ThreadingHTTPServer):
     """One loaded run served over HTTP: each request (`_Handler`) in a thread of its own, predictions one at a time."""
+
+    # Connections the kernel holds until they are accepted. socketserver's 5 is too few: when more clients than
+    # that connect at once (a script sending its pictures in parallel), the kernel resets the others' connections.
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(self, address: tuple[str, int], task: Task, info: dict[str, Any]):
         self.task = task
