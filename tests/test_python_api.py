@@ -100,6 +100,11 @@ def test_predict_takes_files_arrays_and_pil_images_alike(digits_run, digit_pictu
     assert from_file["path"] == str(picture) and from_array["path"] is None and from_pil["path"] is None
     assert from_file["top"] == from_array["top"] == from_pil["top"]
     assert json.loads(json.dumps([from_file, from_array])) == [from_file, from_array]
+    # how many likely classes a record lists: every class at most, none is refused (was an IndexError from topk)
+    assert [len(record["top"]) for record in task.predict([picture, picture], top=12)] == [10, 10]
+    for top in (0, -1, 2.5):
+        with pytest.raises(UserError, match="top= is how many of the most likely classes"):
+            task.predict([picture], top=top)
 
 
 @pytest.mark.parametrize("device", ["gpu", "CPU", "tpu:0"])

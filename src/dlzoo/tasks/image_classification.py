@@ -366,8 +366,11 @@ class ImageClassification(Task):
     predicts_pictures = True
 
     def predict(self, inputs: list[Picture], out: str | None = None, top: int = 3) -> list[dict[str, Any]]:
-        """Files, uint8 RGB/grey arrays or PIL images (`load_picture`), in one list."""
+        """Files, uint8 RGB/grey arrays or PIL images (`load_picture`), in one list; `top`: how many of the most
+        likely classes each record lists."""
         inputs = predict_inputs(inputs, IN_MEMORY_PICTURES)
+        if isinstance(top, bool) or not isinstance(top, int) or top < 1:  # topk(0) left no label to report
+            raise UserError(f"top= is how many of the most likely classes to list, at least 1, not {top!r}")
         if not inputs:  # no records, as the other tasks give: np.stack below has nothing to stack
             return []
         preprocessing = preprocessing_from_dict(self.meta["preprocess"])
