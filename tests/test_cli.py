@@ -42,6 +42,14 @@ def test_show_a_run_names_its_classes_in_the_order_predictions_index_them(cli, d
     assert yaml.safe_load(shown.out)["data"]["limit"] == 600
     assert_user_error(cli("show", digits_run / "checkpoints" / "epoch-0009"), "checkpoint not found", "kept: ")
     assert_user_error(cli("show", digits_run / "checkpoints"), "holds a run's checkpoints: name the run")
+    damaged = tmp_path / "damaged"  # a copy of the run whose latest checkpoint lost its weights
+    shutil.copytree(digits_run, damaged)
+    (damaged / "checkpoints" / "epoch-0002" / "model.safetensors").unlink()
+    for command in ("show", "eval", "predict", "export"):  # said to be incomplete, not to "hold no checkpoint"
+        assert_user_error(cli(command, damaged / "checkpoints" / "epoch-0002", *(["x.png"] * (command == "predict"))),
+                          "epoch-0002 is not a complete checkpoint (it has no model.safetensors); complete ones: "
+                          "epoch-0001")
+    assert not (damaged / "export").exists()
     killed = tmp_path / "killed"  # stopped in its first epoch: a config, no checkpoint
     killed.mkdir()
     (killed / "config.yaml").write_text((digits_run / "config.yaml").read_text())

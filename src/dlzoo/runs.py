@@ -339,6 +339,9 @@ def open_run(run_dir: str | Path) -> LoadedRun:
                         f"({_kept(whole_run)}) as {run_dir / 'epoch-NNNN'}")
     if checkpoint.is_checkpoint(run_dir):
         run_dir, found = its_run, run_dir
+    elif run_dir.absolute().parent.name == checkpoint.CHECKPOINTS:  # one without its weights: damaged, or half-saved
+        raise UserError(f"{run_dir} is not a complete checkpoint (it has no {checkpoint.WEIGHTS}); complete ones: "
+                        f"{_kept(its_run) or 'none'}")
     else:
         found = checkpoint.latest(run_dir)
     metadata = checkpoint.read_metadata(found / checkpoint.WEIGHTS)
