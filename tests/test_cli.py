@@ -50,6 +50,10 @@ def test_show_a_run_names_its_classes_in_the_order_predictions_index_them(cli, d
                           "epoch-0002 is not a complete checkpoint (it has no model.safetensors); complete ones: "
                           "epoch-0001")
     assert not (damaged / "export").exists()
+    passed_over = cli("show", damaged)  # the run itself: its newest complete checkpoint, saying which it passed over
+    assert passed_over.code == 0 and passed_over.out.startswith(f"# {damaged}: recipe digits, checkpoint epoch-0001")
+    lost = damaged / "checkpoints" / "epoch-0002"
+    assert f"note: {lost} has no model.safetensors: using epoch-0001" in passed_over.err
     killed = tmp_path / "killed"  # stopped in its first epoch: a config, no checkpoint
     killed.mkdir()
     (killed / "config.yaml").write_text((digits_run / "config.yaml").read_text())

@@ -9,6 +9,7 @@ import itertools
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -344,6 +345,8 @@ def open_run(run_dir: str | Path) -> LoadedRun:
                         f"{_kept(its_run) or 'none'}")
     else:
         found = checkpoint.latest(run_dir)
+        for damaged in checkpoint.newer_without_weights(run_dir, found):
+            print(f"note: {damaged} has no {checkpoint.WEIGHTS}: using {found.name}", file=sys.stderr)
     metadata = checkpoint.read_metadata(found / checkpoint.WEIGHTS)
     recipe = get_recipe(str(metadata.get("recipe", "")))
     if not isinstance(metadata.get("config"), dict) or not isinstance(metadata.get("meta"), dict):

@@ -101,9 +101,8 @@ def _resume_point(run_dir: Path, runtime: Runtime, console: Console, run_files: 
             forget_unfinished_epoch(run_dir, run_files)
         console.line(f"{run_dir} has no checkpoint yet (stopped in its first epoch): training from the start")
         return None
-    for damaged in checkpoint.without_weights(run_dir):  # a newer checkpoint whose weights a hand or a disk removed
-        if checkpoint.epoch_of(damaged) > checkpoint.epoch_of(found[-1]):
-            console.line(f"note: {damaged} has no {checkpoint.WEIGHTS}: going on from {found[-1].name}")
+    for damaged in checkpoint.newer_without_weights(run_dir, found[-1]):  # weights a hand or a disk removed
+        console.line(f"note: {damaged} has no {checkpoint.WEIGHTS}: going on from {found[-1].name}")
     return run_dir
 
 

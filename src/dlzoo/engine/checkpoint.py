@@ -191,6 +191,12 @@ def without_weights(run_dir: Path) -> list[Path]:
     return sorted(found, key=epoch_of)
 
 
+def newer_without_weights(run_dir: Path, newest: Path) -> list[Path]:
+    """The checkpoint folders of `run_dir` newer than its newest complete one that lack their weights: passed over
+    by every command, which says so (else a resume or a prediction would silently be an epoch behind)."""
+    return [found for found in without_weights(run_dir) if epoch_of(found) > epoch_of(newest)]
+
+
 def is_checkpoint(path: Path) -> bool:
     """Whether `path` is one complete checkpoint of a run (`RUN/checkpoints/epoch-NNNN` holding its weights)."""
     path = Path(path).absolute()  # `epoch-0002` given from inside checkpoints/ has a parent too
