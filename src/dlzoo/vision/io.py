@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 
 import cv2
@@ -25,6 +26,10 @@ if "OPENCV_LOG_LEVEL" not in os.environ:
 # A picture's shortest side: a thinner one holds no shape to classify or read (`prepare_digit` and the reader's
 # arrays refuse it too, but only a file's reader can name the file).
 MIN_SIDE = 2
+# The most pixels a picture may have, as its header claims them before it is decoded: a file of a few kilobytes
+# can decode to a billion pixels (OpenCV's own limit), gigabytes that `dlzoo serve` would take for one upload.
+# 2^27, 134 megapixels, is beyond the largest phone and camera photos.
+MAX_PIXELS = 2**27
 
 
 # What `read_image` does, in words, for a program that reads pictures without dlzoo (an exported model's sidecar).
@@ -49,6 +54,9 @@ def read_image(path: str | Path) -> np.ndarray:
         raise UserError(f"cannot read image {path}: {error.strerror or error}") from None
     if data.size == 0:
         raise UserError(f"image file is empty: {path}")
+    pixels, orientation = read_header(data)
+    if pixels > MAX_PIXELS:
+        raise UserError(f"image is too large (more than {MAX_PIXELS / 1e6:.0f} megapixels): {path}")
     # IMREAD_UNCHANGED keeps alpha and 16-bit depth, but skips the EXIF rotation that other flags apply (except in
     # TIFF files, which OpenCV's decoder turns upright itself).
     try:
@@ -60,7 +68,7 @@ def read_image(path: str | Path) -> np.ndarray:
     if image is None or image.size == 0:
         raise UserError(f"not a readable image (corrupt or unsupported format): {path}")
     if bytes(data[:4]) not in TIFF_MAGIC:
-        image = upright(image, exif_orientation(data))
+        image = upright(image, orientation)
     if min(image.shape[:2]) < MIN_SIDE:  # refused here, where the file is known, not later by the preprocessing
         raise UserError(f"image is too small ({image.shape[1]}x{image.shape[0]}, at least {MIN_SIDE}x{MIN_SIDE} "
                         f"pixels): {path}")
@@ -128,17 +136,23 @@ def as_picture(image: np.ndarray) -> np.ndarray:
 
 
 
-def exif_orientation(data: np.ndarray) -> int:
-    """The EXIF orientation tag (1-8; 1 is upright) of an encoded picture, 1 when it has none. Read from the
-    file's header: a PNG whose header holds no EXIF is not asked (PIL would decode its pixels to look further)."""
+def read_header(data: np.ndarray) -> tuple[int, int]:
+    """What an encoded picture's header says, before its pixels are decoded: how many pixels it has (0 when PIL
+    cannot parse it: OpenCV's decoder judges that file) and its EXIF orientation tag (1-8; 1, upright, when it has
+    none). A PNG whose header holds no EXIF is not asked (PIL would decode its pixels to look further)."""
     try:
-        with Image.open(io.BytesIO(data.tobytes())) as picture:
-            if picture.format == "PNG" and "exif" not in picture.info:
-                return 1
-            value = picture.getexif().get(ORIENTATION_TAG, 1)
-    except Exception:  # noqa: BLE001 - a header PIL cannot parse simply has no orientation to apply
-        return 1
-    return value if value in _ORIENTATIONS else 1
+        with warnings.catch_warnings():  # PIL warns from 89 megapixels on; the caller compares with MAX_PIXELS
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data.tobytes())) as picture:
+                pixels = picture.width * picture.height
+                if picture.format == "PNG" and "exif" not in picture.info:
+                    return pixels, 1
+                value = picture.getexif().get(ORIENTATION_TAG, 1)
+    except Image.DecompressionBombError:  # PIL's refusal, from 179 megapixels: beyond MAX_PIXELS too
+        return MAX_PIXELS + 1, 1
+    except Exception:  # noqa: BLE001 - a header PIL cannot parse has no size or orientation to go by
+        return 0, 1
+    return pixels, value if value in _ORIENTATIONS else 1
 
 
 def upright(image: np.ndarray, orientation: int) -> np.ndarray:
