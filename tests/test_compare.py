@@ -127,14 +127,11 @@ def test_user_errors_write_nothing(cli, runs, tmp_path):
 def test_labels_of_runs_that_score_alike_do_not_cover_each_other():
     """Runs close in accuracy and time (ResNet-18 and VGG-11/4 in the README's plot) printed their names over each
     other: each label now takes the first place beside its point that overlaps no point or label placed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from dlzoo.commands.compare import _label_points
+    from dlzoo.files import new_figure
 
-    figure, axis = plt.subplots(figsize=(7, 4.5))
+    figure = new_figure(figsize=(7, 4.5))
+    axis = figure.subplots()
     points = [("resnet18", 6756.0, 0.923), ("vgg11-small", 9230.0, 0.917), ("alexnet", 9909.0, 0.884),
               ("densenet", 4458.0, 0.912), ("nin", 9512.0, 0.661)]
     axis.scatter([x for _, x, _ in points], [y for *_, y in points])
@@ -144,4 +141,3 @@ def test_labels_of_runs_that_score_alike_do_not_cover_each_other():
     boxes = [text.get_window_extent(renderer) for text in axis.texts]
     assert sorted(text.get_text() for text in axis.texts) == sorted(name for name, *_ in points)
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
-    plt.close(figure)

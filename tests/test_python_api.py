@@ -129,6 +129,26 @@ def test_a_run_does_not_inherit_an_earlier_runs_process_settings():
     assert torch.get_num_threads() == threads and not torch.are_deterministic_algorithms_enabled()
 
 
+
+def test_drawing_a_runs_curves_leaves_a_notebooks_matplotlib_alone(digits_run, tmp_path):
+    """Every run draws curves.png at its end: `matplotlib.use("Agg")` there switched the backend of the whole
+    process, so a notebook that trained a run from Python showed no more plots inline."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from dlzoo.engine.reporting import METRICS, plot_curves
+
+    (tmp_path / METRICS).write_bytes((digits_run / METRICS).read_bytes())
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")  # stands in for a notebook's inline backend, which this process may not have
+    try:
+        mine = plt.figure()
+        assert plot_curves(tmp_path).stat().st_size > 0
+        assert matplotlib.get_backend() == "svg" and plt.get_fignums() == [mine.number]
+    finally:
+        plt.close("all")
+        matplotlib.use(before)
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_a_numbered_cuda_device_without_cuda_is_one_clear_error():
     with pytest.raises(UserError, match="no CUDA device"):

@@ -121,16 +121,22 @@ def all_written_whole(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
             _remove_empty_folders(made)
 
 
-def save_figure(figure: Any, out: Path, dpi: int) -> Path:
-    """Write a matplotlib figure whole (its format from `out`'s suffix), then close it: pyplot keeps every figure
-    until it is closed, failed writes included."""
-    import matplotlib.pyplot as plt
+def new_figure(**kwargs: Any) -> Any:
+    """A matplotlib `Figure(**kwargs)` drawn off-screen (Agg) and kept out of pyplot: `matplotlib.use("Agg")`
+    switched the backend of the whole process, so a notebook that trained a run lost its inline plots; and pyplot
+    keeps every figure it made until closed."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    try:
-        with written_whole(out) as tmp:
-            figure.savefig(tmp, dpi=dpi)
-    finally:
-        plt.close(figure)
+    figure = Figure(**kwargs)
+    FigureCanvasAgg(figure)  # attaches itself: the figure's canvas, and its renderer for text sizes
+    return figure
+
+
+def save_figure(figure: Any, out: Path, dpi: int) -> Path:
+    """Write a matplotlib figure (`new_figure`) whole, its format from `out`'s suffix."""
+    with written_whole(out) as tmp:
+        figure.savefig(tmp, dpi=dpi)
     return out
 
 

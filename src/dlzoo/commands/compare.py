@@ -19,7 +19,7 @@ from typing import Any
 
 from dlzoo.cli import command
 from dlzoo.errors import UserError
-from dlzoo.files import check_destination, save_figure, write_text_whole
+from dlzoo.files import check_destination, new_figure, save_figure, write_text_whole
 
 SUMMARY, CONFIG = "summary.json", "config.yaml"
 COLUMNS = ["run", "recipe", "model", "params", "resolution", "epochs", "data", "test accuracy", "train s",
@@ -196,15 +196,11 @@ def markdown_table(rows: list[RunRow]) -> str:
 
 def plot_accuracy_vs_time(rows: list[RunRow], out: Path) -> Path:
     """Test accuracy against training seconds (log scale), one labelled point per run, one marker per device."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     points = [row for row in rows if row.metric == "accuracy"]
     if not points:
         raise UserError("no run is scored by accuracy: nothing to plot")
-    figure, axis = plt.subplots(figsize=(7, 4.5))
+    figure = new_figure(figsize=(7, 4.5))
+    axis = figure.subplots()
     markers = "osD^vP*X"
     models = [row.model for row in points]
     # Points are named by their model, or by their run where several runs share a model.

@@ -18,7 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from dlzoo.files import save_figure, write_text_whole
+from dlzoo.files import new_figure, save_figure, write_text_whole
 
 METRICS = "metrics.jsonl"
 CURVES = "curves.png"
@@ -160,10 +160,6 @@ def plot_curves(run_dir: Path) -> Path | None:
     entries = read_metrics(run_dir)
     if not entries:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     series: dict[str, dict[str, tuple[list, list]]] = {}
@@ -177,7 +173,8 @@ def plot_curves(run_dir: Path) -> Path | None:
         return None
     columns = min(3, len(series))
     rows = math.ceil(len(series) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.2 * rows), squeeze=False)
+    figure = new_figure(figsize=(4.5 * columns, 3.2 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
     for axis, (metric, splits) in zip(axes.flat, series.items(), strict=False):
         for split, (xs, ys) in splits.items():
             axis.plot(xs, ys, marker="o", markersize=3, label=split)

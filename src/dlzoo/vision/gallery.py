@@ -17,7 +17,7 @@ from torchvision.utils import make_grid
 
 from dlzoo.data.sources import get_source
 from dlzoo.errors import UserError
-from dlzoo.files import check_destination, save_figure
+from dlzoo.files import check_destination, new_figure, save_figure
 
 if TYPE_CHECKING:
     from dlzoo.tasks.image_classification import ImageClassification
@@ -107,16 +107,12 @@ def gallery(source: str, augment: bool = False, recipe: str | None = None, colum
 def save_gallery(shown: Gallery, out: str | Path) -> Path:
     """The gallery as one labelled picture, written to a temporary name, then renamed."""
     out = check_output(Path(out))
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     padding, columns, rows = 2, shown.columns, len(shown.row_names)
     # make_grid gives 3 channels either way (grey images repeated), so grey and colour sets are drawn alike.
     grid = make_grid(shown.images.float().clamp(0, 1), nrow=columns, padding=padding, pad_value=1.0)
     cell = shown.images.shape[-1] + padding
-    figure, axis = plt.subplots(figsize=(1.0 + 0.9 * columns, 0.5 + 0.85 * rows))
+    figure = new_figure(figsize=(1.0 + 0.9 * columns, 0.5 + 0.85 * rows))
+    axis = figure.subplots()
     axis.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
     axis.set_yticks([padding + cell * i + cell / 2 for i in range(rows)], shown.row_names)
     labels = ["original", *[f"aug {i}" for i in range(1, columns)]] if shown.augmented else [""] * columns
