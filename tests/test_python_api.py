@@ -80,6 +80,29 @@ def test_overrides_given_as_one_string_are_refused_by_what_they_should_be():
     assert build_config(recipe, overrides=("trainer.epochs=2",)).trainer.epochs == 2
 
 
+
+@pytest.mark.parametrize(("call", "says"), [
+    (lambda dlzoo, out: dlzoo.train("digits", {"trainer.epochs": 1}, out=out),
+     r"each override is one KEY=VALUE string, e\.g\. 'trainer\.epochs=2', a dict's as \*\(f'\{k\}=\{v\}'"),
+    (lambda dlzoo, out: dlzoo.train("digits", ["trainer.epochs=1"], out=out), "not list"),
+    (lambda dlzoo, out: dlzoo.train("digits", "trainer.epochs=1", 2, out=out), "not int 2"),
+    (lambda dlzoo, out: dlzoo.train(Path("digits"), out=out), "recipe is a recipe's name, e.g. 'digits'"),
+    (lambda dlzoo, out: dlzoo.train("digits", "trainer.epochs=1", out=5), r"out= is a path \(str or pathlib"),
+    (lambda dlzoo, out: dlzoo.train("digits", config={"trainer": {"epochs": 1}}, out=out), "config= is a path"),
+    (lambda dlzoo, out: dlzoo.resume(None), "run_dir= is a path"),
+    (lambda dlzoo, out: dlzoo.load(None), "run_dir= is a path"),
+], ids=["dict", "list", "int", "path-recipe", "int-out", "dict-config", "resume-none", "load-none"])
+def test_python_arguments_of_the_wrong_type_are_a_type_error_that_says_what_to_pass(call, says, tmp_path,
+                                                                                   monkeypatch):
+    """A dict of overrides failed on str.partition, a Path recipe as "'PosixPath' object is not iterable", out=5
+    trained into ./5 and config={...} looked for a file named after the dict."""
+    import dlzoo
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TypeError, match=says):
+        call(dlzoo, tmp_path / "run")
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
 def test_predict_takes_files_arrays_and_pil_images_alike(digits_run, digit_pictures):
     """A picture already in memory is predicted as its file is; records stay JSON, naming files only."""
     from PIL import Image

@@ -37,6 +37,11 @@ def train(recipe: str, *overrides: str, out: str | Path | None = None,
           config: str | Path | None = None) -> TrainedRun:
     """`dlzoo train RECIPE [KEY=VALUE...] [--config FILE] [--out DIR]`: a new run of `recipe`, e.g.
     `train("fashion", "trainer.epochs=1", "data.val_fraction=0.1", out="runs/fashion-val")`."""
+    if not isinstance(recipe, str):  # a Path or a number failed as "'PosixPath' object is not iterable"
+        raise TypeError(f"recipe is a recipe's name, e.g. 'digits' (dlzoo.list_recipes() has them), "
+                        f"not {type(recipe).__name__} {recipe!r}")
+    _check_path("out", out)
+    _check_path("config", config)
     return _train(argparse.Namespace(recipe=recipe, overrides=list(overrides), resume=None,
                                      config=None if config is None else str(config),
                                      out=None if out is None else str(out)))
@@ -44,6 +49,7 @@ def train(recipe: str, *overrides: str, out: str | Path | None = None,
 
 def resume(run_dir: str | Path) -> TrainedRun:
     """`dlzoo train --resume RUN_DIR`: continue a stopped run exactly where its last checkpoint left it."""
+    _check_path("run_dir", run_dir, optional=False)
     return _train(argparse.Namespace(recipe=None, overrides=[], config=None, out=None, resume=str(run_dir)))
 
 
@@ -54,7 +60,15 @@ def load(run_dir: str | Path, device: str = "auto") -> Task:
     (classes, preprocessing)."""
     from dlzoo.runs import load_for_inference, open_run
 
+    _check_path("run_dir", run_dir, optional=False)
     return load_for_inference(open_run(run_dir), device)
+
+
+def _check_path(name: str, value: object, optional: bool = True) -> None:
+    """A path argument is a str or a Path (or None where it may be left out): `out=5` trained into a folder "5",
+    and `config={...}` was read as a file of that name."""
+    if not isinstance(value, (str, os.PathLike)) and not (optional and value is None):
+        raise TypeError(f"{name}= is a path (str or pathlib.Path), not {type(value).__name__} {value!r}")
 
 
 def _train(args: argparse.Namespace) -> TrainedRun:

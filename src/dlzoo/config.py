@@ -280,6 +280,10 @@ def parse_overrides(items: typing.Iterable[str]) -> list[tuple[str, str]]:
         raise TypeError(f"overrides are a list of KEY=VALUE strings, e.g. ['trainer.epochs=2'], not {items!r}")
     pairs = []
     for item in items:
+        if not isinstance(item, str):  # `dlzoo.train("digits", {"trainer.epochs": 2})` failed on str.partition
+            hint = ", a dict's as *(f'{k}={v}' for k, v in d.items())" if isinstance(item, dict) else ""
+            raise TypeError(f"each override is one KEY=VALUE string, e.g. 'trainer.epochs=2'{hint}; "
+                            f"not {type(item).__name__} {item!r}")
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise UserError(f"expected KEY=VALUE, got '{item}'")
