@@ -152,6 +152,25 @@ def test_a_run_does_not_inherit_an_earlier_runs_process_settings():
     assert torch.get_num_threads() == threads and not torch.are_deterministic_algorithms_enabled()
 
 
+def test_a_gpu_runs_tf32_and_autotuner_do_not_outlive_it(monkeypatch):
+    """A CUDA run without trainer.deterministic turns on TF32 and cuDNN's autotuner for the whole process: a later
+    deterministic run from the same notebook (and the notebook's own matmuls) kept them."""
+    from dlzoo.config import TrainerConfig
+    from dlzoo.engine import runtime as runtime_module
+
+    monkeypatch.setattr(runtime_module, "pick_device", lambda requested: torch.device("cuda", 0))  # its flags only
+    flags = lambda: (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32)  # noqa: E731
+    suites = flags()
+    torch.backends.cudnn.benchmark = torch.backends.cuda.matmul.allow_tf32 = False  # torch's defaults
+    try:
+        run = runtime_module.Runtime.create(TrainerConfig(device="cuda", precision="fp32"), init_process_group=False)
+        assert flags() == (True, True)
+        run.shutdown()
+        assert flags() == (False, False)
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32 = suites
+
+
 
 def test_drawing_a_runs_curves_leaves_a_notebooks_matplotlib_alone(digits_run, tmp_path):
     """Every run draws curves.png at its end: `matplotlib.use("Agg")` there switched the backend of the whole

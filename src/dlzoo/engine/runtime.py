@@ -55,10 +55,10 @@ class Runtime:
     rank: int = 0
     world_size: int = 1
     seed: int = 0
-    # torch's process-wide settings as they were before `create` changed them (threads, deterministic algorithms
-    # and their warn_only), put back by `shutdown`: a run started later in the process (from Python, a benchmark's
-    # next one) starts from those, not from this run's trainer.threads.
-    settings_before: tuple[int, bool, bool] | None = field(default=None, repr=False)
+    # torch's process-wide settings as they were before `create` changed them (`_process_settings`), put back by
+    # `shutdown`: a run started later in the process (from Python, a benchmark's next one) starts from those, not
+    # from this run's trainer.threads or its GPU's TF32, nor does the notebook's own code after it.
+    settings_before: tuple[int, bool, bool, bool, bool, bool] | None = field(default=None, repr=False)
 
     @property
     def is_main(self) -> bool:
@@ -84,8 +84,7 @@ class Runtime:
             if device.type == "cuda":
                 torch.cuda.set_device(device)
             dist.init_process_group(backend=backend)
-        before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-                  torch.is_deterministic_algorithms_warn_only_enabled())
+        before = _process_settings()
         if trainer.threads is not None:
             torch.set_num_threads(trainer.threads)
         if trainer.deterministic:
@@ -145,9 +144,21 @@ class Runtime:
         if self.distributed and dist.is_initialized():
             dist.destroy_process_group()
         if self.settings_before is not None:
-            threads, deterministic, warn_only = self.settings_before
+            threads, deterministic, warn_only, benchmark, matmul_tf32, cudnn_tf32 = self.settings_before
             torch.set_num_threads(threads)
             torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+            torch.backends.cudnn.benchmark = benchmark
+            torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
+            torch.backends.cudnn.allow_tf32 = cudnn_tf32
+
+
+def _process_settings() -> tuple[int, bool, bool, bool, bool, bool]:
+    """The settings of torch's that `Runtime.create` changes for the whole process: threads, deterministic
+    algorithms (and their warn_only), cuDNN's autotuner, TF32 in matmuls and in convolutions. A GPU run left TF32
+    on, so a `trainer.deterministic=true` run after it in the same process still multiplied in TF32."""
+    return (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark,
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
 
 
 def cpu_has_native_bf16() -> bool:
