@@ -103,6 +103,7 @@ def test_python_arguments_of_the_wrong_type_are_a_type_error_that_says_what_to_p
         call(dlzoo, tmp_path / "run")
     assert list(tmp_path.iterdir()) == []  # nothing written
 
+
 def test_predict_takes_files_arrays_and_pil_images_alike(digits_run, digit_pictures):
     """A picture already in memory is predicted as its file is; records stay JSON, naming files only."""
     from PIL import Image
@@ -128,6 +129,18 @@ def test_predict_takes_files_arrays_and_pil_images_alike(digits_run, digit_pictu
     for top in (0, -1, 2.5):
         with pytest.raises(UserError, match="top= is how many of the most likely classes"):
             task.predict([picture], top=top)
+
+
+
+def test_evaluating_a_loaded_run_says_it_has_no_data_and_how_to_evaluate(digits_run):
+    import dlzoo
+
+    task = dlzoo.load(digits_run, device="cpu")
+    with pytest.raises(AttributeError, match=r"rebuilds a run from its checkpoint alone.*`dlzoo eval RUN`"):
+        task.evaluate("test")  # was "'ImageClassification' object has no attribute 'test_x'"
+    assert not hasattr(task, "test_x") and task.predict([np.zeros((28, 28), np.uint8)])[0]["label"]
+    with pytest.raises(AttributeError, match="'ImageClassification' object has no attribute 'test_x'"):
+        assert type(task)(task.config).test_x is None  # a task being set up is told as Python tells it
 
 
 @pytest.mark.parametrize("device", ["gpu", "CPU", "tpu:0"])
@@ -190,6 +203,7 @@ def test_drawing_a_runs_curves_leaves_a_notebooks_matplotlib_alone(digits_run, t
     finally:
         plt.close("all")
         matplotlib.use(before)
+
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_a_numbered_cuda_device_without_cuda_is_one_clear_error():

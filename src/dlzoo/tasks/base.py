@@ -223,11 +223,21 @@ class Task(abc.ABC):
         task = cls(config)
         task.meta = meta
         task.runtime = runtime
+        task._without_data = True
         task.models = task.build_models()
         load_weights_into(task.models, weights)
         for model in task.models.values():
             model.to(runtime.device).eval()
         return task
+
+    def __getattr__(self, name: str) -> Any:
+        """Called only for an attribute not found. A task rebuilt by `from_checkpoint` (`dlzoo.load`) has no data:
+        `.evaluate("test")` on it failed as "'ImageClassification' object has no attribute 'test_x'"."""
+        if not name.startswith("__") and self.__dict__.get("_without_data"):
+            raise AttributeError(f"{type(self).__name__} has no {name}: dlzoo.load rebuilds a run from its checkpoint "
+                                 f"alone, to predict, without its data; to evaluate it use `dlzoo eval RUN` or "
+                                 f"dlzoo.runs.load_for_evaluation(dlzoo.runs.open_run(RUN))")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def predict(self, inputs: list[Any], out: str | None = None) -> list[dict[str, Any]]:
         """One JSON-able record per input (or per row of a table input), in their order: files, and the in-memory
