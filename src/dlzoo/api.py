@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class TrainedRun:
+    """What `train` and `resume` return: the run directory trained (`dlzoo.load(run.run_dir)` predicts with it)
+    and its summary.json as a dict (`run.summary["metrics"]["test"]`)."""
+
     run_dir: Path
     # summary.json: final metrics, seconds, device, the best epoch (trainer.keep_best), ... None on the processes
     # of a torchrun other than rank 0, which writes it.
@@ -36,7 +39,11 @@ class TrainedRun:
 def train(recipe: str, *overrides: str, out: str | Path | None = None,
           config: str | Path | None = None) -> TrainedRun:
     """`dlzoo train RECIPE [KEY=VALUE...] [--config FILE] [--out DIR]`: a new run of `recipe`, e.g.
-    `train("fashion", "trainer.epochs=1", "data.val_fraction=0.1", out="runs/fashion-val")`."""
+    `train("fashion", "trainer.epochs=1", "data.val_fraction=0.1", out="runs/fashion-val")`, its progress printed.
+
+    Returns a `TrainedRun` (`.run_dir`, `.summary`). A mistake (unknown recipe or key, bad value, an `out` that
+    holds a run) raises `dlzoo.UserError` before anything is written; Ctrl-C stops training, keeps the last
+    complete checkpoint (`resume` continues it) and raises KeyboardInterrupt."""
     if not isinstance(recipe, str):  # a Path or a number failed as "'PosixPath' object is not iterable"
         raise TypeError(f"recipe is a recipe's name, e.g. 'digits' (dlzoo.list_recipes() has them), "
                         f"not {type(recipe).__name__} {recipe!r}")
@@ -48,7 +55,8 @@ def train(recipe: str, *overrides: str, out: str | Path | None = None,
 
 
 def resume(run_dir: str | Path) -> TrainedRun:
-    """`dlzoo train --resume RUN_DIR`: continue a stopped run exactly where its last checkpoint left it."""
+    """`dlzoo train --resume RUN_DIR`: continue a stopped run exactly where its last checkpoint left it; a finished
+    one is left as it is. Returns a `TrainedRun`, as `train` does."""
     _check_path("run_dir", run_dir, optional=False)
     return _train(argparse.Namespace(recipe=None, overrides=[], config=None, out=None, resume=str(run_dir)))
 
