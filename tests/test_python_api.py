@@ -163,6 +163,9 @@ def test_a_run_does_not_inherit_an_earlier_runs_process_settings():
     finally:
         first.shutdown()
     assert torch.get_num_threads() == threads and not torch.are_deterministic_algorithms_enabled()
+    with pytest.raises(UserError, match="trainer.precision=fp16 needs a GPU"):  # refused: set nothing first
+        Runtime.create(TrainerConfig(device="cpu", threads=threads + 1, deterministic=True, precision="fp16"))
+    assert torch.get_num_threads() == threads and not torch.are_deterministic_algorithms_enabled()
 
 
 def test_a_gpu_runs_tf32_and_autotuner_do_not_outlive_it(monkeypatch):

@@ -79,6 +79,8 @@ class Runtime:
         world_size = int(os.environ.get("WORLD_SIZE", 1))
         rank = int(os.environ.get("RANK", 0))
         device = pick_device(trainer.device)
+        # Checked before any process-wide setting changes: a run refused here has no `shutdown` to put them back.
+        autocast_dtype = _autocast_dtype(trainer.precision, device)
         if world_size > 1 and init_process_group and not dist.is_initialized():
             backend = "nccl" if device.type == "cuda" else "gloo"
             if device.type == "cuda":
@@ -97,7 +99,7 @@ class Runtime:
             torch.backends.cudnn.allow_tf32 = True
         # Each rank draws its own augmentation and dropout noise; the data order is seeded separately and is shared.
         seed_everything(trainer.seed + rank)
-        return cls(device=device, autocast_dtype=_autocast_dtype(trainer.precision, device), rank=rank,
+        return cls(device=device, autocast_dtype=autocast_dtype, rank=rank,
                    world_size=world_size, seed=trainer.seed, settings_before=before)
 
     @classmethod
