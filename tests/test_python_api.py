@@ -209,9 +209,13 @@ def test_drawing_a_runs_curves_leaves_a_notebooks_matplotlib_alone(digits_run, t
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_a_numbered_cuda_device_without_cuda_is_one_clear_error():
+def test_a_numbered_cuda_device_without_cuda_is_one_clear_error(digits_run):
     with pytest.raises(UserError, match="no CUDA device"):
         pick_device("cuda:1")
+    import dlzoo
+
+    with pytest.raises(UserError, match=r"^device=cuda, but this machine has no CUDA device; use device=auto or cpu"):
+        dlzoo.load(digits_run, device="cuda")  # said trainer.device=cuda, which load does not take
 
 
 def test_a_task_of_ones_own_that_forgot_its_runtime_is_told_so():

@@ -66,9 +66,12 @@ def load(run_dir: str | Path, device: str = "auto") -> Task:
     checkpoint alone, no data read: `.predict([files])` gives the records `dlzoo predict --json` prints (for the
     recipes that predict from files), `.models` the networks (in eval mode), `.meta` what they were trained on
     (classes, preprocessing)."""
+    from dlzoo.cli import check_device_exists
     from dlzoo.runs import load_for_inference, open_run
 
     _check_path("run_dir", run_dir, optional=False)
+    if device in ("cuda", "mps"):  # in the words of this call: the engine's own names trainer.device=cuda
+        check_device_exists(device, option="device=")
     return load_for_inference(open_run(run_dir), device)
 
 
