@@ -91,7 +91,8 @@ def test_overrides_given_as_one_string_are_refused_by_what_they_should_be():
     (lambda dlzoo, out: dlzoo.train("digits", config={"trainer": {"epochs": 1}}, out=out), "config= is a path"),
     (lambda dlzoo, out: dlzoo.resume(None), "run_dir= is a path"),
     (lambda dlzoo, out: dlzoo.load(None), "run_dir= is a path"),
-], ids=["dict", "list", "int", "path-recipe", "int-out", "dict-config", "resume-none", "load-none"])
+    (lambda dlzoo, out: dlzoo.load(dlzoo.TrainedRun(out, {"metrics": {}})), r"pass the TrainedRun's \.run_dir$"),
+], ids=["dict", "list", "int", "path-recipe", "int-out", "dict-config", "resume-none", "load-none", "load-run"])
 def test_python_arguments_of_the_wrong_type_are_a_type_error_that_says_what_to_pass(call, says, tmp_path,
                                                                                    monkeypatch):
     """A dict of overrides failed on str.partition, a Path recipe as "'PosixPath' object is not iterable", out=5

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,8 +79,10 @@ def load(run_dir: str | Path, device: str = "auto") -> Task:
 def _check_path(name: str, value: object, optional: bool = True) -> None:
     """A path argument is a str or a Path (or None where it may be left out): `out=5` trained into a folder "5",
     and `config={...}` was read as a file of that name."""
+    if isinstance(value, TrainedRun):
+        raise TypeError(f"{name}= is a path (str or pathlib.Path): pass the TrainedRun's .run_dir")
     if not isinstance(value, (str, os.PathLike)) and not (optional and value is None):
-        raise TypeError(f"{name}= is a path (str or pathlib.Path), not {type(value).__name__} {value!r}")
+        raise TypeError(f"{name}= is a path (str or pathlib.Path), not {type(value).__name__} {reprlib.repr(value)}")
 
 
 def _train(args: argparse.Namespace) -> TrainedRun:
