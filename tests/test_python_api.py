@@ -242,6 +242,18 @@ def test_a_task_of_ones_own_that_forgot_its_runtime_is_told_so():
         task.train_loader()
 
 
+def test_read_digits_given_what_is_no_model_says_what_a_model_is():
+    """Its arguments in `dlzoo read RUN IMAGE`'s order, or the TrainedRun from dlzoo.train, failed as
+    "'ndarray' object has no attribute 'read'": nothing said which argument was wrong."""
+    import dlzoo
+
+    picture = np.zeros((28, 28), np.uint8)
+    with pytest.raises(TypeError, match=r"model is a run directory.*not ndarray \(the image comes first\)"):
+        dlzoo.read_digits("runs/digits", picture)
+    with pytest.raises(TypeError, match=r"not TrainedRun \(pass its \.run_dir\)"):
+        dlzoo.read_digits(picture, dlzoo.TrainedRun(Path("runs/digits"), {}))
+
+
 def test_read_digits_arrays_of_other_types_read_as_their_uint8_twin():
     """An int64 array of 0-255 (numpy's default integer) read as a black page, floats of 0-255 as a white one:
     both silently gave ""."""

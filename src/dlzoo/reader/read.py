@@ -236,12 +236,19 @@ def read_digits(image: Picture, model: DigitReader | LineReader | Task | str | P
     """Read the numbers in `image` (a file, an array or a PIL image: `dlzoo.vision.io.load_picture`) with `model`:
     a trained run directory (`digits` or `digit-lines`), a task loaded from one (`dlzoo.runs.load_for_inference`),
     or a reader."""
+    from dlzoo.api import TrainedRun
+    from dlzoo.reader.lines import LineReader
+
     if isinstance(model, Task):
         reader = reader_for(model)
     elif isinstance(model, (str, Path)):
         reader = load_reader(model)
-    else:
+    elif isinstance(model, (DigitReader, LineReader)):
         reader = model
+    else:  # was "'ndarray' object has no attribute 'read'" for the order of `dlzoo read RUN IMAGE`
+        hint = "pass its .run_dir" if isinstance(model, TrainedRun) else "the image comes first"
+        raise TypeError(f"read_digits(image, model): model is a run directory, a task from dlzoo.load or a reader, "
+                        f"not {type(model).__name__} ({hint})")
     return reader.read(image)
 
 
