@@ -271,19 +271,21 @@ def test_read_digits_arrays_of_other_types_read_as_their_uint8_twin():
         _as_picture(picture + 0j)
 
 
-def test_train_resume_and_load_from_python(tmp_path, digit_pictures, capsys):
-    """`dlzoo.train`/`resume`/`load`: the command line's paths, with the run and its summary returned, mistakes
-    raised as UserError rather than printed, and prediction from the run directory alone."""
+def test_train_resume_and_load_from_python(tmp_path, digit_pictures, capsys, monkeypatch):
+    """`dlzoo.train`/`resume`/`load`: the command line's paths (`~` expanded as a shell would: it made a folder
+    named `~`), with the run and its summary returned, mistakes raised as UserError rather than printed, and
+    prediction from the run directory alone."""
     import dlzoo
 
+    monkeypatch.setenv("HOME", str(tmp_path))
     run = dlzoo.train("digits", "data.limit=600", "trainer.epochs=1", "trainer.device=cpu", "trainer.threads=1",
-                      out=tmp_path / "run")
-    assert run.run_dir == tmp_path / "run"
+                      out="~/run")
+    assert run.run_dir == tmp_path / "run" and not Path("~").exists()
     assert run.summary == json.loads((tmp_path / "run" / "summary.json").read_text())
     assert "trained 1 epoch in" in capsys.readouterr().out  # its progress printed as at the command line
-    again = dlzoo.resume(run.run_dir)  # finished: nothing to continue, its summary as it was
+    again = dlzoo.resume("~/run")  # finished: nothing to continue, its summary as it was
     assert again.summary == run.summary
-    model = dlzoo.load(run.run_dir / "checkpoints" / "epoch-0001", device="cpu")
+    model = dlzoo.load("~/run/checkpoints/epoch-0001", device="cpu")
     picture = next(iter(digit_pictures.values()))
     record = model.predict([picture])[0]
     assert record["label"] in model.meta["classes"] and json.dumps(record)

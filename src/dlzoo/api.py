@@ -48,18 +48,15 @@ def train(recipe: str, *overrides: str, out: str | Path | None = None,
     if not isinstance(recipe, str):  # a Path or a number failed as "'PosixPath' object is not iterable"
         raise TypeError(f"recipe is a recipe's name, e.g. 'digits' (dlzoo.list_recipes() has them), "
                         f"not {type(recipe).__name__} {recipe!r}")
-    _check_path("out", out)
-    _check_path("config", config)
     return _train(argparse.Namespace(recipe=recipe, overrides=list(overrides), resume=None,
-                                     config=None if config is None else str(config),
-                                     out=None if out is None else str(out)))
+                                     config=_path("config", config), out=_path("out", out)))
 
 
 def resume(run_dir: str | Path) -> TrainedRun:
     """`dlzoo train --resume RUN_DIR`: continue a stopped run exactly where its last checkpoint left it; a finished
     one is left as it is. Returns a `TrainedRun`, as `train` does."""
-    _check_path("run_dir", run_dir, optional=False)
-    return _train(argparse.Namespace(recipe=None, overrides=[], config=None, out=None, resume=str(run_dir)))
+    return _train(argparse.Namespace(recipe=None, overrides=[], config=None, out=None,
+                                     resume=_path("run_dir", run_dir, optional=False)))
 
 
 def load(run_dir: str | Path, device: str = "auto") -> Task:
@@ -70,19 +67,23 @@ def load(run_dir: str | Path, device: str = "auto") -> Task:
     from dlzoo.cli import check_device_exists
     from dlzoo.runs import load_for_inference, open_run
 
-    _check_path("run_dir", run_dir, optional=False)
+    path = _path("run_dir", run_dir, optional=False)
     if device in ("cuda", "mps"):  # in the words of this call: the engine's own names trainer.device=cuda
         check_device_exists(device, option="device=")
-    return load_for_inference(open_run(run_dir), device)
+    return load_for_inference(open_run(path), device)
 
 
-def _check_path(name: str, value: object, optional: bool = True) -> None:
-    """A path argument is a str or a Path (or None where it may be left out): `out=5` trained into a folder "5",
-    and `config={...}` was read as a file of that name."""
+def _path(name: str, value: object, optional: bool = True) -> str | None:
+    """A path argument, a str or a Path (or None where it may be left out), as text with `~` expanded as a shell
+    would have at the command line (`out="~/runs/x"` made a folder named `~`). Anything else is a TypeError:
+    `out=5` trained into a folder "5", and `config={...}` was read as a file of that name."""
     if isinstance(value, TrainedRun):
         raise TypeError(f"{name}= is a path (str or pathlib.Path): pass the TrainedRun's .run_dir")
-    if not isinstance(value, (str, os.PathLike)) and not (optional and value is None):
+    if value is None and optional:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name}= is a path (str or pathlib.Path), not {type(value).__name__} {reprlib.repr(value)}")
+    return os.path.expanduser(os.fspath(value))
 
 
 def _train(args: argparse.Namespace) -> TrainedRun:
