@@ -312,3 +312,10 @@ def test_speedrun_benchmark_refuses_a_compile_mode_without_compile(cli):
                       "compile=true")
     # the recipe's own checks, said in one line before any run starts
     assert_user_error(cli("bench", "fashion-speedrun", "batch_size=0", "device=cpu"), "data.batch_size must be >= 1")
+
+
+def test_speedrun_benchmark_checks_what_its_warmup_replaces_before_the_warmup(cli, monkeypatch):
+    # The warm-up run trains with its own epochs and limit: epochs=0 was refused only after it had trained.
+    monkeypatch.setattr("dlzoo.bench.fashion.recipe_run", lambda *args: pytest.fail("trained before checking"))
+    assert_user_error(cli("bench", "fashion-speedrun", "epochs=0", "device=cpu"), "trainer.epochs must be >= 1")
+    assert_user_error(cli("bench", "fashion-speedrun", "limit=0", "device=cpu"), "data.limit")

@@ -25,7 +25,9 @@ from dlzoo.data.images import load_image_arrays
 from dlzoo.engine.reporting import read_metrics
 from dlzoo.engine.runtime import pick_device
 from dlzoo.errors import UserError
+from dlzoo.recipes import get_recipe
 from dlzoo.recipes.classic import book_setting
+from dlzoo.runs import build_config
 
 THRESHOLDS = (0.80, 0.85, 0.90, 0.91)
 FASHION_TARGET_ACCURACY, FASHION_TARGET_SECONDS = 0.91, 60.0
@@ -131,6 +133,9 @@ def speedrun(seeds: int = 5, device: Literal["auto", "cpu", "cuda"] = "auto", ep
     overrides += ["trainer.compile=true", f"trainer.compile_mode={compile_mode}"] if compile else []
     overrides += [f"data.batch_size={batch_size}"] if batch_size is not None else []
     overrides += [f"optim.lr={lr}"] if lr is not None else []
+    # Checked before the warm-up, whose own epochs and limit replace these: epochs=0 or limit=0 was refused only by
+    # the first measured run, after minutes of warm-up.
+    build_config(get_recipe("fashion-speedrun"), None, overrides)
     if warmup:
         recipe_run("fashion-speedrun", [*overrides, "trainer.epochs=1", "data.limit=4096"])
     chosen = range(first_seed, first_seed + seeds)
