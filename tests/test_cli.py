@@ -561,6 +561,18 @@ def test_bench_refuses_an_out_it_could_not_write_before_measuring(cli, tmp_path)
     assert_user_error(cli("bench", "digits", "--out", tmp_path / "notes.txt" / "b.json"), "notes.txt is a file")
 
 
+def test_bench_never_writes_over_a_runs_own_files(cli, tmp_path, digits_run):
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    # Both were replaced by the benchmark's JSON and the profiler's trace, after the profiling.
+    assert_user_error(cli("bench", "reader", f"run_dir={run}", "pictures=1", "--out", run / "summary.json"),
+                      "is the run", "own summary.json")
+    assert_user_error(cli("bench", "step-profile", "recipe=digits", "steps=2", "device=cpu",
+                          f"trace={run / 'config.yaml'}"), "own config.yaml")
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
+
+
 def test_a_resumed_run_refuses_what_does_not_fit_its_checkpoint(cli, tmp_path, digits_run):
     edited = tmp_path / "edited"
     shutil.copytree(digits_run, edited)

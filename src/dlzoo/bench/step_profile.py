@@ -30,7 +30,7 @@ from dlzoo.engine.trainer import Trainer
 from dlzoo.errors import UserError
 from dlzoo.files import check_destination, written_whole
 from dlzoo.recipes import get_recipe
-from dlzoo.runs import build_config
+from dlzoo.runs import build_config, check_not_a_run_file
 
 
 @benchmark("step-profile", "a recipe's training step under torch.profiler: operators, kernels and time per step")
@@ -41,7 +41,7 @@ def step_profile(recipe: str = "fashion-speedrun", steps: int = 20, device: Lite
     require_at_least(2, steps=steps)
     require_at_least(1, top=top)
     if trace:  # before minutes of profiling, as `bench --out` is
-        check_destination(trace, "trace.json")
+        check_not_a_run_file(check_destination(trace, "trace.json"))
     found = get_recipe(recipe)
     config = build_config(found, None, [f"trainer.device={device}", *overrides.split()])
     # An epoch of exactly `steps` steps: the first pass warms up, the second is timed, the third profiled.

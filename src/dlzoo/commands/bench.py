@@ -43,6 +43,7 @@ def bench(args: argparse.Namespace) -> None:
     import torch
 
     from dlzoo.bench import get_benchmark, list_benchmarks, needs_gpu
+    from dlzoo.runs import check_not_a_run_file
 
     available = list_benchmarks()
     if args.name == "list":
@@ -52,7 +53,8 @@ def bench(args: argparse.Namespace) -> None:
         for name, summary in available.items():
             print(f"{name:{width}s}  {summary}")
         return
-    out = check_destination(args.out, "bench.json") if args.out else None  # before hours of measuring
+    # Before hours of measuring; never over a run's own file (its summary.json, its config.yaml)
+    out = check_not_a_run_file(check_destination(args.out, "bench.json")) if args.out else None
     names = list(available) if args.name == "all" else [args.name]
     if args.options and args.name == "all":
         raise UserError("KEY=VALUE options apply to one benchmark; name it instead of 'all'")
