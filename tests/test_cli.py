@@ -540,6 +540,7 @@ def test_step_profile_user_errors(cli):
     ("digits", "seeds=0", "seeds must be >= 1, got 0"),  # it failed after its baseline had trained for 7 minutes
     ("housing", "seeds=0", "seeds must be >= 1, got 0"),
     ("reader", "pictures=0", "pictures must be >= 1, got 0"),
+    ("reader", "seed=-1", "seed must be >= 0, got -1"),  # numpy's traceback, after a digits run had trained
     ("generative", "threads=0", "threads must be >= 1, got 0"),
     # A judge run given is checked first: a missing one was a traceback after the cgan's training refused it, a
     # wrong fashion judge met only after the whole digits part had trained

@@ -68,7 +68,7 @@ def run(pictures: int = 500, seed: int = 0, run_dir: str | None = None, pool: st
     for training and reading (default: torch's choice, every core); classifier_run: a digits run that helps a
     digit-lines run read."""
     require_at_least(1, pictures=pictures)
-    require_at_least(0, failures=failures)
+    require_at_least(0, failures=failures, seed=seed)  # numpy's generators take no negative seed
     with torch_threads(threads):
         return _run(pictures, seed, run_dir, pool, failures, recipe, classifier_run)
 
