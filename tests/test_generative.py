@@ -219,6 +219,24 @@ def test_a_mistake_only_a_benchmarks_training_meets_is_raised_and_leaves_no_fold
     assert not list(tmp_path.glob("bench-*"))
 
 
+def test_generative_benchmark_names_the_threads_its_runs_trained_on(monkeypatch):
+    import torch
+
+    import dlzoo.bench.generative as generative
+
+    scores = {"test": {"conditional_accuracy": 0.5, "frechet": 2.0, "frechet_floor": 1.0, "nll_iw": 90.0,
+                       "neg_elbo": 95.0}}
+    measured = {"cgan": scores, "vae": {"vae-conv": scores, "vae-mlp": scores}}  # what training would return
+    monkeypatch.setattr(generative, "_data_set", lambda *args: measured)
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:  # threads=1 trains on one thread (trainer.threads=1); the report said torch's own count, here 3
+        assert generative.run(threads=1)["machine"]["device_name"].endswith(", 1 thread")
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_generate_user_errors(cli, vae_run, gan_run, digits_run, tmp_path):
     out = tmp_path / "x.png"
     assert_user_error(cli("generate", digits_run, "--out", out), "not a generative")

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from dlzoo.bench import benchmark
-from dlzoo.bench.common import machine, require_at_least, train_recipe
+from dlzoo.bench.common import machine, require_at_least, torch_threads, train_recipe
 from dlzoo.data.images import DIGIT_CLASSES, FASHION_CLASSES
 from dlzoo.errors import UserError
 from dlzoo.metrics.judge import Judge
@@ -106,5 +106,6 @@ def run(gan_epochs: int = 150, vae_epochs: int = 40, threads: int | None = None,
                                       threads)
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["load_average_1min"] = {"before": load_before, "after": _load(), "cpus": os.cpu_count()}
-    result["machine"] = machine(torch.device("cpu"))
+    with torch_threads(threads):  # names the thread count the runs trained on (their trainer.threads), not torch's
+        result["machine"] = machine(torch.device("cpu"))
     return result
