@@ -614,6 +614,9 @@ def test_no_command_and_bench_list_options_are_mistakes(cli):
     assert result.code == 2 and "train" in result.out  # the commands, on stdout
     assert result.err.strip() == "dlzoo: error: name a command (listed above)"
     assert_user_error(cli("bench", "list", "foo=1"), "takes no KEY=VALUE")
+    listed = cli("bench", "list")  # each benchmark's options with their defaults: they were named only by an error
+    assert listed.code == 0 and "options (defaults): seeds=5 device=auto epochs=none" in listed.out
+    assert "options (defaults): gan_epochs=150 vae_epochs=40 threads=none fashion=false" in listed.out
 
 
 def test_a_folder_where_a_run_writes_a_file_is_found_before_training(cli, tmp_path, digits_run):

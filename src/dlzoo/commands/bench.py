@@ -38,6 +38,15 @@ def _typed_options(name: str, function, items: list[str]) -> dict[str, typing.An
     return options
 
 
+def _defaults(function: typing.Callable[..., typing.Any]) -> str:
+    """A benchmark's KEY=VALUE options with their defaults, as `dlzoo bench list` shows them."""
+    def shown(value: object) -> str:
+        return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+    parameters = inspect.signature(function).parameters.values()
+    return " ".join(f"{p.name}={shown(p.default)}" for p in parameters) or "none"
+
+
 @command("bench", "measure recipes against baselines on this machine; prints JSON", _arguments)
 def bench(args: argparse.Namespace) -> None:
     import torch
@@ -52,6 +61,7 @@ def bench(args: argparse.Namespace) -> None:
         width = max(map(len, available))
         for name, summary in available.items():
             print(f"{name:{width}s}  {summary}")
+            print(f"{'':{width}s}    options (defaults): {_defaults(get_benchmark(name))}")
         return
     # Before hours of measuring; never over a run's own file (its summary.json, its config.yaml)
     out = check_not_a_run_file(check_destination(args.out, "bench.json")) if args.out else None
