@@ -314,6 +314,21 @@ def _first_difference(trained: dict[str, Any], section: Any, prefix: str = "") -
     return None
 
 
+def read_summary(path: Path) -> dict[str, Any]:
+    """A run's summary.json as a dict, or a UserError naming the file: a folder or a pipe there (which would be read
+    until its writer stops), a file that is not JSON, or JSON that is not an object."""
+    if not path.is_file():
+        what = "a folder" if path.is_dir() else "not a regular file"
+        raise UserError(f"{path} is {what}; a finished run writes its summary there, as a JSON file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"cannot read {path}: {error}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} does not hold a JSON object")
+    return data
+
+
 @dataclass
 class LoadedRun:
     run_dir: Path

@@ -14,7 +14,6 @@ on fresh compositions of the same digits (`seed=1`); docs/reading.md tells which
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -76,6 +75,7 @@ def run(pictures: int = 500, seed: int = 0, run_dir: str | None = None, pool: st
 def _run(pictures: int, seed: int, run_dir: str | None, pool: str, failures: int, recipe: str,
          classifier_run: str | None) -> dict[str, Any]:
     from dlzoo.reader import load_reader
+    from dlzoo.runs import read_summary
 
     if pool not in ("test", "train"):
         raise UserError(f"pool must be 'test' or 'train', got {pool!r}")
@@ -91,7 +91,8 @@ def _run(pictures: int, seed: int, run_dir: str | None, pool: str, failures: int
     if run_dir is None:
         run_dir = train_recipe(recipe, ["trainer.device=cpu", "trainer.seed=0"])["run_dir"]
     reader = load_reader(run_dir, "cpu", classifier_run)  # the checkpoint says which: classifier or lines
-    summary = _summary(Path(run_dir) / "summary.json")
+    summary_path = Path(run_dir) / "summary.json"  # none in a run stopped before its end, which still reads
+    summary = read_summary(summary_path) if summary_path.exists() else {}
     arrays = load_image_arrays("mnist5k")
     images, labels = ((arrays.test_images, arrays.test_labels) if pool == "test"
                       else (arrays.train_images, arrays.train_labels))
@@ -109,16 +110,3 @@ def _run(pictures: int, seed: int, run_dir: str | None, pool: str, failures: int
         "machine": {**machine(torch.device("cpu")), "torch_threads": torch.get_num_threads()},
     }
 
-
-def _summary(path: Path) -> dict[str, Any]:
-    """The run's summary for the report: {} when it has none (a run stopped before its end still reads); one that
-    is there but cannot be read is refused, as `dlzoo compare` refuses it."""
-    if not path.exists():
-        return {}
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserError(f"cannot read {path}: {error}") from None
-    if not isinstance(summary, dict):
-        raise UserError(f"{path} does not hold a JSON object")
-    return summary

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import math
 import os
 import sys
@@ -119,23 +118,11 @@ def read_rows(runs: dict[Path, bool]) -> list[RunRow]:
     return rows
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():  # a folder, a broken link, a pipe (which would be read until its writer stops)
-        what = "a folder" if path.is_dir() else "not a regular file"
-        raise UserError(f"{path} is {what}; a finished run writes its summary there, as a JSON file")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserError(f"cannot read {path}: {error}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path} does not hold a JSON object")
-    return data
-
-
 def read_row(run_dir: Path) -> RunRow:
     from dlzoo.config import load_yaml
+    from dlzoo.runs import read_summary
 
-    summary, config = _read_json(run_dir / SUMMARY), load_yaml(run_dir / CONFIG)
+    summary, config = read_summary(run_dir / SUMMARY), load_yaml(run_dir / CONFIG)
     try:
         metrics = summary["metrics"]
         split = "test" if "test" in metrics else next(s for s in metrics if s != "train")
