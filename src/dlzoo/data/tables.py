@@ -284,9 +284,10 @@ def _row_labels(frame: pd.DataFrame) -> list[str]:
             and frame[column].notna().all() and frame[column].is_unique]
 
 
-# The fields of a prediction record besides the target and the id column, which these may not be named: "row"
+# The fields of a prediction record besides the target and the id column, which these may not be named: ROW_NUMBER
 # numbers the rows of a table without ids (the id column itself has a name, so it may be "row").
-RECORD_FIELDS = {"target": ("input", "row", "unseen_categories"), "id column": ("input", "unseen_categories")}
+ROW_NUMBER, UNSEEN_CATEGORIES = "row", "unseen_categories"
+RECORD_FIELDS = {"target": ("input", ROW_NUMBER, UNSEEN_CATEGORIES), "id column": ("input", UNSEEN_CATEGORIES)}
 
 
 def _check_roles(target: str, id_column: str | None, drop: Sequence[str], categorical: Sequence[str]) -> None:

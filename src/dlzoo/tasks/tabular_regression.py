@@ -21,7 +21,7 @@ from sklearn.model_selection import KFold
 from torch import nn
 
 from dlzoo.config import DataConfig, RecipeConfig
-from dlzoo.data.tables import load_table, read_csv
+from dlzoo.data.tables import ROW_NUMBER, UNSEEN_CATEGORIES, load_table, read_csv
 from dlzoo.data.tensors import TensorLoader
 from dlzoo.engine.best import Goal
 from dlzoo.engine.trainer import eval_mode
@@ -254,7 +254,7 @@ class TabularRegression(Task):
         """The id column's values (they name the rows of a submission, so every row needs one), or row numbers."""
         id_column = self.meta["id_column"]
         if not id_column or id_column not in frame.columns:
-            return "row", np.arange(1, len(frame) + 1)
+            return ROW_NUMBER, np.arange(1, len(frame) + 1)
         empty = (frame[id_column].astype("string").str.strip().fillna("") == "").to_numpy()
         if empty.any():
             row = int(np.flatnonzero(empty)[0])
@@ -305,17 +305,17 @@ class TabularRegression(Task):
             prices, unseen = self.predict_checked(checked)
             for row_id, price, news in zip(checked.ids.tolist(), prices, unseen, strict=True):
                 records.append({"input": name, checked.id_name: row_id, target: round(float(price), 2),
-                                "unseen_categories": news})
+                                UNSEEN_CATEGORIES: news})
             if out is not None:
                 _write_csv(self._output_table(checked, prices), Path(out))
         return records
 
     def describe(self, record: dict[str, Any]) -> str:
-        key = self.meta["id_column"] if self.meta["id_column"] in record else "row"
+        key = self.meta["id_column"] if self.meta["id_column"] in record else ROW_NUMBER
         target = self.meta["target"]
         line = f"{record['input'] or 'table'} {key} {record[key]}: {target} {record[target]:,.0f}"
-        if record["unseen_categories"]:
-            line += f" (unseen, treated as unknown: {', '.join(record['unseen_categories'])})"
+        if record[UNSEEN_CATEGORIES]:
+            line += f" (unseen, treated as unknown: {', '.join(record[UNSEEN_CATEGORIES])})"
         return line
 
 
