@@ -4,6 +4,7 @@ real run showing what batch norm does for LeNet."""
 import json
 
 import pytest
+import torch
 import yaml
 
 from conftest import ROOT, assert_user_error
@@ -100,8 +101,13 @@ def test_the_python_block_reading_nin_scores_in_the_docs_runs(cli, tiny_fashion,
     (line, code), = [block for block in python_blocks(doc.read_text(encoding="utf-8")) if "runs/nin" in block[1]]
     monkeypatch.chdir(tmp_path)
     # A LeNet run stands in for the NiN one: the block reads any image classifier's scores, LeNet's in a second.
+    threads = torch.get_num_threads()
     result = cli("train", "lenet", f"data.path={tiny_fashion}", "data.batch_size=2", "trainer.epochs=1",
-                 "trainer.device=cpu", "--out", "runs/nin")
+                 "trainer.device=cpu", f"trainer.threads={threads + 1}", "trainer.deterministic=true",
+                 "--out", "runs/nin")
     assert result.code == 0, result.err
+    assert not torch.are_deterministic_algorithms_enabled()
     exec(compile("\n" * (line - 1) + code, str(doc), "exec"), {"__name__": "classic"})
     assert capsys.readouterr().out.startswith("tensor([")  # the share of test images scored 0, per class
+    # The block leaves a reader's session as it found it, not with the run's one thread and determinism.
+    assert torch.get_num_threads() == threads and not torch.are_deterministic_algorithms_enabled()

@@ -410,7 +410,9 @@ def load_for_evaluation(run: LoadedRun, splits: Iterable[str] | None = None,
                         device: str = "auto") -> tuple[Task, Runtime]:
     """The run's task with its data loaded (as in training) and the checkpoint's weights, refused where the data
     read again is not what the run trained on (for `splits` to be evaluated; None: all the task's, as `dlzoo eval`
-    evaluates without --split, and as docs/classic.md calls it)."""
+    evaluates without --split, and as docs/classic.md calls it). Loading sets torch's threads and determinism
+    as the run trained (its noisy metrics are measured as training measured them); the runtime's `shutdown()`
+    puts them back."""
     config = run.config
     if splits is None:
         splits = run.recipe.task.eval_splits(config)
