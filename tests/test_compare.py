@@ -1,6 +1,7 @@
 """`dlzoo compare`: the table and plot from real runs, run discovery (folders, globs, unfinished runs), errors."""
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -93,6 +94,46 @@ def test_a_folder_where_the_summary_goes_is_named_not_taken_for_an_unfinished_ru
     assert_user_error(cli("compare", odd), f"{odd / 'summary.json'} is a folder; a finished run writes its summary")
     result = cli("compare", tmp_path, runs / "digits")  # found in a folder: skipped, with the same reason
     assert result.code == 0 and f"skipping {odd}: {odd / 'summary.json'} is a folder" in result.err
+
+
+def strict_json(text: str):
+    """`text` read as JSON by a strict parser's rules: Python's NaN and Infinity are not JSON."""
+    return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+
+
+def test_a_diverged_run_writes_strict_json_and_still_compares(cli, runs, tmp_path, monkeypatch):
+    """NaN and inf were written as bare NaN and Infinity, which JavaScript's JSON.parse and jq refuse: null now,
+    read back as NaN by dlzoo (compare, the benchmarks, a resumed run's summary)."""
+    from dlzoo.engine.trainer import Trainer
+
+    evaluate, train_epoch = Trainer.evaluate, Trainer.train_epoch
+    monkeypatch.setattr(Trainer, "evaluate",
+                        lambda self, split: {**evaluate(self, split), "accuracy": math.nan, "loss": math.inf})
+
+    def diverged(self, loader, epoch):
+        result = train_epoch(self, loader, epoch)
+        result.metrics["loss"] = math.nan
+        return result
+
+    monkeypatch.setattr(Trainer, "train_epoch", diverged)
+    run = tmp_path / "diverged"
+    tiny = ["data.limit=64", "data.batch_size=32", "trainer.epochs=1", "trainer.device=cpu", "trainer.threads=1"]
+    assert cli("train", "digits", *tiny, "--out", run).code == 0
+    written = strict_json((run / "summary.json").read_text())
+    assert written["metrics"]["test"] == {"loss": None, "accuracy": None}
+    assert written["metrics"]["train"]["loss"] is None
+    entries = [strict_json(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [entry["metrics"]["loss"] for entry in entries] == [None, None]
+    (run / "summary.json").unlink()  # killed before its summary: the resume writes it from metrics.jsonl
+    assert cli("train", "--resume", run).code == 0
+    assert strict_json((run / "summary.json").read_text())["metrics"]["train"]["loss"] is None
+    assert all(strict_json(line) for line in (run / "metrics.jsonl").read_text().splitlines())
+
+    result = cli("compare", run, runs / "digits", "--out", tmp_path / "table.md")
+    assert result.code == 0, result.err
+    _, _, *rows = table_rows(result.out)
+    scored = summary(runs / "digits")["metrics"]["test"]["accuracy"]
+    assert [(row[0], row[7]) for row in rows] == [("digits", f"{scored:.4f}"), ("diverged", "nan")]  # NaN below
 
 
 def test_user_errors_write_nothing(cli, runs, tmp_path):

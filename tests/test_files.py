@@ -86,3 +86,10 @@ def test_a_name_that_is_not_text_is_refused_in_a_line(cli, tmp_path, digits_run)
         assert_user_error(cli(*args), "is not valid UTF-8 text")
     assert not any(tmp_path.iterdir())
     assert cli("export", digits_run, "--out", tmp_path / "modèle.pt2").code == 0
+
+
+def test_json_text_writes_numbers_that_are_not_finite_as_null():
+    import numpy as np
+
+    data = {"loss": float("nan"), "by_epoch": [0.5, float("inf"), np.float64("-inf")], "pair": (1, 2.5), "n": None}
+    assert files.json_text(data) == '{"loss": null, "by_epoch": [0.5, null, null], "pair": [1, 2.5], "n": null}'

@@ -15,7 +15,6 @@ keeping its last complete checkpoint, and then raises KeyboardInterrupt.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import reprlib
 from dataclasses import dataclass
@@ -90,6 +89,7 @@ def _train(args: argparse.Namespace) -> TrainedRun:
     from dlzoo.commands.train import run_training
     from dlzoo.engine.trainer import SUMMARY
     from dlzoo.errors import UserError
+    from dlzoo.runs import read_summary
 
     for name in ("out", "config", "resume"):  # "" would read as not given, as at the command line
         if getattr(args, name) == "":
@@ -100,4 +100,4 @@ def _train(args: argparse.Namespace) -> TrainedRun:
         raise KeyboardInterrupt
     summary = run_dir / SUMMARY
     on_main = int(os.environ.get("RANK", 0)) == 0
-    return TrainedRun(run_dir, json.loads(summary.read_text(encoding="utf-8")) if on_main else None)
+    return TrainedRun(run_dir, read_summary(summary) if on_main else None)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
+import math
 import os
 import re
 import secrets
@@ -77,6 +79,23 @@ _TEMPORARY = re.compile(rf"\.(.*\.)?[0-9a-f]{{{2 * _TOKEN_BYTES}}}\.tmp(\.[^.]*)
 def stale_temporaries_in(folder: Path) -> list[Path]:
     """Temporary files of any file in `folder` left by a process killed while writing it (`temporary_beside`)."""
     return sorted(p for p in folder.glob(".*.tmp*") if _TEMPORARY.fullmatch(p.name) and p.is_file())
+
+
+def json_text(data: Any, indent: int | None = None, ensure_ascii: bool = True) -> str:
+    """`json.dumps(data)` as strict JSON: a number that is not finite (a diverged loss: NaN, inf) becomes null.
+    Python's own `NaN` and `Infinity` are not JSON, and other readers refuse them (JavaScript's JSON.parse, jq);
+    dlzoo's readers of metrics take null back as NaN (`engine.reporting.nan_for_null`)."""
+    return json.dumps(_finite(data), indent=indent, ensure_ascii=ensure_ascii, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):  # numpy's float64 too
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def write_text_whole(path: Path, text: str) -> None:

@@ -28,7 +28,7 @@ from dlzoo.config import (
     validate,
 )
 from dlzoo.engine import checkpoint
-from dlzoo.engine.reporting import CURVES, METRICS, TENSORBOARD
+from dlzoo.engine.reporting import CURVES, METRICS, TENSORBOARD, nan_for_null
 from dlzoo.engine.runtime import Runtime, pick_device
 from dlzoo.engine.trainer import SUMMARY
 from dlzoo.errors import UserError
@@ -315,8 +315,9 @@ def _first_difference(trained: dict[str, Any], section: Any, prefix: str = "") -
 
 
 def read_summary(path: Path) -> dict[str, Any]:
-    """A run's summary.json as a dict, or a UserError naming the file: a folder or a pipe there (which would be read
-    until its writer stops), a file that is not JSON, or JSON that is not an object."""
+    """A run's summary.json as a dict, its metrics that were not finite NaN, or a UserError naming the file: a
+    folder or a pipe there (which would be read until its writer stops), a file that is not JSON, or JSON that is
+    not an object."""
     if not path.is_file():
         what = "a folder" if path.is_dir() else "not a regular file"
         raise UserError(f"{path} is {what}; a finished run writes its summary there, as a JSON file")
@@ -326,6 +327,9 @@ def read_summary(path: Path) -> dict[str, Any]:
         raise UserError(f"cannot read {path}: {error}") from None
     if not isinstance(data, dict):
         raise UserError(f"{path} does not hold a JSON object")
+    if isinstance(data.get("metrics"), dict):  # a metric that was NaN or inf is written as null: NaN again
+        data["metrics"] = {split: nan_for_null(values) if isinstance(values, dict) else values
+                           for split, values in data["metrics"].items()}
     return data
 
 

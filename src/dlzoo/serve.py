@@ -10,7 +10,6 @@ is decoded before it waits its turn). Put a real web server in front of it for p
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import tempfile
@@ -22,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from dlzoo.errors import UserError, one_line
+from dlzoo.files import json_text
 from dlzoo.runs import LoadedRun, load_for_inference
 from dlzoo.tasks.base import Task
 
@@ -65,7 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = REQUEST_TIMEOUT_S  # a client that stops sending mid-request does not hold a thread for ever
 
     def _reply(self, status: int, payload: Any, allow: str | None = None) -> None:
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        body = json_text(payload, ensure_ascii=False).encode("utf-8")
         try:
             self.send_response(status)
             if allow:  # a 405 names the methods the endpoint takes

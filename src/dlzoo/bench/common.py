@@ -4,7 +4,6 @@ hand-written loop their baselines use."""
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ def train_recipe(recipe: str, overrides: list[str], out: Path | None = None, qui
 
     from dlzoo.cli import run_command
     from dlzoo.recipes import get_recipe
-    from dlzoo.runs import build_config
+    from dlzoo.runs import build_config, read_summary
 
     # A bad option (batch_size=0) is the user's mistake: say so in one line before any run starts, rather than
     # as a failed training deep inside the benchmark.
@@ -48,7 +47,7 @@ def train_recipe(recipe: str, overrides: list[str], out: Path | None = None, qui
         raise KeyboardInterrupt
     if code != 0:
         raise RuntimeError(f"training {recipe} failed with status {code}: {sink.getvalue()[-2000:]}")
-    summary = json.loads((out / "summary.json").read_text())
+    summary = read_summary(out / "summary.json")
     summary["run_dir"] = str(out)
     if kept:
         print(f"{recipe} run kept in {out} (remove it when done)", file=sys.stderr, flush=True)

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import sys
 import typing
 
 from dlzoo.cli import check_device_exists, command
 from dlzoo.errors import UserError
-from dlzoo.files import check_destination, write_text_whole
+from dlzoo.files import check_destination, json_text, write_text_whole
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,6 +78,6 @@ def bench(args: argparse.Namespace) -> None:
         if len(functions) > 1:  # a single benchmark's own errors stay the one line on stderr
             print(f"running benchmark {name} ...", file=sys.stderr, flush=True)
         results[name] = function(**options)
-        print(json.dumps(results[name], indent=2), flush=True)
+        print(json_text(results[name], indent=2), flush=True)
     if out is not None:
-        write_text_whole(out, json.dumps(results, indent=2) + "\n")
+        write_text_whole(out, json_text(results, indent=2) + "\n")

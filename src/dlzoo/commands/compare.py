@@ -164,10 +164,14 @@ def sort_rows(rows: list[RunRow], key: str) -> list[RunRow]:
     if key == "name":
         return sorted(rows, key=lambda r: r.run)
     if key == "val":  # the validation accuracy, to choose settings by; runs without one below, in their order
-        return sorted(rows, key=lambda r: -r.val_value if r.metric == "accuracy" and r.val_value is not None
-                      else math.inf)
-    # Accuracy first, best on top; runs scored by other metrics keep their order below.
-    return sorted(rows, key=lambda r: -r.value if r.metric == "accuracy" else math.inf)
+        return sorted(rows, key=lambda r: _best_first(r, r.val_value))
+    return sorted(rows, key=lambda r: _best_first(r, r.value))
+
+
+def _best_first(row: RunRow, value: float | None) -> float:
+    """Accuracy first, best on top; runs scored by other metrics, or NaN (a diverged run), keep their order below
+    (NaN, compared, would leave the order to chance)."""
+    return -value if row.metric == "accuracy" and value is not None and math.isfinite(value) else math.inf
 
 
 def markdown_table(rows: list[RunRow]) -> str:
@@ -183,9 +187,9 @@ def markdown_table(rows: list[RunRow]) -> str:
 
 def plot_accuracy_vs_time(rows: list[RunRow], out: Path) -> Path:
     """Test accuracy against training seconds (log scale), one labelled point per run, one marker per device."""
-    points = [row for row in rows if row.metric == "accuracy"]
+    points = [row for row in rows if row.metric == "accuracy" and math.isfinite(row.value)]  # NaN: no place on it
     if not points:
-        raise UserError("no run is scored by accuracy: nothing to plot")
+        raise UserError("no run is scored by a (finite) accuracy: nothing to plot")
     figure = new_figure(figsize=(7, 4.5))
     axis = figure.subplots()
     markers = "osD^vP*X"

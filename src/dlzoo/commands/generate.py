@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 from pathlib import Path
 
 from dlzoo.cli import add_device_option, command, seed_number
 from dlzoo.errors import UserError
+from dlzoo.files import json_text
 
 MAX_IMAGES = 10_000
 
@@ -121,7 +121,7 @@ def judge(args: argparse.Namespace) -> None:
     seed = JUDGE_SEED if args.seed is None else args.seed
     result = judge_run(Path(args.run_dir), Path(args.classifier), args.device, seed)
     if args.json:
-        print(json.dumps(result))
+        print(json_text(result))
         return
     print(f"{result['recipe']} judged by {result['judge_recipe']} ({result['judge']}), "
           f"{result['images']} generated vs {result['images']} held-out images:")

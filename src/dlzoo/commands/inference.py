@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from dlzoo.cli import add_device_option, command
 from dlzoo.errors import UserError
+from dlzoo.files import json_text
 
 
 def _eval_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +48,7 @@ def evaluate(args: argparse.Namespace) -> None:
     if args.json:
         record = {"run_dir": str(run.run_dir), "checkpoint": run.checkpoint.name, "metrics": results,
                   "settings": settings}
-        print(json.dumps(record | ({"per_class": per_class} if args.per_class else {}), ensure_ascii=False))
+        print(json_text(record | ({"per_class": per_class} if args.per_class else {}), ensure_ascii=False))
     else:
         for split, metrics in results.items():
             scored = f" ({', '.join(f'{key}={value}' for key, value in settings.items())})" if settings else ""
@@ -87,4 +87,4 @@ def predict(args: argparse.Namespace) -> None:
     inputs = pictures_of_folders(args.inputs, "predict") if run.recipe.task.predicts_pictures else args.inputs
     task = load_for_inference(run, args.device)
     for record in task.predict(inputs, out=args.out):
-        print(json.dumps(record, ensure_ascii=False) if args.json else task.describe(record))
+        print(json_text(record, ensure_ascii=False) if args.json else task.describe(record))

@@ -4,11 +4,11 @@ numbers in pictures."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from dlzoo.cli import add_device_option, command
 from dlzoo.errors import UserError
+from dlzoo.files import json_text
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +47,7 @@ def read(args: argparse.Namespace) -> None:
         if path in targets:
             record["annotated"] = str(write_annotation(picture, reading, targets[path]))
         if args.json:
-            print(json.dumps(record, ensure_ascii=False), flush=True)
+            print(json_text(record, ensure_ascii=False), flush=True)
         else:
             lines = reading.text.split("\n") if reading.text else ["(no digits found)"]
             print(f"{path}: {lines[0]}" + "".join(f"\n  {line}" for line in lines[1:]), flush=True)

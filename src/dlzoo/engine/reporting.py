@@ -18,7 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from dlzoo.files import new_figure, save_figure, write_text_whole
+from dlzoo.files import json_text, new_figure, save_figure, write_text_whole
 
 METRICS = "metrics.jsonl"
 CURVES = "curves.png"
@@ -117,7 +117,7 @@ class RunLog:
         if self.run_dir is None:
             return
         with open(self.run_dir / METRICS, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry) + "\n")
+            handle.write(json_text(entry) + "\n")
         step, split = entry["step"], entry["split"]
         for key, value in entry.get("metrics", {}).items():
             if isinstance(value, (int, float)) and math.isfinite(value):
@@ -144,15 +144,23 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
         except (UnicodeDecodeError, json.JSONDecodeError):  # a line cut by a kill, or damaged since
             continue
         if isinstance(entry, dict):
+            if isinstance(entry.get("metrics"), dict):
+                entry["metrics"] = nan_for_null(entry["metrics"])
             entries.append(entry)
     return entries
+
+
+def nan_for_null(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metrics as read from a file: a null is a value that was not finite (`files.json_text` writes NaN and inf
+    so), NaN again here, so that a diverged run's numbers stay numbers to whoever compares or averages them."""
+    return {key: math.nan if value is None else value for key, value in metrics.items()}
 
 
 def truncate_metrics(run_dir: Path, last_epoch: int) -> None:
     """On resume, forget what was logged after the checkpoint we continue from (written atomically)."""
     path = Path(run_dir) / METRICS
     kept = [entry for entry in read_metrics(run_dir) if entry.get("epoch", 0) <= last_epoch]
-    write_text_whole(path, "".join(json.dumps(entry) + "\n" for entry in kept))
+    write_text_whole(path, "".join(json_text(entry) + "\n" for entry in kept))
 
 
 def plot_curves(run_dir: Path) -> Path | None:

@@ -19,7 +19,6 @@ as many processes as it trained with (another count is refused: the schedule cou
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -43,7 +42,7 @@ from dlzoo.engine.reporting import (
 )
 from dlzoo.engine.runtime import Runtime
 from dlzoo.errors import UserError
-from dlzoo.files import write_text_whole
+from dlzoo.files import json_text, write_text_whole
 from dlzoo.provenance import device_description, environment
 
 if TYPE_CHECKING:
@@ -446,4 +445,4 @@ def _processes(count: int) -> str:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    write_text_whole(path, json.dumps(data, indent=2) + "\n")
+    write_text_whole(path, json_text(data, indent=2) + "\n")
