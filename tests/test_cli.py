@@ -504,6 +504,44 @@ def test_bench_all_skips_gpu_benchmarks_on_a_cpu_machine(cli, tmp_path, monkeypa
     assert "skipping benchmark speedrun: it needs a GPU" in result.err
     results = json.loads(out.read_text())
     assert results["quick"] == {"value": 1} and "skipped" in results["speedrun"]
+    assert json.loads(result.out) == results  # stdout: the same one document
+
+
+def test_bench_all_keeps_what_finished_when_a_benchmark_fails(cli, tmp_path, monkeypatch):
+    """A failure after hours of benchmarks lost them all (--out was written at the end); now each finished result
+    is written at once, a failing benchmark is told in one line, and the rest still run."""
+    import json
+
+    import dlzoo.bench as bench
+    from dlzoo.errors import UserError
+
+    out = tmp_path / "all.json"
+    seen_by_last = []
+
+    def fails(error: Exception):
+        def run():
+            raise error
+        return run
+
+    bench._discover()
+    monkeypatch.setattr(bench, "_BENCHMARKS", {})
+    bench.benchmark("a-first", "finishes")(lambda: {"value": 1})
+    bench.benchmark("b-no-data", "a mistake")(fails(UserError("fashion-mnist not found;\nput it in DIR")))
+    bench.benchmark("c-bug", "a bug")(fails(ZeroDivisionError("division by zero")))
+    bench.benchmark("d-last", "finishes")(lambda: seen_by_last.append(json.loads(out.read_text())) or {"value": 4})
+    result = cli("bench", "all", "--out", out)
+    assert result.code == 1
+    assert list(seen_by_last[0]) == ["a-first", "b-no-data", "c-bug"]  # written before the next one ran
+    results = json.loads(out.read_text())
+    assert json.loads(result.out) == results
+    assert results["a-first"] == {"value": 1} and results["d-last"] == {"value": 4}
+    assert results["b-no-data"] == {"benchmark": "b-no-data", "failed": "fashion-mnist not found; put it in DIR"}
+    assert results["c-bug"]["failed"] == "ZeroDivisionError: division by zero"
+    failures = [line for line in result.err.splitlines() if "failed" in line]
+    assert failures == ["dlzoo: benchmark b-no-data failed: fashion-mnist not found; put it in DIR",
+                        "dlzoo: benchmark c-bug failed: ZeroDivisionError: division by zero",
+                        "dlzoo: error: 2 of 4 benchmarks failed: b-no-data, c-bug"]
+    assert "Traceback" not in result.err
 
 
 def test_step_profile_counts_what_a_training_step_dispatches(cli, tmp_path):

@@ -1,4 +1,5 @@
-"""`dlzoo bench NAME|all [KEY=VALUE...] [--out FILE]`: run benchmarks and print their results as JSON.
+"""`dlzoo bench NAME|all [KEY=VALUE...] [--out FILE]`: run benchmarks and print their results as JSON: one
+benchmark's result, or for `all` one document {name: result} (`--out` writes {name: result} in both cases).
 
 KEY=VALUE options become keyword arguments of the benchmark function, converted to their annotated types (a
 benchmark's size, e.g. `dlzoo bench classic models=lenet epochs=2`); unknown keys and bad values are user errors."""
@@ -9,9 +10,10 @@ import argparse
 import inspect
 import sys
 import typing
+from pathlib import Path
 
 from dlzoo.cli import check_device_exists, command
-from dlzoo.errors import UserError
+from dlzoo.errors import UserError, one_line
 from dlzoo.files import check_destination, json_text, write_text_whole
 
 
@@ -47,10 +49,8 @@ def _defaults(function: typing.Callable[..., typing.Any]) -> str:
 
 
 @command("bench", "measure recipes against baselines on this machine; prints JSON", _arguments)
-def bench(args: argparse.Namespace) -> None:
-    import torch
-
-    from dlzoo.bench import get_benchmark, list_benchmarks, needs_gpu
+def bench(args: argparse.Namespace) -> int:
+    from dlzoo.bench import get_benchmark, list_benchmarks
     from dlzoo.runs import check_not_a_run_file
 
     available = list_benchmarks()
@@ -61,23 +61,49 @@ def bench(args: argparse.Namespace) -> None:
         for name, summary in available.items():
             print(f"{name:{width}s}  {summary}")
             print(f"{'':{width}s}    options (defaults): {_defaults(get_benchmark(name))}")
-        return
+        return 0
     # Before hours of measuring; never over a run's own file (its summary.json, its config.yaml)
     out = check_not_a_run_file(check_destination(args.out, "bench.json")) if args.out else None
-    names = list(available) if args.name == "all" else [args.name]
-    if args.options and args.name == "all":
-        raise UserError("KEY=VALUE options apply to one benchmark; name it instead of 'all'")
-    functions = {name: get_benchmark(name) for name in names}  # unknown names fail before any work
-    options = _typed_options(names[0], functions[names[0]], args.options) if args.options else {}
-    results = {}
+    if args.name == "all":
+        if args.options:
+            raise UserError("KEY=VALUE options apply to one benchmark; name it instead of 'all'")
+        results = run_all({name: get_benchmark(name) for name in available}, out)
+        print(json_text(results, indent=2), flush=True)
+        failed = [name for name, result in results.items() if "failed" in result]
+        if failed:
+            print(f"dlzoo: error: {len(failed)} of {len(results)} benchmarks failed: {', '.join(failed)}",
+                  file=sys.stderr)
+        return 1 if failed else 0
+    function = get_benchmark(args.name)
+    result = function(**_typed_options(args.name, function, args.options))  # its mistakes: one line, status 2
+    print(json_text(result, indent=2), flush=True)
+    if out is not None:
+        write_text_whole(out, json_text({args.name: result}, indent=2) + "\n")
+    return 0
+
+
+def run_all(functions: dict[str, typing.Callable[..., dict[str, typing.Any]]],
+            out: Path | None) -> dict[str, dict[str, typing.Any]]:
+    """`dlzoo bench all`: every benchmark at its defaults, in turn, as {name: result}. One that fails is told in a
+    line on stderr and recorded as `{"benchmark": NAME, "failed": REASON}` while the others still run; `out` is
+    written again after each benchmark, so that it keeps what finished through a later failure or a kill."""
+    import torch
+
+    from dlzoo.bench import needs_gpu
+
+    results: dict[str, dict[str, typing.Any]] = {}
     for name, function in functions.items():
-        if len(functions) > 1 and needs_gpu(name) and not torch.cuda.is_available():
+        if needs_gpu(name) and not torch.cuda.is_available():
             print(f"skipping benchmark {name}: it needs a GPU and this machine has none", file=sys.stderr, flush=True)
             results[name] = {"benchmark": name, "skipped": "needs a GPU; none on this machine"}
-            continue
-        if len(functions) > 1:  # a single benchmark's own errors stay the one line on stderr
+        else:
             print(f"running benchmark {name} ...", file=sys.stderr, flush=True)
-        results[name] = function(**options)
-        print(json_text(results[name], indent=2), flush=True)
-    if out is not None:
-        write_text_whole(out, json_text(results, indent=2) + "\n")
+            try:
+                results[name] = function()
+            except Exception as error:  # a mistake (data not found) or a bug: said, and the next benchmark runs
+                reason = one_line(str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}")
+                print(f"dlzoo: benchmark {name} failed: {reason}", file=sys.stderr, flush=True)
+                results[name] = {"benchmark": name, "failed": reason}
+        if out is not None:
+            write_text_whole(out, json_text(results, indent=2) + "\n")
+    return results
