@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from dlzoo.bench import benchmark
-from dlzoo.bench.common import machine, require_at_least, temporary_run, textbook_epoch
+from dlzoo.bench.common import machine, require_at_least, temporary_run, textbook_epoch, torch_threads
 from dlzoo.data.images import load_image_arrays
 from dlzoo.models import create
 
@@ -42,13 +42,17 @@ def curriculum_baseline(seed: int = 0, epochs: int = 10) -> dict[str, float]:
 
 
 @benchmark("digits", "digits recipe vs the curriculum's CNN loop on mnist5k (accuracy, train seconds)")
-def run(seeds: int = 3) -> dict[str, Any]:
+def run(seeds: int = 3, threads: int | None = None) -> dict[str, Any]:
+    """seeds: dlzoo runs (seeds 0..N-1); threads: torch CPU threads for both sides (default: torch's choice, every
+    core)."""
     require_at_least(1, seeds=seeds)
-    baseline = curriculum_baseline()
-    runs = []
-    for seed in range(seeds):
-        with temporary_run("digits", [f"trainer.seed={seed}", "trainer.device=cpu"]) as summary:
-            runs.append(summary)
+    with torch_threads(threads):
+        baseline = curriculum_baseline()
+        runs = []
+        for seed in range(seeds):
+            with temporary_run("digits", [f"trainer.seed={seed}", "trainer.device=cpu"]) as summary:
+                runs.append(summary)
+        where = machine(torch.device("cpu"))  # names the thread count in use
     accuracies = [r["metrics"]["test"]["accuracy"] for r in runs]
     seconds = [r["train_seconds"] for r in runs]
     mean_seconds = statistics.mean(seconds)
@@ -62,5 +66,5 @@ def run(seeds: int = 3) -> dict[str, Any]:
         "speedup_vs_baseline": baseline["train_seconds"] / mean_seconds,
         "targets": {"accuracy >= 0.985 (every seed)": min(accuracies) >= 0.985,
                     "train time <= baseline's": mean_seconds <= baseline["train_seconds"]},
-        "machine": machine(torch.device("cpu")),
+        "machine": where,
     }

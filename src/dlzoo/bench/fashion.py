@@ -114,14 +114,15 @@ def _speedups(textbook: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str,
 def speedrun(seeds: int = 5, device: Literal["auto", "cpu", "cuda"] = "auto", epochs: int | None = None,
              limit: int | None = None, warmup: bool = True, compile: bool = False,
              compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default",
-             batch_size: int | None = None, lr: float | None = None, first_seed: int = FRESH_SEED) -> dict[str, Any]:
+             batch_size: int | None = None, lr: float | None = None, first_seed: int = FRESH_SEED,
+             threads: int | None = None) -> dict[str, Any]:
     """seeds: runs, seeds first_seed to first_seed+N-1 (seeds 0-4 chose the recipe's defaults by their test
     accuracy: the default starts past them, so that the mean carries no selection effect); limit: train on the
     first N images (a quick CPU check, which meets no target); epochs, batch_size, lr: the recipe's with other
     epochs, batch size and peak learning rate (quick checks, or the speed/accuracy trade-off: on a GPU a step costs
     about the same at batch 512 and 2048); warmup: one untimed run first, so CUDA start-up and cuDNN autotuning
     (and with `compile`, torch.compile's first compilation, whose cache the later runs in this process reuse) are
-    not charged to the first seed."""
+    not charged to the first seed; threads: torch CPU threads (default: torch's choice, every core)."""
     require_at_least(1, seeds=seeds)  # the recipe checks the rest, in its own terms (trainer.epochs, ...)
     require_at_least(0, first_seed=first_seed)
     if compile_mode != "default" and not compile:
@@ -136,10 +137,12 @@ def speedrun(seeds: int = 5, device: Literal["auto", "cpu", "cuda"] = "auto", ep
     # Checked before the warm-up, whose own epochs and limit replace these: epochs=0 or limit=0 was refused only by
     # the first measured run, after minutes of warm-up.
     build_config(get_recipe("fashion-speedrun"), None, overrides)
-    if warmup:
-        recipe_run("fashion-speedrun", [*overrides, "trainer.epochs=1", "data.limit=4096"])
     chosen = range(first_seed, first_seed + seeds)
-    runs = [recipe_run("fashion-speedrun", [*overrides, f"trainer.seed={seed}"]) for seed in chosen]
+    with torch_threads(threads):
+        if warmup:
+            recipe_run("fashion-speedrun", [*overrides, "trainer.epochs=1", "data.limit=4096"])
+        runs = [recipe_run("fashion-speedrun", [*overrides, f"trainer.seed={seed}"]) for seed in chosen]
+        where = machine(torch_device)  # on a CPU, names the thread count in use
     accuracies = [r["test_accuracy"] for r in runs]
     seconds = [r["train_seconds"] for r in runs]
     full = limit is None  # the targets are for the whole training set; any number of epochs may meet them
@@ -157,5 +160,5 @@ def speedrun(seeds: int = 5, device: Literal["auto", "cpu", "cuda"] = "auto", ep
                     f"train_seconds <= {SPEEDRUN_TARGET_SECONDS:.0f} (every seed)":
                     full and max(seconds) <= SPEEDRUN_TARGET_SECONDS,
                     "on a GPU": torch_device.type == "cuda"},
-        "machine": machine(torch_device),
+        "machine": where,
     }

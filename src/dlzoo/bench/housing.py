@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from dlzoo.bench import benchmark
-from dlzoo.bench.common import machine, require_at_least, temporary_run
+from dlzoo.bench.common import machine, require_at_least, temporary_run, torch_threads
 
 TARGET = 0.13
 LINEAR = ["model.name=linear", "optim.lr=0.01", "trainer.epochs=60"]
@@ -30,11 +30,15 @@ def _scored_run(overrides: list[str]) -> dict[str, Any]:
 
 
 @benchmark("housing", "housing on Ames: 5-fold log-RMSE of the MLP (3 seeds), linear model and HGB; target <= 0.13")
-def run(seeds: int = 3) -> dict[str, Any]:
+def run(seeds: int = 3, threads: int | None = None) -> dict[str, Any]:
+    """seeds: MLP runs (seeds 0..N-1); threads: torch CPU threads for every run (default: torch's choice, every
+    core; scikit-learn's gradient boosting keeps its own)."""
     require_at_least(1, seeds=seeds)
     cpu = ["trainer.device=cpu"]
-    mlp = [_scored_run([*cpu, f"trainer.seed={seed}", f"baseline={seed == 0}"]) for seed in range(seeds)]
-    linear = _scored_run([*cpu, *LINEAR, "baseline=false"])
+    with torch_threads(threads):
+        mlp = [_scored_run([*cpu, f"trainer.seed={seed}", f"baseline={seed == 0}"]) for seed in range(seeds)]
+        linear = _scored_run([*cpu, *LINEAR, "baseline=false"])
+        where = machine(torch.device("cpu"))  # names the thread count in use
     scores = [summary["metrics"]["cv"]["log_rmse"] for summary in mlp]
     boosting = mlp[0]["baseline"]
     return {
@@ -45,5 +49,5 @@ def run(seeds: int = 3) -> dict[str, Any]:
         "linear": {"recipe": "housing " + " ".join(LINEAR), **_scores(linear)},
         "gradient_boosting": {key: boosting[key] for key in ("model", "log_rmse", "fold_log_rmse", "fit_seconds")},
         "targets": {f"mlp mean 5-fold log-RMSE <= {TARGET} (every seed)": max(scores) <= TARGET},
-        "machine": machine(torch.device("cpu")),
+        "machine": where,
     }
