@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import statistics
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,6 +72,13 @@ def require_at_least(minimum: int, **counts: int | None) -> None:
     for key, value in counts.items():
         if value is not None and value < minimum:
             raise UserError(f"{key} must be >= {minimum}, got {value}")
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """A measure over seeds as every benchmark over seeds reports it: mean, sample standard deviation (0 for one
+    seed), min and max."""
+    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values)}
 
 
 def machine(device: torch.device) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from dlzoo.bench import benchmark
 from dlzoo.bench.classic import textbook_loop, time_to_accuracy
-from dlzoo.bench.common import machine, require_at_least, temporary_run, torch_threads
+from dlzoo.bench.common import machine, require_at_least, spread, temporary_run, torch_threads
 from dlzoo.data.images import load_image_arrays
 from dlzoo.engine.reporting import read_metrics
 from dlzoo.engine.runtime import pick_device
@@ -52,11 +52,6 @@ def _with_times(side: dict[str, Any]) -> dict[str, Any]:
     return side
 
 
-def _spread(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "min": min(values), "max": max(values)}
-
-
 @benchmark("fashion", "fashion recipe vs the textbook LeNet loop on the full Fashion-MNIST: time to accuracy")
 def run(seeds: int = 1, textbook_epochs: int = 10, device: Literal["auto", "cpu", "cuda"] = "cpu",
         threads: int | None = None) -> dict[str, Any]:
@@ -84,8 +79,8 @@ def run(seeds: int = 1, textbook_epochs: int = 10, device: Literal["auto", "cpu"
         "note": "train seconds exclude evaluation; time_to_accuracy_s: training seconds until the test accuracy, "
                 "checked after every epoch, first reached the threshold (null: never)",
         "textbook": textbook,
-        "dlzoo": {"recipe": "fashion (defaults)", "seeds": seeds, "accuracy": _spread(accuracies),
-                  "train_seconds": _spread(seconds), "runs": runs},
+        "dlzoo": {"recipe": "fashion (defaults)", "seeds": seeds, "accuracy": spread(accuracies),
+                  "train_seconds": spread(seconds), "runs": runs},
         "targets": {f"test accuracy >= {FASHION_TARGET_ACCURACY} (every seed)":
                     min(accuracies) >= FASHION_TARGET_ACCURACY,
                     f"train_seconds <= {FASHION_TARGET_SECONDS:.0f} (every seed)":
@@ -152,8 +147,8 @@ def speedrun(seeds: int = 5, device: Literal["auto", "cpu", "cuda"] = "auto", ep
         "settings": {"epochs": epochs or "recipe default", "seeds": list(chosen), "warmup": warmup,
                      "compile": compile_mode if compile else False,
                      "batch_size": batch_size or "recipe default", "lr": lr or "recipe default"},
-        "accuracy": _spread(accuracies),
-        "train_seconds": _spread(seconds),
+        "accuracy": spread(accuracies),
+        "train_seconds": spread(seconds),
         "runs": runs,
         "targets": {f"mean test accuracy >= {SPEEDRUN_TARGET_ACCURACY}":
                     full and statistics.mean(accuracies) >= SPEEDRUN_TARGET_ACCURACY,
