@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from safetensors.torch import load_file
 
-from conftest import ROOT, Result, run_subprocess
+from conftest import ROOT, Result
 
 # A validation split too (held out of all 4,000 training digits before the limit), sharded like the test set, and the
 # best epoch by it kept: epoch 1 is saved only as the first best, which every rank must agree on (a collective).
@@ -36,7 +36,7 @@ def ddp_run(tmp_path_factory):
 
 
 @pytest.mark.multiprocess
-def test_torchrun_two_processes(ddp_run):
+def test_torchrun_two_processes(cli, ddp_run):
     run_dir, done = ddp_run
     # Only rank 0 logs: each epoch line appears once.
     assert done.out.count("epoch 1/2 ") == 1, done.out
@@ -48,7 +48,7 @@ def test_torchrun_two_processes(ddp_run):
     # 800 samples over 2 ranks = 400 each, batches of 128 with the last partial batch dropped: 3 steps an epoch.
     assert first["step"] == 3
     # Held-out metrics are reduced over the ranks' shards: they equal a single-process evaluation of the same weights.
-    evaluated = run_subprocess("eval", run_dir, "--json", "--device", "cpu")
+    evaluated = cli("eval", run_dir, "--json", "--device", "cpu")
     assert evaluated.code == 0, evaluated.err
     for split in ("val", "test"):
         single = json.loads(evaluated.out)["metrics"][split]
@@ -57,13 +57,13 @@ def test_torchrun_two_processes(ddp_run):
 
 
 @pytest.mark.multiprocess
-def test_a_torchrun_run_resumes_exactly_and_only_with_as_many_processes(ddp_run, tmp_path):
+def test_a_torchrun_run_resumes_exactly_and_only_with_as_many_processes(cli, ddp_run, tmp_path):
     run_dir, _ = ddp_run
     resumed = tmp_path / "resumed"
     shutil.copytree(run_dir, resumed)
     shutil.rmtree(resumed / "checkpoints" / "epoch-0002")  # as if killed in the second epoch
     (resumed / "summary.json").unlink()
-    alone = run_subprocess("train", "--resume", resumed)
+    alone = cli("train", "--resume", resumed)
     assert alone.code == 2 and alone.err.count("\n") == 1, alone.err
     assert "trained in 2 processes, not 1: resume it with torchrun --nproc_per_node 2" in alone.err
     done = torchrun("train", "--resume", resumed)
@@ -109,10 +109,12 @@ def test_a_broken_picture_met_by_one_process_is_told_once(tmp_path):
 
 @pytest.mark.multiprocess
 @pytest.mark.parametrize("recipe, settings", [
-    ("vae-digits", ["iw_samples=10", "data.batch_size=32"]),  # 5 batches of 200 held-out images, 10 draws each
+    # An MLP VAE draws 50 latents per image, in chunks of 20,000 // 50 = 400 images: of the 3 held-out batches
+    # (400, 400, 200) the first process scores two, the other one.
+    ("vae-digits", ["model.name=vae-mlp", "iw_samples=50", "data.batch_size=32"]),
     ("cgan-digits", ["data.eval_batch_size=300", "data.batch_size=16", "gan.n_critic=2", "grid_samples=1"]),
 ])
-def test_noisy_held_out_metrics_do_not_depend_on_the_processes(recipe, settings, tmp_path):
+def test_noisy_held_out_metrics_do_not_depend_on_the_processes(cli, recipe, settings, tmp_path):
     """A generative evaluation draws noise (a VAE's importance samples, a GAN's fakes): each held-out batch has its
     own, so a torchrun run's test metrics equal `dlzoo eval` of its checkpoint in one process."""
     run_dir = tmp_path / "run"
@@ -120,7 +122,7 @@ def test_noisy_held_out_metrics_do_not_depend_on_the_processes(recipe, settings,
                     "--out", run_dir)
     assert done.code == 0, done.err[-3000:]
     trained = json.loads((run_dir / "summary.json").read_text())["metrics"]["test"]
-    evaluated = run_subprocess("eval", run_dir, "--json", "--device", "cpu")
+    evaluated = cli("eval", run_dir, "--json", "--device", "cpu")
     assert evaluated.code == 0, evaluated.err
     single = json.loads(evaluated.out)["metrics"]["test"]
     assert trained.keys() == single.keys()
