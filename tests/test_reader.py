@@ -13,7 +13,6 @@ import pytest
 
 import dlzoo
 from conftest import assert_user_error, run_subprocess
-from dlzoo.cli import main
 from dlzoo.data.images import load_image_arrays
 from dlzoo.errors import UserError
 from dlzoo.reader import DigitReader, Reading
@@ -23,15 +22,12 @@ from dlzoo.reader.ink import find_ink
 from dlzoo.reader.segment import segment, stroke_width
 from pictures import held_out_digits, write
 
-# Better than the shared tiny run, still quick: all 4,000 training digits, 4 epochs.
-READER_DIGITS = ["trainer.epochs=4", "trainer.device=cpu"]
-
 
 @pytest.fixture(scope="module")
-def reader_run(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("reader") / "digits"
-    assert main(["train", "digits", *READER_DIGITS, "--out", str(run_dir)]) == 0
-    return run_dir
+def reader_run(good_digits_run) -> Path:
+    """Better than the shared tiny run, still quick: conftest's run of all 4,000 training digits, 4 epochs (the
+    tests only read it; the session trains it once for them and the other tests that judge predictions)."""
+    return good_digits_run
 
 
 @pytest.fixture(scope="module")
