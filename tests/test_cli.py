@@ -11,6 +11,7 @@ import yaml
 from safetensors.torch import load_file
 
 from conftest import TINY_DIGITS, assert_user_error, run_subprocess, train_until
+from dlzoo.engine import checkpoint
 
 
 def test_list_show_models_data(cli):
@@ -798,6 +799,14 @@ def test_damaged_checkpoint_metadata_and_summaries_are_named_not_tracebacks(cli,
     for weights in (run / "checkpoints").glob("*/model.safetensors"):
         save_file(load_file(str(weights)), str(weights), metadata={"dlzoo": json.dumps({"recipe": "digits"})})
     assert_user_error(cli("eval", run), "lacks the config and meta")
+    # a key of its meta that prediction reads (a KeyError traceback from predict and export): named, for every command
+    original = checkpoint.read_metadata(next((digits_run / "checkpoints").glob("*/model.safetensors")))
+    del original["meta"]["preprocess"]
+    for weights in (run / "checkpoints").glob("*/model.safetensors"):
+        save_file(load_file(str(weights)), str(weights), metadata={"dlzoo": json.dumps(original)})
+    for command in (("predict", run, "x.png"), ("export", run, "--out", tmp_path / "x.pt2"), ("show", run)):
+        assert_user_error(cli(*command), "model.safetensors: its metadata lacks meta.preprocess, which a digits run")
+    assert not (tmp_path / "x.pt2").exists()
     # compare: a summary whose values are of the wrong type is one of the runs it cannot compare
     other = tmp_path / "other"
     shutil.copytree(digits_run, other)

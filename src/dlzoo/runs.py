@@ -370,6 +370,10 @@ def open_run(run_dir: str | Path) -> LoadedRun:
     recipe = get_recipe(str(metadata.get("recipe", "")))
     if not isinstance(metadata.get("config"), dict) or not isinstance(metadata.get("meta"), dict):
         raise UserError(f"{found / checkpoint.WEIGHTS}: its metadata lacks the config and meta dlzoo writes")
+    missing = [f"meta.{key}" for key in recipe.task.checkpoint_meta if key not in metadata["meta"]]
+    if missing:
+        raise UserError(f"{found / checkpoint.WEIGHTS}: its metadata lacks {', '.join(missing)}, which a "
+                        f"{recipe.name} run needs; the file is damaged or was not written by dlzoo")
     config = from_dict(type(recipe.config()), metadata["config"], base=recipe.config())
     return LoadedRun(run_dir, recipe, config, found, metadata)
 

@@ -98,6 +98,7 @@ def decode_examples(stored: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]
 class GenerativeImageTask(Task):
     config: GenerativeConfig
     run_files = (SAMPLES,)  # a grid of drawn samples at every epoch's end
+    checkpoint_meta = ("classes", "in_channels", "held_out_examples")  # the examples a VAE's grid reconstructs
     conditional: ClassVar[bool] = False
     judge: Judge | None = None
     # How pixels are modelled, stated in every checkpoint and summary.

@@ -163,6 +163,7 @@ class ImageClassification(Task):
     main_metric = "accuracy"
     evaluation_keys = ("tta_flip", "tta_shift", "data.eval_batch_size")
     model_kinds = {"model": "classifier"}
+    checkpoint_meta = ("classes", "in_channels", "data_size", "resolution", "preprocess")
     config: ImageClassificationConfig
     train_files: PictureFiles | None = None  # the training pictures left on disk (`data.stream`)
 

@@ -97,6 +97,7 @@ class LineRecognition(Task):
     main_metric = "exact"
     model_kinds = {"model": "line-recognizer"}
     model_args_set_by = {"model": {"height": "data.height"}}  # the strips the data draws and the network reads
+    checkpoint_meta = ("kind", "classes", "height", "digit_height")  # without `kind`, read takes it for a classifier
     config: LineRecognitionConfig
 
     @classmethod

@@ -98,6 +98,7 @@ class TabularRegression(Task):
     main_metric = "log_rmse"  # lower is better: RMSE of log(predicted) - log(true), mean over the folds
     writes_predictions = True  # `dlzoo predict RUN in.csv --out out.csv`: Kaggle's submission format
     run_files = (SUBMISSION,)  # priced at the end, when the data comes with Kaggle's unlabeled test.csv
+    checkpoint_meta = ("schema", "target", "id_column", "folds", "slots", "category_sizes", "vocabularies")
     config: TabularRegressionConfig
 
     @classmethod
