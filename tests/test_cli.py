@@ -420,6 +420,13 @@ def test_a_training_state_of_another_layout_is_refused_by_resume(cli, tmp_path, 
         del state["format"]
         torch.save(state, path)
     assert_user_error(cli("train", "--resume", old), "another version of dlzoo", "format 1")
+    for path in (old / "checkpoints").glob("*/state.pt"):  # this layout, with keys lost: was a KeyError traceback
+        state = torch.load(path, weights_only=True)
+        del state["world_size"], state["step"]
+        torch.save({**state, "format": checkpoint.STATE_FORMAT}, path)
+    log = (old / "metrics.jsonl").read_bytes()
+    assert_user_error(cli("train", "--resume", old), "epoch-0002/state.pt lacks step, world_size of the training state")
+    assert (old / "metrics.jsonl").read_bytes() == log
 
 
 def test_predict_bad_images(cli, tmp_path, digits_run):
