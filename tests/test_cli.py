@@ -742,7 +742,13 @@ def test_resume_checks_an_edited_config_and_what_is_left_of_the_run(cli, tmp_pat
     shutil.copytree(digits_run, run)
     config = (run / "config.yaml").read_text()
     (run / "config.yaml").write_text(config.replace("threads: null", "threads: 0"))
-    assert_user_error(cli("train", "--resume", run), "trainer.threads must be between 1 and 4096, got 0")
+    assert_user_error(cli("train", "--resume", run), "config.yaml: trainer.threads must be between 1 and 4096, got 0")
+    (run / "config.yaml").write_text(config.replace("recipe: digits\n", ""))  # was "unknown recipe ''"
+    assert_user_error(cli("show", run), "config.yaml names no recipe")
+    (run / "config.yaml").unlink()
+    (run / "config.yaml").mkdir()  # was "not a dlzoo run directory (no config.yaml)"
+    assert_user_error(cli("train", "--resume", run), "config.yaml is a folder")
+    (run / "config.yaml").rmdir()
     (run / "config.yaml").write_text(config)
     assert_user_error(cli("train", "digits", "trainer.threads=9999999999", "--out", tmp_path / "new"),
                       "trainer.threads must be between 1 and 4096")

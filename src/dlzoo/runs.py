@@ -263,13 +263,20 @@ def read_run_config(run_dir: Path) -> tuple[Recipe, RecipeConfig]:
     run_dir = Path(run_dir)
     _check_is_folder(run_dir)
     path = run_dir / CONFIG
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; a run keeps its config there, as a YAML file")
     if not path.is_file():
         raise UserError(f"{run_dir} is not a dlzoo run directory (no {CONFIG})")
     data = load_yaml(path)
-    recipe = get_recipe(str(data.get("recipe", "")))
-    config = from_dict(type(recipe.config()), data, base=recipe.config())
-    validate(config)  # a config.yaml edited by hand gets the checks a new run's config gets
-    recipe.task.check_config(config)
+    if "recipe" not in data:  # else "unknown recipe ''", as if the user had named one
+        raise UserError(f"{path} names no recipe (its 'recipe' key): it is damaged")
+    try:  # a config.yaml edited by hand gets the checks a new run's config gets, saying which file was wrong
+        recipe = get_recipe(str(data["recipe"]))
+        config = from_dict(type(recipe.config()), data, base=recipe.config())
+        validate(config)
+        recipe.task.check_config(config)
+    except UserError as error:
+        raise UserError(f"{path}: {error}") from None
     return recipe, config
 
 
