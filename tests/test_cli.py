@@ -699,6 +699,21 @@ def test_a_folder_where_a_run_writes_a_file_is_found_before_training(cli, tmp_pa
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before  # nothing trained, nothing replaced
 
 
+def test_a_log_line_damaged_by_hand_is_passed_over_like_a_cut_one(cli, tmp_path, digits_run):
+    """Lines of metrics.jsonl that parse but are not log entries (an epoch as text, metrics as a list) ended a
+    resume, after its evaluation, with a TypeError where it read or plotted the log."""
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    (run / "summary.json").unlink()  # killed before its summary: a resume evaluates it again and writes one
+    with open(run / "metrics.jsonl", "a") as log:
+        log.write('{"epoch": "2", "split": "train"}\n{"epoch": 2, "step": 4, "split": "test", "metrics": [1]}\n{}\n')
+    resumed = cli("train", "--resume", run)
+    assert resumed.code == 0, resumed.err
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 2
+    kept = [json.loads(line)["split"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert kept == ["train", "test"] * 2
+
+
 def test_a_ctrl_c_that_surfaces_as_another_error_is_still_an_interruption(cli, monkeypatch):
     """Ctrl-C while a command imports (sklearn, at start-up) can leave a half-made module whose next use raises a
     ValueError: the user pressed Ctrl-C, and sees that, not a traceback. Without a Ctrl-C the error is a bug."""

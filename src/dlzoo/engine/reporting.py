@@ -143,8 +143,8 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
             entry = json.loads(line.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):  # a line cut by a kill, or damaged since
             continue
-        if isinstance(entry, dict):
-            if isinstance(entry.get("metrics"), dict):
+        if _is_entry(entry):
+            if "metrics" in entry:
                 entry["metrics"] = nan_for_null(entry["metrics"])
             entries.append(entry)
     return entries
@@ -154,6 +154,13 @@ def nan_for_null(metrics: dict[str, Any]) -> dict[str, Any]:
     """Metrics as read from a file: a null is a value that was not finite (`files.json_text` writes NaN and inf
     so), NaN again here, so that a diverged run's numbers stay numbers to whoever compares or averages them."""
     return {key: math.nan if value is None else value for key, value in metrics.items()}
+
+
+def _is_entry(entry: Any) -> bool:
+    """Whether a parsed line has the shape `RunLog.record` writes, which its readers rely on: others (damaged by
+    hand) are passed over like a cut line, not met by a resume as a TypeError after its training."""
+    return (isinstance(entry, dict) and isinstance(entry.get("epoch"), int) and isinstance(entry.get("split"), str)
+            and isinstance(entry.get("metrics", {}), dict))
 
 
 def truncate_metrics(run_dir: Path, last_epoch: int) -> None:
