@@ -832,9 +832,14 @@ def test_damaged_checkpoint_metadata_and_summaries_are_named_not_tracebacks(cli,
     del original["meta"]["preprocess"]
     for weights in (run / "checkpoints").glob("*/model.safetensors"):
         save_file(load_file(str(weights)), str(weights), metadata={"dlzoo": json.dumps(original)})
-    for command in (("predict", run, "x.png"), ("export", run, "--out", tmp_path / "x.pt2"), ("show", run)):
+    for command in (("predict", run, "x.png"), ("export", run, "--out", tmp_path / "x.pt2"), ("show", run),
+                    ("train", "--resume", run)):  # a resume too, which read it apart (and met a list as meta late)
         assert_user_error(cli(*command), "model.safetensors: its metadata lacks meta.preprocess, which a digits run")
     assert not (tmp_path / "x.pt2").exists()
+    (run / "summary.json").unlink()  # killed before its summary: a resume reads the data again and checks it
+    for weights in (run / "checkpoints").glob("*/model.safetensors"):
+        save_file(load_file(str(weights)), str(weights), metadata={"dlzoo": json.dumps({**original, "meta": [1]})})
+    assert_user_error(cli("train", "--resume", run), "lacks the config and meta")
     # compare: a summary whose values are of the wrong type is one of the runs it cannot compare
     other = tmp_path / "other"
     shutil.copytree(digits_run, other)

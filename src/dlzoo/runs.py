@@ -293,7 +293,7 @@ def check_unchanged_since_checkpoint(run_dir: Path, config: RecipeConfig) -> Non
     found = checkpoint.list_checkpoints(run_dir)
     if not found:
         return
-    trained = checkpoint.read_metadata(found[-1] / checkpoint.WEIGHTS).get("config", {})
+    trained = read_checkpoint_metadata(found[-1] / checkpoint.WEIGHTS)[1]["config"]
     changed = _first_difference(trained, config)
     if changed is not None:
         key, before, after = changed
@@ -373,16 +373,28 @@ def open_run(run_dir: str | Path) -> LoadedRun:
         found = checkpoint.latest(run_dir)
         for damaged in checkpoint.newer_without_weights(run_dir, found):
             print(f"note: {damaged} has no {checkpoint.WEIGHTS}: using {found.name}", file=sys.stderr)
-    metadata = checkpoint.read_metadata(found / checkpoint.WEIGHTS)
-    recipe = get_recipe(str(metadata.get("recipe", "")))
-    if not isinstance(metadata.get("config"), dict) or not isinstance(metadata.get("meta"), dict):
-        raise UserError(f"{found / checkpoint.WEIGHTS}: its metadata lacks the config and meta dlzoo writes")
-    missing = [f"meta.{key}" for key in recipe.task.checkpoint_meta if key not in metadata["meta"]]
-    if missing:
-        raise UserError(f"{found / checkpoint.WEIGHTS}: its metadata lacks {', '.join(missing)}, which a "
-                        f"{recipe.name} run needs; the file is damaged or was not written by dlzoo")
+    recipe, metadata = read_checkpoint_metadata(found / checkpoint.WEIGHTS)
     config = from_dict(type(recipe.config()), metadata["config"], base=recipe.config())
     return LoadedRun(run_dir, recipe, config, found, metadata)
+
+
+def read_checkpoint_metadata(weights_file: Path) -> tuple[Recipe, dict[str, Any]]:
+    """A run checkpoint's recipe and metadata, checked once for what the commands that use it read (eval, predict
+    and friends through `open_run`, and a resume): its recipe, its config and meta as mappings, and the keys of meta
+    its task rebuilds and predicts from (`Task.checkpoint_meta`). A damaged one is named in a line, not met as a
+    KeyError wherever a key is first read, nor resumed without the checks its meta serves."""
+    metadata = checkpoint.read_metadata(weights_file)
+    if "recipe" not in metadata:  # else "unknown recipe ''", as if the user had named one
+        raise UserError(f"{weights_file}: its metadata names no recipe; the file is damaged or was not written by "
+                        f"dlzoo")
+    recipe = get_recipe(str(metadata["recipe"]))
+    if not isinstance(metadata.get("config"), dict) or not isinstance(metadata.get("meta"), dict):
+        raise UserError(f"{weights_file}: its metadata lacks the config and meta dlzoo writes")
+    missing = [f"meta.{key}" for key in recipe.task.checkpoint_meta if key not in metadata["meta"]]
+    if missing:
+        raise UserError(f"{weights_file}: its metadata lacks {', '.join(missing)}, which a {recipe.name} run needs; "
+                        f"the file is damaged or was not written by dlzoo")
+    return recipe, metadata
 
 
 def _as_given(path: Path, given: Path) -> Path:
