@@ -36,9 +36,6 @@ STATE = "state.pt"
 # The layout of state.pt. A resume refuses another one in a line, rather than restoring it half (a KeyError, or
 # state that silently differs): raise it whenever what the trainer saves there changes.
 STATE_FORMAT = 2
-# What the trainer saves in state.pt and reads back on resume (`best` may be absent: None when nothing is kept best).
-STATE_KEYS = ("epoch", "step", "train_seconds", "samples_seen", "world_size", "optimizers", "schedulers", "scaler",
-              "rng", "task")
 _NAME = re.compile(r"^epoch-(\d{4,})$")
 
 
@@ -242,7 +239,9 @@ def read_weights(weights_file: Path) -> dict[str, torch.Tensor]:
         raise UserError(f"cannot read checkpoint {weights_file}: {error}") from None
 
 
-def read_training_state(checkpoint_dir: Path) -> dict[str, Any]:
+def read_training_state(checkpoint_dir: Path, keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The training state of a checkpoint, refused in a line when it is damaged, of another layout, or lacks one of
+    the `keys` its reader restores."""
     path = Path(checkpoint_dir) / STATE
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -256,7 +255,7 @@ def read_training_state(checkpoint_dir: Path) -> dict[str, Any]:
     if found != STATE_FORMAT:
         raise UserError(f"{path} was written by another version of dlzoo (training state format {found}, this one "
                         f"reads {STATE_FORMAT}): it cannot be resumed by this one")
-    missing = [key for key in STATE_KEYS if key not in state]
+    missing = [key for key in keys if key not in state]
     if missing:  # a resume would stop at the first with a KeyError, after the data was read
         raise UserError(f"{path} lacks {', '.join(missing)} of the training state dlzoo saves: the file is damaged; "
                         f"resume from an earlier checkpoint by removing this one")

@@ -307,7 +307,7 @@ class Trainer:
 
     def _restore(self, run_dir: Path) -> tuple[int, float]:
         found = checkpoint.latest(run_dir)
-        state = checkpoint.read_training_state(found)
+        state = checkpoint.read_training_state(found, RESTORED)
         trained_with = state["world_size"]
         if trained_with != self.runtime.world_size:
             how = "without torchrun" if trained_with == 1 else f"with torchrun --nproc_per_node {trained_with}"
@@ -431,6 +431,11 @@ def evaluate_split(task: Task, split: str) -> dict[str, float]:
     with evaluation_mode(task):
         metrics = task.evaluate(split)
     return {key: float(value) for key, value in metrics.items()}
+
+
+# What `_save` puts in state.pt that `_restore` reads back (`best` may be absent: None when nothing is kept best).
+RESTORED = ("epoch", "step", "train_seconds", "samples_seen", "world_size", "optimizers", "schedulers", "scaler", "rng",
+            "task")
 
 
 def checkpoint_metadata(task: Task, epoch: int, step: int) -> dict[str, Any]:
