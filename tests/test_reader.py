@@ -182,6 +182,17 @@ def test_empty_and_digitless_pictures_read_as_nothing(reader):
         assert reading == Reading("", ())
 
 
+def test_small_digits_on_a_large_shaded_page_and_the_blank_page_alone(reader, digits):
+    """Ink below 0.1% of the picture was not ink (these digits read as nothing, or as the band below), and paper
+    darkening towards an edge left a band of false ink along it, read as a `1` on a blank page."""
+    assert reader.read(on_paper(np.zeros((1000, 1000), np.float32), gradient=0.5, noise=0.02)).text == ""
+    for text in ("7", "305"):
+        row = ink_row(number(digits, text), [8] * (len(text) - 1), height=40)  # digits 32 px tall: 1/47 of the page
+        alpha = np.zeros((1500, 2000), np.float32)
+        alpha[700: 700 + row.shape[0], 900: 900 + row.shape[1]] = row
+        assert reader.read(on_paper(alpha, gradient=0.4, noise=0.02)).text == text
+
+
 def test_read_digits_accepts_a_run_dir_a_task_or_a_reader(reader, reader_run, digits):
     picture = on_paper(ink_row(number(digits, "36"), [16]))
     expected = reader.read(picture)

@@ -27,6 +27,10 @@ MIN_CONTRAST = 0.08  # weaker ink than this (a fraction of the paper's brightnes
 # empty): it says nothing of the digits' height.
 RULE_ASPECT = 10
 RULE_FILL = 0.5
+TAIL_FACTOR = 3  # scarce ink stands out from the paper this many times as far as the paper's strongest 0.1%
+FAINT = 0.5  # parts whose strongest contrast is below this share of the strongest part's are not measured
+MIN_DIGIT_HEIGHT = 8  # picture pixels: shorter parts are specks (no digit that small can be read)
+NEAR = 9  # pixels: the neighbourhood of scarce ink whose contrast sets its threshold
 
 
 @dataclass(frozen=True)
@@ -85,21 +89,32 @@ def _coarse_digit_height(bright_ink: np.ndarray, light_ink: bool) -> float | Non
     level = _ink_level(ink)
     if level is None:
         return None
-    _, _, stats, _ = cv2.connectedComponentsWithStats((ink > level).astype(np.uint8), connectivity=8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((ink > level).astype(np.uint8), connectivity=8)
     widths, tall = stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]
     rules = (widths >= RULE_ASPECT * tall) & (stats[1:, cv2.CC_STAT_AREA] >= RULE_FILL * widths * tall)
-    areas, heights = stats[1:, cv2.CC_STAT_AREA][~rules], tall[~rules]
+    # What is left of a shadow's curved edge (the wide kernel does not fit inside it) is a large part, but a faint
+    # one: only parts about as strong as the strongest say how tall the digits are.
+    peaks = np.zeros(count, np.float32)
+    np.maximum.at(peaks, labels.ravel(), ink.ravel())
+    measured = ~rules & (peaks[1:] >= FAINT * peaks[1:].max(initial=0.0))
+    areas, heights = stats[1:, cv2.CC_STAT_AREA][measured], tall[measured]
     if len(areas) == 0 or areas.max() < 4:
         return None
     # Broken strokes give short parts and touching digits wide ones; heights of the larger parts are steady.
     large = heights[areas >= 0.1 * areas.max()]
-    return float(np.percentile(large, 75)) * factor
+    height = float(np.percentile(large, 75)) * factor
+    return height if height >= MIN_DIGIT_HEIGHT else None  # specks, which blown up to digit size read as digits
 
 
 def _local_contrast(bright_ink: np.ndarray, light_ink: bool, kernel: int, shape: int) -> np.ndarray:
     """Ink minus the local paper level (a grey opening removes strokes narrower than the kernel)."""
     element = cv2.getStructuringElement(shape, (kernel, kernel))
-    paper = cv2.morphologyEx(bright_ink, cv2.MORPH_OPEN, element, borderType=cv2.BORDER_REPLICATE)
+    # The paper is continued beyond the picture's edges before opening: the opening's own border handling repeats
+    # the *eroded* edge, so paper growing darker towards an edge (vignetting, a gradient) left a band of false ink
+    # half a kernel wide along it.
+    pad = kernel // 2
+    padded = cv2.copyMakeBorder(bright_ink, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    paper = cv2.morphologyEx(padded, cv2.MORPH_OPEN, element, borderType=cv2.BORDER_REPLICATE)[pad:-pad, pad:-pad]
     contrast = bright_ink - paper
     if not light_ink:
         # Dark ink on paper: light falls on both, so the contrast scales with the paper's brightness; divide it out.
@@ -108,14 +123,32 @@ def _local_contrast(bright_ink: np.ndarray, light_ink: bool, kernel: int, shape:
 
 
 def _ink_level(contrast: np.ndarray) -> float | None:
-    """Threshold between paper and ink: Otsu's, kept above the noise; None when nothing stands out."""
-    noise = 1.4826 * float(np.median(np.abs(contrast - np.median(contrast))))
+    """Threshold between paper and ink: Otsu's, kept above the noise; None when nothing stands out. The paper is
+    measured robustly: the median and the MAD of the contrast."""
+    paper = float(np.median(contrast))
+    noise = 1.4826 * float(np.median(np.abs(contrast - paper)))
+    strong = max(MIN_CONTRAST, paper + 6 * noise)
     peak = float(np.percentile(contrast, 99.9))
-    if peak < max(MIN_CONTRAST, 6 * noise):
+    if peak >= strong:
+        return max(_otsu(contrast, peak), 4 * noise, MIN_CONTRAST / 2)
+    # Less than 0.1% of the picture is ink (small writing on a large page), or none. The strongest 0.1% is then the
+    # paper's own (noise, grain, JPEG blocks, what is left of shading), and far from Gaussian: ink must stand out
+    # from the paper `TAIL_FACTOR` times as far. Otsu's threshold is taken around those pixels only, as if the
+    # picture were cropped to them, and kept above the paper's strongest 0.1%.
+    tail = peak
+    strong = max(strong, paper + TAIL_FACTOR * (tail - paper))
+    near = cv2.dilate((contrast > strong).astype(np.uint8), np.ones((NEAR, NEAR), np.uint8)).astype(bool)
+    if not near.any():
         return None
-    scaled = np.clip(contrast / peak * 255, 0, 255).astype(np.uint8)
+    values = contrast[near]
+    return max(_otsu(values, float(values.max())), tail, paper + 4 * noise, MIN_CONTRAST / 2)
+
+
+def _otsu(values: np.ndarray, peak: float) -> float:
+    """Otsu's threshold of `values`, seen on a scale where `peak` (and anything above) is 255."""
+    scaled = np.clip(values / peak * 255, 0, 255).astype(np.uint8)
     otsu, _ = cv2.threshold(scaled, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return max(otsu / 255 * peak, 4 * noise, MIN_CONTRAST / 2)
+    return otsu / 255 * peak
 
 
 def _odd(value: float) -> int:
