@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
 from dlzoo.tabular.preprocess import block_offsets
@@ -24,6 +23,8 @@ def boosting_baseline(numbers: np.ndarray, codes: np.ndarray, log_target: np.nda
     """Fit on each fold's training rows, score its held-out rows. `codes` are the per-fold category indices the
     network uses (rows, folds, columns), so both see the same features and the same unknown categories.
     `threads` caps OpenMP like trainer.threads caps torch: on a busy machine, extra threads make boosting crawl."""
+    from sklearn.ensemble import HistGradientBoostingRegressor  # imported when used: every command loads housing
+
     offsets = block_offsets(sizes)
     native = [size <= _MAX_NATIVE_CATEGORIES for size in sizes]
     mask = np.array([False] * numbers.shape[1] + native, dtype=bool)

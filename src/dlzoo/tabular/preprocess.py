@@ -18,8 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.impute import SimpleImputer
-from sklearn.preprocessing import StandardScaler
 
 
 def signed_log(x: torch.Tensor) -> torch.Tensor:
@@ -58,6 +56,9 @@ def fit_vocabulary(values: pd.Series, min_count: int) -> list[str]:
 def fit_slots(numbers: np.ndarray, categories: pd.DataFrame, log_target: np.ndarray, train_rows: np.ndarray,
               min_count: int, transform: str) -> SlotStatistics:
     """Statistics of every slot from its training rows alone; `train_rows` is a (slots, rows) boolean mask."""
+    from sklearn.impute import SimpleImputer  # imported when used: every command loads the housing task
+    from sklearn.preprocessing import StandardScaler
+
     medians, means, scales, target_mean, target_scale, vocabularies = [], [], [], [], [], []
     width = expanded_width(numbers.shape[1], transform)
     for rows in train_rows:

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.transforms import v2
 
 from dlzoo.config import DataConfig, ModelConfig, RecipeConfig
 from dlzoo.data.augment import random_affine, random_flip, random_translate, translate
@@ -35,6 +34,8 @@ from dlzoo.vision.io import DECODING, IN_MEMORY_PICTURES, Picture, load_picture
 from dlzoo.vision.preprocess import ResizePreprocessing, make_preprocessing, preprocessing_from_dict
 
 if TYPE_CHECKING:
+    from torchvision.transforms import v2
+
     from dlzoo.engine.runtime import Runtime
     from dlzoo.tasks.base import StepContext
 
@@ -147,6 +148,8 @@ def file_augmentation(aug: AugmentConfig, size: int) -> v2.Compose | None:
     in-memory path draws the same from `dlzoo.data.augment`, a batch at a time (`ImageClassification.augment`)."""
     if not aug.changes_pictures:
         return None
+    from torchvision.transforms import v2  # imported when used: every command loads this module
+
     steps: list[v2.Transform] = []
     if aug.degrees or aug.translate or aug.scale or aug.shear:
         steps.append(v2.RandomAffine(degrees=aug.degrees, translate=(aug.translate, aug.translate),

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.model_selection import KFold
 from torch import nn
 
 from dlzoo.config import DataConfig, RecipeConfig
@@ -142,6 +141,8 @@ class TabularRegression(Task):
 
         # Slot k trains on every row outside fold k; the refit slot trains on every row.
         self.folds = np.empty(len(log_target), dtype=np.int64)
+        from sklearn.model_selection import KFold  # imported when used: every command loads this module
+
         splitter = KFold(n_splits=data.folds, shuffle=True, random_state=data.fold_seed)
         for fold, (_, held_out) in enumerate(splitter.split(numbers)):
             self.folds[held_out] = fold

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from torchvision.utils import make_grid
 
 from dlzoo.errors import UserError
 from dlzoo.files import all_written_whole
@@ -71,6 +70,8 @@ def save_image_grids(grids: list[tuple[torch.Tensor, str | Path, int]]) -> list[
 
 
 def _picture(images: torch.Tensor, nrow: int) -> Image.Image:
+    from torchvision.utils import make_grid  # imported when used: every command loads the tasks that use it
+
     grid = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=2, pad_value=0.5)
     pixels = grid.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     # make_grid repeats a grey channel to three; a grey PNG is a third of the size.
