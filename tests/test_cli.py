@@ -220,6 +220,14 @@ def test_user_errors_are_one_line_status_2(cli, tmp_path, args, fragment):
     assert not out.exists(), "nothing may be written on a user error"
 
 
+def test_a_mistake_in_a_config_file_names_the_file(cli, tmp_path):
+    config = tmp_path / "my.yaml"
+    config.write_text("trainer:\n  epoch: 3\n")
+    assert_user_error(cli("train", "digits", "--config", config, "optim.lr=0.05", "--out", tmp_path / "run"),
+                      f"{config}: unknown config key 'trainer.epoch'")
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 @pytest.mark.parametrize("command", ["eval", "predict", "serve", "read"])
 def test_device_cuda_without_one_is_named_as_typed(cli, digits_run, command):

@@ -52,7 +52,10 @@ def build_config(recipe: Recipe, config_file: str | None = None, overrides: Sequ
         data = load_yaml(config_file)
         if data.get("recipe", recipe.name) != recipe.name:
             raise UserError(f"{config_file} is a config for recipe '{data['recipe']}', not '{recipe.name}'")
-        config = from_dict(type(config), data, base=config, merge_mappings=True)
+        try:  # beside KEY=VALUE overrides, a mistake must say whether it is in the file
+            config = from_dict(type(config), data, base=config, merge_mappings=True)
+        except UserError as error:
+            raise UserError(f"{config_file}: {error}") from None
     pairs = parse_overrides(overrides)
     if any(key == "recipe" for key, _ in pairs):
         raise UserError("the recipe is chosen by name (dlzoo train RECIPE), not by a key")
