@@ -836,6 +836,18 @@ def test_an_output_never_replaces_a_runs_own_files(cli, tmp_path, digits_run):
     assert cli("export", run).code == 0 and (run / "export" / "model.pt2").is_file()
 
 
+def test_diverged_training_is_told_and_its_checkpoint_refused_not_predicted_as_nan(cli, tmp_path):
+    """A learning rate far too high: the weights become inf/NaN within the epoch (its mean train loss stays finite),
+    and every prediction from them was NaN, with exit status 0."""
+    run = tmp_path / "run"
+    trained = cli("train", "digits", *TINY_DIGITS, "optim.lr=1e30", "--out", run)
+    assert trained.code == 0, trained.err
+    assert "note: weights or metrics are no longer finite after epoch 1: training has diverged" in trained.out
+    for command in (("predict", run, "x.png"), ("eval", run), ("export", run, "--out", tmp_path / "x.pt2")):
+        assert_user_error(cli(*command), "holds weights that are not finite (", "the run's training had diverged")
+    assert not (tmp_path / "x.pt2").exists()
+
+
 def test_damaged_checkpoint_metadata_and_summaries_are_named_not_tracebacks(cli, tmp_path, digits_run):
     from safetensors.torch import save_file
 

@@ -233,10 +233,20 @@ def read_metadata(weights_file: Path) -> dict[str, Any]:
 
 
 def read_weights(weights_file: Path) -> dict[str, torch.Tensor]:
+    """A checkpoint's tensors, refused in a line when a value is not finite (NaN, inf): a run whose training
+    diverged (too high a learning rate) saved them as it went, and every prediction from them is NaN. (A model
+    that needs -inf, an attention mask, keeps it in a buffer that is not saved, or as booleans.)"""
     try:
-        return load_file(str(weights_file))
+        weights = load_file(str(weights_file))
     except (SafetensorError, OSError, ValueError) as error:
         raise UserError(f"cannot read checkpoint {weights_file}: {error}") from None
+    diverged = next((name for name, tensor in weights.items()
+                     if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())), None)
+    if diverged is not None:
+        raise UserError(f"{weights_file} holds weights that are not finite ({diverged}): the run's training had "
+                        f"diverged by then; use an earlier checkpoint, or train again with a lower optim.lr or a "
+                        f"trainer.grad_clip")
+    return weights
 
 
 def read_training_state(checkpoint_dir: Path, keys: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -19,6 +19,7 @@ as many processes as it trained with (another count is refused: the schedule cou
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -139,6 +140,7 @@ class Trainer:
 
         evaluations: dict[str, dict[str, float]] = {}
         last_train: dict[str, float] = {}
+        told_diverged = False
         with contextlib.closing(log):
             for epoch in range(start_epoch, trainer_config.epochs):
                 self.epoch = epoch
@@ -155,6 +157,12 @@ class Trainer:
                         or improved):  # the best epoch's weights are gone once the next epoch trains
                     self._save(epoch + 1, train_seconds)
                 self.console.line(line)  # after its checkpoint (when one is due): a kill cannot take it back
+                if not told_diverged and not _finite(task.models, result.metrics, *evaluated.values()):
+                    # NaN stays NaN: every later epoch is lost, and every prediction from these weights
+                    self.console.line(f"note: weights or metrics are no longer finite after epoch {epoch + 1}: "
+                                      f"training has diverged; train again with a lower optim.lr or a "
+                                      f"trainer.grad_clip")
+                    told_diverged = True
 
         if resume_from is not None and not evaluations:  # resumed a finished run: evaluate it again
             evaluations = {split: self.evaluate(split) for split in task.eval_splits(task.config)}
@@ -399,6 +407,15 @@ def evaluation_mode(task: Task) -> Iterator[None]:
     """The task's models in `eval_mode`, in the run's autocast."""
     with eval_mode(task.models.values()), task.runtime.autocast():
         yield
+
+
+def _finite(models: dict[str, nn.Module], *metrics: dict[str, float]) -> bool:
+    """Whether every parameter of the models and every metric is a finite number (one sync with the device; once an
+    epoch). Weights can stay finite yet so large that the scores they give are not."""
+    if not all(math.isfinite(value) for values in metrics for value in values.values()):
+        return False
+    checks = [torch.isfinite(p).all() for model in models.values() for p in model.parameters()]
+    return bool(torch.stack(checks).all()) if checks else True
 
 
 def _check_state_shapes(optimizer: torch.optim.Optimizer) -> None:
