@@ -42,6 +42,11 @@ def test_export_pt2_runs_without_dlzoo_and_matches(cli, digits_run, tmp_path):
 def test_export_refuses_a_file_name_of_another_format(cli, digits_run, tmp_path):
     assert_user_error(cli("export", digits_run, "--format", "onnx", "--out", tmp_path / "m.pt2"), "end it in .onnx")
     assert list(tmp_path.iterdir()) == []
+    # A folder is named as one (it was told to end in .pt2), as is one for `generate`'s picture
+    assert_user_error(cli("export", digits_run, "--out", tmp_path), "is a folder; give a file name such as",
+                      "model.pt2")
+    assert_user_error(cli("generate", digits_run, "--out", tmp_path), "is a folder; give a file name such as")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_export_onnx_matches(cli, digits_run, tmp_path):

@@ -32,10 +32,10 @@ def export_run(run: LoadedRun, fmt: Format, out: Path) -> Path:
     if fmt not in FORMATS:
         raise UserError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
     out = Path(out)
+    info = out.with_name(out.name + ".json")
+    _check_destination(out, info, fmt)  # first: a folder given is meant as one, whatever its name ends in
     if out.suffix.lower() != f".{fmt}":
         raise UserError(f"--out {out} names a .{fmt} file for --format {fmt}: end it in .{fmt}")
-    info = out.with_name(out.name + ".json")
-    _check_destination(out, info, fmt)
     if fmt == "onnx":
         _check_onnx_installed()
     task = load_for_inference(run, "cpu")

@@ -16,6 +16,8 @@ from dlzoo.files import all_written_whole
 def check_image_path(path: str | Path) -> Path:
     """A path PIL can write (its extension names a format PIL saves), or a UserError saying which extensions work."""
     path = Path(path)
+    if _is_dir(path):  # first: a folder given is meant as one, whatever its name ends in
+        raise UserError(f"'{path}' is a folder; give a file name such as {path / 'grid.png'}")
     suffix = path.suffix.lower()
     extensions = Image.registered_extensions()
     if suffix not in extensions:
@@ -23,8 +25,6 @@ def check_image_path(path: str | Path) -> Path:
     if not _can_save(extensions[suffix]):
         raise UserError(f"cannot write an image to '{path}': {suffix} pictures can be read but not written; give it "
                         "an extension such as .png or .jpg")
-    if _is_dir(path):
-        raise UserError(f"'{path}' is a folder; give a file name such as {path / 'grid.png'}")
     return path
 
 
