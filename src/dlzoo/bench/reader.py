@@ -109,4 +109,3 @@ def _run(pictures: int, seed: int, run_dir: str | None, pool: str, failures: int
                     for name, target in TARGETS.items()},
         "machine": {**machine(torch.device("cpu")), "torch_threads": torch.get_num_threads()},
     }
-
