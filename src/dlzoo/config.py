@@ -106,10 +106,6 @@ def to_yaml(config: Any) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True)
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
 def _unknown_key(key: str, choices: typing.Iterable[str]) -> UserError:
     choices = list(choices)
     section, _, name = key.rpartition(".")
@@ -121,70 +117,23 @@ def _unknown_key(key: str, choices: typing.Iterable[str]) -> UserError:
 
 def coerce(value: Any, annotation: Any, key: str) -> Any:
     """Convert `value` (a YAML value or a command-line string) to `annotation`, or raise a UserError."""
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
-        is_none = value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "~", ""))
-        if is_none and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return coerce(value, arg, key)
-            except UserError as error:
-                errors.append(str(error))
-        raise UserError(errors[0] if errors else f"{key}: bad value {value!r}")
+        return _coerce_union(value, args, key)
     if origin is Literal:
-        text = value if isinstance(value, str) else str(value)
-        if text not in args:
-            raise UserError(f"{key} must be one of {', '.join(map(str, args))}, not {value!r}")
-        return text
+        return _coerce_choice(value, args, key)
     if origin in (list, tuple):
-        if isinstance(value, str):
-            value = yaml.safe_load(value) if value.strip().startswith("[") else value.split(",")
-        if not isinstance(value, (list, tuple)):
-            value = [value]
-        inner = args[0] if args else Any
-        return [coerce(item, inner, key) for item in value]
+        return _coerce_list(value, args[0] if args else Any, key)
+    if origin is dict:
+        return _coerce_mapping(value, key)
     if annotation is Any:
         return value
-    if origin is dict:
-        if isinstance(value, str):
-            value = _yaml_scalar(value)
-        if not isinstance(value, dict):
-            raise UserError(f"{key} must be a mapping of names to values, not {value!r}")
-        return dict(value)
     if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("true", "yes", "on", "1"):
-            return True
-        if text in ("false", "no", "off", "0"):
-            return False
-        raise UserError(f"{key} must be true or false, not {value!r}")
+        return _coerce_bool(value, key)
     if annotation is int:
-        if isinstance(value, bool):
-            raise UserError(f"{key} must be an integer, not {value!r}")
-        try:
-            number = value if isinstance(value, int) else int(str(value).strip().replace("_", ""))
-        except ValueError:
-            raise UserError(f"{key} must be an integer, not {value!r}") from None
-        if not -2**63 <= number < 2**63:  # what torch and numpy take: a larger one overflows deep inside them
-            raise UserError(f"{key} must be an integer of at most 19 digits, not {value!r}")
-        return number
+        return _coerce_int(value, key)
     if annotation is float:
-        if isinstance(value, bool):
-            raise UserError(f"{key} must be a number, not {value!r}")
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise UserError(f"{key} must be a number, not {value!r}") from None
-        if not math.isfinite(number):  # nan passes every range check (nan < 0 and nan > 0 are both false)
-            raise UserError(f"{key} must be a finite number, not {value!r}")
-        return number
+        return _coerce_float(value, key)
     if annotation is str:
         if isinstance(value, (dict, list)):
             raise UserError(f"{key} must be a string, not {value!r}")
@@ -197,6 +146,82 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
     raise UserError(f"{key}: cannot set a value of type {annotation!r}")
 
 
+def _coerce_union(value: Any, members: tuple[Any, ...], key: str) -> Any:
+    """None for a none-like value when the union allows it, else the first member type that takes the value; the
+    first member's complaint when none does."""
+    is_none = value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "~", ""))
+    if is_none and type(None) in members:
+        return None
+    errors = []
+    for member in members:
+        if member is type(None):
+            continue
+        try:
+            return coerce(value, member, key)
+        except UserError as error:
+            errors.append(str(error))
+    raise UserError(errors[0] if errors else f"{key}: bad value {value!r}")
+
+
+def _coerce_choice(value: Any, choices: tuple[Any, ...], key: str) -> str:
+    text = value if isinstance(value, str) else str(value)
+    if text not in choices:
+        raise UserError(f"{key} must be one of {', '.join(map(str, choices))}, not {value!r}")
+    return text
+
+
+def _coerce_list(value: Any, item_type: Any, key: str) -> list[Any]:
+    """A list from a YAML list, `[a, b]` or `a,b` text, or one value alone."""
+    if isinstance(value, str):
+        value = yaml.safe_load(value) if value.strip().startswith("[") else value.split(",")
+    if not isinstance(value, (list, tuple)):
+        value = [value]
+    return [coerce(item, item_type, key) for item in value]
+
+
+def _coerce_mapping(value: Any, key: str) -> dict[Any, Any]:
+    if isinstance(value, str):
+        value = _yaml_scalar(value)
+    if not isinstance(value, dict):
+        raise UserError(f"{key} must be a mapping of names to values, not {value!r}")
+    return dict(value)
+
+
+def _coerce_bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise UserError(f"{key} must be true or false, not {value!r}")
+
+
+def _coerce_int(value: Any, key: str) -> int:
+    if isinstance(value, bool):  # an int to Python, but `true` for a count is a mistake
+        raise UserError(f"{key} must be an integer, not {value!r}")
+    try:
+        number = value if isinstance(value, int) else int(str(value).strip().replace("_", ""))
+    except ValueError:
+        raise UserError(f"{key} must be an integer, not {value!r}") from None
+    if not -2**63 <= number < 2**63:  # what torch and numpy take: a larger one overflows deep inside them
+        raise UserError(f"{key} must be an integer of at most 19 digits, not {value!r}")
+    return number
+
+
+def _coerce_float(value: Any, key: str) -> float:
+    if isinstance(value, bool):
+        raise UserError(f"{key} must be a number, not {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{key} must be a number, not {value!r}") from None
+    if not math.isfinite(number):  # nan passes every range check (nan < 0 and nan > 0 are both false)
+        raise UserError(f"{key} must be a finite number, not {value!r}")
+    return number
+
+
 def from_dict(cls: type[C], data: dict[str, Any], prefix: str = "", base: C | None = None,
               merge_mappings: bool = False) -> C:
     """Build `cls` from a (possibly partial) nested dict; missing keys keep the values of `base` or the defaults.
@@ -206,7 +231,7 @@ def from_dict(cls: type[C], data: dict[str, Any], prefix: str = "", base: C | No
     file) its entries go into the base's one by one instead, as `model.args.width=32` on the command line does,
     unless the section also names another `name` (another model), whose options the base's would not fit."""
     config = base if base is not None else cls()
-    hints = _hints(cls)
+    hints = typing.get_type_hints(cls)
     renamed = "name" in data and data["name"] != getattr(config, "name", None)
     if merge_mappings and renamed:  # another model: the base's options (its `args`) were its old model's
         for entry in dataclasses.fields(cls):
@@ -248,7 +273,7 @@ def set_key(config: Any, dotted: str, text: str) -> None:
         names = [f.name for f in dataclasses.fields(target)]
         if part not in names:
             raise _unknown_key(".".join(parts[: depth + 1]), names)
-        annotation = _hints(type(target))[part]
+        annotation = typing.get_type_hints(type(target))[part]
         if depth == len(parts) - 1:
             setattr(target, part, coerce(text, annotation, dotted))
             return
