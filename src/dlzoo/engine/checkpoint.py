@@ -173,22 +173,25 @@ def _set_aside(checkpoint_dir: Path) -> Path:
     return old
 
 
-def list_checkpoints(run_dir: Path) -> list[Path]:
+def _epoch_folders(run_dir: Path, with_weights: bool) -> list[Path]:
+    """A run's `epoch-NNNN` folders that hold their weights (`with_weights`) or lack them, oldest first."""
     root = Path(run_dir) / CHECKPOINTS
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and _NAME.match(p.name) and (p / WEIGHTS).is_file()]
+    found = [p for p in root.iterdir()
+             if p.is_dir() and _NAME.match(p.name) and (p / WEIGHTS).is_file() == with_weights]
     return sorted(found, key=epoch_of)
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """A run's complete checkpoints, oldest first."""
+    return _epoch_folders(run_dir, with_weights=True)
 
 
 def without_weights(run_dir: Path) -> list[Path]:
     """A run's checkpoint folders (`epoch-NNNN`) that lack their weights, oldest first: never what a kill leaves
     (a checkpoint is renamed into place whole), but a hand or a damaged disk can."""
-    root = Path(run_dir) / CHECKPOINTS
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if p.is_dir() and _NAME.match(p.name) and not (p / WEIGHTS).is_file()]
-    return sorted(found, key=epoch_of)
+    return _epoch_folders(run_dir, with_weights=False)
 
 
 def newer_without_weights(run_dir: Path, newest: Path) -> list[Path]:
