@@ -150,12 +150,12 @@ def save(run_dir: Path, epoch: int, models: dict[str, nn.Module], metadata: dict
     except BaseException:  # a Ctrl-C or SIGTERM too
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if final.exists():  # an incomplete epoch directory (damaged by hand: a resume never saves an epoch it has)
-        old = _set_aside(final)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(final)
+    # An `epoch-NNNN` already there is one without its weights (damaged by hand: a resume never saves an epoch it
+    # has): set aside, so that the rename below cannot fail on it, and deleted once the new one is in place.
+    replaced = _set_aside(final) if final.exists() else None
+    tmp.rename(final)
+    if replaced is not None:
+        shutil.rmtree(replaced, ignore_errors=True)
     _fsync_dir(root)
     for stale in list_checkpoints(run_dir)[:-keep]:
         if epoch_of(stale) != also_keep:
