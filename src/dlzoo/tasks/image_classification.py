@@ -51,10 +51,14 @@ class AugmentConfig:
     flip: bool = False
 
     @property
+    def warps(self) -> bool:
+        """Whether the affine warp is on: any of rotation, translation, scale or shear."""
+        return bool(self.degrees or self.translate or self.scale or self.shear)
+
+    @property
     def changes_pictures(self) -> bool:
         """Whether training draws anything: enabled, with at least one transformation on."""
-        return self.enabled and bool(self.degrees or self.translate or self.scale or self.shear or self.pad
-                                     or self.flip)
+        return self.enabled and (self.warps or bool(self.pad) or self.flip)
 
 
 @dataclass
@@ -151,7 +155,7 @@ def file_augmentation(aug: AugmentConfig, size: int) -> v2.Compose | None:
     from torchvision.transforms import v2  # imported when used: every command loads this module
 
     steps: list[v2.Transform] = []
-    if aug.degrees or aug.translate or aug.scale or aug.shear:
+    if aug.warps:
         steps.append(v2.RandomAffine(degrees=aug.degrees, translate=(aug.translate, aug.translate),
                                      scale=(1 - aug.scale, 1 + aug.scale), shear=(-aug.shear, aug.shear),
                                      interpolation=v2.InterpolationMode.BILINEAR))
@@ -301,7 +305,7 @@ class ImageClassification(Task):
         aug = self.config.data.augment
         if not aug.changes_pictures:
             return images
-        if aug.degrees or aug.translate or aug.scale or aug.shear:
+        if aug.warps:
             images = random_affine(images, aug.degrees, aug.translate, (1 - aug.scale, 1 + aug.scale), aug.shear)
         if aug.pad:
             images = random_translate(images, aug.pad)
