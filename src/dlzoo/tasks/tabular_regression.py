@@ -139,13 +139,8 @@ class TabularRegression(Task):
         categories = category_text(table.features, schema)
         log_target = np.log(table.target)
 
+        self.folds = fold_of_each_row(numbers, data.folds, data.fold_seed)
         # Slot k trains on every row outside fold k; the refit slot trains on every row.
-        self.folds = np.empty(len(log_target), dtype=np.int64)
-        from sklearn.model_selection import KFold  # imported when used: every command loads this module
-
-        splitter = KFold(n_splits=data.folds, shuffle=True, random_state=data.fold_seed)
-        for fold, (_, held_out) in enumerate(splitter.split(numbers)):
-            self.folds[held_out] = fold
         slots = data.folds + (config.final == "refit")
         train_rows = np.stack([self.folds != slot for slot in range(slots)])
         stats = fit_slots(numbers, categories, log_target, train_rows, data.min_category_count, data.numeric)
@@ -158,11 +153,11 @@ class TabularRegression(Task):
         self.meta = {"schema": schema.to_dict(), "target": table.target_name, "id_column": table.id_column,
                      "folds": data.folds, "slots": slots, "category_sizes": sizes,
                      "vocabularies": stats.vocabularies, "source": table.source, "rows": len(log_target)}
+        device = runtime.device
         self.models = self.build_models()
         self.models["net"].set_statistics(stats)
-        self.models["net"].to(runtime.device)
+        self.models["net"].to(device)
 
-        device = runtime.device
         self.numbers, self.log_target = numbers, log_target
         self.tensors = (torch.from_numpy(numbers).to(device), torch.from_numpy(self.codes).to(device),
                         torch.from_numpy(log_target).float().to(device),
@@ -319,6 +314,17 @@ class TabularRegression(Task):
         if record[UNSEEN_CATEGORIES]:
             line += f" (unseen, treated as unknown: {', '.join(record[UNSEEN_CATEGORIES])})"
         return line
+
+
+def fold_of_each_row(rows: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Each row's cross-validation fold, 0 to `folds` - 1: a shuffle drawn from `seed` (data.fold_seed) alone."""
+    from sklearn.model_selection import KFold  # imported when used: every command loads this module
+
+    fold_of = np.empty(len(rows), dtype=np.int64)
+    splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
+    for fold, (_, held_out) in enumerate(splitter.split(rows)):
+        fold_of[held_out] = fold
+    return fold_of
 
 
 def _same_file(a: Path, b: Path) -> bool:
