@@ -128,7 +128,7 @@ def test_eval_matches_training_summary(cli, digits_run):
 
 
 def test_a_gpu_run_in_fp16_evaluates_on_a_cpu(digits_run):
-    from dlzoo.engine.trainer import evaluate_split
+    from dlzoo.engine.evaluation import evaluate_split
     from dlzoo.runs import load_for_evaluation, open_run
 
     run = open_run(digits_run)

@@ -51,7 +51,7 @@ def class_index(text: str, classes: list[str]) -> int:
 def generate(args: argparse.Namespace) -> None:
     import torch
 
-    from dlzoo.engine.trainer import eval_mode
+    from dlzoo.engine.evaluation import eval_mode
     from dlzoo.runs import check_not_a_run_file
     from dlzoo.tasks.generative import load_generative
     from dlzoo.vision.grid import check_image_path, save_image_grids

@@ -24,8 +24,8 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
 @command("eval", "evaluate a run's latest checkpoint on held-out data", _eval_arguments)
 def evaluate(args: argparse.Namespace) -> None:
     from dlzoo.config import parse_overrides
+    from dlzoo.engine.evaluation import evaluate_split, evaluation_mode
     from dlzoo.engine.reporting import format_metrics
-    from dlzoo.engine.trainer import evaluate_split, evaluation_mode
     from dlzoo.metrics.classification import format_per_class, per_class_report
     from dlzoo.runs import load_for_evaluation, open_run, set_evaluation_keys
 

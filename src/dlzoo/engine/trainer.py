@@ -22,7 +22,7 @@ import contextlib
 import math
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -31,6 +31,7 @@ from torch import nn
 
 from dlzoo.config import to_dict
 from dlzoo.engine import best, checkpoint
+from dlzoo.engine.evaluation import evaluate_split
 from dlzoo.engine.optim import build_scheduler
 from dlzoo.engine.reporting import (
     Console,
@@ -387,28 +388,6 @@ class Trainer:
         return {**summary, **extra}
 
 
-@contextlib.contextmanager
-def eval_mode(models: Iterable[nn.Module]) -> Iterator[None]:
-    """Models in eval mode without autograd for the block, then back to the modes they were in."""
-    models = list(models)
-    modes = [model.training for model in models]
-    for model in models:
-        model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        for model, training in zip(models, modes, strict=True):
-            model.train(training)
-
-
-@contextlib.contextmanager
-def evaluation_mode(task: Task) -> Iterator[None]:
-    """The task's models in `eval_mode`, in the run's autocast."""
-    with eval_mode(task.models.values()), task.runtime.autocast():
-        yield
-
-
 def _finite(models: dict[str, nn.Module], *metrics: dict[str, float]) -> bool:
     """Whether every parameter of the models and every metric is a finite number (one sync with the device; once an
     epoch). Weights can stay finite yet so large that the scores they give are not."""
@@ -441,13 +420,6 @@ def _batch_norm_fed_one_value(batch_size: int) -> Iterator[None]:
             raise
         raise UserError(f"a batch of one sample (data.batch_size={batch_size}, or data.limit) is too small for the "
                         f"model's BatchNorm layers, which need more than one value per channel") from None
-
-
-def evaluate_split(task: Task, split: str) -> dict[str, float]:
-    """A task's metrics on a split, in `evaluation_mode`."""
-    with evaluation_mode(task):
-        metrics = task.evaluate(split)
-    return {key: float(value) for key, value in metrics.items()}
 
 
 # What `_save` puts in state.pt that `_restore` reads back (`best` may be absent: None when nothing is kept best).

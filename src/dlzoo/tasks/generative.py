@@ -24,8 +24,8 @@ from dlzoo.config import DataConfig, ModelConfig, RecipeConfig
 from dlzoo.data.images import ImageArrays, load_image_arrays
 from dlzoo.data.tensors import TensorLoader
 from dlzoo.engine.best import Goal
+from dlzoo.engine.evaluation import eval_mode
 from dlzoo.engine.runtime import Runtime
-from dlzoo.engine.trainer import eval_mode
 from dlzoo.errors import UserError
 from dlzoo.metrics.judge import FEATURES, Judge
 from dlzoo.models import create

@@ -24,7 +24,7 @@ from dlzoo.data.images import ImageArrays, load_image_arrays
 from dlzoo.data.picture_files import FileLoader, PictureFiles
 from dlzoo.data.tensors import TensorLoader, drop_short_last
 from dlzoo.engine.best import Goal
-from dlzoo.engine.trainer import eval_mode
+from dlzoo.engine.evaluation import eval_mode
 from dlzoo.errors import UserError
 from dlzoo.models import create, model_entry
 from dlzoo.tasks.base import Task, input_name, predict_inputs

@@ -23,7 +23,7 @@ from dlzoo.config import DataConfig, RecipeConfig
 from dlzoo.data.tables import ROW_NUMBER, UNSEEN_CATEGORIES, load_table, read_csv
 from dlzoo.data.tensors import TensorLoader
 from dlzoo.engine.best import Goal
-from dlzoo.engine.trainer import eval_mode
+from dlzoo.engine.evaluation import eval_mode
 from dlzoo.errors import UserError
 from dlzoo.files import written_whole
 from dlzoo.tabular.baseline import boosting_baseline, log_rmse
