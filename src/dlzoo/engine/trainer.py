@@ -52,6 +52,10 @@ if TYPE_CHECKING:
 
 SUMMARY = "summary.json"
 
+# What `_save` puts in state.pt that `_restore` reads back (`best` may be absent: None when nothing is kept best).
+RESTORED = ("epoch", "step", "train_seconds", "samples_seen", "world_size", "optimizers", "schedulers", "scaler", "rng",
+            "task")
+
 
 class EpochResult(NamedTuple):
     metrics: dict[str, float]  # the epoch's mean train metrics, over all ranks
@@ -420,11 +424,6 @@ def _batch_norm_fed_one_value(batch_size: int) -> Iterator[None]:
             raise
         raise UserError(f"a batch of one sample (data.batch_size={batch_size}, or data.limit) is too small for the "
                         f"model's BatchNorm layers, which need more than one value per channel") from None
-
-
-# What `_save` puts in state.pt that `_restore` reads back (`best` may be absent: None when nothing is kept best).
-RESTORED = ("epoch", "step", "train_seconds", "samples_seen", "world_size", "optimizers", "schedulers", "scaler", "rng",
-            "task")
 
 
 def checkpoint_metadata(task: Task, epoch: int, step: int) -> dict[str, Any]:
