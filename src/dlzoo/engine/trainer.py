@@ -154,7 +154,7 @@ class Trainer:
                 train_seconds += result.seconds
                 self.samples_seen += result.samples
                 last_train = result.metrics
-                evaluated, line = self._log_epoch(log, epoch, result, started)
+                evaluated, line = self._log_and_evaluate(log, epoch, result, started)
                 evaluations.update(evaluated)
                 task.on_epoch_end(epoch + 1, self.run_dir)
                 improved = self._improved(evaluated, epoch + 1)
@@ -191,8 +191,8 @@ class Trainer:
             self.best.load_state_dict(record)
         return bool(improved)
 
-    def _log_epoch(self, log: RunLog, epoch: int, result: EpochResult,
-                   started: float) -> tuple[dict[str, dict[str, float]], str]:
+    def _log_and_evaluate(self, log: RunLog, epoch: int, result: EpochResult,
+                          started: float) -> tuple[dict[str, dict[str, float]], str]:
         """Log the epoch's train metrics, evaluate the held-out splits when due (every `eval_every` epochs and
         after the last) and log them; return the evaluations made and the epoch's console line."""
         trainer_config, done = self.config.trainer, epoch + 1
