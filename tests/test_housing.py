@@ -76,7 +76,7 @@ def test_fold_models_ensemble_matches_mean_of_slots(housing_run, tmp_path):
 
     task = load_for_inference(open_run(housing_run), "cpu")
     rows = ames_rows(4, start=1000)
-    prices, unseen = task.predict_frame(rows, "rows")
+    prices, unseen = task.predict_checked(task.check_table(rows, "rows"))
     assert task.final_slots() == [0, 1, 2] and unseen == [[], [], [], []]
     assert np.all(prices > 10_000)
     rows.to_csv(tmp_path / "rows.csv", index=False)  # a typed frame in memory and its CSV file price alike

@@ -279,10 +279,6 @@ class TabularRegression(Task):
         log_price = predicted[slots].mean(0).cpu().numpy().astype(np.float64)
         return np.exp(log_price), unseen_categories(table.categories, [vocabularies[s] for s in slots])
 
-    def predict_frame(self, frame: pd.DataFrame, where: str) -> tuple[np.ndarray, list[list[str]]]:
-        """Prices for every row of `frame` and, per row, the categories that no final model has in its vocabulary."""
-        return self.predict_checked(self.check_table(frame, where))
-
     def _output_table(self, table: CheckedTable, prices: np.ndarray) -> pd.DataFrame:
         """`<id column>,<target>` (Kaggle's submission format), or `row,<target>` when the table has no ids."""
         return pd.DataFrame({table.id_name: table.ids, self.meta["target"]: prices})
