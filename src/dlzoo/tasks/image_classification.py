@@ -248,7 +248,10 @@ class ImageClassification(Task):
             raise UserError(f"model {name} cannot take {resolution} px pictures (data.resolution; it is built for "
                             f"{usual} px): {str(error).splitlines()[0]}") from None
 
-    def _tensors(self, images: np.ndarray, labels: np.ndarray, device) -> tuple[torch.Tensor, torch.Tensor]:
+    def _tensors(self, images: np.ndarray, labels: np.ndarray,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """A split's pictures as float (N, C, H, W), prepared as `data.preprocess` says (still at the data's size:
+        batches are resized to the model's resolution in `_model_input`), and its labels, on `device`."""
         if self.config.data.preprocess == "mnist-digit":
             pixels = torch.from_numpy(prepare_many(images, preprocessing_from_dict(self.meta["preprocess"])))
         else:  # data-set images are already the size and polarity the model expects
@@ -302,6 +305,8 @@ class ImageClassification(Task):
         return images
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
+        """A batch of in-memory training pictures augmented as `data.augment` says, on their device (streamed
+        pictures get the same from `file_augmentation`, one at a time as they are read)."""
         aug = self.config.data.augment
         if not aug.changes_pictures:
             return images
