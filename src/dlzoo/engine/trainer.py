@@ -156,15 +156,16 @@ class Trainer:
                 last_train = result.metrics
                 evaluated, line = self._log_and_evaluate(log, epoch, result, started)
                 evaluations.update(evaluated)
-                task.on_epoch_end(epoch + 1, self.run_dir)
-                improved = self._improved(evaluated, epoch + 1)
-                if ((epoch + 1) % trainer_config.checkpoint_every == 0 or epoch + 1 == trainer_config.epochs
-                        or improved):  # the best epoch's weights are gone once the next epoch trains
-                    self._save(epoch + 1, train_seconds)
+                done = epoch + 1  # epochs trained: what callbacks, checkpoints and notes count
+                task.on_epoch_end(done, self.run_dir)
+                improved = self._improved(evaluated, done)
+                # A new best epoch is saved whether a checkpoint is due or not: the next epoch changes its weights.
+                if done % trainer_config.checkpoint_every == 0 or done == trainer_config.epochs or improved:
+                    self._save(done, train_seconds)
                 self.console.line(line)  # after its checkpoint (when one is due): a kill cannot take it back
                 if not told_diverged and not _finite(task.models, result.metrics, *evaluated.values()):
                     # NaN stays NaN: every later epoch is lost, and every prediction from these weights
-                    self.console.line(f"note: weights or metrics are no longer finite after epoch {epoch + 1}: "
+                    self.console.line(f"note: weights or metrics are no longer finite after epoch {done}: "
                                       f"training has diverged; train again with a lower optim.lr or a "
                                       f"trainer.grad_clip")
                     told_diverged = True
