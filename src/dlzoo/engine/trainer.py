@@ -428,6 +428,8 @@ def _batch_norm_fed_one_value(batch_size: int) -> Iterator[None]:
 
 
 def checkpoint_metadata(task: Task, epoch: int, step: int) -> dict[str, Any]:
+    """The `dlzoo` header of a checkpoint's model.safetensors: the whole config and the task's `meta`, from which
+    eval, predict, export and serve rebuild the task with that one file (`runs.read_checkpoint_metadata`)."""
     from dlzoo import __version__
 
     return {"recipe": task.config.recipe, "task": type(task).__name__, "config": to_dict(task.config),
