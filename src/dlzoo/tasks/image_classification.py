@@ -135,8 +135,9 @@ def load_arrays(data: ImageDataConfig) -> tuple[ImageArrays, PictureFiles | None
             if getattr(data, key):
                 raise UserError(f"data.{key}=true is for data.source=folder pictures, not '{data.source}'")
         arrays = load_image_arrays(data.source, data.path)
-        return (arrays.hold_out(data.val_fraction, data.val_seed) if data.val_fraction else arrays).limit(
-            data.limit), None
+        if data.val_fraction:
+            arrays = arrays.hold_out(data.val_fraction, data.val_seed)
+        return arrays.limit(data.limit), None
     if data.preprocess != "resize":
         raise UserError("data.source=folder prepares pictures as dlzoo predict does: use data.preprocess=resize")
     arrays, train = read_image_folder(data.path, data.resolution, data.colour, data.limit, data.val_fraction,
@@ -286,7 +287,7 @@ class ImageClassification(Task):
             return self.train_x[torch.nonzero(self.train_y == label).flatten()[:count]].cpu()
         found = [index for index, (_, item_label) in enumerate(self.train_files.items) if item_label == label]
         if not found:
-            return self.test_x[:0].cpu()
+            return self.test_x[:0].cpu()  # no picture, in the (0, C, H, W) shape of the others
         return torch.stack([self.train_files.picture(index) for index in found[:count]])
 
     def augmented_copies(self, picture: torch.Tensor, count: int) -> torch.Tensor:
