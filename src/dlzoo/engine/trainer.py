@@ -320,18 +320,10 @@ class Trainer:
                         also_keep=self.best.epoch if self.best is not None else None)
 
     def _restore(self, run_dir: Path) -> tuple[int, float]:
+        """Everything training needs from the run's latest checkpoint; return its epoch and train seconds."""
         found = checkpoint.latest(run_dir)
         state = checkpoint.read_training_state(found, RESTORED)
-        trained_with = state["world_size"]
-        if trained_with != self.runtime.world_size:
-            how = "without torchrun" if trained_with == 1 else f"with torchrun --nproc_per_node {trained_with}"
-            raise UserError(f"{run_dir} trained in {_processes(trained_with)}, not {self.runtime.world_size}: resume "
-                            f"it {how} (its schedule and data order count its processes)")
-        changed = checkpoint.data_change(checkpoint.read_metadata(found / checkpoint.WEIGHTS).get("meta", {}),
-                                         self.task.meta)
-        if changed:
-            raise UserError(f"{run_dir} would resume on other data than it trained on: {changed}; resume it on the "
-                            f"data it trained on, or train a new run")
+        self._check_resumable(run_dir, found, state)
         checkpoint.load_weights_into(self.task.models, checkpoint.read_weights(found / checkpoint.WEIGHTS))
         try:
             for name, optimizer in self.optimizers.items():
@@ -352,6 +344,19 @@ class Trainer:
         self.samples_seen = state["samples_seen"]
         self.console.line(f"resumed from {found} (epoch {state['epoch']}, step {self.step})")
         return state["epoch"], float(state["train_seconds"])
+
+    def _check_resumable(self, run_dir: Path, found: Path, state: dict[str, Any]) -> None:
+        """Refuse, before anything is restored, a resume in another number of processes or on other data."""
+        trained_with = state["world_size"]
+        if trained_with != self.runtime.world_size:
+            how = "without torchrun" if trained_with == 1 else f"with torchrun --nproc_per_node {trained_with}"
+            raise UserError(f"{run_dir} trained in {_processes(trained_with)}, not {self.runtime.world_size}: resume "
+                            f"it {how} (its schedule and data order count its processes)")
+        changed = checkpoint.data_change(checkpoint.read_metadata(found / checkpoint.WEIGHTS).get("meta", {}),
+                                         self.task.meta)
+        if changed:
+            raise UserError(f"{run_dir} would resume on other data than it trained on: {changed}; resume it on the "
+                            f"data it trained on, or train a new run")
 
     def _banner(self, steps_per_epoch: int, start_epoch: int) -> str:
         runtime = self.runtime
