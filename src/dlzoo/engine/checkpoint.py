@@ -212,6 +212,7 @@ def epoch_of(checkpoint_dir: Path) -> int:
 
 
 def latest(run_dir: Path) -> Path:
+    """The run's newest complete checkpoint, refused in a line when it has none."""
     found = list_checkpoints(run_dir)
     if not found:
         raise UserError(f"{run_dir} holds no checkpoint (expected {CHECKPOINTS}/epoch-NNNN/{WEIGHTS})")
@@ -219,6 +220,8 @@ def latest(run_dir: Path) -> Path:
 
 
 def read_metadata(weights_file: Path) -> dict[str, Any]:
+    """The `dlzoo` header of a weights file (`trainer.checkpoint_metadata`), refused in a line when the file cannot
+    be read, is not dlzoo's, or its header is damaged."""
     try:
         with safe_open(str(weights_file), framework="pt") as handle:
             header = handle.metadata() or {}
