@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -878,3 +879,33 @@ def test_damaged_checkpoint_metadata_and_summaries_are_named_not_tracebacks(cli,
     summary = json.loads((other / "summary.json").read_text())
     (other / "summary.json").write_text(json.dumps({**summary, "samples_per_s": "fast"}))
     assert_user_error(cli("compare", other), "lacks what a comparison needs")
+
+
+def _with_meta(run: Path, key: str, value: object) -> None:
+    """Every checkpoint of `run` with its meta's `key` set to `value`, as a damaged or hand-edited file has it."""
+    from safetensors.torch import save_file
+
+    for weights in (run / "checkpoints").glob("*/model.safetensors"):
+        metadata = checkpoint.read_metadata(weights)
+        metadata["meta"][key] = value
+        save_file(load_file(str(weights)), str(weights), metadata={"dlzoo": json.dumps(metadata)})
+
+
+@pytest.mark.parametrize(("key", "value", "said"), [
+    ("classes", 5, "meta.classes is 5, not a list"),
+    ("classes", ["0", 1], "meta.classes[1] is 1, not a string"),
+    ("resolution", "abc", 'meta.resolution is "abc", not an integer'),
+    ("in_channels", 0, "meta.in_channels is 0, not a positive number"),
+    ("preprocess", {"name": "mnist-digit", "size": "28"}, 'meta.preprocess.size is "28", not an integer'),
+    ("preprocess", {"name": "resize", "scale": 2}, "meta.preprocess has an unknown key scale"),
+])
+def test_checkpoint_meta_of_the_wrong_type_is_named_not_a_traceback(cli, tmp_path, digits_run, key, value, said):
+    """A TypeError traceback (len() of an int, an int not iterable) from every command that reads the checkpoint."""
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    _with_meta(run, key, value)
+    (run / "summary.json").unlink()  # so that a resume goes on to read the checkpoint
+    for command in (("predict", run, "x.png"), ("eval", run), ("export", run, "--out", tmp_path / "x.pt2"),
+                    ("show", run), ("train", "--resume", run)):
+        assert_user_error(cli(*command), "model.safetensors: in its metadata, ", said, "the file is damaged")
+    assert not (tmp_path / "x.pt2").exists()

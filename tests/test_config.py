@@ -164,3 +164,28 @@ def test_a_config_file_of_megabytes_is_refused_unread(tmp_path):
         load_yaml(big)
     with pytest.raises(UserError, match="is over 1 MiB"):
         load_yaml("/dev/zero")
+
+
+def test_type_mismatch_checks_json_values_without_converting_them():
+    """What `Task.checkpoint_meta` checks a checkpoint's meta with: the innermost wrong entry is named."""
+    from typing import TypedDict
+
+    from dlzoo.config import PositiveFloat, PositiveInt, type_mismatch
+    from dlzoo.vision.digits import DigitPreprocessing
+
+    class Stored(TypedDict):
+        shape: list[int]
+
+    assert type_mismatch(["a", "b"], list[str], "k") is None
+    assert type_mismatch(3, float, "k") is None and type_mismatch(None, str | None, "k") is None
+    assert type_mismatch({"name": "mnist-digit", "size": 28}, DigitPreprocessing, "k") is None
+    assert type_mismatch("5", int, "k") == 'k is "5", not an integer'  # not converted, as `coerce` would
+    assert type_mismatch(True, int, "k") == "k is true, not an integer"
+    assert type_mismatch(5, list[str], "k") == "k is 5, not a list"
+    assert type_mismatch([{"a": ["x", 1]}], list[dict[str, list[str]]], "k") == "k[0].a[1] is 1, not a string"
+    assert type_mismatch([], str | None, "k") == "k is [], not a string or null"
+    assert type_mismatch({"size": 0}, DigitPreprocessing, "k") == "k.size is 0, not a positive number"
+    assert type_mismatch(-1.5, PositiveFloat, "k") == "k is -1.5, not a positive number"
+    assert type_mismatch([1, 0], list[PositiveInt], "k") == "k[1] is 0, not a positive number"
+    assert type_mismatch({}, Stored, "k").startswith("k has no key shape")
+    assert type_mismatch({"shape": [1], "x": 2}, Stored, "k").startswith("k has an unknown key x")

@@ -350,3 +350,18 @@ def test_a_gan_step_updates_the_loss_scale_once_and_leaves_warning_filters_alone
     assert len(stepped) == len(loader) + len(loader) // 2  # the critic every step, the generator every second
     assert updates == list(range(len(loader)))  # once per step
     assert warnings.filters == filters
+
+
+def test_damaged_held_out_examples_are_named_not_a_traceback(cli, vae_run, tmp_path):
+    """Of the right types but not the pictures their shape says: a ValueError of numpy's reshape from generate."""
+    from safetensors.torch import save_file
+
+    run = tmp_path / "run"
+    shutil.copytree(vae_run, run)
+    for weights in (run / "checkpoints").glob("*/model.safetensors"):
+        metadata = checkpoint.read_metadata(weights)
+        metadata["meta"]["held_out_examples"] = {"shape": [2, 3, 3], "labels": [1, 2], "uint8_base64": "AAAA"}
+        save_file(load_file(str(weights)), str(weights), metadata={"dlzoo": json.dumps(metadata)})
+    assert_user_error(cli("generate", run, "--out", tmp_path / "grid.png"), "meta.held_out_examples is damaged",
+                      "3 pixel values and 2 labels, for pictures of shape [2, 3, 3]")
+    assert not list(tmp_path.glob("grid*"))

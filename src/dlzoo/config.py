@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import types
 import typing
@@ -220,6 +221,105 @@ def _coerce_float(value: Any, key: str) -> float:
     if not math.isfinite(number):  # nan passes every range check (nan < 0 and nan > 0 are both false)
         raise UserError(f"{key} must be a finite number, not {value!r}")
     return number
+
+
+# For `type_mismatch`: a size or count that only makes sense above zero (a checkpoint whose meta says 0 pixels or
+# channels fails deep inside torch or OpenCV).
+_POSITIVE = "positive"
+PositiveInt = typing.Annotated[int, _POSITIVE]
+PositiveFloat = typing.Annotated[float, _POSITIVE]
+
+
+def type_mismatch(value: Any, hint: Any, key: str) -> str | None:
+    """What is wrong with `value`, as JSON gives it, for the type `hint` (None when it fits), naming the innermost
+    entry that is wrong (`meta.preprocess.size is "abc", not an integer`). Unlike `coerce`, nothing is converted:
+    this checks data dlzoo wrote itself (a checkpoint's metadata), where a value of another type means damage.
+    Takes Any, None, bool, int, float (an int too), str, unions, list[X], dict[K, V], dataclasses and TypedDicts
+    (mappings of their fields: none unknown, every one without a default given), and PositiveInt, PositiveFloat."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return None
+    if origin is typing.Annotated:
+        why = type_mismatch(value, args[0], key)
+        if why is None and _POSITIVE in args[1:] and not value > 0:
+            return f"{key} is {value}, not a positive number"
+        return why
+    if origin in (typing.Union, types.UnionType):
+        found = [type_mismatch(value, arg, key) for arg in args]
+        if None in found:
+            return None
+        inside = [why for arg, why in zip(args, found, strict=True) if _is_kind(value, arg)]  # a list, but bad inside
+        return inside[0] if inside else _not(value, hint, key)
+    if not _is_kind(value, hint):
+        return _not(value, hint, key)
+    if origin is list and args:
+        return _first([(item, args[0], f"{key}[{index}]") for index, item in enumerate(value)])
+    if origin is dict and args:
+        return _first([pair for name, item in value.items()
+                       for pair in ((name, args[0], f"{key} key {name!r}"), (item, args[1], f"{key}.{name}"))])
+    if dataclasses.is_dataclass(hint) or typing.is_typeddict(hint):
+        return _fields_mismatch(value, hint, key)
+    return None
+
+
+def _first(entries: list[tuple[Any, Any, str]]) -> str | None:
+    """The first `type_mismatch` among (value, hint, key) entries."""
+    for value, hint, key in entries:
+        why = type_mismatch(value, hint, key)
+        if why is not None:
+            return why
+    return None
+
+
+def _fields_mismatch(value: dict[str, Any], hint: type, key: str) -> str | None:
+    """`type_mismatch` of a mapping that holds a dataclass's or a TypedDict's fields."""
+    hints = typing.get_type_hints(hint, include_extras=True)  # PositiveInt kept, not read as int
+    if dataclasses.is_dataclass(hint):
+        required = [entry.name for entry in dataclasses.fields(hint)
+                    if entry.default is dataclasses.MISSING and entry.default_factory is dataclasses.MISSING]
+    else:
+        required = sorted(hint.__required_keys__)
+    unknown = [str(name) for name in value if name not in hints]
+    missing = [name for name in required if name not in value]
+    if unknown or missing:
+        wrong = f"has no key {', '.join(missing)}" if missing else f"has an unknown key {', '.join(unknown)}"
+        return f"{key} {wrong} (it holds {', '.join(hints)})"
+    return _first([(item, hints[name], f"{key}.{name}") for name, item in value.items()])
+
+
+def _is_kind(value: Any, hint: Any) -> bool:
+    """Whether `value` is of `hint`'s outer kind (a list for list[X], a mapping for a dataclass), JSON's way: a
+    bool is not a number, an integer is a float."""
+    origin = typing.get_origin(hint) or hint
+    if origin is typing.Annotated:
+        return _is_kind(value, typing.get_args(hint)[0])
+    if hint is None or hint is type(None):
+        return value is None
+    if origin in (int, float) and isinstance(value, bool):
+        return False
+    if origin is float:
+        return isinstance(value, (int, float))
+    if origin is dict or dataclasses.is_dataclass(hint) or typing.is_typeddict(hint):
+        return isinstance(value, dict)
+    return isinstance(value, origin)
+
+
+def _not(value: Any, hint: Any, key: str) -> str:
+    """`KEY is VALUE, not WHAT` for a value of the wrong type; long values cut short."""
+    shown = json.dumps(value, default=str)
+    shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
+    return f"{key} is {shown}, not {_kind_name(hint)}"
+
+
+def _kind_name(hint: Any) -> str:
+    origin = typing.get_origin(hint) or hint
+    if origin is typing.Annotated:
+        return _kind_name(typing.get_args(hint)[0])
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(dict.fromkeys(_kind_name(arg) for arg in typing.get_args(hint)))  # once: two mappings
+    names = {type(None): "null", None: "null", bool: "true or false", int: "an integer", float: "a number",
+             str: "a string", list: "a list"}
+    return names.get(origin, "a mapping")
 
 
 def from_dict(cls: type[C], data: dict[str, Any], prefix: str = "", base: C | None = None,

@@ -25,6 +25,7 @@ from dlzoo.config import (
     parse_overrides,
     set_key,
     to_yaml,
+    type_mismatch,
     validate,
 )
 from dlzoo.engine import checkpoint
@@ -384,8 +385,9 @@ def open_run(run_dir: str | Path) -> LoadedRun:
 def read_checkpoint_metadata(weights_file: Path) -> tuple[Recipe, dict[str, Any]]:
     """A run checkpoint's recipe and metadata, checked once for what the commands that use it read (eval, predict
     and friends through `open_run`, and a resume): its recipe, its config and meta as mappings, and the keys of meta
-    its task rebuilds and predicts from (`Task.checkpoint_meta`). A damaged one is named in a line, not met as a
-    KeyError wherever a key is first read, nor resumed without the checks its meta serves."""
+    its task rebuilds and predicts from, each of its type (`Task.checkpoint_meta`). A damaged one is named in a
+    line, not met as a KeyError or TypeError wherever a key is first read, nor resumed without the checks its meta
+    serves."""
     metadata = checkpoint.read_metadata(weights_file)
     if "recipe" not in metadata:  # else "unknown recipe ''", as if the user had named one
         raise UserError(f"{weights_file}: its metadata names no recipe; the file is damaged or was not written by "
@@ -393,10 +395,16 @@ def read_checkpoint_metadata(weights_file: Path) -> tuple[Recipe, dict[str, Any]
     recipe = get_recipe(str(metadata["recipe"]))
     if not isinstance(metadata.get("config"), dict) or not isinstance(metadata.get("meta"), dict):
         raise UserError(f"{weights_file}: its metadata lacks the config and meta dlzoo writes")
-    missing = [f"meta.{key}" for key in recipe.task.checkpoint_meta if key not in metadata["meta"]]
+    meta, needed = metadata["meta"], recipe.task.checkpoint_meta
+    missing = [f"meta.{key}" for key in needed if key not in meta]
     if missing:
         raise UserError(f"{weights_file}: its metadata lacks {', '.join(missing)}, which a {recipe.name} run needs; "
                         f"the file is damaged or was not written by dlzoo")
+    for key, hint in needed.items():  # a value of another type: a TypeError where it is read, or a wrong result
+        wrong = type_mismatch(meta[key], hint, f"meta.{key}")
+        if wrong:
+            raise UserError(f"{weights_file}: in its metadata, {wrong}; the file is damaged or was not written by "
+                            f"dlzoo")
     return recipe, metadata
 
 

@@ -91,10 +91,11 @@ class Task(abc.ABC):
     # What `on_epoch_end` writes in the run directory (files or folders): removed with the rest of a new run that
     # stops before its first checkpoint.
     run_files: ClassVar[tuple[str, ...]] = ()
-    # The keys of `meta` that `build_models` and prediction read back from a checkpoint: `runs.open_run` refuses a
-    # checkpoint whose metadata lacks one (damaged, or edited by hand) in a line naming it, rather than every
-    # command failing with a KeyError wherever the key is first read.
-    checkpoint_meta: ClassVar[tuple[str, ...]] = ()
+    # The keys of `meta` that `build_models` and prediction read back from a checkpoint, each with its type (as JSON
+    # holds it: list[str], int, a dataclass or TypedDict for a mapping of known keys; `config.type_mismatch`):
+    # `runs.open_run` refuses a checkpoint whose metadata lacks one or holds another type (damaged, or edited by
+    # hand) in a line naming it, rather than every command failing with a KeyError or TypeError where it is read.
+    checkpoint_meta: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: RecipeConfig):
         self.check_config(config)

@@ -11,16 +11,17 @@ from __future__ import annotations
 import abc
 import base64
 import dataclasses
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 import numpy as np
 import torch
 from torch import nn
 
-from dlzoo.config import DataConfig, ModelConfig, RecipeConfig
+from dlzoo.config import DataConfig, ModelConfig, PositiveInt, RecipeConfig
 from dlzoo.data.images import ImageArrays, load_image_arrays
 from dlzoo.data.tensors import TensorLoader
 from dlzoo.engine.best import Goal
@@ -82,7 +83,15 @@ def judge_reference(data: DataConfig, device: torch.device) -> tuple[ImageArrays
     return load_real_images(dataclasses.replace(data, limit=None), device)
 
 
-def encode_examples(images: np.ndarray, labels: np.ndarray, classes: int) -> dict[str, Any]:
+class HeldOutExamples(TypedDict):
+    """A few held-out images, as a checkpoint's meta keeps them (`encode_examples`)."""
+
+    shape: list[int]
+    labels: list[int]
+    uint8_base64: str
+
+
+def encode_examples(images: np.ndarray, labels: np.ndarray, classes: int) -> HeldOutExamples:
     """A few held-out images per class, JSON-able (base64 uint8), for the checkpoint's meta."""
     chosen = np.concatenate([np.flatnonzero(labels == c)[:EXAMPLES_PER_CLASS] for c in range(classes)])
     picked = np.ascontiguousarray(images[chosen], dtype=np.uint8)
@@ -90,15 +99,23 @@ def encode_examples(images: np.ndarray, labels: np.ndarray, classes: int) -> dic
             "uint8_base64": base64.b64encode(picked.tobytes()).decode("ascii")}
 
 
-def decode_examples(stored: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    pixels = np.frombuffer(base64.b64decode(stored["uint8_base64"]), dtype=np.uint8).reshape(stored["shape"])
+def decode_examples(stored: HeldOutExamples) -> tuple[torch.Tensor, torch.Tensor]:
+    """What `encode_examples` stored (its types checked as a run is opened: `Task.checkpoint_meta`), refused in a
+    line when its bytes are not the pictures its shape says (a damaged checkpoint)."""
+    pixels = np.frombuffer(base64.b64decode(stored["uint8_base64"]), dtype=np.uint8)
+    shape = stored["shape"]
+    if len(shape) != 3 or pixels.size != math.prod(shape) or len(stored["labels"]) != shape[0]:
+        raise UserError(f"the checkpoint's meta.held_out_examples is damaged: {pixels.size:,} pixel values and "
+                        f"{len(stored['labels'])} labels, for pictures of shape {shape}")
+    pixels = pixels.reshape(shape)
     return torch.from_numpy(pixels.copy()).float().div(255).unsqueeze(1), torch.tensor(stored["labels"])
 
 
 class GenerativeImageTask(Task):
     config: GenerativeConfig
     run_files = (SAMPLES,)  # a grid of drawn samples at every epoch's end
-    checkpoint_meta = ("classes", "in_channels", "held_out_examples")  # the examples a VAE's grid reconstructs
+    # held_out_examples: the examples a VAE's grid reconstructs
+    checkpoint_meta = {"classes": list[str], "in_channels": PositiveInt, "held_out_examples": HeldOutExamples}
     conditional: ClassVar[bool] = False
     judge: Judge | None = None
     # How pixels are modelled, stated in every checkpoint and summary.

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlzoo.config import DataConfig, ModelConfig, RecipeConfig
+from dlzoo.config import DataConfig, ModelConfig, PositiveInt, RecipeConfig
 from dlzoo.data.augment import random_affine, random_flip, random_translate, translate
 from dlzoo.data.folder import FOLDER, read_image_folder
 from dlzoo.data.images import ImageArrays, load_image_arrays
@@ -29,7 +29,7 @@ from dlzoo.errors import UserError
 from dlzoo.models import create, model_entry
 from dlzoo.tasks.base import Task, input_name, predict_inputs
 from dlzoo.tasks.ema import started, weight_average
-from dlzoo.vision.digits import prepare_many
+from dlzoo.vision.digits import DigitPreprocessing, prepare_many
 from dlzoo.vision.io import DECODING, IN_MEMORY_PICTURES, Picture, load_picture
 from dlzoo.vision.preprocess import ResizePreprocessing, make_preprocessing, preprocessing_from_dict
 
@@ -171,7 +171,8 @@ class ImageClassification(Task):
     main_metric = "accuracy"
     evaluation_keys = ("tta_flip", "tta_shift", "data.eval_batch_size")
     model_kinds = {"model": "classifier"}
-    checkpoint_meta = ("classes", "in_channels", "data_size", "resolution", "preprocess")
+    checkpoint_meta = {"classes": list[str], "in_channels": PositiveInt, "data_size": PositiveInt,
+                       "resolution": PositiveInt, "preprocess": DigitPreprocessing | ResizePreprocessing}
     config: ImageClassificationConfig
     train_files: PictureFiles | None = None  # the training pictures left on disk (`data.stream`)
 

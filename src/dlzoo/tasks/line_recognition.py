@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlzoo.config import DataConfig, ModelConfig, RecipeConfig
+from dlzoo.config import DataConfig, ModelConfig, PositiveFloat, PositiveInt, RecipeConfig
 from dlzoo.data.images import DIGIT_CLASSES, load_image_arrays
 from dlzoo.engine.best import Goal
 from dlzoo.errors import UserError
@@ -97,7 +97,8 @@ class LineRecognition(Task):
     main_metric = "exact"
     model_kinds = {"model": "line-recognizer"}
     model_args_set_by = {"model": {"height": "data.height"}}  # the strips the data draws and the network reads
-    checkpoint_meta = ("kind", "classes", "height", "digit_height")  # without `kind`, read takes it for a classifier
+    checkpoint_meta = {"kind": str, "classes": list[str], "height": PositiveInt,
+                       "digit_height": PositiveFloat}  # without `kind`, read takes it for a classifier
     config: LineRecognitionConfig
 
     @classmethod

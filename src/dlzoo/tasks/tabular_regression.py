@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dlzoo.config import DataConfig, RecipeConfig
+from dlzoo.config import DataConfig, PositiveInt, RecipeConfig
 from dlzoo.data.tables import ROW_NUMBER, UNSEEN_CATEGORIES, load_table, read_csv
 from dlzoo.data.tensors import TensorLoader
 from dlzoo.engine.best import Goal
@@ -97,7 +97,9 @@ class TabularRegression(Task):
     main_metric = "log_rmse"  # lower is better: RMSE of log(predicted) - log(true), mean over the folds
     writes_predictions = True  # `dlzoo predict RUN in.csv --out out.csv`: Kaggle's submission format
     run_files = (SUBMISSION,)  # priced at the end, when the data comes with Kaggle's unlabeled test.csv
-    checkpoint_meta = ("schema", "target", "id_column", "folds", "slots", "category_sizes", "vocabularies")
+    checkpoint_meta = {"schema": Schema, "target": str, "id_column": str | None, "folds": PositiveInt,
+                       "slots": PositiveInt, "category_sizes": list[PositiveInt],
+                       "vocabularies": list[dict[str, list[str]]]}
     config: TabularRegressionConfig
 
     @classmethod
