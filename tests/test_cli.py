@@ -909,3 +909,21 @@ def test_checkpoint_meta_of_the_wrong_type_is_named_not_a_traceback(cli, tmp_pat
                     ("show", run), ("train", "--resume", run)):
         assert_user_error(cli(*command), "model.safetensors: in its metadata, ", said, "the file is damaged")
     assert not (tmp_path / "x.pt2").exists()
+
+
+def test_json_output_naming_a_file_that_is_not_utf8_is_valid_utf8_json(tmp_path, digits_run, digit_pictures):
+    """`predict --json` and `read --json` of b'caf\\xe9.png' wrote its raw byte 0xe9 into the JSON (stdout prints
+    names as their bytes, for the plain lines), which then was not UTF-8: every JSON reader refused it."""
+    import contextlib
+    import io
+
+    from dlzoo.cli import main
+
+    named = tmp_path / os.fsdecode(b"caf\xe9.png")
+    shutil.copy(next(iter(digit_pictures.values())), named)
+    for command in ("predict", "read"):
+        strict = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
+        with contextlib.redirect_stdout(strict):
+            assert main([command, str(digits_run), str(tmp_path), "--json"]) == 0
+        record = json.loads(strict.buffer.getvalue().decode("utf-8"))
+        assert os.fsencode(record["path"]) == os.fsencode(named)

@@ -93,3 +93,16 @@ def test_json_text_writes_numbers_that_are_not_finite_as_null():
 
     data = {"loss": float("nan"), "by_epoch": [0.5, float("inf"), np.float64("-inf")], "pair": (1, 2.5), "n": None}
     assert files.json_text(data) == '{"loss": null, "by_epoch": [0.5, null, null], "pair": [1, 2.5], "n": null}'
+
+
+def test_json_text_escapes_the_bytes_of_a_name_that_is_not_utf8():
+    """Printed as they were, through stdout's surrogateescape, they made output that no JSON reader takes."""
+    import json
+    import os
+
+    name = os.fsdecode(b"caf\xe9.png")
+    for ensure_ascii in (True, False):
+        text = files.json_text({"path": name, "label": "Café"}, ensure_ascii=ensure_ascii)
+        assert "\\udce9" in text and text.encode("utf-8")  # strict UTF-8: no lone surrogate left
+        assert json.loads(text)["path"] == name and os.fsencode(json.loads(text)["path"]) == b"caf\xe9.png"
+    assert "Café" in files.json_text({"label": "Café"}, ensure_ascii=False)  # other text stays as it is

@@ -81,11 +81,19 @@ def stale_temporaries_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob(".*.tmp*") if _TEMPORARY.fullmatch(p.name) and p.is_file())
 
 
+# A lone surrogate: how Python holds a byte of a file name that is not UTF-8 (b'caf\xe9.png' is 'caf\udce9.png').
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def json_text(data: Any, indent: int | None = None, ensure_ascii: bool = True) -> str:
     """`json.dumps(data)` as strict JSON: a number that is not finite (a diverged loss: NaN, inf) becomes null.
     Python's own `NaN` and `Infinity` are not JSON, and other readers refuse them (JavaScript's JSON.parse, jq);
-    dlzoo's readers of metrics take null back as NaN (`engine.reporting.nan_for_null`)."""
-    return json.dumps(_finite(data), indent=indent, ensure_ascii=ensure_ascii, allow_nan=False)
+    dlzoo's readers of metrics take null back as NaN (`engine.reporting.nan_for_null`). A file name that is not
+    UTF-8 keeps its odd bytes as \\udcXX escapes even without `ensure_ascii`: printed as they are (stdout's
+    surrogateescape), they made the output bytes that are not UTF-8, which no JSON reader takes; Python's
+    json.loads gives the name back, and os.fsencode its bytes."""
+    text = json.dumps(_finite(data), indent=indent, ensure_ascii=ensure_ascii, allow_nan=False)
+    return _SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 def _finite(value: Any) -> Any:
