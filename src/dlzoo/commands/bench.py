@@ -84,9 +84,12 @@ def bench(args: argparse.Namespace) -> int:
 
 def run_all(functions: dict[str, typing.Callable[..., dict[str, typing.Any]]],
             out: Path | None) -> dict[str, dict[str, typing.Any]]:
-    """`dlzoo bench all`: every benchmark at its defaults, in turn, as {name: result}. One that fails is told in a
-    line on stderr and recorded as `{"benchmark": NAME, "failed": REASON}` while the others still run; `out` is
-    written again after each benchmark, so that it keeps what finished through a later failure or a kill."""
+    """`dlzoo bench all`: every benchmark at its defaults, in turn, as {name: result}. Each that ends is told in a
+    line on stderr, with its seconds, while stdout waits for the one JSON document (hours, without --out); one that
+    fails is recorded as `{"benchmark": NAME, "failed": REASON}` while the others still run; `out` is written again
+    after each benchmark, so that it keeps what finished through a later failure or a kill."""
+    import time
+
     import torch
 
     from dlzoo.bench import needs_gpu
@@ -98,11 +101,14 @@ def run_all(functions: dict[str, typing.Callable[..., dict[str, typing.Any]]],
             results[name] = {"benchmark": name, "skipped": "needs a GPU; none on this machine"}
         else:
             print(f"running benchmark {name} ...", file=sys.stderr, flush=True)
+            start = time.perf_counter()
             try:
                 results[name] = function()
+                print(f"benchmark {name}: ok, {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
             except Exception as error:  # a mistake (data not found) or a bug: said, and the next benchmark runs
                 reason = one_line(str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}")
-                print(f"dlzoo: benchmark {name} failed: {reason}", file=sys.stderr, flush=True)
+                print(f"dlzoo: benchmark {name} failed after {time.perf_counter() - start:.1f} s: {reason}",
+                      file=sys.stderr, flush=True)
                 results[name] = {"benchmark": name, "failed": reason}
         if out is not None:
             write_text_whole(out, json_text(results, indent=2) + "\n")
