@@ -348,3 +348,17 @@ def test_a_plugin_file_imported_also_under_its_own_name_registers_once(tmp_path,
         assert model_entry("plugin-net-twice").factory.__module__ == "dlzoo_plugin_my_models_twice"
     finally:
         _MODELS.pop("plugin-net-twice", None)
+
+
+@pytest.mark.parametrize("named", ["../models.txt", ".models", "models.txt"])
+def test_a_plugin_named_as_neither_a_python_file_nor_a_module_is_refused_in_a_line(cli, tmp_path, monkeypatch,
+                                                                                  named):
+    """`../models.txt` was a TypeError traceback (import_module read its leading dots as a relative import);
+    `models.txt`, a file here, was said to be a missing module `models`."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models.txt").write_text(PLUGIN)
+    monkeypatch.setenv("DLZOO_PLUGINS", named)
+    said = "cannot be imported" if named == "models.txt" else "neither a Python file (.py) nor a module name"
+    assert_user_error(cli("models"), f"DLZOO_PLUGINS names {named}, which", said)
+    if named == "models.txt":
+        assert_user_error(cli("models"), "(the file models.txt here is not a .py file)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,12 +29,22 @@ def import_plugins(environ: Mapping[str, str] = os.environ) -> list[str]:
     for name in names:
         if name in _imported:
             continue
+        if not name.endswith(".py") and not _MODULE_NAME.fullmatch(name):
+            # A path to a file that is not Python (`../models.txt`) or a leading dot: import_module failed on it
+            # with a TypeError about relative imports, or read the path's dots as packages.
+            raise UserError(f"{ENV} names {name}, which is neither a Python file (.py) nor a module name (such as "
+                            f"my_package.models)")
         try:
             _import_file(Path(name)) if name.endswith(".py") else importlib.import_module(name)
         except ImportError as error:  # the plugin's own other errors are bugs in it: their traceback is the news
-            raise UserError(f"{ENV} names {name}, which cannot be imported: {error}") from None
+            there = f" (the file {name} here is not a .py file)" if Path(name).is_file() else ""  # `models.txt`
+            raise UserError(f"{ENV} names {name}, which cannot be imported: {error}{there}") from None
         _imported.add(name)
     return names
+
+
+# A module's dotted name (`my_package.models`): Python identifiers joined by dots.
+_MODULE_NAME = re.compile(r"[^\W\d]\w*(\.[^\W\d]\w*)*")
 
 
 def _import_file(path: Path) -> None:
