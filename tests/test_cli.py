@@ -931,3 +931,25 @@ def test_json_output_naming_a_file_that_is_not_utf8_is_valid_utf8_json(tmp_path,
             assert main([command, str(digits_run), str(tmp_path), "--json"]) == 0
         record = json.loads(strict.buffer.getvalue().decode("utf-8"))
         assert os.fsencode(record["path"]) == os.fsencode(named)
+
+
+@pytest.mark.parametrize(("key", "value", "said"), [
+    ("trainer.epochs", "abc", "in the config its metadata holds, trainer.epochs must be an integer, not 'abc'"),
+    ("data.resolution", 0, "in the config its metadata holds, data.resolution must be >= 1 pixel, got 0"),
+    ("recipe", "nope", "model.safetensors: unknown recipe 'nope'"),
+])
+def test_a_damaged_config_in_checkpoint_metadata_names_the_file(cli, tmp_path, digits_run, key, value, said):
+    """It read as a mistake on the command line (`trainer.epochs must be an integer`, with none given), and a
+    resume said config.yaml had been changed."""
+    from safetensors.torch import save_file
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    (run / "summary.json").unlink()  # so that a resume goes on to read the checkpoint
+    for weights in (run / "checkpoints").glob("*/model.safetensors"):
+        metadata = checkpoint.read_metadata(weights)
+        section, _, name = key.rpartition(".")
+        (metadata["config"][section] if section else metadata)[name] = value
+        save_file(load_file(str(weights)), str(weights), metadata={"dlzoo": json.dumps(metadata)})
+    for command in (("predict", run, "x.png"), ("eval", run), ("show", run), ("train", "--resume", run)):
+        assert_user_error(cli(*command), "model.safetensors: ", said)

@@ -297,7 +297,10 @@ def check_unchanged_since_checkpoint(run_dir: Path, config: RecipeConfig) -> Non
     found = checkpoint.list_checkpoints(run_dir)
     if not found:
         return
-    trained = read_checkpoint_metadata(found[-1] / checkpoint.WEIGHTS)[1]["config"]
+    weights = found[-1] / checkpoint.WEIGHTS
+    recipe, metadata = read_checkpoint_metadata(weights)
+    _checkpoint_config(recipe, metadata, weights)  # damaged, it is named so, not as a change made to config.yaml
+    trained = metadata["config"]
     changed = _first_difference(trained, config)
     if changed is not None:
         key, before, after = changed
@@ -378,8 +381,20 @@ def open_run(run_dir: str | Path) -> LoadedRun:
         for damaged in checkpoint.newer_without_weights(run_dir, found):
             print(f"note: {damaged} has no {checkpoint.WEIGHTS}: using {found.name}", file=sys.stderr)
     recipe, metadata = read_checkpoint_metadata(found / checkpoint.WEIGHTS)
-    config = from_dict(type(recipe.config()), metadata["config"], base=recipe.config())
-    return LoadedRun(run_dir, recipe, config, found, metadata)
+    return LoadedRun(run_dir, recipe, _checkpoint_config(recipe, metadata, found / checkpoint.WEIGHTS), found,
+                     metadata)
+
+
+def _checkpoint_config(recipe: Recipe, metadata: dict[str, Any], weights_file: Path) -> RecipeConfig:
+    """The config a checkpoint trained with, checked as a config.yaml is (`read_run_config`): a damaged one is
+    named, rather than read as a mistake on the command line (`trainer.epochs must be an integer`)."""
+    try:
+        config = from_dict(type(recipe.config()), metadata["config"], base=recipe.config())
+        validate(config)
+        recipe.task.check_config(config)
+    except UserError as error:
+        raise UserError(f"{weights_file}: in the config its metadata holds, {error}") from None
+    return config
 
 
 def read_checkpoint_metadata(weights_file: Path) -> tuple[Recipe, dict[str, Any]]:
@@ -392,7 +407,10 @@ def read_checkpoint_metadata(weights_file: Path) -> tuple[Recipe, dict[str, Any]
     if "recipe" not in metadata:  # else "unknown recipe ''", as if the user had named one
         raise UserError(f"{weights_file}: its metadata names no recipe; the file is damaged or was not written by "
                         f"dlzoo")
-    recipe = get_recipe(str(metadata["recipe"]))
+    try:
+        recipe = get_recipe(str(metadata["recipe"]))
+    except UserError as error:  # of a newer dlzoo, or a plugin's recipe not imported: said of the file
+        raise UserError(f"{weights_file}: {error}") from None
     if not isinstance(metadata.get("config"), dict) or not isinstance(metadata.get("meta"), dict):
         raise UserError(f"{weights_file}: its metadata lacks the config and meta dlzoo writes")
     meta, needed = metadata["meta"], recipe.task.checkpoint_meta
