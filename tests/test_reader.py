@@ -13,6 +13,7 @@ import pytest
 
 import dlzoo
 from conftest import assert_user_error, run_subprocess
+from dlzoo.bench.pages import paint
 from dlzoo.data.images import load_image_arrays
 from dlzoo.errors import UserError
 from dlzoo.reader import DigitReader, Reading
@@ -77,11 +78,8 @@ def pushed_together(first: np.ndarray, second: np.ndarray, extra: int = 2) -> in
 def on_paper(alpha: np.ndarray, ink=(25, 35, 110), paper=(236, 230, 214), gradient: float = 0.0,
              noise: float = 0.0, seed: int = 0) -> np.ndarray:
     """Coloured ink on paper (RGB uint8), with light falling off left to right and sensor noise."""
-    alpha = alpha[..., None]
-    image = np.array(paper, np.float32) * (1 - alpha) + np.array(ink, np.float32) * alpha
-    image *= 1 - gradient * np.linspace(0, 1, alpha.shape[1], dtype=np.float32)[None, :, None]
-    image += np.random.default_rng(seed).normal(0, noise * 255, image.shape) if noise else 0
-    return np.clip(image, 0, 255).astype(np.uint8)
+    light = 1 - gradient * np.linspace(0, 1, alpha.shape[1], dtype=np.float32)[None, :]
+    return paint(alpha, ink, paper, light, noise * 255, np.random.default_rng(seed))
 
 
 def number(digits, text: str, variant: int = 0) -> list[np.ndarray]:
@@ -339,8 +337,9 @@ def test_cuts_never_cross_so_atoms_partition_overlapping_digits():
         assert not (segmentation.labels.astype(bool) & ~mask).any()
 
 
-def test_benchmark_composer_is_independent_of_the_reader():
-    source = Path(__file__).resolve().parents[1] / "src" / "dlzoo" / "bench" / "compose_numbers.py"
+@pytest.mark.parametrize("module", ["compose_numbers.py", "pages.py"])
+def test_benchmark_pictures_are_drawn_independently_of_the_reader(module):
+    source = Path(__file__).resolve().parents[1] / "src" / "dlzoo" / "bench" / module
     imported = {node.module for node in ast.walk(ast.parse(source.read_text())) if isinstance(node, ast.ImportFrom)}
     imported |= {alias.name for node in ast.walk(ast.parse(source.read_text())) if isinstance(node, ast.Import)
                  for alias in node.names}
@@ -369,6 +368,24 @@ def test_reader_benchmark_reports_both_sets(reader_run):
         assert 0 <= result[name]["digit_accuracy"] <= 1
     assert result["touching"]["touching_pairs"] >= 4
     assert set(result["targets"]) == {"apart exact >= 0.95", "touching exact >= 0.85"}
+
+
+def test_reader_limits_benchmark_reads_a_big_digit_and_counts_blank_pages(reader_run):
+    from dlzoo.bench import get_benchmark
+
+    limits = get_benchmark("reader-limits")
+    result = limits(pictures=1, sizes=[10], pages=["white-1000"], layouts=["lone"], blank=1,
+                    blank_kinds=["plain", "gradient"], run_dir=str(reader_run))
+    assert result["benchmark"] == "reader-limits" and result["sizes"] == ["1/10"] and result["pictures"] == 1
+    page = result["pages"]["white-1000"]
+    assert page["size"] == [1000, 1000] and page["effects"] == []
+    assert page["layouts"] == {"lone": {"read": {"1/10": 1}, "smallest": "1/10", "misread": []}}
+    assert result["blank"] == {"kinds": 2, "pages": 4, "read_digits": 0, "misread": []}
+    for options, message in (({"pages": ["whit-1000"]}, "unknown page kind 'whit-1000'; did you mean 'white-1000'"),
+                             ({"sizes": [2]}, "frames of 1/2 of the short side .* do not fit"),
+                             ({"sizes": [0]}, "sizes must be")):
+        with pytest.raises(UserError, match=message):
+            limits(run_dir=str(reader_run), **options)
 
 
 def test_the_scorer_fit_gives_weights_for_every_feature_from_training_digits(reader_run):
