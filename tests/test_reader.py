@@ -191,6 +191,29 @@ def test_small_digits_on_a_large_shaded_page_and_the_blank_page_alone(reader, di
         assert reader.read(on_paper(alpha, gradient=0.4, noise=0.02)).text == text
 
 
+def test_a_blot_is_not_a_digit_alone_or_beside_digits(reader, digits):
+    """A blot of ink or dirt of 8 px or more (smaller parts are specks) set the digit height itself and was read as
+    `8` or `0` on a blank page, or as one more digit beside a number. A blot is solid and about as thick as it is
+    tall; no pen's stroke is."""
+    rng = np.random.default_rng(0)
+    for size in (8, 14, 30):
+        for shape in ("disc", "ellipse", "irregular"):
+            alpha = np.zeros((300, 400), np.float32)
+            if shape == "disc":
+                cv2.circle(alpha, (200, 150), size // 2, 1.0, -1)
+            elif shape == "ellipse":
+                cv2.ellipse(alpha, (200, 150), (size, size // 2), 20, 0, 360, 1.0, -1)
+            else:
+                angles = np.linspace(0, 2 * np.pi, 9)[:-1]
+                radii = size / 2 * rng.uniform(0.5, 1.2, 8)
+                corners = np.stack([200 + radii * np.cos(angles), 150 + radii * np.sin(angles)], 1)
+                cv2.fillPoly(alpha, [corners.astype(np.int32)], 1.0)
+            assert reader.read(on_paper(cv2.GaussianBlur(alpha, (0, 0), 0.7))).text == "", (size, shape)
+    row = ink_row(number(digits, "47"), [16])
+    cv2.circle(row, (row.shape[1] - 30, row.shape[0] // 2), 18, 1.0, -1)  # a blot as tall as the digits, beside them
+    assert reader.read(on_paper(row)).text == "47"
+
+
 def test_read_digits_accepts_a_run_dir_a_task_or_a_reader(reader, reader_run, digits):
     picture = on_paper(ink_row(number(digits, "36"), [16]))
     expected = reader.read(picture)
