@@ -214,6 +214,20 @@ def test_a_blot_is_not_a_digit_alone_or_beside_digits(reader, digits):
     assert reader.read(on_paper(row)).text == "47"
 
 
+def test_lit_paper_between_a_shadow_and_the_table_is_not_a_one(reader):
+    """A sliver of lit paper caught between a strip of the table and a hand's shadow is lighter than everything
+    around it: it counted as light ink (chalk on a board) and was read as a `1`. Light ink must also be lighter than
+    the picture's paper at large, which here is the lit paper."""
+    height, width, table, sliver = 600, 800, 30, 18
+    shadow = np.zeros((height, width), np.float32)
+    cv2.ellipse(shadow, (0, height // 2), (400, 420), 0, 0, 360, 1.0, -1)  # a hand reaching in from the left
+    shadow[:, : table + sliver] = 0
+    light = 1 - 0.4 * cv2.GaussianBlur(shadow, (0, 0), 3)
+    page = paint(np.zeros((height, width), np.float32), light=light, noise=3, rng=np.random.default_rng(0))
+    page[:, :table] = (np.array([120, 80, 50]) * light[:, :table, None]).astype(np.uint8)  # the table, in shade
+    assert reader.read(page).text == ""
+
+
 def test_read_digits_accepts_a_run_dir_a_task_or_a_reader(reader, reader_run, digits):
     picture = on_paper(ink_row(number(digits, "36"), [16]))
     expected = reader.read(picture)

@@ -68,15 +68,18 @@ def find_ink(image: np.ndarray) -> InkMap | None:
 def ink_is_light(gray: np.ndarray) -> bool:
     """True for light ink on dark paper. Ink is the minority of pixels that differ from the paper around them:
     compare how much of the picture is far darker, and far lighter, than a local median (a light gradient adds as
-    much of one as of the other, so it does not tip the balance)."""
+    much of one as of the other, so it does not tip the balance) and than the picture's median, the paper at large.
+    Without the second, lit paper next to a shadow or a table's edge, lighter than the dark around it, counted as
+    light ink: a sliver of it between the two was read as a `1`."""
     small = shrink(gray, COARSE_PIXELS // 4)
     window = _odd(min(small.shape))
     background = cv2.medianBlur((small * 255).astype(np.uint8), min(window, 255)).astype(np.float32) / 255
     residual = small - background
     noise = 1.4826 * float(np.median(np.abs(residual)))
     floor = max(3 * noise, 0.04)
-    darker = float(np.clip(-residual - floor, 0, None).sum())
-    lighter = float(np.clip(residual - floor, 0, None).sum())
+    paper = float(np.median(small))
+    darker = float(np.clip(np.minimum(-residual, paper - small) - floor, 0, None).sum())
+    lighter = float(np.clip(np.minimum(residual, small - paper) - floor, 0, None).sum())
     return lighter > darker
 
 
