@@ -110,6 +110,12 @@ def test_bad_tables_are_one_line_errors_and_write_nothing(housing_run, tmp_path,
     assert not out.exists() and not list(tmp_path.glob("*.tmp"))
 
 
+def test_out_that_is_a_folder_is_refused_before_the_table_is_read(housing_run, tmp_path, cli):
+    table = tmp_path / "houses.csv"
+    ames_rows(3).iloc[:0].to_csv(table, index=False)  # an empty table: its own error, were it read first
+    assert_user_error(cli("predict", housing_run, table, "--out", tmp_path), "is a folder", "predictions.csv")
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
 def test_a_table_cut_off_mid_row_is_refused(housing_run, tmp_path, cli, suffix):
     whole = ames_rows(3).to_csv(index=False)

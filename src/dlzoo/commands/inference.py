@@ -6,7 +6,7 @@ import argparse
 
 from dlzoo.cli import add_device_option, command
 from dlzoo.errors import UserError
-from dlzoo.files import json_text
+from dlzoo.files import check_destination, json_text
 
 
 def _eval_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +84,8 @@ def predict(args: argparse.Namespace) -> None:
     if args.out and not run.recipe.task.writes_predictions:  # rather than ignore it and write nothing
         raise UserError(f"--out writes a table of predictions, which recipe '{run.recipe.name}' does not make; "
                         "use --json and redirect the output")
+    if args.out:  # a folder there, or a folder that cannot be written in, is said before the predicting
+        check_destination(args.out, "predictions.csv")
     inputs = pictures_of_folders(args.inputs, "predict") if run.recipe.task.predicts_pictures else args.inputs
     task = load_for_inference(run, args.device)
     for record in task.predict(inputs, out=args.out):
