@@ -447,3 +447,10 @@ def test_the_scorer_fit_refuses_what_it_cannot_fit_in_one_line(reader_run, tmp_p
         assert fit_main(args) == 2
         err = capsys.readouterr().err
         assert err.startswith("python -m dlzoo.reader.fit: error: ") and fragment in err and err.count("\n") == 1
+
+
+def test_reader_limits_on_the_command_line_an_empty_pages_reads_blank_pages_alone(cli, reader_run):
+    result = cli("bench", "reader-limits", f"run_dir={reader_run}", "pages=", "blank=1", "blank_kinds=plain")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["pages"] == {} and report["blank"]["pages"] == 2

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,16 +57,16 @@ BLANK_SIZES = (SQUARE, PHOTO)
 
 
 @benchmark("reader-limits", "smallest digits read on large white and photo-like pages; blank pages read as nothing")
-def run(pictures: int = 3, sizes: list[int] | None = None, pages: list[str] | None = None,
-        layouts: list[str] | None = None, blank: int = 3, blank_kinds: list[str] | None = None, seed: int = 0,
-        run_dir: str | None = None, epochs: int = 4, threads: int | None = None) -> dict[str, Any]:
-    """pictures: pages read per kind, layout and size; sizes: frames as 1/N of the short side (default
-    10,14,20,28,40,60,80); pages, layouts, blank_kinds: which to read (default all; `pages=` or `layouts=` with
-    an empty value, none); blank: pages of each blank kind at each of the two page sizes (0: none); run_dir: the
-    digits run that reads (default: one trained here, `epochs` epochs, seed 0; or DLZOO_READER_RUN)."""
+def run(pictures: int = 3, sizes: tuple[int, ...] = tuple(SIZES), pages: tuple[str, ...] = tuple(PAGES),
+        layouts: tuple[str, ...] = tuple(LAYOUTS), blank: int = 3, blank_kinds: tuple[str, ...] = tuple(BLANK_KINDS),
+        seed: int = 0, run_dir: str | None = None, epochs: int = 4, threads: int | None = None) -> dict[str, Any]:
+    """pictures: pages read per kind, layout and size; sizes: frames as 1/N of the short side; pages, layouts,
+    blank_kinds: which to read (`pages=` or `layouts=` with an empty value: none, for blank pages alone); blank:
+    pages of each blank kind at each of the two page sizes (0: none); run_dir: the digits run that reads (default:
+    one trained here, `epochs` epochs, seed 0; or DLZOO_READER_RUN)."""
     require_at_least(1, pictures=pictures, epochs=epochs)
     require_at_least(0, blank=blank, seed=seed)
-    sizes = SIZES if sizes is None else sorted(set(sizes))
+    sizes = sorted(set(sizes))
     if not sizes or min(sizes) < 1:
         raise UserError(f"sizes must be one or more N >= 1 (a frame of 1/N of the page's short side), got {sizes}")
     pages, layouts = _known("page kind", pages, PAGES), _known("layout", layouts, LAYOUTS)
@@ -150,10 +151,8 @@ def _limit(read: dict[str, int], pictures: int) -> str | None:
     return smallest
 
 
-def _known(what: str, names: list[str] | None, known) -> list[str]:
-    """`names` (all of `known` when None, none when empty), each checked."""
-    if names is None:
-        return list(known)
+def _known(what: str, names: Sequence[str], known: Iterable[str]) -> list[str]:
+    """`names`, each checked to be one of `known`."""
     names = [name for name in names if name]  # `pages=` on the command line is [""]: none
     for name in names:
         if name not in known:

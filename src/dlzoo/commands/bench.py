@@ -42,6 +42,8 @@ def _typed_options(name: str, function, items: list[str]) -> dict[str, typing.An
 def _defaults(function: typing.Callable[..., typing.Any]) -> str:
     """A benchmark's KEY=VALUE options with their defaults, as `dlzoo bench list` shows them."""
     def shown(value: object) -> str:
+        if isinstance(value, (list, tuple)):  # as it is given on the command line
+            return ",".join(map(str, value))
         return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
     parameters = inspect.signature(function).parameters.values()
