@@ -274,14 +274,12 @@ def read_run_config(run_dir: Path) -> tuple[Recipe, RecipeConfig]:
     data = load_yaml(path)
     if "recipe" not in data:  # else "unknown recipe ''", as if the user had named one
         raise UserError(f"{path} names no recipe (its 'recipe' key): it is damaged")
-    try:  # a config.yaml edited by hand gets the checks a new run's config gets, saying which file was wrong
+    try:
         recipe = get_recipe(str(data["recipe"]))
-        config = from_dict(type(recipe.config()), data, base=recipe.config())
-        validate(config)
-        recipe.task.check_config(config)
     except UserError as error:
         raise UserError(f"{path}: {error}") from None
-    return recipe, config
+    # A config.yaml edited by hand gets the checks a new run's config gets, saying which file was wrong.
+    return recipe, _checked_config(recipe, data, f"{path}: ")
 
 
 # Keys a resumed run may change in its config.yaml: where and how fast it runs, not what it trains.
@@ -388,12 +386,18 @@ def open_run(run_dir: str | Path) -> LoadedRun:
 def _checkpoint_config(recipe: Recipe, metadata: dict[str, Any], weights_file: Path) -> RecipeConfig:
     """The config a checkpoint trained with, checked as a config.yaml is (`read_run_config`): a damaged one is
     named, rather than read as a mistake on the command line (`trainer.epochs must be an integer`)."""
+    return _checked_config(recipe, metadata["config"], f"{weights_file}: in the config its metadata holds, ")
+
+
+def _checked_config(recipe: Recipe, data: dict[str, Any], where: str) -> RecipeConfig:
+    """`recipe`'s config from a run's stored `data`, with the checks a new run's config gets; a mistake is said
+    after `where` (the file it was read from)."""
     try:
-        config = from_dict(type(recipe.config()), metadata["config"], base=recipe.config())
+        config = from_dict(type(recipe.config()), data, base=recipe.config())
         validate(config)
         recipe.task.check_config(config)
     except UserError as error:
-        raise UserError(f"{weights_file}: in the config its metadata holds, {error}") from None
+        raise UserError(f"{where}{error}") from None
     return config
 
 

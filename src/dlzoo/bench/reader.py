@@ -72,10 +72,21 @@ def run(pictures: int = 500, seed: int = 0, run_dir: str | None = None, pool: st
         return _run(pictures, seed, run_dir, pool, failures, recipe, classifier_run)
 
 
+def reading_run(run_dir: str | Path, reader: Any) -> dict[str, Any]:
+    """What a benchmark's result says of the run that read: from its summary.json, which a run stopped before its
+    end lacks (it still reads)."""
+    from dlzoo.runs import read_summary
+
+    summary_path = Path(run_dir) / "summary.json"
+    summary = read_summary(summary_path) if summary_path.exists() else {}
+    return {"run_dir": str(run_dir), "recipe": summary.get("recipe"), "reader": type(reader).__name__,
+            "epochs": summary.get("epochs"), "test_metrics": summary.get("metrics", {}).get("test"),
+            "train_seconds": summary.get("train_seconds")}
+
+
 def _run(pictures: int, seed: int, run_dir: str | None, pool: str, failures: int, recipe: str,
          classifier_run: str | None) -> dict[str, Any]:
     from dlzoo.reader import load_reader
-    from dlzoo.runs import read_summary
 
     if pool not in ("test", "train"):
         raise UserError(f"pool must be 'test' or 'train', got {pool!r}")
@@ -91,8 +102,6 @@ def _run(pictures: int, seed: int, run_dir: str | None, pool: str, failures: int
     if run_dir is None:
         run_dir = train_recipe(recipe, ["trainer.device=cpu", "trainer.seed=0"])["run_dir"]
     reader = load_reader(run_dir, "cpu", classifier_run)  # the checkpoint says which: classifier or lines
-    summary_path = Path(run_dir) / "summary.json"  # none in a run stopped before its end, which still reads
-    summary = read_summary(summary_path) if summary_path.exists() else {}
     arrays = load_image_arrays("mnist5k")
     images, labels = ((arrays.test_images, arrays.test_labels) if pool == "test"
                       else (arrays.train_images, arrays.train_labels))
@@ -101,9 +110,7 @@ def _run(pictures: int, seed: int, run_dir: str | None, pool: str, failures: int
     return {
         "benchmark": "reader",
         "data": f"pictures composed from mnist5k {pool} digits ({len(images)}), 1-8 digits each, seed {seed}",
-        "model": {"run_dir": str(run_dir), "recipe": summary.get("recipe"), "reader": type(reader).__name__,
-                  "test_metrics": summary.get("metrics", {}).get("test"),
-                  "train_seconds": summary.get("train_seconds"), "classifier_run": classifier_run},
+        "model": {**reading_run(run_dir, reader), "classifier_run": classifier_run},
         **sets,
         "targets": {f"{name} exact >= {target}": sets[name]["exact_read_rate"] >= target
                     for name, target in TARGETS.items()},

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ import torch
 from dlzoo.bench import benchmark
 from dlzoo.bench.common import machine, require_at_least, torch_threads, train_recipe
 from dlzoo.bench.pages import draw_page, frames_row, place, random_effects, table_mask
+from dlzoo.bench.reader import reading_run
 from dlzoo.data.images import ImageArrays, load_image_arrays
 from dlzoo.errors import UserError, unknown_name
 from dlzoo.reader.read import DigitReader
@@ -174,7 +174,6 @@ def _check_fit(pages: list[str], layouts: list[str], sizes: list[int]) -> None:
 def _reader(run_dir: str | None, epochs: int) -> tuple[DigitReader, dict[str, Any]]:
     """The reader and what the result says of its run: `run_dir`, DLZOO_READER_RUN, or a digits run trained here."""
     from dlzoo.reader import load_reader
-    from dlzoo.runs import read_summary
 
     run_dir = run_dir or os.environ.get("DLZOO_READER_RUN")
     if run_dir is None:
@@ -184,7 +183,4 @@ def _reader(run_dir: str | None, epochs: int) -> tuple[DigitReader, dict[str, An
     if not isinstance(reader, DigitReader):
         raise UserError(f"reader-limits measures the digits reader: run_dir {run_dir} must be a digits run, not a "
                         "digit-lines run")
-    summary_path = Path(run_dir) / "summary.json"  # none in a run stopped before its end, which still reads
-    summary = read_summary(summary_path) if summary_path.exists() else {}
-    return reader, {"run_dir": str(run_dir), "recipe": summary.get("recipe"), "reader": type(reader).__name__,
-                    "epochs": summary.get("epochs"), "test_metrics": summary.get("metrics", {}).get("test")}
+    return reader, reading_run(run_dir, reader)
