@@ -57,7 +57,7 @@ def test_export_onnx_matches(cli, digits_run, tmp_path):
     assert result.code == 0, result.err
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     images = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
-    (logits,) = session.run(None, {"input": images})
+    (logits,) = session.run(None, {"images": images})
     assert np.allclose(logits, reference_logits(digits_run, torch.from_numpy(images)).numpy(), atol=1e-4)
 
 

@@ -531,3 +531,74 @@ def test_baseline_fits_a_fold_whose_training_rows_leave_a_number_column_empty():
     baseline = boosting_baseline(numbers, np.zeros((60, 3, 0), dtype=np.int64), rng.normal(size=60), folds, [],
                                  threads=1)
     assert len(baseline["fold_log_rmse"]) == 3 and np.isfinite(baseline["log_rmse"])
+
+
+def _encode_as_the_sidecar_says(rows: pd.DataFrame, sidecar: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """A user's own encoding, from the sidecar alone: numbers with NaN, codes as places in `categories`."""
+    schema = sidecar["meta"]["schema"]
+    numbers = rows[schema["numeric"]].apply(pd.to_numeric).to_numpy(np.float32)
+
+    def code(column: str, cell) -> int:
+        text = "(missing)" if pd.isna(cell) else str(cell).strip()
+        known = sidecar["categories"][column]
+        return known.index(text) + 1 if text in known else 0
+
+    codes = [[code(column, row[column]) for column in schema["categorical"]] for _, row in rows.iterrows()]
+    return torch.from_numpy(numbers), torch.tensor(codes, dtype=torch.long).view(len(rows), -1)
+
+
+@pytest.mark.parametrize("final", ["ensemble", "refit"])
+def test_export_prices_rows_as_predict_does(tmp_path, cli, final):
+    run_dir = tmp_path / "run"
+    assert cli("train", "housing", *TINY, "trainer.epochs=2", "baseline=false", f"final={final}",
+               "--out", run_dir).code == 0
+    rows = ames_rows(6, start=2000)
+    rows.loc[1, "Neighborhood"] = "Atlantis"  # unknown to every slot
+    rows.loc[2, "Lot_Frontage"] = None  # imputed inside the program
+    expected = _predicted_prices(cli, run_dir, _csv(rows, tmp_path))
+
+    result = cli("export", run_dir, "--out", tmp_path / "prices.pt2")
+    assert result.code == 0, result.err
+    sidecar = json.loads((tmp_path / "prices.pt2.json").read_text())
+    assert [item["name"] for item in sidecar["inputs"]] == ["numbers", "codes"]
+    assert sidecar["inputs"][1]["dtype"] == "torch.int64" and "Neighborhood" in sidecar["categories"]
+    program = torch.export.load(str(tmp_path / "prices.pt2")).module()
+    with torch.no_grad():  # six rows: another batch size than the export's example
+        prices = program(*_encode_as_the_sidecar_says(rows, sidecar))
+    assert prices.shape == (6,) and prices.numpy() == pytest.approx(expected, rel=1e-5)
+    # A code beyond the column's list reads as unknown, as an unlisted text does.
+    numbers, codes = _encode_as_the_sidecar_says(rows.iloc[[1]], sidecar)
+    column = sidecar["meta"]["schema"]["categorical"].index("Neighborhood")
+    codes[0, column] = 10_000
+    with torch.no_grad():
+        assert float(program(numbers, codes)[0]) == pytest.approx(expected[1], rel=1e-5)
+
+
+@pytest.mark.parametrize("columns", [["Gr_Liv_Area", "Lot_Area"], ["Neighborhood", "Bldg_Type"]])
+def test_export_onnx_of_a_table_with_only_numbers_or_only_categories(tmp_path, cli, columns):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    table = _csv(ames_rows(120)[[*columns, "Sale_Price"]], tmp_path)
+    run_dir = tmp_path / "run"
+    assert cli("train", "housing", "data.source=csv", f"data.path={table}", "data.target=Sale_Price",
+               "data.folds=2", *TINY[2:], "baseline=false", "--out", run_dir).code == 0
+    assert cli("export", run_dir, "--format", "onnx", "--out", tmp_path / "prices.onnx").code == 0
+    session = onnxruntime.InferenceSession(str(tmp_path / "prices.onnx"), providers=["CPUExecutionProvider"])
+    rows = ames_rows(3, start=500)
+    sidecar = json.loads((tmp_path / "prices.onnx.json").read_text())
+    numbers, codes = _encode_as_the_sidecar_says(rows, sidecar)
+    (prices,) = session.run(None, {"numbers": numbers.numpy(), "codes": codes.numpy()})
+    expected = _predicted_prices(cli, run_dir, _csv(rows, tmp_path))
+    assert prices == pytest.approx(expected, rel=1e-4)
+
+
+def _predicted_prices(cli, run_dir: Path, table: Path) -> list[float]:
+    result = cli("predict", run_dir, table, "--json")
+    assert result.code == 0, result.err
+    return [json.loads(line)["Sale_Price"] for line in result.out.splitlines()]
+
+
+def _csv(rows: pd.DataFrame, folder: Path) -> Path:
+    path = folder / f"rows-{len(rows)}.csv"
+    rows.to_csv(path, index=False)
+    return path

@@ -228,3 +228,48 @@ def test_bench_reader_checks_the_classifier_run_before_training(lines_run, digit
         reader_bench(pictures=1, recipe="digit-lines", classifier_run=str(tmp_path / "missing"))
     result = reader_bench(pictures=2, run_dir=str(lines_run), classifier_run=str(digits_run))
     assert result["model"]["classifier_run"] == str(digits_run)
+
+
+
+def _logits(run_dir: Path, strips: torch.Tensor) -> torch.Tensor:
+    from dlzoo.runs import load_for_inference, open_run
+
+    with torch.no_grad():
+        return load_for_inference(open_run(run_dir), "cpu").logits(strips)
+
+
+def test_export_pt2_takes_strips_of_any_width_the_reader_pads_to(cli, tmp_path):
+    run_dir = tmp_path / "conv"
+    assert cli("train", "digit-lines", *TINY_LINES, "model.args.sequence=conv", "--out", run_dir).code == 0
+    result = cli("export", run_dir, "--out", tmp_path / "lines.pt2")
+    assert result.code == 0, result.err
+    sidecar = json.loads((tmp_path / "lines.pt2.json").read_text())
+    assert sidecar["inputs"] == [{"name": "images", "shape": ["batch", 1, 32, "16*strip_width"],
+                                  "dtype": "torch.float32"}]
+    assert "blank (index 0)" in sidecar["outputs"] and "multiple of 16" in sidecar["preparation"]
+    program = torch.export.load(str(tmp_path / "lines.pt2")).module()
+    for batch, width in ((1, 48), (3, 160)):  # neither the example's batch (2) nor its width (64)
+        strips = torch.rand(batch, 1, 32, width)
+        with torch.no_grad():
+            assert torch.allclose(program(strips), _logits(run_dir, strips), atol=1e-5)
+
+
+def test_an_lstm_exports_to_onnx_only_and_reads_any_width_there(lines_run, cli, tmp_path):
+    # torch.export would unroll the LSTM over the example's frames: a pt2 program of one width.
+    assert_user_error(cli("export", lines_run, "--out", tmp_path / "lines.pt2"), "exports to ONNX only",
+                      "--format onnx")
+    assert list(tmp_path.iterdir()) == []
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    assert cli("export", lines_run, "--format", "onnx", "--out", tmp_path / "lines.onnx").code == 0
+    session = onnxruntime.InferenceSession(str(tmp_path / "lines.onnx"), providers=["CPUExecutionProvider"])
+    for batch, width in ((1, 48), (3, 160)):
+        strips = np.random.default_rng(width).random((batch, 1, 32, width), dtype=np.float32)
+        (logits,) = session.run(None, {"images": strips})
+        assert np.allclose(logits, _logits(lines_run, torch.from_numpy(strips)).numpy(), atol=1e-4)
+    # The graph declares its frames free (torch wrote the example's 32, and onnxruntime warned at other widths).
+    import onnx
+
+    (output,) = onnx.load(str(tmp_path / "lines.onnx")).graph.output
+    frames = output.type.tensor_type.shape.dim[1]
+    assert frames.dim_param and not frames.HasField("dim_value")

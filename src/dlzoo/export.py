@@ -1,13 +1,15 @@
 """`dlzoo export`: a trained network as a self-contained file for other runtimes.
 
 Formats: `pt2` (torch.export's ExportedProgram, loads with `torch.export.load` and needs no dlzoo code) and `onnx`
-(needs the `export` extra: onnx, onnxscript). The batch dimension is dynamic. Beside the file, `<file>.json` holds
-what inference needs: recipe, class names, input shapes, the preprocessing (as data, `meta.preprocess`, and in
-words, `preparation`) and what the outputs are (`outputs`).
+(needs the `export` extra: onnx, onnxscript). The batch dimension is dynamic (and whatever else the task leaves
+free: `Task.export_dynamic_shapes`). Beside the file, `<file>.json` holds what inference needs: recipe, class names,
+the inputs (names, shapes, dtypes), how to prepare them (as data in `meta`, e.g. `meta.preprocess`, and in words,
+`preparation`) and what the outputs are (`outputs`).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import warnings
 from pathlib import Path
@@ -23,11 +25,6 @@ Format = Literal["pt2", "onnx"]
 FORMATS: tuple[str, ...] = get_args(Format)
 
 
-def _dynamic_batch(example: tuple[torch.Tensor, ...]) -> tuple[dict[int, Any], ...]:
-    batch = torch.export.Dim("batch", min=1, max=65536)
-    return tuple({0: batch} for _ in example)
-
-
 def export_run(run: LoadedRun, fmt: Format, out: Path) -> Path:
     if fmt not in FORMATS:
         raise UserError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
@@ -39,21 +36,33 @@ def export_run(run: LoadedRun, fmt: Format, out: Path) -> Path:
     if fmt == "onnx":
         _check_onnx_installed()
     task = load_for_inference(run, "cpu")
+    task.check_export_format(fmt)
     module, example = task.export_program()
-    module = module.eval()
+    module, dynamic = module.eval(), task.export_dynamic_shapes(example)
     sidecar = {
         "recipe": run.recipe.name,
         "format": fmt,
         "checkpoint": str(run.checkpoint),
-        "inputs": [{"shape": ["batch", *example_tensor.shape[1:]], "dtype": str(example_tensor.dtype)}
-                   for example_tensor in example],
+        "inputs": [{"name": name, "shape": _shape(tensor, dims), "dtype": str(tensor.dtype)}
+                   for name, tensor, dims in zip(input_names(module), example, dynamic, strict=True)],
         **task.export_contract(),  # in words: how pictures are prepared, what comes out
         "meta": task.meta,
     }
     with all_written_whole([out, info]) as (tmp, info_tmp):
-        _write_program(module, example, fmt, tmp)
+        _write_program(module, example, dynamic, fmt, tmp)
         info_tmp.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
     return out
+
+
+def input_names(module: torch.nn.Module) -> list[str]:
+    """The program's inputs by the names its `forward` gives them (`images`; `numbers`, `codes`): the sidecar and
+    an ONNX graph call them so."""
+    return list(inspect.signature(module.forward).parameters)
+
+
+def _shape(example: torch.Tensor, dynamic: dict[int, Any]) -> list[int | str]:
+    """An input's shape for the sidecar: a free dimension by its name ("batch", "16*strip_width"), others as sizes."""
+    return [dynamic[dim].__name__ if dim in dynamic else size for dim, size in enumerate(example.shape)]
 
 
 def _check_destination(out: Path, info: Path, fmt: str) -> None:
@@ -71,17 +80,48 @@ def _check_onnx_installed() -> None:
         raise UserError("ONNX export needs: pip install 'dlzoo[export]' (onnx, onnxscript)") from None
 
 
-def _write_program(module: torch.nn.Module, example: tuple[torch.Tensor, ...], fmt: str, path: Path) -> None:
+def _write_program(module: torch.nn.Module, example: tuple[torch.Tensor, ...], dynamic: tuple[dict[int, Any], ...],
+                   fmt: str, path: Path) -> None:
     with torch.no_grad(), warnings.catch_warnings():
         # torch's pt2 writer warns "No complete tensor found in the group" for every CPU-only program: its note
         # about weights kept on another device, which a user can do nothing about.
         warnings.filterwarnings("ignore", message="No complete tensor found in the group")
+        # The ONNX writer's note on a program of several inputs, whose batch dimensions are one and the same.
+        warnings.filterwarnings("ignore", message="# The axis name: batch will not be used")
+        # Notes from inside torch while it traces an LSTM for ONNX (internal calls, its own weight attributes).
+        warnings.filterwarnings("ignore", category=FutureWarning, message="_check_is_size will be removed")
+        warnings.filterwarnings("ignore", message="The tensor attributes .* were assigned during export")
         if fmt == "pt2":
-            program = torch.export.export(module, example, dynamic_shapes=_dynamic_batch(example))
+            program = torch.export.export(module, example, dynamic_shapes=dynamic)
             with open(path, "wb") as handle:  # a file object: torch warns of a name not ending in .pt2 (`--out m.PT2`)
                 torch.export.save(program, handle)
         else:
-            names = [f"input{i}" if len(example) > 1 else "input" for i in range(len(example))]
-            program = torch.onnx.export(module, example, input_names=names, output_names=["output"],
-                                        dynamic_shapes=_dynamic_batch(example), dynamo=True, verbose=False)
+            program = torch.onnx.export(module, example, input_names=input_names(module), output_names=["output"],
+                                        dynamic_shapes=dynamic, dynamo=True, verbose=False)
             program.save(str(path))
+            _free_output_dimensions(path)
+
+
+def _free_output_dimensions(path: Path) -> None:
+    """Declare free an ONNX output dimension that follows a free input one but was written as the example's size.
+
+    torch writes an LSTM's output with as many frames as the example had, though the graph computes any number
+    (ONNX's LSTM); onnxruntime would then warn at every other width. ONNX's own shape inference from the inputs
+    alone tells which output dimensions are free."""
+    import onnx
+
+    model = onnx.load(str(path))
+    bare = onnx.ModelProto()
+    bare.CopyFrom(model)
+    del bare.graph.value_info[:]
+    for output in bare.graph.output:
+        output.type.tensor_type.ClearField("shape")
+    inferred = onnx.shape_inference.infer_shapes(bare).graph.output
+    changed = False
+    for declared, found in zip(model.graph.output, inferred, strict=True):
+        for dim, free in zip(declared.type.tensor_type.shape.dim, found.type.tensor_type.shape.dim, strict=False):
+            if dim.HasField("dim_value") and free.HasField("dim_param"):
+                dim.dim_param, changed = free.dim_param, True
+    if changed:  # and the inner tensors' recorded shapes go too: they hold the example's size as well
+        del model.graph.value_info[:]
+        onnx.save(model, str(path))

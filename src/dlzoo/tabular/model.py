@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -96,11 +97,15 @@ class FoldEnsembleRegressor(nn.Module):
         """Rows' numbers (batch, columns) and category codes (batch, slots, columns) -> log targets (slots, batch)."""
         x = self.numeric_inputs(numeric)
         rows = codes.permute(1, 0, 2) + self.slot_offsets  # each slot looks up its own part of the tables
-        out = x.new_zeros(self.slots, len(numeric))
+        out = x.new_zeros(self.slots, numeric.shape[0])  # shape, not len(): export keeps the batch dynamic
+        # A table without category columns looks nothing up (an ONNX graph cannot reshape a dynamic batch to zero
+        # columns).
         if self.wide:
-            out = out + self.wide_numeric(x).squeeze(-1) + _lookup(self.wide_categories, rows).sum((-1, -2))
+            out = out + self.wide_numeric(x).squeeze(-1)
+            if self.categories:
+                out = out + _lookup(self.wide_categories, rows).sum((-1, -2))
         if self.deep:
-            h = torch.cat([x, _lookup(self.embeddings, rows).flatten(-2)], dim=-1)
+            h = torch.cat([x, _lookup(self.embeddings, rows).flatten(-2)], dim=-1) if self.categories else x
             for layer in self.hidden:
                 h = F.dropout(F.silu(layer(h)), self.dropout, self.training)
             out = out + self.head(h).squeeze(-1)
@@ -110,3 +115,24 @@ class FoldEnsembleRegressor(nn.Module):
 def _lookup(table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """`table[rows]`: index_select's backward is about 3x faster on a CPU than F.embedding's (torch 2.x)."""
     return table.index_select(0, rows.flatten()).view(*rows.shape, table.shape[-1])
+
+
+class PriceProgram(nn.Module):
+    """What `predict` computes, as one module for `dlzoo export`: rows' numbers (batch, numeric columns; NaN for an
+    empty cell) and category codes (batch, category columns; 1 + the text's place in the column's list of known
+    categories, 0 for any other) in, prices (batch,) out: exp of the final slots' mean log prediction."""
+
+    def __init__(self, net: FoldEnsembleRegressor, final_slots: list[int], translation: np.ndarray):
+        super().__init__()
+        self.net = net
+        self.register_buffer("final_slots", torch.tensor(final_slots, dtype=torch.long))
+        # (slots, columns, codes): each slot's own table index for a code (`preprocess.code_translation`).
+        self.register_buffer("translation", torch.from_numpy(translation))
+
+    def forward(self, numbers: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        # A code past every list reads as unknown, as a text no slot knows does, rather than failing in a lookup.
+        codes = torch.where((codes >= 0) & (codes < self.translation.shape[-1]), codes, 0)
+        columns = torch.arange(codes.shape[1], device=codes.device)
+        slot_codes = self.translation[:, columns, codes]  # (slots, batch, columns)
+        log_prices = self.net(numbers, slot_codes.permute(1, 0, 2))
+        return log_prices.index_select(0, self.final_slots).mean(0).exp()

@@ -108,11 +108,29 @@ def encode_categories(categories: pd.DataFrame, vocabularies: list[dict[str, lis
     return codes
 
 
+def known_categories(vocabularies: list[dict[str, list[str]]], columns: list[str]) -> dict[str, list[str]]:
+    """Per column, every category some slot's vocabulary knows, sorted: one list to encode a row by, for all slots."""
+    return {column: sorted(set().union(*(vocabulary[column] for vocabulary in vocabularies))) for column in columns}
+
+
+def code_translation(known: dict[str, list[str]], vocabularies: list[dict[str, list[str]]],
+                     sizes: list[int]) -> np.ndarray:
+    """(slots, columns, longest + 1) int64: code u of column j (1 + its place in `known`, 0 unknown) -> the index in
+    slot s's table that `encode_categories` gives the same text. Past a column's own list it is that block's unknown."""
+    offsets, columns = block_offsets(sizes), list(known)
+    table = np.empty((len(vocabularies), len(columns), 1 + max(map(len, known.values()), default=0)), dtype=np.int64)
+    for s, vocabulary in enumerate(vocabularies):
+        for j, column in enumerate(columns):
+            table[s, j, :] = offsets[j]  # unknown, also for the padding past this column's list
+            in_slot = pd.Index(vocabulary[column]).get_indexer(known[column])
+            table[s, j, 1:1 + len(in_slot)] = offsets[j] + in_slot + 1
+    return table
+
+
 def unseen_categories(categories: pd.DataFrame, vocabularies: list[dict[str, list[str]]]) -> list[list[str]]:
     """For each row, `column=value` for the values that none of the given vocabularies knows."""
     unseen: list[list[str]] = [[] for _ in range(len(categories))]
-    for column in categories.columns:
-        known = set().union(*(vocabulary[column] for vocabulary in vocabularies))
+    for column, known in known_categories(vocabularies, list(categories.columns)).items():
         values = categories[column].to_numpy()
         for row in np.flatnonzero(~categories[column].isin(known).to_numpy()):
             unseen[row].append(f"{column}={values[row]}")

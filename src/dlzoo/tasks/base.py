@@ -292,3 +292,14 @@ class Task(abc.ABC):
         is exported as dynamic). Tasks whose prediction is not one network's forward pass do not export."""
         instead = f"; use `{self.predict_instead.format(run_dir='RUN')}`" if self.predict_instead else ""
         raise UserError(f"recipe '{self.config.recipe}' has no single network to export{instead}")
+
+    def check_export_format(self, fmt: str) -> None:
+        """A UserError when this run's network cannot be written as `fmt` (pt2, onnx) and still be what it is;
+        every format suits most networks."""
+        return None
+
+    def export_dynamic_shapes(self, example: tuple[torch.Tensor, ...]) -> tuple[dict[int, Any], ...]:
+        """The dimensions of each example input that the exported program leaves free (torch.export's
+        `dynamic_shapes`): every input's batch dimension, one and the same."""
+        batch = torch.export.Dim("batch", min=1, max=65536)
+        return tuple({0: batch} for _ in example)

@@ -208,6 +208,33 @@ class LineRecognition(Task):
 
     def describe(self, record: dict[str, Any]) -> str:
         return f"{record['path'] or 'picture'}: {record['text'] or '(no digits found)'}"
+    def export_program(self) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+        """The line network alone: strips (batch, 1, height, width) in, per-frame logits out. Finding the lines of
+        a page and making strips of them is the reader's (`dlzoo read`), which has no single network."""
+        return self.models["net"], (torch.zeros(2, 1, self.meta["height"], 64),)
+
+    def check_export_format(self, fmt: str) -> None:
+        # torch.export unrolls an LSTM over the example's frames: such a pt2 program would take one width only.
+        if fmt == "pt2" and any(isinstance(module, nn.RNNBase) for module in self.models["net"].modules()):
+            raise UserError("this line recognizer's LSTM exports to ONNX only (a pt2 program would read strips of "
+                            "one width): add --format onnx, or train with model.args.sequence=conv")
+
+    def export_dynamic_shapes(self, example: tuple[torch.Tensor, ...]) -> tuple[dict[int, Any], ...]:
+        # Any width the reader pads a strip to: a multiple of 16 px.
+        (shapes,) = super().export_dynamic_shapes(example)
+        return ({**shapes, 3: 16 * torch.export.Dim("strip_width", min=1, max=4096)},)
+
+    def export_contract(self) -> dict[str, Any]:
+        height, digit_height = self.meta["height"], self.meta["digit_height"]
+        stride = getattr(self.models["net"], "frame_stride", 2)
+        return {"preparation": f"strips (batch, 1, {height}, width): one line of digits each, light ink on black in "
+                               f"[0, 1], scaled so that its digits are about {digit_height:g} px tall and centred "
+                               f"top to bottom, padded on the right with black to a width that is a multiple of 16 "
+                               f"px",
+                "outputs": f"logits (batch, width / {stride}, {NUM_CLASSES}): a row per {stride} px of the strip "
+                           f"over the blank (index {BLANK}) and the digits 0-9 (indices {BLANK + 1}-{BLANK + 10}); "
+                           f"read a line as CTC does: the best index of each row, repeats merged, blanks dropped"}
+
 
 
 def _texts(targets: torch.Tensor, lengths: torch.Tensor) -> list[str]:

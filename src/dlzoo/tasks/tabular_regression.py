@@ -27,9 +27,17 @@ from dlzoo.engine.evaluation import eval_mode
 from dlzoo.errors import UserError
 from dlzoo.files import written_whole
 from dlzoo.tabular.baseline import boosting_baseline, log_rmse
-from dlzoo.tabular.model import FoldEnsembleRegressor
-from dlzoo.tabular.preprocess import block_sizes, encode_categories, fit_slots, unseen_categories
+from dlzoo.tabular.model import FoldEnsembleRegressor, PriceProgram
+from dlzoo.tabular.preprocess import (
+    block_sizes,
+    code_translation,
+    encode_categories,
+    fit_slots,
+    known_categories,
+    unseen_categories,
+)
 from dlzoo.tabular.schema import (
+    MISSING,
     Schema,
     category_text,
     check_columns,
@@ -304,6 +312,31 @@ class TabularRegression(Task):
             if out is not None:
                 _write_csv(self._output_table(checked, prices), Path(out))
         return records
+
+    def export_program(self) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+        """What `predict_checked` prices, as one module (`PriceProgram`): numbers and category codes in, prices out;
+        the codes index the sidecar's `categories` (`export_contract`)."""
+        schema = Schema.from_dict(self.meta["schema"])
+        translation = code_translation(self._known_categories(), self.meta["vocabularies"],
+                                       self.meta["category_sizes"])
+        program = PriceProgram(self.models["net"], self.final_slots(), translation)
+        return program, (torch.zeros(2, len(schema.numeric)), torch.zeros(2, len(schema.categorical), dtype=torch.long))
+
+    def export_contract(self) -> dict[str, Any]:
+        schema = Schema.from_dict(self.meta["schema"])
+        return {"preparation": f"two inputs for a batch of rows: numbers (batch, {len(schema.numeric)}) float32, "
+                               "the cells of the columns meta.schema.numeric in that order, NaN for an empty one; "
+                               f"codes (batch, {len(schema.categorical)}) int64, for each column of "
+                               "meta.schema.categorical in that order 1 + the place of the cell's text (stripped, "
+                               f"numbers as a CSV file writes them: 20, not 20.0; an empty cell is '{MISSING}') in "
+                               "categories[column], 0 for a text not there",
+                "outputs": f"{self.meta['target']} (batch,) float32, the prices `dlzoo predict` reports",
+                "categories": self._known_categories()}
+
+    def _known_categories(self) -> dict[str, list[str]]:
+        """What the final models know of each category column: a text outside these lists is unknown to them."""
+        vocabularies = [self.meta["vocabularies"][slot] for slot in self.final_slots()]
+        return known_categories(vocabularies, Schema.from_dict(self.meta["schema"]).categorical)
 
     def describe(self, record: dict[str, Any]) -> str:
         key = self.meta["id_column"] if self.meta["id_column"] in record else ROW_NUMBER
