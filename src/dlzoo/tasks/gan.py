@@ -97,8 +97,9 @@ class ConditionalGANTask(GenerativeImageTask):
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {name: build_optimizer(self.config.optim, [self.models[name]]) for name in ("critic", "generator")}
 
-    def noise(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.randn(count, self.config.gan.latent_dim, device=self.runtime.device, generator=generator)
+    @property
+    def latent_dim(self) -> int:
+        return self.config.gan.latent_dim
 
     def train_step(self, batch: Any, ctx: StepContext) -> dict[str, torch.Tensor]:
         real, labels = batch
@@ -133,9 +134,21 @@ class ConditionalGANTask(GenerativeImageTask):
         gap, count = runtime.all_reduce_sum(totals).tolist()
         return {"wasserstein": gap / count, **self.judge_metrics()}
 
-    def sample(self, count: int, labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
-        if labels is None:
-            raise ValueError("a conditional GAN samples for given labels")
+    # --- generation -----------------------------------------------------------------------------------------
+    pixel_values = "grey levels, as the generator's closing sigmoid gives them"
+
+    def image_network(self) -> Drawing:
+        """The generator's weight average once it has taken in a generator step, the generator before that."""
         average = self.models.get("generator_ema")
-        model = average if average is not None and started(average) else self.models["generator"]
-        return model(self.noise(count, generator), labels).float()
+        return Drawing(average.module if average is not None and started(average) else self.models["generator"])
+
+
+class Drawing(nn.Module):
+    """A generator whose images come out as float32, whatever precision autocast computed them in."""
+
+    def __init__(self, generator: nn.Module):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.generator(z, labels).float()

@@ -123,10 +123,19 @@ class GenerativeImageTask(Task):
     # It draws images rather than reads them: `dlzoo predict` and `dlzoo serve` point here instead.
     predict_instead: ClassVar[str] = "dlzoo generate {run_dir} --out grid.png"
 
+    # What an image's pixel values are, in words, for the sidecar of `dlzoo export` (`export_contract`).
+    pixel_values: ClassVar[str] = ""
+
     # --- what a subclass supplies ---------------------------------------------------------------------------
+    @property
     @abc.abstractmethod
-    def sample(self, count: int, labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
-        """`count` images (N, 1, 28, 28) in [0, 1]; conditional tasks draw image i for class labels[i]."""
+    def latent_dim(self) -> int:
+        """The size of the noise z that each image is drawn from."""
+
+    @abc.abstractmethod
+    def image_network(self) -> nn.Module:
+        """What `sample` draws with, as one module (`dlzoo export` writes it): noise z (N, latent_dim) and, for
+        conditional tasks, class indices (N,) in; images (N, 1, 28, 28) in [0, 1], float32, out."""
 
     def extra_grids(self, generator: torch.Generator) -> dict[str, tuple[torch.Tensor, int]]:
         """More pictures for `dlzoo generate`: {file-name suffix: (images, images per row)}."""
@@ -185,6 +194,39 @@ class GenerativeImageTask(Task):
 
     def train_loader(self) -> TensorLoader:
         return self.training_batches(self.train_x, self.train_y)
+
+    def noise(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z (count, latent_dim) from a standard normal: from `generator`, or from the global RNG (training)."""
+        return torch.randn(count, self.latent_dim, device=self.runtime.device, generator=generator)
+
+    def sample(self, count: int, labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+        """`count` images (N, 1, 28, 28) in [0, 1] from fresh noise; conditional tasks draw image i for class
+        labels[i] (others ignore `labels`)."""
+        if self.conditional and labels is None:
+            raise ValueError(f"{type(self).__name__} samples for given labels")
+        network, z = self.image_network(), self.noise(count, generator)
+        return network(z, labels) if self.conditional else network(z)
+
+    def export_program(self) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+        """What `sample` computes once it has drawn the noise: z (and class indices, int64) in, images out."""
+        z = torch.zeros(2, self.latent_dim)
+        if not self.conditional:
+            return self.image_network(), (z,)
+        return self.image_network(), (z, torch.arange(2) % len(self.meta["classes"]))
+
+    def export_contract(self) -> dict[str, Any]:
+        z = (f"z (batch, {self.latent_dim}) float32, every number drawn independently from a standard normal "
+             f"N(0, 1) (torch.randn(batch, {self.latent_dim}))")
+        if self.conditional:
+            classes = len(self.meta["classes"])
+            preparation = (f"two inputs, in this order (ONNX: input0, input1): {z}; and labels (batch,) int64, the "
+                           f"class of each image as an index 0..{classes - 1} into meta.classes: image i is drawn "
+                           f"for class labels[i]")
+        else:
+            preparation = f"one input: {z}"
+        return {"preparation": preparation + "; what `dlzoo generate` draws, given the same noise",
+                "outputs": f"images (batch, 1, 28, 28) float32 in [0, 1]: {self.pixel_values}; 0 is black (the "
+                           f"background), 1 white, as in the training images (grey level / 255)"}
 
     def seeded(self, seed: int) -> torch.Generator:
         return torch.Generator(device=self.runtime.device).manual_seed(seed)

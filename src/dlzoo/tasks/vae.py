@@ -119,24 +119,43 @@ class VAETask(GenerativeImageTask):
         return {"neg_elbo": neg_elbo / count, "nll_iw": nll / count, **self.judge_metrics()}
 
     # --- generation -----------------------------------------------------------------------------------------
-    def sample(self, count: int, labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
-        model: VAE = self.models["vae"]
-        z = torch.randn(count, model.latent_dim, device=self.runtime.device, generator=generator)
-        return torch.sigmoid(model.decode(z).float())  # pixel means, not binary draws: the usual way to show them
+    pixel_values = ("each pixel's probability of being white under the model (Bernoulli means, not binary draws: "
+                    "the usual way to show them)")
+
+    @property
+    def latent_dim(self) -> int:
+        return self.models["vae"].latent_dim
+
+    def image_network(self) -> PixelMeans:
+        return PixelMeans(self.models["vae"])
 
     def extra_grids(self, generator: torch.Generator) -> dict[str, tuple[torch.Tensor, int]]:
         """Held-out images over their reconstructions, and a walk in latent space between two of them."""
         model: VAE = self.models["vae"]
+        pixel_means = PixelMeans(model)
         images, labels = decode_examples(self.meta["held_out_examples"])
         images = images.to(self.runtime.device)
         with torch.no_grad():
             mu, _ = model.encode(images)
-            reconstructions = torch.sigmoid(model.decode(mu).float())
+            reconstructions = pixel_means(mu)
             # Two stored examples of different classes, picked by the generator (so --seed changes the pair).
             first = int(torch.randint(len(images), (1,), generator=generator, device=generator.device))
             others = (labels != labels[first]).nonzero().flatten()
             second = int(others[int(torch.randint(len(others), (1,), generator=generator, device=generator.device))])
             steps = torch.linspace(0, 1, 10, device=mu.device).unsqueeze(1)
-            path = torch.sigmoid(model.decode((1 - steps) * mu[first] + steps * mu[second]).float())
+            path = pixel_means((1 - steps) * mu[first] + steps * mu[second])
         return {"reconstructions": (torch.cat([images, reconstructions]), len(images)),
                 "interpolation": (path, len(path))}
+
+
+class PixelMeans(nn.Module):
+    """A VAE's decoder as images: z (N, latent_dim) -> the Bernoulli means (N, C, 28, 28) of p(x|z), float32. Only
+    the decoder is registered, so that an exported program holds its weights and not the encoder's."""
+
+    def __init__(self, vae: VAE):
+        super().__init__()
+        self.decoder = vae.decoder
+        self._decode = vae.decode
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self._decode(z).float())
