@@ -336,7 +336,8 @@ def test_an_exported_vae_draws_from_given_noise_what_generate_draws(cli, vae_run
     assert images.shape == (5, 1, 28, 28) and images.dtype == torch.float32
     assert torch.allclose(images, task.draw(5, None, task.seeded(7)), atol=1e-5)
     assert images.min() >= 0 and images.max() <= 1 and images.std() > 0
-    assert sidecar["inputs"] == [{"shape": ["batch", 20], "dtype": "torch.float32"}]  # the latent size, as data
+    # The latent size, as data.
+    assert sidecar["inputs"] == [{"name": "z", "shape": ["batch", 20], "dtype": "torch.float32"}]
     assert "z (batch, 20)" in sidecar["preparation"] and "standard normal" in sidecar["preparation"]
     assert sidecar["outputs"].startswith("images (batch, 1, 28, 28) float32 in [0, 1]: each pixel's probability")
     assert "0 is black" in sidecar["outputs"]
@@ -356,8 +357,8 @@ def test_an_exported_cgan_draws_from_given_noise_and_labels_what_generate_draws(
     assert torch.allclose(images, task.draw(3, labels, task.seeded(7)), atol=1e-5)
     assert not torch.allclose(images[0], program(z[:1], torch.tensor([3]))[0], atol=1e-3)  # the label steers it
     assert images.min() >= 0 and images.max() <= 1
-    assert sidecar["inputs"] == [{"shape": ["batch", 64], "dtype": "torch.float32"},
-                                 {"shape": ["batch"], "dtype": "torch.int64"}]
+    assert sidecar["inputs"] == [{"name": "z", "shape": ["batch", 64], "dtype": "torch.float32"},
+                                 {"name": "labels", "shape": ["batch"], "dtype": "torch.int64"}]
     assert "z (batch, 64)" in sidecar["preparation"] and "labels (batch,) int64" in sidecar["preparation"]
     assert "index 0..9 into meta.classes" in sidecar["preparation"]
     assert sidecar["outputs"].startswith("images (batch, 1, 28, 28) float32 in [0, 1]: grey levels")
@@ -376,7 +377,7 @@ def test_an_exported_generative_onnx_program_draws_what_generate_draws(cli, vae_
         assert not [str(w.message) for w in recwarn if "axis name" in str(w.message)]  # torch's note on 2 inputs
         task = load_generative(run_dir, "cpu")
         z, labels = task.noise(3, task.seeded(5)), torch.tensor([1, 2, 1]) if task.conditional else None
-        feeds = {"input0": z.numpy(), "input1": labels.numpy()} if task.conditional else {"input": z.numpy()}
+        feeds = {"z": z.numpy(), "labels": labels.numpy()} if task.conditional else {"z": z.numpy()}
         session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
         (images,) = session.run(None, feeds)
         assert images.shape == (3, 1, 28, 28)

@@ -219,7 +219,7 @@ class GenerativeImageTask(Task):
              f"N(0, 1) (torch.randn(batch, {self.latent_dim}))")
         if self.conditional:
             classes = len(self.meta["classes"])
-            preparation = (f"two inputs, in this order (ONNX: input0, input1): {z}; and labels (batch,) int64, the "
+            preparation = (f"two inputs, in this order: {z}; and labels (batch,) int64, the "
                            f"class of each image as an index 0..{classes - 1} into meta.classes: image i is drawn "
                            f"for class labels[i]")
         else:
