@@ -544,7 +544,7 @@ def _encode_as_the_sidecar_says(rows: pd.DataFrame, sidecar: dict) -> tuple[torc
         return known.index(text) + 1 if text in known else 0
 
     codes = [[code(column, row[column]) for column in schema["categorical"]] for _, row in rows.iterrows()]
-    return torch.from_numpy(numbers), torch.tensor(codes, dtype=torch.long).view(len(rows), -1)
+    return torch.tensor(numbers), torch.tensor(codes, dtype=torch.long).view(len(rows), -1)
 
 
 @pytest.mark.parametrize("final", ["ensemble", "refit"])
