@@ -1,12 +1,17 @@
-"""Shared fixtures: a CLI runner (in-process and as a real subprocess) and one tiny trained digits run."""
+"""Shared fixtures: a CLI runner (in-process and as a real subprocess) and one tiny trained digits run; a run served
+in a background thread."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,3 +108,34 @@ def good_digits_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("runs") / "digits-good"
     assert main(["train", "digits", "trainer.epochs=4", "trainer.device=cpu", "--out", str(run_dir)]) == 0
     return run_dir
+
+
+@contextmanager
+def serving(run_dir):
+    """A server on a free port in a background thread; yields its base URL and the server."""
+    from dlzoo.runs import open_run
+    from dlzoo.serve import make_server
+
+    server = make_server(open_run(run_dir), port=0, device="cpu")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def raw_request(base: str, method: str, path: str, headers: dict[str, str] | None = None,
+                body: bytes = b"") -> tuple[int, bytes]:
+    """One request sent as written (headers urllib would correct or refuse), and its answer's status and body."""
+    connection = http.client.HTTPConnection("127.0.0.1", urllib.parse.urlsplit(base).port)
+    try:
+        connection.putrequest(method, path)
+        for name, value in (headers or {}).items():
+            connection.putheader(name, value)
+        connection.endheaders(body or None)
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()

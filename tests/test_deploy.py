@@ -1,6 +1,5 @@
 """Export (torch.export .pt2 and ONNX) and the HTTP server, on a trained digits run."""
 
-import http.client
 import json
 import logging
 import socket
@@ -11,13 +10,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import assert_user_error
+from conftest import assert_user_error, raw_request, serving
 from dlzoo.runs import load_for_inference, open_run
 
 
@@ -204,36 +202,6 @@ def test_serve_refuses_an_empty_host(cli, digits_run, monkeypatch):
                       "listen on every interface; give 0.0.0.0 if that is meant")
 
 
-@contextmanager
-def serving(run_dir):
-    """A server on a free port in a background thread; yields its base URL and the server."""
-    from dlzoo.serve import make_server
-
-    server = make_server(open_run(run_dir), port=0, device="cpu")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", server
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def raw_request(base: str, method: str, path: str, headers: dict[str, str] | None = None,
-                body: bytes = b"") -> tuple[int, bytes]:
-    """One request sent as written (headers urllib would correct or refuse), and its answer's status and body."""
-    connection = http.client.HTTPConnection("127.0.0.1", urllib.parse.urlsplit(base).port)
-    try:
-        connection.putrequest(method, path)
-        for name, value in (headers or {}).items():
-            connection.putheader(name, value)
-        connection.endheaders(body or None)
-        answer = connection.getresponse()
-        return answer.status, answer.read()
-    finally:
-        connection.close()
-
-
 def test_serve_answers_bad_upload_names(digits_run, digit_pictures):
     picture = next(iter(digit_pictures.values()))
     with serving(digits_run) as (base, _):
@@ -272,6 +240,28 @@ def test_serve_predicts_over_http(digits_run, digit_pictures):
         # a malformed Content-Length is answered, not dropped
         status, body = raw_request(base, "POST", "/predict?name=x.png", {"Content-Length": "many"})
         assert status == 400 and "request body" in json.loads(body)["error"]
+
+
+def test_a_classifier_server_names_the_endpoints_it_has(cli, digits_run, monkeypatch):
+    """GET /generate is a generative run's: a digits server answers it with a 404 that names its own endpoints, as
+    do GET /info and the start line."""
+    from dlzoo.serve import PredictionServer
+
+    with serving(digits_run) as (base, _):
+        status, body = raw_request(base, "GET", "/generate?n=4")
+        assert (status, json.loads(body)) == (404, {"error": "recipe 'digits' does not draw pictures; this server "
+                                                             "answers POST /predict?name=FILE, GET /info, GET /health"})
+        status, body = raw_request(base, "GET", "/nowhere")
+        assert status == 404 and json.loads(body)["error"].startswith("no such endpoint: /nowhere; this server answers")
+        with urllib.request.urlopen(f"{base}/info") as response:
+            assert json.loads(response.read())["endpoints"] == ["POST /predict?name=FILE", "GET /info", "GET /health"]
+
+    def stop(self):  # as Ctrl-C does, once it has said where it listens
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PredictionServer, "serve_forever", stop)
+    result = cli("serve", digits_run, "--port", "0", "--device", "cpu")
+    assert result.code == 0 and "(POST /predict?name=FILE, GET /info, GET /health); Ctrl-C stops" in result.out
 
 
 def test_serve_decodes_an_upload_before_it_waits_for_the_model(digits_run, digit_pictures):

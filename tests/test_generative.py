@@ -1,7 +1,10 @@
 """The generative recipes end to end on tiny real subsets: training, sample grids, `dlzoo generate`, resume, errors."""
 
+import io
 import json
 import shutil
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
@@ -10,7 +13,7 @@ import yaml
 from PIL import Image
 from safetensors.torch import load_file
 
-from conftest import assert_user_error
+from conftest import assert_user_error, raw_request, serving
 from dlzoo.engine import checkpoint
 
 CPU = ["trainer.device=cpu"]
@@ -301,22 +304,101 @@ def test_an_out_folder_holding_what_a_run_writes_is_refused(cli, tmp_path):
         assert sorted(path.name for path in out.iterdir()) == sorted([name, "notes.txt"])
 
 
-def test_predict_and_serve_refuse_a_generative_run(cli, vae_run, gan_run, tmp_path):
-    """A generative run draws images rather than reads them: `predict` and `serve` say so in one line, and `serve`
-    refuses to start rather than answer every request with a 500."""
-    from dlzoo.errors import UserError
-    from dlzoo.runs import open_run
-    from dlzoo.serve import make_server
-
+def test_predict_refuses_a_generative_run(cli, vae_run, gan_run, tmp_path):
+    """A generative run draws images rather than reads them: `predict` says so in one line."""
     picture = tmp_path / "picture.png"
     Image.new("L", (28, 28)).save(picture)
     for run_dir, recipe in ((vae_run, "vae-digits"), (gan_run, "cgan-digits")):
-        with pytest.raises(UserError, match="does not predict from files"):
-            make_server(open_run(run_dir), port=0, device="cpu")
         assert_user_error(cli("predict", run_dir, picture), f"recipe '{recipe}' does not predict from files",
                           f"dlzoo generate {run_dir}")
-        assert_user_error(cli("serve", run_dir, "--port", "0"), f"recipe '{recipe}' does not predict from files",
-                          f"dlzoo generate {run_dir}")
+
+
+def served(base: str, path: str) -> tuple[int, str, bytes]:
+    """GET base + path: the answer's status, content type and body, refusals included."""
+    try:
+        with urllib.request.urlopen(base + path) as answer:
+            return answer.status, answer.headers["Content-Type"], answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read()
+
+
+def pixels(picture) -> np.ndarray:
+    with Image.open(picture) as image:
+        return np.asarray(image)
+
+
+@pytest.mark.parametrize("recipe", ["cgan", "vae"])
+def test_serve_draws_the_grid_generate_writes(cli, vae_run, gan_run, tmp_path, recipe):
+    """GET /generate answers with the picture `dlzoo generate` writes for the same options, pixel for pixel."""
+    run_dir = gan_run if recipe == "cgan" else vae_run
+    queries = {"n=5&seed=3": ["--n", "5", "--seed", "3"], "": []}  # the defaults: 64 images, or 8 per class
+    if recipe == "cgan":
+        queries["class=7&n=16&seed=0"] = ["--class", "7", "--n", "16", "--seed", "0"]
+    with serving(run_dir) as (base, _):
+        for query, options in queries.items():
+            status, kind, body = served(base, f"/generate?{query}")
+            assert (status, kind) == (200, "image/png"), body
+            out = tmp_path / f"{recipe}-{len(options)}.png"
+            assert cli("generate", run_dir, *options, "--out", out).code == 0
+            assert np.array_equal(pixels(io.BytesIO(body)), pixels(out)), query
+        assert pixels(io.BytesIO(served(base, "/generate?seed=3&n=5")[2])).shape == grid_size(
+            *((10, 5) if recipe == "cgan" else (2, 3)))[::-1]
+
+
+def test_serve_refuses_a_bad_grid_in_the_words_of_generate(cli, vae_run, gan_run, tmp_path):
+    """A mistake in GET /generate's query is a 400 with `dlzoo generate`'s message, its options named as in the query
+    (n= for --n)."""
+    out = tmp_path / "x.png"
+    cases = [  # run, query, generate's options, what both say, what the server's message says in its own words
+        (gan_run, "class=12", ["--class", "12"], "the model has classes 0..9", "class=12:"),
+        (gan_run, "class=cat", ["--class", "cat"], "is not one of: 0, 1, 2", "class='cat'"),
+        (gan_run, "n=0", ["--n", "0"], "must be between 1 and 10000, got 0", "n= must"),
+        (gan_run, "n=3000", ["--n", "3000"], "is 30,000 images (10 classes), more than 10,000", "give n=1000 or less"),
+        (vae_run, "class=3", ["--class", "3"], "vae-digits is not class-conditional", "class= needs a cgan-* run"),
+        (gan_run, "seed=-1", ["--seed", "-1"], "a seed must be in [0, 2^32), got -1", "seed=-1"),
+        (gan_run, "seed=x", ["--seed", "x"], "a seed is an integer, not 'x'", "seed=x"),
+    ]
+    for run_dir, _, options, said, _ in cases:  # before serving: a server logs its requests on stderr too
+        assert_user_error(cli("generate", run_dir, *options, "--out", out), said)
+    assert not out.exists()
+    for run_dir in (gan_run, vae_run):
+        with serving(run_dir) as (base, _):
+            for _, query, _, said, own_words in (case for case in cases if case[0] == run_dir):
+                status, kind, body = served(base, f"/generate?{query}")
+                assert (status, kind) == (400, "application/json; charset=utf-8"), body
+                error = json.loads(body)["error"]
+                assert said in error and own_words in error, error
+    with serving(gan_run) as (base, _):
+        for query, said in (("count=3", "/generate takes class=, n= and seed=, not count="),
+                            ("n=1&n=2", "give n= once, not 2 times"), ("n=", "n= is a whole number, not ''"),
+                            ("n=many", "n= is a whole number, not 'many'")):
+            status, _, body = served(base, f"/generate?{query}")
+            assert (status, json.loads(body)) == (400, {"error": said})
+
+
+def test_a_generative_server_answers_its_own_endpoints(cli, vae_run, gan_run, monkeypatch):
+    """`dlzoo serve` starts on a generative run, names GET /generate in its start line and GET /info, and points a
+    POST /predict there."""
+    from dlzoo.serve import PredictionServer
+
+    with serving(gan_run) as (base, _):
+        info = json.loads(served(base, "/info")[2])
+        assert info["recipe"] == "cgan-digits" and info["meta"]["classes"] == [str(i) for i in range(10)]
+        assert info["endpoints"] == ["GET /generate?class=C&n=N&seed=S", "GET /info", "GET /health"]
+        status, body = raw_request(base, "POST", "/predict?name=x.png", {"Content-Length": "1"}, b"x")
+        assert status == 404 and json.loads(body)["error"].startswith(
+            "recipe 'cgan-digits' draws pictures rather than predicting from files; this server answers GET /generate")
+        status, body = raw_request(base, "POST", "/generate", {"Content-Length": "0"})
+        assert status == 405 and "curl -o grid.png" in json.loads(body)["error"]
+    with serving(vae_run) as (base, _):  # not conditional: no class=
+        assert json.loads(served(base, "/info")[2])["endpoints"][0] == "GET /generate?n=N&seed=S"
+
+    def stop(self):  # as Ctrl-C does, once it has said where it listens
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PredictionServer, "serve_forever", stop)
+    result = cli("serve", gan_run, "--port", "0", "--device", "cpu")
+    assert result.code == 0 and "(GET /generate?class=C&n=N&seed=S, GET /info, GET /health)" in result.out
 
 
 def exported_program(cli, run_dir, out):

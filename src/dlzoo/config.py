@@ -470,6 +470,10 @@ def check_seed(seed: int, key: str) -> int:
     return seed
 
 
+# The most images one `dlzoo generate` or GET /generate draws (a grid of 10,000 is 3,002 pixels square): set here, where
+# the command line's help reads it without importing torch.
+MAX_IMAGES = 10_000
+
 # More CPU threads than any machine has: torch overflows on 2^32, and runs out of memory long before.
 MAX_THREADS = 4096
 

@@ -1,11 +1,17 @@
-"""`dlzoo serve`: a small HTTP server around a run's `predict`, for trying a model from other programs.
+"""`dlzoo serve`: a small HTTP server around a trained run, for trying a model from other programs.
 
+A run that predicts from files (image classifiers, `digit-lines`, `housing`):
     POST /predict?name=picture.png   body: the file's bytes   -> JSON list of prediction records
-    GET  /info                                                -> recipe, checkpoint, task metadata
+A generative run (vae-*, cgan-*):
+    GET  /generate?class=7&n=16&seed=0                        -> PNG: the grid `dlzoo generate --class 7 --n 16
+                                                                 --seed 0` writes (class= for cgan-* runs only)
+Every run:
+    GET  /info                                                -> recipe, checkpoint, endpoints, task metadata
     GET  /health                                              -> {"status": "ok"}
 
-The standard library's threading server is enough here: requests are serialised on one loaded model (an upload
-is decoded before it waits its turn). Put a real web server in front of it for production traffic.
+Every answer but a grid is JSON, refusals (4xx, with one message) included. The standard library's threading server
+is enough here: requests are serialised on one loaded model (an upload is decoded, a grid encoded, outside that
+turn). Put a real web server in front of it for production traffic.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import re
 import socket
 import tempfile
 import threading
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,7 +30,9 @@ from urllib.parse import parse_qs, urlparse
 from dlzoo.errors import UserError, one_line
 from dlzoo.files import json_text
 from dlzoo.runs import LoadedRun, load_for_inference
+from dlzoo.serve_grids import GRID_EXAMPLE, draw_grid, grid_usage
 from dlzoo.tasks.base import Task
+from dlzoo.tasks.generative import GenerativeImageTask
 
 MAX_BYTES = 32 << 20
 REQUEST_TIMEOUT_S = 60
@@ -31,46 +40,91 @@ MAX_NAME = 255  # a file name's longest on common file systems
 UPLOAD_EXAMPLE = "curl --data-binary @FILE 'http://HOST:PORT/predict?name=FILE'"
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    usage: str  # how it is called: the start line, GET /info and every 404 name it
+    refusal: str  # what a request in another method is told (405)
+
+
+PREDICT = Endpoint("POST", "POST /predict?name=FILE", f"POST a file's bytes to /predict, e.g. {UPLOAD_EXAMPLE}")
+INFO = Endpoint("GET", "GET /info", "/info answers GET only")
+HEALTH = Endpoint("GET", "GET /health", "/health answers GET only")
+
+
 def make_server(run: LoadedRun, host: str = "127.0.0.1", port: int = 8000, device: str = "auto") -> PredictionServer:
-    """A server listening on host:port (not yet serving) that answers with the run's predictions."""
-    run.recipe.task.check_predicts(run.recipe.name, run.run_dir)  # refused at start, not with a 500 per request
+    """A server listening on host:port (not yet serving) that answers with the run's predictions, or for a
+    generative run with the grids it draws."""
+    draws = issubclass(run.recipe.task, GenerativeImageTask)
+    if not draws:
+        run.recipe.task.check_predicts(run.recipe.name, run.run_dir)  # refused at start, not with a 500 per request
     task = load_for_inference(run, device)
-    info = {"recipe": run.recipe.name, "checkpoint": str(run.checkpoint), "meta": task.meta}
-    return PredictionServer((host, port), task, info)
+    if draws:
+        first = {"/generate": Endpoint("GET", grid_usage(task.conditional),
+                                       f"/generate answers GET only, e.g. {GRID_EXAMPLE}")}
+    else:
+        first = {"/predict": PREDICT}
+    endpoints = {**first, "/info": INFO, "/health": HEALTH}
+    info = {"recipe": run.recipe.name, "checkpoint": str(run.checkpoint),
+            "endpoints": [endpoint.usage for endpoint in endpoints.values()], "meta": task.meta}
+    return PredictionServer((host, port), task, info, endpoints)
 
 
 class PredictionServer(ThreadingHTTPServer):
-    """One loaded run served over HTTP: each request (`_Handler`) in a thread of its own, predictions one at a time."""
+    """One loaded run served over HTTP: each request (`_Handler`) in a thread of its own, predictions (or grids drawn)
+    one at a time."""
 
     # Connections the kernel holds until they are accepted. socketserver's 5 is too few: when more clients than
     # that connect at once (a script sending its pictures in parallel), the kernel resets the others' connections.
     request_queue_size = socket.SOMAXCONN
 
-    def __init__(self, address: tuple[str, int], task: Task, info: dict[str, Any]):
+    def __init__(self, address: tuple[str, int], task: Task, info: dict[str, Any], endpoints: dict[str, Endpoint]):
         self.task = task
         self.info = info  # what GET /info answers
+        self.endpoints = endpoints  # by path
         self.lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def served(self) -> str:
+        """The endpoints, as the start line and a 404 name them."""
+        return ", ".join(endpoint.usage for endpoint in self.endpoints.values())
+
+    def missing(self, path: str) -> str:
+        """What a request for an endpoint this run's server lacks is told."""
+        recipe = self.info["recipe"]
+        if path == "/predict":
+            return f"recipe '{recipe}' draws pictures rather than predicting from files; this server answers " \
+                   f"{self.served()}"
+        if path == "/generate":
+            return f"recipe '{recipe}' does not draw pictures; this server answers {self.served()}"
+        return f"no such endpoint: {path}; this server answers {self.served()}"
 
     def predict(self, path: Path) -> list[dict[str, Any]]:
         upload = self.task.read_input(str(path))  # decoding a large picture takes seconds: not while others wait
         with self.lock:
             return self.task.predict([upload])
 
+    def generate(self, query: str) -> bytes:
+        """The PNG grid that GET /generate?QUERY asks for; a UserError for a mistake in the query."""
+        return draw_grid(self.task, query, self.lock)
+
 
 class _Handler(BaseHTTPRequestHandler):
-    """The endpoints (module docstring); every answer, refusals included, is JSON."""
+    """The endpoints (module docstring); every answer but a grid, refusals included, is JSON."""
 
     server: PredictionServer
     timeout = REQUEST_TIMEOUT_S  # a client that stops sending mid-request does not hold a thread for ever
 
     def _reply(self, status: int, payload: Any, allow: str | None = None) -> None:
-        body = json_text(payload, ensure_ascii=False).encode("utf-8")
+        self._send(status, json_text(payload, ensure_ascii=False).encode("utf-8"), "application/json; charset=utf-8",
+                   allow)
+
+    def _send(self, status: int, body: bytes, content_type: str, allow: str | None = None) -> None:
         try:
             self.send_response(status)
             if allow:  # a 405 names the methods the endpoint takes
                 self.send_header("Allow", allow)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -88,28 +142,47 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(code, {"error": message or HTTPStatus(code).phrase})
 
     def do_GET(self) -> None:
-        path = urlparse(self.path).path
-        if path == "/health":
+        url = urlparse(self.path)
+        if self._refused(url.path, "GET"):
+            return
+        if url.path == "/health":
             self._reply(200, {"status": "ok"})
-        elif path == "/info":
+        elif url.path == "/info":
             self._reply(200, self.server.info)
-        elif path == "/predict":
-            self._reply(405, {"error": f"POST a file's bytes to /predict, e.g. {UPLOAD_EXAMPLE}"}, allow="POST")
-        else:
-            self._reply(404, {"error": f"no such endpoint: {path}"})
+        else:  # /generate
+            self._send_grid(url.query)
 
     def do_POST(self) -> None:
         url = urlparse(self.path)
-        if url.path in ("/info", "/health"):
-            self.close_connection = True  # its body, if any, is left unread
-            self._reply(405, {"error": f"{url.path} answers GET only"}, allow="GET")
+        if self._refused(url.path, "POST"):
             return
-        if url.path != "/predict":
-            self._reply(404, {"error": f"no such endpoint: {url.path}"})
-            return
-        upload = self._receive_upload(url.query)
+        upload = self._receive_upload(url.query)  # /predict
         if upload is not None:
             self._reply(*self._predict(*upload))
+
+    def _refused(self, path: str, method: str) -> bool:
+        """Answer a request for an endpoint this run's server lacks (404), or in a method the endpoint does not
+        take (405); True when it was answered so."""
+        endpoint = self.server.endpoints.get(path)
+        if endpoint is not None and endpoint.method == method:
+            return False
+        self.close_connection = True  # a body, if any, is left unread
+        if endpoint is None:
+            self._reply(404, {"error": self.server.missing(path)})
+        else:
+            self._reply(405, {"error": endpoint.refusal}, allow=endpoint.method)
+        return True
+
+    def _send_grid(self, query: str) -> None:
+        try:
+            png = self.server.generate(query)
+        except UserError as error:
+            self._reply(400, {"error": one_line(str(error))})
+        except Exception as error:  # a bug, not bad input: answer it rather than drop the connection
+            self.log_error("generate failed on %r: %r", query, error)
+            self._reply(500, {"error": f"internal error: {type(error).__name__}"})
+        else:
+            self._send(200, png, "image/png")
 
     def _receive_upload(self, query: str) -> tuple[bytes, str] | None:
         """The uploaded file's bytes and the name replies call it by; None when the request was refused (and

@@ -56,7 +56,8 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_option(parser)
 
 
-@command("serve", "serve a run's predictions over HTTP (POST /predict, GET /info)", _serve_arguments)
+@command("serve", "serve a run over HTTP: its predictions (POST /predict), or a generative run's grids (GET "
+         "/generate); GET /info", _serve_arguments)
 def serve(args: argparse.Namespace) -> None:
     from dlzoo.errors import UserError
     from dlzoo.runs import open_run
@@ -67,8 +68,7 @@ def serve(args: argparse.Namespace) -> None:
     except OSError as error:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
     host, port = server.server_address[:2]
-    print(f"serving {args.run_dir} on http://{host}:{port}  (POST /predict?name=FILE, GET /info); Ctrl-C stops",
-          flush=True)
+    print(f"serving {args.run_dir} on http://{host}:{port}  ({server.served()}); Ctrl-C stops", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

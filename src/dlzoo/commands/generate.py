@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 from pathlib import Path
 
 from dlzoo.cli import add_device_option, command, seed_number
+from dlzoo.config import MAX_IMAGES
 from dlzoo.errors import UserError
 from dlzoo.files import json_text
-
-MAX_IMAGES = 10_000
 
 
 def _generate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,62 +28,20 @@ def _generate_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_option(parser)
 
 
-def class_index(text: str, classes: list[str]) -> int:
-    """A class given by index or by name (case-insensitive)."""
-    try:
-        # int() itself decides what is an index: str.isdigit(), which decided before, also holds for digits int()
-        # refuses (superscript ²), which then ended in a ValueError traceback.
-        index = int(text)
-    except ValueError:
-        lowered = [name.lower() for name in classes]
-        if text.lower() not in lowered:
-            raise UserError(f"--class {text!r} is not one of: {', '.join(classes)}") from None
-        return lowered.index(text.lower())
-    if not 0 <= index < len(classes):
-        raise UserError(f"--class {text}: the model has classes 0..{len(classes) - 1}")
-    return index
-
-
 @command("generate", "draw a grid of images from a generative run (VAEs add reconstructions and an "
          "interpolation)", _generate_arguments)
 def generate(args: argparse.Namespace) -> None:
-    import torch
-
     from dlzoo.engine.evaluation import eval_mode
     from dlzoo.runs import check_not_a_run_file
-    from dlzoo.tasks.generative import load_generative
+    from dlzoo.tasks.generative import load_generative, sample_grid
     from dlzoo.vision.grid import check_image_path, save_image_grids
 
     out = check_not_a_run_file(check_image_path(args.out))
-    if args.n is not None and not 1 <= args.n <= MAX_IMAGES:
-        raise UserError(f"--n must be between 1 and {MAX_IMAGES}, got {args.n}")
     task = load_generative(args.run_dir, args.device)
-    classes = task.meta["classes"]
-    if args.label is not None and not task.conditional:
-        raise UserError(f"{task.config.recipe} is not class-conditional; --class needs a cgan-* run")
-    device = task.runtime.device
-    if task.conditional and args.label is None:
-        per_class = args.n or 8
-        # The cap is on the images drawn, not on --n: N per class is a row of N, and 10 rows of 3,000 made a grid
-        # 90,002 pixels wide, which PIL's GIF, TGA, PCX and SGI writers cannot size (a traceback), nor JPEG.
-        if per_class * len(classes) > MAX_IMAGES:
-            raise UserError(f"--n {args.n} per class is {per_class * len(classes):,} images ({len(classes)} "
-                            f"classes), more than {MAX_IMAGES:,}: give --n {MAX_IMAGES // len(classes)} or less, "
-                            f"or one class with --class")
-        labels = task.grid_labels(per_class)
-        count, per_row, what = len(labels), per_class, f"{per_class} per class, one row per class"
-    else:
-        count = args.n or 64
-        per_row = math.ceil(math.sqrt(count))
-        labels = None
-        what = f"{count} sample{'s' if count != 1 else ''}"
-        if args.label is not None:
-            index = class_index(args.label, classes)
-            labels = torch.full((count,), index, dtype=torch.long, device=device)
-            what += f" of class {index}" + (f" ({classes[index]})" if classes[index] != str(index) else "")
     generator = task.seeded(args.seed)
-    grids = [(task.draw(count, labels, generator), out, per_row)]
-    descriptions = [what]
+    grid = sample_grid(task, args.label, args.n, generator)
+    grids = [(grid.images, out, grid.per_row)]
+    descriptions = [grid.description]
     with eval_mode(task.models.values()):
         extras = task.extra_grids(generator)
     for suffix, (images, row) in extras.items():

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlzoo.config import DataConfig, ModelConfig, PositiveInt, RecipeConfig
+from dlzoo.config import MAX_IMAGES, DataConfig, ModelConfig, PositiveInt, RecipeConfig
 from dlzoo.data.images import ImageArrays, load_image_arrays
 from dlzoo.data.tensors import TensorLoader
 from dlzoo.engine.best import Goal
@@ -120,7 +120,7 @@ class GenerativeImageTask(Task):
     judge: Judge | None = None
     # How pixels are modelled, stated in every checkpoint and summary.
     data_model: ClassVar[str] = ""
-    # It draws images rather than reads them: `dlzoo predict` and `dlzoo serve` point here instead.
+    # It draws images rather than reads them: `dlzoo predict` points here instead (`dlzoo serve` draws its grids).
     predict_instead: ClassVar[str] = "dlzoo generate {run_dir} --out grid.png"
 
     # What an image's pixel values are, in words, for the sidecar of `dlzoo export` (`export_contract`).
@@ -276,6 +276,77 @@ class GenerativeImageTask(Task):
 
 
 # --- using a finished run -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OptionStyle:
+    """How a user gave the options of a grid, so that a refusal names them in the user's words: `--n 3` on the
+    command line, `n=3` in a URL's query."""
+
+    prefix: str
+    separator: str
+
+    def __call__(self, name: str, value: object = "") -> str:
+        return f"{self.prefix}{name}{self.separator}{value}".rstrip()
+
+
+COMMAND_LINE = OptionStyle("--", " ")
+QUERY = OptionStyle("", "=")
+
+
+@dataclass(frozen=True)
+class SampleGrid:
+    images: torch.Tensor  # (N, 1, 28, 28) in [0, 1]
+    per_row: int
+    description: str  # what was drawn, for `dlzoo generate`'s report
+
+
+def sample_grid(task: GenerativeImageTask, label: str | None, n: int | None, generator: torch.Generator,
+                style: OptionStyle = COMMAND_LINE) -> SampleGrid:
+    """The grid `dlzoo generate` and GET /generate draw: `n` images (default 64), of class `label` (index or name;
+    conditional models only), or for a conditional model without one, `n` per class (default 8), a row per class.
+    A UserError, in the options' `style`, for a mistake in them."""
+    if n is not None and not 1 <= n <= MAX_IMAGES:
+        raise UserError(f"{style('n')} must be between 1 and {MAX_IMAGES}, got {n}")
+    classes = task.meta["classes"]
+    if label is not None and not task.conditional:
+        raise UserError(f"{task.config.recipe} is not class-conditional; {style('class')} needs a cgan-* run")
+    if task.conditional and label is None:
+        per_class = n or 8
+        # The cap is on the images drawn, not on n: n per class is a row of n, and 10 rows of 3,000 made a grid
+        # 90,002 pixels wide, which PIL's GIF, TGA, PCX and SGI writers cannot size (a traceback), nor JPEG.
+        if per_class * len(classes) > MAX_IMAGES:
+            raise UserError(f"{style('n', per_class)} per class is {per_class * len(classes):,} images ({len(classes)} "
+                            f"classes), more than {MAX_IMAGES:,}: give {style('n', MAX_IMAGES // len(classes))} or "
+                            f"less, or one class with {style('class')}")
+        labels = task.grid_labels(per_class)
+        count, per_row, what = len(labels), per_class, f"{per_class} per class, one row per class"
+    else:
+        count = n or 64
+        per_row = math.ceil(math.sqrt(count))
+        labels = None
+        what = f"{count} sample{'s' if count != 1 else ''}"
+        if label is not None:
+            index = class_index(label, classes, style)
+            labels = torch.full((count,), index, dtype=torch.long, device=task.runtime.device)
+            what += f" of class {index}" + (f" ({classes[index]})" if classes[index] != str(index) else "")
+    return SampleGrid(task.draw(count, labels, generator), per_row, what)
+
+
+def class_index(text: str, classes: list[str], style: OptionStyle = COMMAND_LINE) -> int:
+    """A class given by index or by name (case-insensitive)."""
+    try:
+        # int() itself decides what is an index: str.isdigit(), which decided before, also holds for digits int()
+        # refuses (superscript ²), which then ended in a ValueError traceback.
+        index = int(text)
+    except ValueError:
+        lowered = [name.lower() for name in classes]
+        if text.lower() not in lowered:
+            raise UserError(f"{style('class', repr(text))} is not one of: {', '.join(classes)}") from None
+        return lowered.index(text.lower())
+    if not 0 <= index < len(classes):
+        raise UserError(f"{style('class', text)}: the model has classes 0..{len(classes) - 1}")
+    return index
+
+
 def load_generative(run_dir: str | Path, device: str = "auto") -> GenerativeImageTask:
     """A generative run's task rebuilt from its checkpoint alone (no data read)."""
     from dlzoo.runs import load_for_inference, open_run

@@ -1,4 +1,5 @@
-"""Image grids written atomically: sample grids during training and `dlzoo generate` output."""
+"""Image grids written atomically (sample grids during training, `dlzoo generate` output) or as PNG bytes in memory
+(GET /generate of `dlzoo serve`)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,13 @@ def save_image_grids(grids: list[tuple[torch.Tensor, str | Path, int]]) -> list[
         named = getattr(error, "filename", None) or target
         raise UserError(f"cannot write {named}: {getattr(error, 'strerror', None) or error}") from None
     return paths
+
+
+def grid_png(images: torch.Tensor, nrow: int) -> bytes:
+    """Images (N, C, H, W) in [0, 1] as one grid, `nrow` images per row, in PNG: the picture save_image_grids writes."""
+    buffer = io.BytesIO()
+    _picture(images, nrow).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _picture(images: torch.Tensor, nrow: int) -> Image.Image:
