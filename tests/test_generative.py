@@ -384,6 +384,7 @@ def test_a_generative_server_answers_its_own_endpoints(cli, vae_run, gan_run, mo
     with serving(gan_run) as (base, _):
         info = json.loads(served(base, "/info")[2])
         assert info["recipe"] == "cgan-digits" and info["meta"]["classes"] == [str(i) for i in range(10)]
+        assert "held_out_examples" not in info["meta"]
         assert info["endpoints"] == ["GET /generate?class=C&n=N&seed=S", "GET /info", "GET /health"]
         status, body = raw_request(base, "POST", "/predict?name=x.png", {"Content-Length": "1"}, b"x")
         assert status == 404 and json.loads(body)["error"].startswith(
@@ -424,6 +425,7 @@ def test_an_exported_vae_draws_from_given_noise_what_generate_draws(cli, vae_run
     assert sidecar["outputs"].startswith("images (batch, 1, 28, 28) float32 in [0, 1]: each pixel's probability")
     assert "0 is black" in sidecar["outputs"]
     assert sidecar["recipe"] == "vae-digits" and sidecar["meta"]["conditional"] is False
+    assert "held_out_examples" not in sidecar["meta"]  # dlzoo's own data, 20 KB of base64
     # The decoder alone: the encoder's weights are not the program's
     assert not any("encoder" in name for name in torch.export.load(str(tmp_path / "vae.pt2")).state_dict)
 

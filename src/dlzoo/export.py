@@ -46,7 +46,7 @@ def export_run(run: LoadedRun, fmt: Format, out: Path) -> Path:
         "inputs": [{"name": name, "shape": _shape(tensor, dims), "dtype": str(tensor.dtype)}
                    for name, tensor, dims in zip(input_names(module), example, dynamic, strict=True)],
         **task.export_contract(),  # in words: how pictures are prepared, what comes out
-        "meta": task.meta,
+        "meta": task.shown_meta(),
     }
     with all_written_whole([out, info]) as (tmp, info_tmp):
         _write_program(module, example, dynamic, fmt, tmp)

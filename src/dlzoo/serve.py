@@ -66,7 +66,7 @@ def make_server(run: LoadedRun, host: str = "127.0.0.1", port: int = 8000, devic
         first = {"/predict": PREDICT}
     endpoints = {**first, "/info": INFO, "/health": HEALTH}
     info = {"recipe": run.recipe.name, "checkpoint": str(run.checkpoint),
-            "endpoints": [endpoint.usage for endpoint in endpoints.values()], "meta": task.meta}
+            "endpoints": [endpoint.usage for endpoint in endpoints.values()], "meta": task.shown_meta()}
     return PredictionServer((host, port), task, info, endpoints)
 
 

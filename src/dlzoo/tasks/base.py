@@ -96,6 +96,9 @@ class Task(abc.ABC):
     # `runs.open_run` refuses a checkpoint whose metadata lacks one or holds another type (damaged, or edited by
     # hand) in a line naming it, rather than every command failing with a KeyError or TypeError where it is read.
     checkpoint_meta: ClassVar[dict[str, Any]] = {}
+    # Keys of `meta` kept for dlzoo's own use (data it draws with, not how to use the model): left out of what
+    # `dlzoo export`'s sidecar and `dlzoo serve`'s GET /info show (`shown_meta`).
+    internal_meta: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: RecipeConfig):
         self.check_config(config)
@@ -277,6 +280,10 @@ class Task(abc.ABC):
             return
         instead = f"; use `{cls.predict_instead.format(run_dir=run_dir)}`" if cls.predict_instead else ""
         raise UserError(f"recipe '{recipe}' does not predict from files{instead}")
+
+    def shown_meta(self) -> dict[str, Any]:
+        """`meta` as an export's sidecar and a server's GET /info show it: without `internal_meta`."""
+        return {key: value for key, value in self.meta.items() if key not in self.internal_meta}
 
     def describe(self, record: dict[str, Any]) -> str:
         """A human line for one prediction record."""

@@ -116,6 +116,7 @@ class GenerativeImageTask(Task):
     run_files = (SAMPLES,)  # a grid of drawn samples at every epoch's end
     # held_out_examples: the examples a VAE's grid reconstructs
     checkpoint_meta = {"classes": list[str], "in_channels": PositiveInt, "held_out_examples": HeldOutExamples}
+    internal_meta = ("held_out_examples",)  # 20 pictures as base64 text, of no use outside dlzoo
     conditional: ClassVar[bool] = False
     judge: Judge | None = None
     # How pixels are modelled, stated in every checkpoint and summary.
