@@ -45,7 +45,7 @@ def export_run(run: LoadedRun, fmt: Format, out: Path) -> Path:
         "checkpoint": str(run.checkpoint),
         "inputs": [{"name": name, "shape": _shape(tensor, dims), "dtype": str(tensor.dtype)}
                    for name, tensor, dims in zip(input_names(module), example, dynamic, strict=True)],
-        **task.export_contract(),  # in words: how pictures are prepared, what comes out
+        **task.export_contract(),  # in words: how the inputs are prepared, what comes out
         "meta": task.shown_meta(),
     }
     with all_written_whole([out, info]) as (tmp, info_tmp):
