@@ -30,6 +30,12 @@ RULE_FILL = 0.5
 TAIL_FACTOR = 3  # scarce ink stands out from the paper this many times as far as the paper's strongest 0.1%
 FAINT = 0.5  # parts whose strongest contrast is below this share of the strongest part's are not measured
 MIN_DIGIT_HEIGHT = 8  # picture pixels: shorter parts are specks (no digit that small can be read)
+# Slopes, in the coarse pass, are changes of the log brightness per pixel of the small copy (light falls alike on
+# ink and paper, so a slope in shade is as steep as in full light). A stroke's edge, even blurred, is steep; the edge
+# of a hand's shadow is 5-20 pixels soft there and rises at most 0.04; stains less still.
+STEEP_SHARE = 0.25  # an edge at least this share as steep as the picture's steepest ink is a stroke's
+STEEP_FLOOR = 0.05  # and at least this steep (a picture of a shadow alone has no steeper ink to compare with)
+STEEP_REACH = 3  # pixels of the small copy: ink this close to a steep edge belongs to the stroke
 NEAR = 9  # pixels: the neighbourhood of scarce ink whose contrast sets its threshold
 
 
@@ -92,21 +98,49 @@ def _coarse_digit_height(bright_ink: np.ndarray, light_ink: bool) -> float | Non
     level = _ink_level(ink)
     if level is None:
         return None
-    count, labels, stats, _ = cv2.connectedComponentsWithStats((ink > level).astype(np.uint8), connectivity=8)
-    widths, tall = stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]
-    rules = (widths >= RULE_ASPECT * tall) & (stats[1:, cv2.CC_STAT_AREA] >= RULE_FILL * widths * tall)
-    # What is left of a shadow's curved edge (the wide kernel does not fit inside it) is a large part, but a faint
-    # one: only parts about as strong as the strongest say how tall the digits are.
-    peaks = np.zeros(count, np.float32)
-    np.maximum.at(peaks, labels.ravel(), ink.ravel())
-    measured = ~rules & (peaks[1:] >= FAINT * peaks[1:].max(initial=0.0))
-    areas, heights = stats[1:, cv2.CC_STAT_AREA][measured], tall[measured]
+    mask = _on_steep_edges(ink > level, ink, small if light_ink else 1.0 - small)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    measured = _strong(labels, stats, ink)
+    areas, heights = stats[1:, cv2.CC_STAT_AREA][measured], stats[1:, cv2.CC_STAT_HEIGHT][measured]
     if len(areas) == 0 or areas.max() < 4:
         return None
     # Broken strokes give short parts and touching digits wide ones; heights of the larger parts are steady.
     large = heights[areas >= 0.1 * areas.max()]
     height = float(np.percentile(large, 75)) * factor
     return height if height >= MIN_DIGIT_HEIGHT else None  # specks, which blown up to digit size read as digits
+
+
+def _strong(labels: np.ndarray, stats: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """Per part (label 1 on), whether it says how tall the digits are: not a rule, and about as strong as the
+    strongest part (what is left of a shadow's curved edge, where the wide kernel does not fit, is faint)."""
+    widths, tall = stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]
+    rules = (widths >= RULE_ASPECT * tall) & (stats[1:, cv2.CC_STAT_AREA] >= RULE_FILL * widths * tall)
+    peaks = np.zeros(len(stats), np.float32)
+    np.maximum.at(peaks, labels.ravel(), ink.ravel())
+    return ~rules & (peaks[1:] >= FAINT * peaks[1:].max(initial=0.0))
+
+
+def _on_steep_edges(mask: np.ndarray, ink: np.ndarray, gray: np.ndarray) -> np.ndarray:
+    """`mask` without the ink on gentle slopes: the blurred edge of a hand's shadow, which the coarse pass's wide
+    kernel cannot follow, was taken for one large digit (or, with digits on it, a part several digits tall) and set
+    the working scale several times too small. A part mostly far from any steep edge keeps only the pixels near one
+    (the digits on a shadow's edge; nothing of a shadow alone); parts of strokes, mostly near their edges, are kept
+    whole, so a thick stroke's flat middle stays."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    slope = _log_slope(gray)
+    strong = np.concatenate([[False], _strong(labels, stats, ink)])[labels]
+    steepest = float(slope[strong].max(initial=0.0))
+    steep = slope >= max(STEEP_FLOOR, STEEP_SHARE * steepest)
+    near = cv2.dilate(steep.astype(np.uint8), np.ones((2 * STEEP_REACH + 1,) * 2, np.uint8)).astype(bool)
+    gentle = np.bincount(labels[mask & ~near], minlength=count) > 0.5 * stats[:, cv2.CC_STAT_AREA]
+    return mask & (near | ~gentle[labels])
+
+
+def _log_slope(gray: np.ndarray) -> np.ndarray:
+    """How steeply the log brightness changes, per pixel, once noise and JPEG blocks (finer than an edge) are
+    smoothed."""
+    smooth = cv2.GaussianBlur(np.log(np.maximum(gray, 2 / 255)), (0, 0), 1.0)
+    return np.hypot(cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)) / 8
 
 
 def _local_contrast(bright_ink: np.ndarray, light_ink: bool, kernel: int, shape: int) -> np.ndarray:
