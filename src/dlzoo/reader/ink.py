@@ -36,6 +36,7 @@ MIN_DIGIT_HEIGHT = 8  # picture pixels: shorter parts are specks (no digit that 
 STEEP_SHARE = 0.25  # an edge at least this share as steep as the picture's steepest ink is a stroke's
 STEEP_FLOOR = 0.05  # and at least this steep (a picture of a shadow alone has no steeper ink to compare with)
 STEEP_REACH = 3  # pixels of the small copy: ink this close to a steep edge belongs to the stroke
+NOISE_FACTOR = 4  # ink stands this many times the noise's sigma above the paper, in grey levels
 NEAR = 9  # pixels: the neighbourhood of scarce ink whose contrast sets its threshold
 
 
@@ -62,11 +63,12 @@ def find_ink(image: np.ndarray) -> InkMap | None:
     size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
     work = cv2.resize(bright_ink, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     work = cv2.GaussianBlur(work, (0, 0), WORK_HEIGHT / 40)  # sensor noise is finer than any stroke
-    ink = _local_contrast(work, light_ink, kernel=_odd(0.8 * WORK_HEIGHT), shape=cv2.MORPH_ELLIPSE)
+    paper = _paper(work, kernel=_odd(0.8 * WORK_HEIGHT), shape=cv2.MORPH_ELLIPSE)
+    ink = _relative(work - paper, paper, light_ink)
     level = _ink_level(ink)
     if level is None:
         return None
-    mask = ink > level
+    mask = (ink > level) & _above_noise(work - paper)
     soft = np.clip(ink / max(float(np.percentile(ink[mask], 95)), 1e-6), 0.0, 1.0) if mask.any() else ink
     return InkMap(soft.astype(np.float32), mask, scale, light_ink)
 
@@ -144,19 +146,35 @@ def _log_slope(gray: np.ndarray) -> np.ndarray:
 
 
 def _local_contrast(bright_ink: np.ndarray, light_ink: bool, kernel: int, shape: int) -> np.ndarray:
-    """Ink minus the local paper level (a grey opening removes strokes narrower than the kernel)."""
+    """Ink minus the local paper level, relative to the paper's brightness for dark ink (`_relative`)."""
+    paper = _paper(bright_ink, kernel, shape)
+    return _relative(bright_ink - paper, paper, light_ink)
+
+
+def _paper(bright_ink: np.ndarray, kernel: int, shape: int) -> np.ndarray:
+    """The local paper level: a grey opening removes strokes narrower than the kernel."""
     element = cv2.getStructuringElement(shape, (kernel, kernel))
     # The paper is continued beyond the picture's edges before opening: the opening's own border handling repeats
     # the *eroded* edge, so paper growing darker towards an edge (vignetting, a gradient) left a band of false ink
     # half a kernel wide along it.
     pad = kernel // 2
     padded = cv2.copyMakeBorder(bright_ink, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    paper = cv2.morphologyEx(padded, cv2.MORPH_OPEN, element, borderType=cv2.BORDER_REPLICATE)[pad:-pad, pad:-pad]
-    contrast = bright_ink - paper
-    if not light_ink:
-        # Dark ink on paper: light falls on both, so the contrast scales with the paper's brightness; divide it out.
-        contrast = contrast / np.maximum(1.0 - paper, 0.2)
-    return contrast
+    return cv2.morphologyEx(padded, cv2.MORPH_OPEN, element, borderType=cv2.BORDER_REPLICATE)[pad:-pad, pad:-pad]
+
+
+def _relative(contrast: np.ndarray, paper: np.ndarray, light_ink: bool) -> np.ndarray:
+    """Dark ink on paper: light falls on both, so the contrast scales with the paper's brightness; divide it out."""
+    return contrast if light_ink else contrast / np.maximum(1.0 - paper, 0.2)
+
+
+def _above_noise(contrast: np.ndarray) -> np.ndarray:
+    """Where the contrast, before it is made relative to the paper, stands out from the sensor's noise. Noise adds
+    the same grey levels in shade as in light, so dividing by a shaded paper's brightness amplified it there, up to
+    5 times, above the level the lit paper set: a hand's shadow on grainy, noisy paper was read as dozens of
+    digits."""
+    paper = float(np.median(contrast))
+    noise = 1.4826 * float(np.median(np.abs(contrast - paper)))
+    return contrast > paper + NOISE_FACTOR * noise
 
 
 def _ink_level(contrast: np.ndarray) -> float | None:
