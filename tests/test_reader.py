@@ -228,6 +228,44 @@ def test_lit_paper_between_a_shadow_and_the_table_is_not_a_one(reader):
     assert reader.read(page).text == ""
 
 
+def hand_shadow(shape: tuple[int, int], centre: tuple[int, int], depth: float, softness: float) -> np.ndarray:
+    """The light on a page (1: full) under a hand's shadow: an ellipse a quarter of the page wide from `centre`, taking
+    `depth` of the light, its edge blurred by `softness` pixels."""
+    height, width = shape
+    shadow = np.zeros(shape, np.float32)
+    cv2.ellipse(shadow, centre, (width // 4, height // 2), 15, 0, 360, 1.0, -1)
+    return 1 - depth * cv2.GaussianBlur(shadow, (0, 0), softness)
+
+
+def test_a_number_beside_or_on_a_hands_shadow_is_read(reader, digits):
+    """The coarse pass's wide kernel cannot follow a hand's shadow and left its blurred edge as ink: one large part
+    (or, with the digits on it, a part several digits tall) that set the working scale several times too small, so
+    the number read as nothing. It now measures ink near steep edges only, steep against the picture's steepest."""
+    height, width = 900, 1200
+    light = hand_shadow((height, width), (width // 3, 0), depth=0.5, softness=10)  # a hand from the top
+    for text in ("64", "7", "3805"):
+        row = ink_row(number(digits, text), [8] * (len(text) - 1), height=30)  # digits 24 px tall
+        for top, left in ((500, 700), (300, 600)):  # beside the shadow; across its edge
+            alpha = np.zeros((height, width), np.float32)
+            alpha[top: top + row.shape[0], left: left + row.shape[1]] = row
+            page = paint(alpha, light=light, noise=4, rng=np.random.default_rng(0))
+            assert reader.read(page).text == text, (text, top, left)
+
+
+def test_noise_in_a_hands_shadow_is_not_read(reader, digits):
+    """Dividing the contrast of dark ink by the paper's brightness, so that shaded ink reads like lit ink, amplified
+    the sensor's noise in a deep shadow too: once the scale was right, the shade read as lines of digits. Ink must
+    also stand out from the noise in grey levels."""
+    height, width = 900, 1200
+    light = hand_shadow((height, width), (400, height), depth=0.6, softness=15)  # a hand from the bottom
+    row = ink_row(number(digits, "52"), [8], height=40)
+    alpha = np.zeros((height, width), np.float32)
+    alpha[100: 100 + row.shape[0], 900: 900 + row.shape[1]] = row
+    page = paint(alpha, light=light, noise=6, rng=np.random.default_rng(0))
+    _, jpeg = cv2.imencode(".jpg", page, [cv2.IMWRITE_JPEG_QUALITY, 70])
+    assert reader.read(cv2.imdecode(jpeg, cv2.IMREAD_UNCHANGED)).text == "52"
+
+
 def test_read_digits_accepts_a_run_dir_a_task_or_a_reader(reader, reader_run, digits):
     picture = on_paper(ink_row(number(digits, "36"), [16]))
     expected = reader.read(picture)
