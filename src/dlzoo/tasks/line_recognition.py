@@ -208,6 +208,7 @@ class LineRecognition(Task):
 
     def describe(self, record: dict[str, Any]) -> str:
         return f"{record['path'] or 'picture'}: {record['text'] or '(no digits found)'}"
+
     def export_program(self) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
         """The line network alone: strips (batch, 1, height, width) in, per-frame logits out. Finding the lines of
         a page and making strips of them is the reader's (`dlzoo read`), which has no single network."""
@@ -234,7 +235,6 @@ class LineRecognition(Task):
                 "outputs": f"logits (batch, width / {stride}, {NUM_CLASSES}): a row per {stride} px of the strip "
                            f"over the blank (index {BLANK}) and the digits 0-9 (indices {BLANK + 1}-{BLANK + 10}); "
                            f"read a line as CTC does: the best index of each row, repeats merged, blanks dropped"}
-
 
 
 def _texts(targets: torch.Tensor, lengths: torch.Tensor) -> list[str]:
