@@ -267,7 +267,7 @@ def own_ink(segmentation: Segmentation, ink: InkMap, atoms: Sequence[Atom], wind
     """The ink in `window` (rows, columns) that belongs to `atoms`, with its soft edges (the unlabelled pixels
     around their strokes) but without other atoms' strokes, in [0, 1]."""
     labels = segmentation.labels[window]
-    own = np.isin(labels, [atom.label for atom in atoms])
+    own = np.isin(labels, [atom.label for atom in atoms], kind="table")  # a lookup, not a sort: ~100 crops a picture
     edge = cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ((labels == 0) | own)
     return ink.ink[window] * edge
 
