@@ -262,7 +262,8 @@ def test_train_refuses_existing_run_and_resume_overrides(cli, digits_run):
     (["optim.lr=nan"], "optim.lr must be a finite number, not 'nan'"),
     (["optim.lr=inf"], "optim.lr must be a finite number, not 'inf'"),
     (["optim.schedule=step", "optim.gamma=nan"], "optim.gamma must be a finite number, not 'nan'"),
-    (["data.resolution=0"], "data.resolution must be >= 1"),
+    (["data.resolution=0"], "data.resolution must be between 1 and 8192 pixels, got 0"),
+    (["data.resolution=100000"], "data.resolution must be between 1 and 8192 pixels, got 100000"),  # 40 GB a picture
     # too small for digits-net's pooling
     (["data.resolution=12"], "cannot take 12 px pictures (data.resolution; it is built for 28 px)"),
 ])
@@ -900,6 +901,9 @@ def _with_meta(run: Path, key: str, value: object) -> None:
     ("classes", ["0", 1], "meta.classes[1] is 1, not a string"),
     ("resolution", "abc", 'meta.resolution is "abc", not an integer'),
     ("in_channels", 0, "meta.in_channels is 0, not a positive number"),
+    # Well typed, but no picture so large fits in memory: predict failed with torch's allocation error.
+    ("resolution", 1_000_000, "meta.resolution is 1000000, more than 8192"),
+    ("preprocess", {"name": "mnist-digit", "size": 10**6, "box": 20}, "meta.preprocess.size is 1000000, more than"),
     ("preprocess", {"name": "mnist-digit", "size": "28"}, 'meta.preprocess.size is "28", not an integer'),
     ("preprocess", {"name": "resize", "scale": 2}, "meta.preprocess has an unknown key scale"),
 ])
@@ -935,7 +939,8 @@ def test_json_output_naming_a_file_that_is_not_utf8_is_valid_utf8_json(tmp_path,
 
 @pytest.mark.parametrize(("key", "value", "said"), [
     ("trainer.epochs", "abc", "in the config its metadata holds, trainer.epochs must be an integer, not 'abc'"),
-    ("data.resolution", 0, "in the config its metadata holds, data.resolution must be >= 1 pixel, got 0"),
+    ("data.resolution", 0, "in the config its metadata holds, data.resolution must be between 1 and 8192 pixels, "
+                           "got 0"),
     ("recipe", "nope", "model.safetensors: unknown recipe 'nope'"),
 ])
 def test_a_damaged_config_in_checkpoint_metadata_names_the_file(cli, tmp_path, digits_run, key, value, said):

@@ -170,7 +170,7 @@ def test_type_mismatch_checks_json_values_without_converting_them():
     """What `Task.checkpoint_meta` checks a checkpoint's meta with: the innermost wrong entry is named."""
     from typing import TypedDict
 
-    from dlzoo.config import PositiveFloat, PositiveInt, type_mismatch
+    from dlzoo.config import Pixels, PositiveFloat, PositiveInt, type_mismatch
     from dlzoo.vision.digits import DigitPreprocessing
 
     class Stored(TypedDict):
@@ -187,5 +187,6 @@ def test_type_mismatch_checks_json_values_without_converting_them():
     assert type_mismatch({"size": 0}, DigitPreprocessing, "k") == "k.size is 0, not a positive number"
     assert type_mismatch(-1.5, PositiveFloat, "k") == "k is -1.5, not a positive number"
     assert type_mismatch([1, 0], list[PositiveInt], "k") == "k[1] is 0, not a positive number"
+    assert type_mismatch(8192, Pixels, "k") is None and type_mismatch(8193, Pixels, "k") == "k is 8193, more than 8192"
     assert type_mismatch({}, Stored, "k").startswith("k has no key shape")
     assert type_mismatch({"shape": [1], "x": 2}, Stored, "k").startswith("k has an unknown key x")

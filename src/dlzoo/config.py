@@ -230,12 +230,27 @@ PositiveInt = typing.Annotated[int, _POSITIVE]
 PositiveFloat = typing.Annotated[float, _POSITIVE]
 
 
+@dataclasses.dataclass(frozen=True)
+class AtMost:
+    """For `type_mismatch`: the largest value that makes sense (an `Annotated` marker)."""
+
+    limit: int
+
+
+# A side of a picture a network takes, in pixels: far more than any recipe's (AlexNet's 224), and few enough that a
+# picture of that size fits in memory. A checkpoint whose meta says more is damaged: predicting from it failed with
+# an allocation error deep inside torch.
+MAX_PIXELS = 8192
+Pixels = typing.Annotated[int, _POSITIVE, AtMost(MAX_PIXELS)]
+
+
 def type_mismatch(value: Any, hint: Any, key: str) -> str | None:
     """What is wrong with `value`, as JSON gives it, for the type `hint` (None when it fits), naming the innermost
     entry that is wrong (`meta.preprocess.size is "abc", not an integer`). Unlike `coerce`, nothing is converted:
     this checks data dlzoo wrote itself (a checkpoint's metadata), where a value of another type means damage.
     Takes Any, None, bool, int, float (an int too), str, unions, list[X], dict[K, V], dataclasses and TypedDicts
-    (mappings of their fields: none unknown, every one without a default given), and PositiveInt, PositiveFloat."""
+    (mappings of their fields: none unknown, every one without a default given), and PositiveInt, PositiveFloat,
+    Pixels (positive, at most MAX_PIXELS)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any:
         return None
@@ -243,6 +258,9 @@ def type_mismatch(value: Any, hint: Any, key: str) -> str | None:
         why = type_mismatch(value, args[0], key)
         if why is None and _POSITIVE in args[1:] and not value > 0:
             return f"{key} is {value}, not a positive number"
+        limits = [marker.limit for marker in args[1:] if isinstance(marker, AtMost)]
+        if why is None and limits and value > limits[0]:
+            return f"{key} is {value}, more than {limits[0]}"
         return why
     if origin in (typing.Union, types.UnionType):
         found = [type_mismatch(value, arg, key) for arg in args]

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlzoo.config import DataConfig, ModelConfig, PositiveInt, RecipeConfig
+from dlzoo.config import MAX_PIXELS, DataConfig, ModelConfig, Pixels, PositiveInt, RecipeConfig
 from dlzoo.data.augment import random_affine, random_flip, random_translate, translate
 from dlzoo.data.folder import FOLDER, read_image_folder
 from dlzoo.data.images import ImageArrays, load_image_arrays
@@ -171,8 +171,8 @@ class ImageClassification(Task):
     main_metric = "accuracy"
     evaluation_keys = ("tta_flip", "tta_shift", "data.eval_batch_size")
     model_kinds = {"model": "classifier"}
-    checkpoint_meta = {"classes": list[str], "in_channels": PositiveInt, "data_size": PositiveInt,
-                       "resolution": PositiveInt, "preprocess": DigitPreprocessing | ResizePreprocessing}
+    checkpoint_meta = {"classes": list[str], "in_channels": PositiveInt, "data_size": Pixels,
+                       "resolution": Pixels, "preprocess": DigitPreprocessing | ResizePreprocessing}
     config: ImageClassificationConfig
     train_files: PictureFiles | None = None  # the training pictures left on disk (`data.stream`)
 
@@ -197,8 +197,8 @@ class ImageClassification(Task):
             raise UserError(f"ema_every must be >= 1 step, got {config.ema_every}")
         if config.tta_shift < 0:
             raise UserError(f"tta_shift must be >= 0 pixels, got {config.tta_shift}")
-        if config.data.resolution < 1:
-            raise UserError(f"data.resolution must be >= 1 pixel, got {config.data.resolution}")
+        if not 1 <= config.data.resolution <= MAX_PIXELS:
+            raise UserError(f"data.resolution must be between 1 and {MAX_PIXELS} pixels, got {config.data.resolution}")
         if not 0 <= config.data.val_fraction < 1:
             raise UserError(f"data.val_fraction must be in [0, 1) (0: no validation split), got "
                             f"{config.data.val_fraction}")

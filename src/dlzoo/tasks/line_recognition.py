@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlzoo.config import DataConfig, ModelConfig, PositiveFloat, PositiveInt, RecipeConfig
+from dlzoo.config import MAX_PIXELS, DataConfig, ModelConfig, Pixels, PositiveFloat, RecipeConfig
 from dlzoo.data.images import DIGIT_CLASSES, load_image_arrays
 from dlzoo.engine.best import Goal
 from dlzoo.errors import UserError
@@ -97,7 +97,7 @@ class LineRecognition(Task):
     main_metric = "exact"
     model_kinds = {"model": "line-recognizer"}
     model_args_set_by = {"model": {"height": "data.height"}}  # the strips the data draws and the network reads
-    checkpoint_meta = {"kind": str, "classes": list[str], "height": PositiveInt,
+    checkpoint_meta = {"kind": str, "classes": list[str], "height": Pixels,
                        "digit_height": PositiveFloat}  # without `kind`, read takes it for a classifier
     config: LineRecognitionConfig
 
@@ -109,8 +109,8 @@ class LineRecognition(Task):
     def check_config(cls, config: LineRecognitionConfig) -> None:
         super().check_config(config)
         data = config.data
-        if data.height % 8 or data.height < 16:
-            raise UserError(f"data.height must be a multiple of 8 and at least 16, got {data.height}")
+        if data.height % 8 or not 16 <= data.height <= MAX_PIXELS:
+            raise UserError(f"data.height must be a multiple of 8 from 16 to {MAX_PIXELS}, got {data.height}")
         for name, value in vars(data.style).items():
             if isinstance(value, list) and (len(value) != 2 or value[0] > value[1]):  # drawn from as (low, high)
                 raise UserError(f"data.style.{name} is a range [low, high], got {value}")

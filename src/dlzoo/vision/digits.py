@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from dlzoo.config import PositiveInt
+from dlzoo.config import Pixels
 from dlzoo.errors import UserError
 from dlzoo.vision.io import shrink, to_gray
 
@@ -29,8 +29,8 @@ class DigitPreprocessing:
     """Stored in every digits checkpoint so that prediction prepares pictures as training did."""
 
     name: str = "mnist-digit"
-    size: PositiveInt = 28  # as a checkpoint's meta keeps them: checked on reading (`runs.open_run`)
-    box: PositiveInt = 20
+    size: Pixels = 28  # as a checkpoint's meta keeps them: checked on reading (`runs.open_run`)
+    box: Pixels = 20
 
     def to_dict(self) -> dict:
         return asdict(self)

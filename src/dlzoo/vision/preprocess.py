@@ -13,7 +13,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from dlzoo.config import PositiveInt
+from dlzoo.config import Pixels
 from dlzoo.errors import UserError
 from dlzoo.vision.digits import DigitPreprocessing
 from dlzoo.vision.io import to_gray
@@ -34,7 +34,7 @@ class Preprocessing(Protocol):
 @dataclass(frozen=True)
 class ResizePreprocessing:
     name: str = "resize"
-    size: PositiveInt = 28  # as a checkpoint's meta keeps it: checked on reading (`runs.open_run`)
+    size: Pixels = 28  # as a checkpoint's meta keeps it: checked on reading (`runs.open_run`)
     # Invert grey pictures whose border is light, so objects are light on dark as in (Fashion-)MNIST.
     dark_background: bool = True
     # Keep the picture's colour (3 channels, RGB, never inverted: photographs have no paper to undo).
