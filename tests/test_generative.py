@@ -13,8 +13,9 @@ import yaml
 from PIL import Image
 from safetensors.torch import load_file
 
-from conftest import assert_user_error, raw_request, serving
+from conftest import ROOT, assert_user_error, raw_request, serving
 from dlzoo.engine import checkpoint
+from snippets import python_blocks, run_block
 
 CPU = ["trainer.device=cpu"]
 TINY_VAE = ["data.limit=96", "data.batch_size=32", "trainer.epochs=2", "iw_samples=2", *CPU]
@@ -447,6 +448,22 @@ def test_an_exported_cgan_draws_from_given_noise_and_labels_what_generate_draws(
     assert "index 0..9 into meta.classes" in sidecar["preparation"]
     assert sidecar["outputs"].startswith("images (batch, 1, 28, 28) float32 in [0, 1]: grey levels")
     assert sidecar["meta"]["classes"] == [str(i) for i in range(10)] and sidecar["meta"]["conditional"] is True
+
+
+def test_the_export_section_of_the_doc_runs_on_exported_runs(cli, vae_run, gan_run, tmp_path, monkeypatch):
+    doc = ROOT / "docs" / "generative.md"
+    blocks = python_blocks(doc.read_text(encoding="utf-8"), "Export")
+    assert len(blocks) == 1
+    for run_dir, name in ((gan_run, "cgan.pt2"), (vae_run, "vae.pt2")):  # the names the snippet loads
+        result = cli("export", run_dir, "--out", tmp_path / name)
+        assert result.code == 0, result.err
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "generative_doc"}
+    run_block(doc, *blocks[0], namespace)
+    for name, batch in (("images", 10), ("vae_images", 16)):  # as its comment and its noise say
+        images = namespace[name]
+        assert images.shape == (batch, 1, 28, 28) and images.dtype == torch.float32, name
+        assert images.min() >= 0 and images.max() <= 1, name
 
 
 def test_an_exported_generative_onnx_program_draws_what_generate_draws(cli, vae_run, gan_run, tmp_path, recwarn):

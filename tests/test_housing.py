@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import assert_user_error
+from conftest import ROOT, assert_user_error
 from dlzoo.cli import main
 from dlzoo.data.tables import AMES
 from dlzoo.errors import UserError
+from snippets import python_blocks, run_block
 
 # 600 real sales, 3 folds, a small MLP: seconds on two CPU cores.
 TINY = ["data.limit=600", "data.folds=3", "trainer.epochs=4", "model.hidden=[32]", "optim.lr=1e-2",
@@ -572,6 +573,24 @@ def test_export_prices_rows_as_predict_does(tmp_path, cli, final):
     codes[0, column] = 10_000
     with torch.no_grad():
         assert float(program(numbers, codes)[0]) == pytest.approx(expected[1], rel=1e-5)
+
+
+def test_the_export_section_of_the_doc_runs_and_prices_its_house_as_predict_does(housing_run, cli, tmp_path,
+                                                                                monkeypatch, capsys):
+    doc = ROOT / "docs" / "housing.md"
+    blocks = python_blocks(doc.read_text(encoding="utf-8"), "Export")
+    assert len(blocks) == 1
+    result = cli("export", housing_run, "--out", tmp_path / "prices.pt2")
+    assert result.code == 0, result.err
+    monkeypatch.chdir(tmp_path)  # the snippet opens prices.pt2 and its sidecar by their bare names
+    run_block(doc, *blocks[0], {"__name__": "housing_doc"})
+    prices = json.loads(capsys.readouterr().out)
+    assert len(prices) == 1 and prices[0] > 0
+    # The snippet's house as a table row, every other cell empty: its encoding is the one predict reads.
+    house = ames_rows(1).drop(columns="Sale_Price").astype(object)
+    house.loc[0, :] = None
+    house.loc[0, ["Gr_Liv_Area", "Neighborhood"]] = [1500, "College_Creek"]
+    assert prices == pytest.approx(_predicted_prices(cli, housing_run, _csv(house, tmp_path)), rel=1e-5)
 
 
 @pytest.mark.parametrize("columns", [["Gr_Liv_Area", "Lot_Area"], ["Neighborhood", "Bldg_Type"]])
