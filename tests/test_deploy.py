@@ -29,6 +29,7 @@ def test_export_pt2_runs_without_dlzoo_and_matches(cli, digits_run, tmp_path):
     out = tmp_path / "digits.pt2"
     result = cli("export", digits_run, "--out", out)
     assert result.code == 0, result.err
+    assert "inputs: images (batch, 1, 28, 28) float32;" in result.out  # what the program takes, said at once
     sidecar = json.loads((tmp_path / "digits.pt2.json").read_text())
     assert sidecar["meta"]["classes"] == [str(i) for i in range(10)]
     assert sidecar["meta"]["preprocess"]["name"] == "mnist-digit"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from dlzoo.cli import add_device_option, command
 
@@ -26,6 +28,10 @@ def export(args: argparse.Namespace) -> None:
     out = check_not_a_run_file(args.out) if args.out else run.run_dir / "export" / f"{name}.{args.format}"
     written = export_run(run, args.format, out)
     print(f"wrote {written} and {written}.json")
+    inputs = json.loads(Path(f"{written}.json").read_text(encoding="utf-8"))["inputs"]
+    shapes = ", ".join(f"{item['name']} ({', '.join(map(str, item['shape']))}) {item['dtype'].removeprefix('torch.')}"
+                       for item in inputs)
+    print(f"inputs: {shapes}; the .json says how to prepare them and what comes out")
 
 
 def _port(text: str) -> int:
