@@ -25,7 +25,8 @@ Format = Literal["pt2", "onnx"]
 FORMATS: tuple[str, ...] = get_args(Format)
 
 
-def export_run(run: LoadedRun, fmt: Format, out: Path) -> Path:
+def export_run(run: LoadedRun, fmt: Format, out: Path) -> tuple[Path, dict[str, Any]]:
+    """Write the run's program to `out` and its sidecar beside it; returns the file and the sidecar."""
     if fmt not in FORMATS:
         raise UserError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
     out = Path(out)
@@ -51,7 +52,13 @@ def export_run(run: LoadedRun, fmt: Format, out: Path) -> Path:
     with all_written_whole([out, info]) as (tmp, info_tmp):
         _write_program(module, example, dynamic, fmt, tmp)
         info_tmp.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
-    return out
+    return out, sidecar
+
+
+def describe_inputs(sidecar: dict[str, Any]) -> str:
+    """The program's inputs in one line: `numbers (batch, 33) float32, codes (batch, 40) int64`."""
+    return ", ".join(f"{item['name']} ({', '.join(map(str, item['shape']))}) {item['dtype'].removeprefix('torch.')}"
+                     for item in sidecar["inputs"])
 
 
 def input_names(module: torch.nn.Module) -> list[str]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from dlzoo.cli import add_device_option, command
 
@@ -19,19 +17,16 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
 @command("export", "export a run's network (torch.export .pt2 or ONNX) with a JSON sidecar", _export_arguments)
 def export(args: argparse.Namespace) -> None:
     from dlzoo.engine.checkpoint import latest
-    from dlzoo.export import export_run
+    from dlzoo.export import describe_inputs, export_run
     from dlzoo.runs import check_not_a_run_file, open_run
 
     run = open_run(args.run_dir)
     # An earlier checkpoint (RUN/checkpoints/epoch-NNNN) is exported beside the latest's, under its own name.
     name = "model" if run.checkpoint == latest(run.run_dir) else f"model-{run.checkpoint.name}"
     out = check_not_a_run_file(args.out) if args.out else run.run_dir / "export" / f"{name}.{args.format}"
-    written = export_run(run, args.format, out)
+    written, sidecar = export_run(run, args.format, out)
     print(f"wrote {written} and {written}.json")
-    inputs = json.loads(Path(f"{written}.json").read_text(encoding="utf-8"))["inputs"]
-    shapes = ", ".join(f"{item['name']} ({', '.join(map(str, item['shape']))}) {item['dtype'].removeprefix('torch.')}"
-                       for item in inputs)
-    print(f"inputs: {shapes}; the .json says how to prepare them and what comes out")
+    print(f"inputs: {describe_inputs(sidecar)}; the .json says how to prepare them and what comes out")
 
 
 def _port(text: str) -> int:
