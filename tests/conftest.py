@@ -43,11 +43,13 @@ def cli(capsys):
     return run
 
 
-def run_subprocess(*args: str, env: dict | None = None, timeout: float = 300, cwd: Path | None = None) -> Result:
-    """Run `python -m dlzoo ARGS` as a real process (for kills, torchrun, and the console entry point)."""
+def run_subprocess(*args: str, env: dict | None = None, timeout: float = 300, cwd: Path | None = None,
+                   input_text: str | None = None) -> Result:
+    """Run `python -m dlzoo ARGS` as a real process (for kills, torchrun, the console entry point, and standard
+    input: `input_text`)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     done = subprocess.run([sys.executable, "-m", "dlzoo", *map(str, args)], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=cwd or ROOT)
+                          env=full_env, timeout=timeout, cwd=cwd or ROOT, input=input_text)
     return Result(done.returncode, done.stdout, done.stderr)
 
 

@@ -248,9 +248,9 @@ def type_mismatch(value: Any, hint: Any, key: str) -> str | None:
     """What is wrong with `value`, as JSON gives it, for the type `hint` (None when it fits), naming the innermost
     entry that is wrong (`meta.preprocess.size is "abc", not an integer`). Unlike `coerce`, nothing is converted:
     this checks data dlzoo wrote itself (a checkpoint's metadata), where a value of another type means damage.
-    Takes Any, None, bool, int, float (an int too), str, unions, list[X], dict[K, V], dataclasses and TypedDicts
-    (mappings of their fields: none unknown, every one without a default given), and PositiveInt, PositiveFloat,
-    Pixels (positive, at most MAX_PIXELS)."""
+    Takes Any, None, bool, int, float (an int too), str, Literal, unions, list[X], dict[K, V], dataclasses and
+    TypedDicts (mappings of their fields: none unknown, every one without a default given), and PositiveInt,
+    PositiveFloat, Pixels (positive, at most MAX_PIXELS)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any:
         return None
@@ -262,6 +262,10 @@ def type_mismatch(value: Any, hint: Any, key: str) -> str | None:
         if why is None and limits and value > limits[0]:
             return f"{key} is {value}, more than {limits[0]}"
         return why
+    if origin is typing.Literal:  # one of the named values (a text run's tokens: word or char); True is not 1
+        if any(value == choice and type(value) is type(choice) for choice in args):
+            return None
+        return f"{key} is {json.dumps(value, default=str)[:40]}, not one of {', '.join(map(str, args))}"
     if origin in (typing.Union, types.UnionType):
         found = [type_mismatch(value, arg, key) for arg in args]
         if None in found:

@@ -165,9 +165,43 @@ def _show_source(source: DataSource | None, args: argparse.Namespace) -> None:
 
     if source is None:
         raise UserError("name the source to show, e.g. dlzoo data show fashion-mnist --augment")
+    from dlzoo.data.texts import TEXT_SOURCES
+
+    if source.name in TEXT_SOURCES:
+        _show_texts(source, args)
+        return
     out = check_not_a_run_file(check_output(Path(args.out or f"{source.name}{'-augment' if args.augment else ''}.png")))
     shown = gallery(source.name, augment=args.augment, recipe=args.recipe, seed=args.seed, overrides=args.overrides)
     path = save_gallery(shown, out)
     what = (f"the first training image of each class, then {shown.columns - 1} augmentations as the "
             f"'{shown.recipe}' recipe draws them" if shown.augmented else "training images, one row per class")
     print(f"{source.name}\n  {source.description}\n  found: {shown.location}\n  gallery: {path} ({what})")
+
+
+def _show_texts(source: DataSource, args: argparse.Namespace) -> None:
+    """A text source's first training texts of each class, as read and as the recipe's tokens cut them."""
+    from dlzoo.data.texts import load_texts
+    from dlzoo.recipes import get_recipe
+    from dlzoo.runs import build_config
+    from dlzoo.text.tokens import tokenize
+
+    if args.augment or args.out:
+        raise UserError(f"{source.name} holds texts: it is shown on the terminal, and texts are not augmented "
+                        f"(no --augment, no --out)")
+    recipe = args.recipe or "reviews"
+    config = build_config(get_recipe(recipe), None, [f"data.source={source.name}", *args.overrides])
+    data = config.data
+    if not hasattr(data, "tokens"):
+        raise UserError(f"recipe '{recipe}' does not read texts; text recipes: reviews, reviews-transformer")
+    splits = load_texts(data.source, data.path, data.test_fraction, data.split_seed, data.text_column,
+                        data.label_column)
+    print(f"{source.name}\n  {source.description}\n  found: {data.path or source.where()}\n"
+          f"  {len(splits.train_texts):,} training and {len(splits.test_texts):,} test texts; the first of each class, "
+          f"then its {data.tokens} tokens as '{recipe}' cuts them:")
+    for index, name in enumerate(splits.classes):
+        picked = [text for text, label in zip(splits.train_texts, splits.train_labels, strict=True) if label == index]
+        print(f"{name} ({len(picked):,} training texts)")
+        for text in picked[:3]:
+            tokens = tokenize(text, data.tokens)
+            print(f"  {text if len(text) <= 80 else text[:77] + '...'}\n"
+                  f"    {' | '.join(tokens[:40])}{' | ...' if len(tokens) > 40 else ''}")

@@ -1,9 +1,27 @@
-"""What a single accuracy hides: each class's precision, recall and F1, and what it is mistaken for
-(`dlzoo eval --per-class`)."""
+"""Scores of classifiers: loss and accuracy over a held-out split, and what a single accuracy hides, each class's
+precision, recall and F1 and what it is mistaken for (`dlzoo eval --per-class`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from dlzoo.engine.runtime import Runtime
+
+
+def loss_and_accuracy(scored: Iterable[tuple[torch.Tensor, torch.Tensor]], runtime: Runtime) -> dict[str, float]:
+    """Mean cross-entropy and accuracy of (logits, labels) batches, over every process's batches."""
+    totals = torch.zeros(3, device=runtime.device, dtype=torch.float64)  # loss sum, correct, count
+    for logits, labels in scored:
+        totals[0] += F.cross_entropy(logits.float(), labels, reduction="sum")
+        totals[1] += (logits.argmax(1) == labels).sum()
+        totals[2] += len(labels)
+    loss, correct, count = runtime.all_reduce_sum(totals).tolist()
+    return {"loss": loss / count, "accuracy": correct / count}
 
 
 def per_class_report(labels: Any, predicted: Any, classes: list[str]) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from dlzoo.data.tensors import TensorLoader, drop_short_last
 from dlzoo.engine.best import Goal
 from dlzoo.engine.evaluation import eval_mode
 from dlzoo.errors import UserError
+from dlzoo.metrics.classification import loss_and_accuracy
 from dlzoo.models import create, model_entry
 from dlzoo.tasks.base import Task, input_name, predict_inputs
 from dlzoo.tasks.ema import started, weight_average
@@ -360,16 +361,8 @@ class ImageClassification(Task):
         return (self.val_x, self.val_y) if split == "val" else (self.test_x, self.test_y)
 
     def evaluate(self, split: str) -> dict[str, float]:
-        runtime = self.runtime
         loader = self.held_out_batches(*self.held_out(split))
-        totals = torch.zeros(3, device=runtime.device, dtype=torch.float64)  # loss sum, correct, count
-        for images, labels in loader:
-            logits = self.logits(images)
-            totals[0] += F.cross_entropy(logits, labels, reduction="sum")
-            totals[1] += (logits.argmax(1) == labels).sum()
-            totals[2] += len(labels)
-        loss, correct, count = runtime.all_reduce_sum(totals).tolist()
-        return {"loss": loss / count, "accuracy": correct / count}
+        return loss_and_accuracy(((self.logits(images), labels) for images, labels in loader), self.runtime)
 
     def predicted_classes(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = self.held_out(split)

