@@ -173,18 +173,24 @@ def test_predict_reads_standard_input_and_refuses_text_that_is_not_utf8(cli, rev
     assert_user_error(cli("predict", reviews_run, tmp_path / "missing.txt"), "file not found")
 
 
-def test_a_reviews_run_exports_to_onnx_and_serves_text_files(cli, reviews_run, tmp_path):
+def test_a_reviews_run_exports_programs_for_texts_of_any_length_and_serves_text_files(cli, reviews_run, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     from dlzoo import load
+    from dlzoo.export import exports_recurrent_loops
 
-    assert_user_error(cli("export", reviews_run, "--out", tmp_path / "r.pt2"), "exports to ONNX only")
+    task = load(reviews_run, device="cpu")
+    if exports_recurrent_loops():  # the LSTM as a loop over the text's tokens, however many
+        assert cli("export", reviews_run, "--out", tmp_path / "reviews.pt2").code == 0
+        program = torch.export.load(str(tmp_path / "reviews.pt2")).module()
+        for ids in (torch.tensor([[5, 9, 2]]), torch.randint(1, 50, (3, 40))):
+            with torch.no_grad():
+                assert torch.allclose(program(ids), task.models["net"](ids), atol=1e-5)
     out = tmp_path / "reviews.onnx"
     assert cli("export", reviews_run, "--format", "onnx", "--out", out).code == 0, "export"
     sidecar = json.loads((tmp_path / "reviews.onnx.json").read_text())
     vocabulary = sidecar["meta"]["vocabulary"]
     assert vocabulary[:2] == ["<pad>", UNKNOWN] and "jieba" in sidecar["preparation"]
-    task = load(reviews_run, device="cpu")
     tokens = [tokenize(text, "word") for text in ("质量很好，非常满意", "太差了，完全不能用，退货，再也不买了")]
     ids = encode(tokens, vocabulary, sidecar["meta"]["max_tokens"])
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])

@@ -9,9 +9,11 @@ the inputs (names, shapes, dtypes), how to prepare them (as data in `meta`, e.g.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -99,14 +101,57 @@ def _write_program(module: torch.nn.Module, example: tuple[torch.Tensor, ...], d
         warnings.filterwarnings("ignore", category=FutureWarning, message="_check_is_size will be removed")
         warnings.filterwarnings("ignore", message="The tensor attributes .* were assigned during export")
         if fmt == "pt2":
-            program = torch.export.export(module, example, dynamic_shapes=dynamic)
+            with recurrent_layers_as_loops():
+                program = torch.export.export(module, example, dynamic_shapes=dynamic)
             with open(path, "wb") as handle:  # a file object: torch warns of a name not ending in .pt2 (`--out m.PT2`)
                 torch.export.save(program, handle)
         else:
+            _clear_recurrent_dispatch_caches()  # torch.onnx applies the loop decomposition itself
             program = torch.onnx.export(module, example, input_names=input_names(module), output_names=["output"],
                                         dynamic_shapes=dynamic, dynamo=True, verbose=False)
             program.save(str(path))
             _free_output_dimensions(path)
+
+
+def exports_recurrent_loops() -> bool:
+    """Whether this torch writes an LSTM or GRU into a pt2 program as a loop over however many steps its input has
+    (torch.export._patches, in recent releases): otherwise torch.export unrolls it over the example's steps, and the
+    program would read texts of the example's length only. (A bidirectional `nn.LSTM`, the line recognizer's, comes
+    out as a program that refuses a batch of one: that one stays ONNX only.)"""
+    try:
+        from torch.export._patches import (
+            register_gru_while_loop_decomposition,  # noqa: F401
+            register_lstm_while_loop_decomposition,  # noqa: F401
+        )
+    except ImportError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def recurrent_layers_as_loops() -> Iterator[None]:
+    """Trace LSTMs and GRUs as loops (`exports_recurrent_loops`), as torch.onnx does for its own export."""
+    if not exports_recurrent_loops():
+        yield
+        return
+    from torch.export._patches import register_gru_while_loop_decomposition, register_lstm_while_loop_decomposition
+
+    _clear_recurrent_dispatch_caches()
+    try:
+        with register_lstm_while_loop_decomposition(), register_gru_while_loop_decomposition():
+            yield
+    finally:
+        _clear_recurrent_dispatch_caches()
+
+
+def _clear_recurrent_dispatch_caches() -> None:
+    """torch swaps the loop in as the LSTM's and GRU's Python kernel for the length of an export, without clearing
+    the operators' dispatch caches: a second export in one process (in the test suite, or a notebook) then unrolled
+    the LSTM again, and its program took the example's length only."""
+    for op in (torch.ops.aten.lstm.input, torch.ops.aten.gru.input):
+        cache = getattr(op, "_dispatch_cache", None)
+        if cache is not None:
+            cache.clear()
 
 
 def _free_output_dimensions(path: Path) -> None:

@@ -228,10 +228,13 @@ class TextClassification(Task):
         return ({**shapes, 1: torch.export.Dim("tokens", min=1, max=self.meta["max_tokens"])},)
 
     def check_export_format(self, fmt: str) -> None:
-        # torch.export unrolls an LSTM over the example's tokens: such a pt2 program would read texts of one length.
-        if fmt == "pt2" and any(isinstance(module, nn.RNNBase) for module in self.models["net"].modules()):
-            raise UserError("an LSTM text classifier exports to ONNX only (a pt2 program would read texts of one "
-                            "length): add --format onnx, or train with model.name=transformer")
+        from dlzoo.export import exports_recurrent_loops
+
+        # An older torch unrolls an LSTM over the example's tokens: such a pt2 program would read texts of one length.
+        lstm = any(isinstance(module, nn.RNNBase) for module in self.models["net"].modules())
+        if fmt == "pt2" and lstm and not exports_recurrent_loops():
+            raise UserError(f"with torch {torch.__version__} an LSTM text classifier exports to ONNX only (a pt2 "
+                            f"program would read texts of one length): add --format onnx, or use a newer torch")
 
     def export_contract(self) -> dict[str, Any]:
         cut = (f"cut into words by jieba {self.meta.get('jieba') or ''} (jieba.lcut, whitespace tokens dropped)"
