@@ -83,6 +83,7 @@ def test_tokens_vocabulary_and_ids():
     assert build_vocabulary([["a", "b", "a"], ["b"]], min_count=1, max_size=3) == ["<pad>", UNKNOWN, "a"]
     ids = encode([["a", "zzz", "b"], [], ["b"] * 9], vocabulary, max_tokens=4)
     assert ids.tolist() == [[2, 1, 3, 0], [1, 0, 0, 0], [3, 3, 3, 3]]  # unknown, empty text, cut at max_tokens
+    assert encode([["<pad>", "a"]], vocabulary, 4).tolist() == [[1, 2]]  # the word "<pad>" in a text is no padding
     assert trim(ids[:2]).shape == (2, 3)
 
 
@@ -212,6 +213,10 @@ def test_a_transformer_run_on_your_own_text_files_exports_a_program_for_texts_of
     for name, source in (("差评", "neg.txt"), ("好评", "pos.txt")):  # class names in Chinese, 150 real reviews each
         lines = (corpus / source).read_text(encoding="utf-8").splitlines()[:150]
         (folder / f"{name}.txt").write_text("\n".join(lines), encoding="utf-8")
+    shown = cli("data", "show", "text-lines", f"data.path={folder}")  # what the network will read
+    assert shown.code == 0 and "240 training and 60 test texts" in shown.out
+    assert "差评 (120 training texts)" in shown.out and " | " in shown.out  # and the words jieba cuts them into
+    assert_user_error(cli("data", "show", "text-lines", f"data.path={folder}", "--augment"), "texts are not augmented")
     run_dir = tmp_path / "run"
     trained = cli("train", "reviews-transformer", "data.source=text-lines", f"data.path={folder}", "trainer.epochs=1",
                   "model.embedding_dim=16", "model.hidden=32", "model.heads=2", "model.word2vec=false",

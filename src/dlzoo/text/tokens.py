@@ -65,11 +65,11 @@ def build_vocabulary(token_lists: Iterable[Sequence[str]], min_count: int, max_s
     return [PAD, UNKNOWN, *kept[: max(0, max_size - 2)]]
 
 
-def encode(token_lists: Sequence[Sequence[str]], vocabulary: Sequence[str] | dict[str, int],
-           max_tokens: int) -> torch.Tensor:
+def encode(token_lists: Sequence[Sequence[str]], vocabulary: Sequence[str], max_tokens: int) -> torch.Tensor:
     """Token ids (texts, longest kept length) padded with 0 at the end; a text is cut to its first `max_tokens`
     tokens, an empty one is one UNKNOWN (a network needs at least one step to read)."""
-    index = vocabulary if isinstance(vocabulary, dict) else {token: i for i, token in enumerate(vocabulary)}
+    # Without PAD: a text that says "<pad>" is a text, not padding.
+    index = {token: i for i, token in enumerate(vocabulary) if token != PAD}
     unknown = index[UNKNOWN]
     rows = [[index.get(token, unknown) for token in tokens[:max_tokens]] or [unknown] for tokens in token_lists]
     ids = torch.zeros(len(rows), max((len(row) for row in rows), default=1), dtype=torch.long)
