@@ -233,3 +233,6 @@ def test_a_transformer_run_on_your_own_text_files_exports_a_program_for_texts_of
     for ids in (torch.tensor([[5, 9, 2]]), torch.randint(1, 50, (3, 40))):
         assert torch.allclose(program(ids), task.models["net"](ids), atol=1e-5)
     assert {record["label"] for record in task.classify(["很好", "很差"])} <= {"差评", "好评"}
+    assert task.classify([]) == [] and len(task.classify([""], top=5)[0]["top"]) == 2  # no text; an empty one
+    with pytest.raises(UserError, match="top= is how many"):
+        task.classify(["很好"], top=0)

@@ -51,6 +51,21 @@ def input_name(item: Any) -> str | None:
     return item if isinstance(item, str) else None
 
 
+def check_top(top: Any) -> None:
+    """`top`, how many of the most likely classes a prediction record lists: at least 1 (topk(0) leaves no label)."""
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise UserError(f"top= is how many of the most likely classes to list, at least 1, not {top!r}")
+
+
+def ranked_classes(probabilities: torch.Tensor, classes: list[str], top: int) -> dict[str, Any]:
+    """A classifier's prediction record for one sample's class probabilities: the most likely class (`label`, its
+    `index` in `classes`, its `probability`) and the `top` most likely, best first."""
+    values, indices = probabilities.topk(min(top, len(classes)))
+    return {"label": classes[int(indices[0])], "index": int(indices[0]), "probability": round(float(values[0]), 6),
+            "top": [{"label": classes[int(i)], "probability": round(float(v), 6)}
+                    for v, i in zip(values, indices, strict=True)]}
+
+
 class Loader(Iterable, Sized, Protocol):
     """What the engine iterates over: a DataLoader or a `TensorLoader`; `set_epoch` reseeds the order."""
 

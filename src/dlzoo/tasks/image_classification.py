@@ -28,7 +28,7 @@ from dlzoo.engine.evaluation import eval_mode
 from dlzoo.errors import UserError
 from dlzoo.metrics.classification import loss_and_accuracy
 from dlzoo.models import create, model_entry
-from dlzoo.tasks.base import Task, input_name, predict_inputs
+from dlzoo.tasks.base import Task, check_top, input_name, predict_inputs, ranked_classes
 from dlzoo.tasks.ema import started, weight_average
 from dlzoo.vision.digits import DigitPreprocessing, prepare_many
 from dlzoo.vision.io import DECODING, IN_MEMORY_PICTURES, Picture, load_picture
@@ -377,8 +377,7 @@ class ImageClassification(Task):
         """Files, uint8 RGB/grey arrays or PIL images (`load_picture`), in one list; `top`: how many of the most
         likely classes each record lists."""
         inputs = predict_inputs(inputs, IN_MEMORY_PICTURES)
-        if isinstance(top, bool) or not isinstance(top, int) or top < 1:  # topk(0) left no label to report
-            raise UserError(f"top= is how many of the most likely classes to list, at least 1, not {top!r}")
+        check_top(top)
         if not inputs:  # no records, as the other tasks give: np.stack below has nothing to stack
             return []
         preprocessing = preprocessing_from_dict(self.meta["preprocess"])
@@ -387,19 +386,8 @@ class ImageClassification(Task):
         with torch.no_grad():  # a batch at a time: hundreds of pictures at 224 px in one would not fit
             probabilities = torch.cat([self.logits(batch.to(self.runtime.device)).softmax(1).cpu()
                                        for batch in images.split(self.config.data.eval_batch_size)])
-        classes = self.meta["classes"]
-        records = []
-        for item, probs in zip(inputs, probabilities, strict=True):
-            values, indices = probs.topk(min(top, len(classes)))
-            records.append({
-                "path": input_name(item),
-                "label": classes[int(indices[0])],
-                "index": int(indices[0]),
-                "probability": round(float(values[0]), 6),
-                "top": [{"label": classes[int(i)], "probability": round(float(v), 6)}
-                        for v, i in zip(values, indices, strict=True)],
-            })
-        return records
+        return [{"path": input_name(item), **ranked_classes(probs, self.meta["classes"], top)}
+                for item, probs in zip(inputs, probabilities, strict=True)]
 
     def export_program(self) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
         """What `predict` computes: pictures as the sidecar's `meta.preprocess` prepares them (values in [0, 1],

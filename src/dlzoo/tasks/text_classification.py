@@ -25,7 +25,7 @@ from dlzoo.data.texts import CHINESE_REVIEWS, load_texts
 from dlzoo.engine.best import Goal
 from dlzoo.errors import UserError
 from dlzoo.metrics.classification import loss_and_accuracy
-from dlzoo.tasks.base import Task, predict_inputs
+from dlzoo.tasks.base import Task, check_top, predict_inputs, ranked_classes
 from dlzoo.text.batches import LengthBatches
 from dlzoo.text.models import TextModelConfig, build_text_model
 from dlzoo.text.tokens import TokenLevel, build_vocabulary, encode, jieba_version, tokenize_all, trim
@@ -188,20 +188,15 @@ class TextClassification(Task):
         """A record per text, in their order: its most likely class and probability, and the `top` most likely."""
         if isinstance(texts, str):
             raise TypeError(f"classify takes a list of texts: classify([{texts!r}]), not one alone")
-        tokens = tokenize_all(texts, self.meta["tokens"])
-        ids = encode(tokens, self.meta["vocabulary"], self.meta["max_tokens"])
-        classes, records = self.meta["classes"], []
-        net = self.models["net"]
+        check_top(top)
+        if not texts:  # no batch to score (an empty one trips the LSTM)
+            return []
+        ids = encode(tokenize_all(texts, self.meta["tokens"]), self.meta["vocabulary"], self.meta["max_tokens"])
         with torch.no_grad():
-            for start in range(0, len(ids), self.config.data.eval_batch_size):
-                batch = trim(ids[start: start + self.config.data.eval_batch_size]).to(self.runtime.device)
-                for probs in net(batch).float().softmax(1).cpu():
-                    values, indices = probs.topk(min(top, len(classes)))
-                    records.append({"label": classes[int(indices[0])], "index": int(indices[0]),
-                                    "probability": round(float(values[0]), 6),
-                                    "top": [{"label": classes[int(i)], "probability": round(float(v), 6)}
-                                            for v, i in zip(values, indices, strict=True)]})
-        return [{"text": text, **record} for text, record in zip(texts, records, strict=True)]
+            probabilities = [self.models["net"](trim(batch).to(self.runtime.device)).float().softmax(1).cpu()
+                             for batch in ids.split(self.config.data.eval_batch_size)]
+        return [{"text": text, **ranked_classes(probs, self.meta["classes"], top)}
+                for text, probs in zip(texts, torch.cat(probabilities), strict=True)]
 
     def predict(self, inputs: list[str], out: str | None = None) -> list[dict[str, Any]]:
         """Text files (UTF-8, one text per line; "-" reads standard input): a record per non-blank line, naming
