@@ -117,6 +117,12 @@ def test_the_review_corpus_is_read_once_per_text_without_texts_under_both_labels
     assert load_texts("chinese-reviews", None, 0.2, 0).test_texts == splits.test_texts  # split_seed alone decides
 
 
+def test_the_text_recipes_are_listed_with_their_networks(cli):
+    rows = {line.split()[0]: line.split() for line in cli("list").out.splitlines()[2:]}
+    assert rows["reviews"][1:4] == ["TextClassification", "bilstm", "chinese-reviews"]
+    assert rows["reviews-transformer"][2] == "transformer" and rows["housing"][2] == "mlp"
+
+
 def test_users_text_files(tmp_path):
     folder = tmp_path / "texts"
     folder.mkdir()

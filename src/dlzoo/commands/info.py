@@ -36,9 +36,12 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def _model_names(recipe: Recipe) -> list[str]:
-    """The registered model of every model section (`model`, or e.g. a GAN's `generator` and `critic`)."""
+    """The registered model of every model section (`model`, or e.g. a GAN's `generator` and `critic`), or the
+    network a task builds itself and names in `model.name` (housing's mlp, the text recipes' bilstm)."""
     config = recipe.config()
-    return [getattr(config, section).name for section in recipe.task.model_kinds]
+    names = [getattr(config, section).name for section in recipe.task.model_kinds]
+    own = getattr(getattr(config, "model", None), "name", None)
+    return names or ([own] if isinstance(own, str) else [])
 
 
 @command("list", "recipes with their task, model, data and measured reference result")
