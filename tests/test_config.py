@@ -168,7 +168,7 @@ def test_a_config_file_of_megabytes_is_refused_unread(tmp_path):
 
 def test_type_mismatch_checks_json_values_without_converting_them():
     """What `Task.checkpoint_meta` checks a checkpoint's meta with: the innermost wrong entry is named."""
-    from typing import TypedDict
+    from typing import Literal, TypedDict
 
     from dlzoo.config import Pixels, PositiveFloat, PositiveInt, type_mismatch
     from dlzoo.vision.digits import DigitPreprocessing
@@ -190,3 +190,7 @@ def test_type_mismatch_checks_json_values_without_converting_them():
     assert type_mismatch(8192, Pixels, "k") is None and type_mismatch(8193, Pixels, "k") == "k is 8193, more than 8192"
     assert type_mismatch({}, Stored, "k").startswith("k has no key shape")
     assert type_mismatch({"shape": [1], "x": 2}, Stored, "k").startswith("k has an unknown key x")
+    level = Literal["word", "char"]  # a text run's meta.tokens
+    assert type_mismatch("char", level, "k") is None
+    assert type_mismatch("words", level, "k") == 'k is "words", not one of word, char'
+    assert type_mismatch(True, Literal[1, 2], "k") == "k is true, not one of 1, 2"  # JSON's true is not 1
