@@ -4,6 +4,7 @@ and a small `reviews` run trained, predicted with, evaluated, exported and serve
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -208,7 +209,12 @@ def test_a_reviews_run_exports_programs_for_texts_of_any_length_and_serves_text_
         request = urllib.request.Request(f"{base}/predict?name=mine.txt", data="很满意\n太差了\n".encode())
         with urllib.request.urlopen(request) as response:
             records = json.loads(response.read())
+        gbk = urllib.request.Request(f"{base}/predict?name=gbk.txt", data="很满意".encode("gbk"))
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(gbk)
     assert [r["label"] for r in records] == [r["label"] for r in task.classify(["很满意", "太差了"])]
+    assert [(r["path"], r["line"]) for r in records] == [("mine.txt", 1), ("mine.txt", 2)]
+    assert refused.value.code == 400 and "gbk.txt is not UTF-8 text" in json.loads(refused.value.read())["error"]
 
 
 def test_a_transformer_run_on_your_own_text_files_exports_a_program_for_texts_of_any_length(cli, tmp_path):
