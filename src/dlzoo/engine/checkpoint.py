@@ -299,8 +299,9 @@ def validation_change(trained: dict[str, Any], found: dict[str, Any]) -> str | N
     split, now = trained.get("val_split"), found.get("val_split")
     if split is None or now == split:
         return None
-    drawn = f"{now['images']:,} images drawn again" if now else "none drawn again"
-    return f"another validation split ({drawn}; {split['images']:,} held out in training)"
+    kind = "texts" if "texts" in split else "images"  # a text classifier's split counts texts
+    drawn = f"{now.get(kind, 0):,} {kind} drawn again" if now else "none drawn again"
+    return f"another validation split ({drawn}; {split[kind]:,} held out in training)"
 
 
 def data_change(trained: dict[str, Any], found: dict[str, Any]) -> str | None:

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlzoo.config import DataConfig, PositiveInt, RecipeConfig
+from dlzoo.data.images import split_fingerprint, validation_split
 from dlzoo.data.tensors import TensorLoader, drop_short_last
 from dlzoo.data.texts import CHINESE_REVIEWS, load_texts
 from dlzoo.engine.best import Goal
@@ -44,6 +45,10 @@ class TextDataConfig(DataConfig):
     tokens: TokenLevel = "word"  # jieba's words, or characters
     test_fraction: float = 0.2  # of each class, held out for testing
     split_seed: int = 0  # fixed apart from trainer.seed, so runs with other seeds are tested on the same texts
+    # Of each class's training texts, held out for validation (never trained on, evaluated as "val" beside the
+    # test): settings chosen on it leave the test texts unseen. Drawn from `val_seed` alone.
+    val_fraction: float = 0.0
+    val_seed: int = 0
     text_column: str = "text"  # text-csv
     label_column: str = "label"  # text-csv
     min_count: int = 2  # rarer training tokens read as unknown
@@ -73,8 +78,11 @@ class TextClassification(Task):
         data, model = config.data, config.model
         if not 0 < data.test_fraction < 1:
             raise UserError(f"data.test_fraction must be in (0, 1), got {data.test_fraction}")
-        if not 0 <= data.split_seed < 2**32:  # what the split's random generator takes
-            raise UserError(f"data.split_seed must be in [0, 2**32), got {data.split_seed}")
+        if not 0 <= data.val_fraction < 1:
+            raise UserError(f"data.val_fraction must be in [0, 1) (0: no validation split), got {data.val_fraction}")
+        for key in ("split_seed", "val_seed"):  # what the splits' random generator takes
+            if not 0 <= getattr(data, key) < 2**32:
+                raise UserError(f"data.{key} must be in [0, 2**32), got {getattr(data, key)}")
         for key in ("min_count", "max_tokens"):
             if getattr(data, key) < 1:
                 raise UserError(f"data.{key} must be >= 1, got {getattr(data, key)}")
@@ -94,6 +102,10 @@ class TextClassification(Task):
             raise UserError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
 
     @classmethod
+    def eval_splits(cls, config: TextClassificationConfig) -> tuple[str, ...]:
+        return ("val", "test") if config.data.val_fraction else ("test",)
+
+    @classmethod
     def metric_goals(cls, config: TextClassificationConfig) -> dict[str, Goal]:
         return {"accuracy": "max", "loss": "min"}
 
@@ -107,6 +119,11 @@ class TextClassification(Task):
         if data.limit is not None and data.limit < len(train_texts):  # a random subset: the texts come class by class
             kept = np.sort(np.random.default_rng(data.split_seed).permutation(len(train_texts))[: data.limit])
             train_texts, train_labels = [train_texts[i] for i in kept], train_labels[kept]
+        val_texts: list[str] = []
+        if data.val_fraction:  # held out of the training texts before anything (vocabulary, vectors) is learned
+            kept, held = validation_split(train_labels, data.val_fraction, data.val_seed, splits.classes)
+            val_texts, val_labels = [train_texts[i] for i in held], train_labels[held]
+            train_texts, train_labels = [train_texts[i] for i in kept], train_labels[kept]
         started = time.perf_counter()
         train_tokens = tokenize_all(train_texts, data.tokens)
         test_tokens = tokenize_all(splits.test_texts, data.tokens)
@@ -114,8 +131,9 @@ class TextClassification(Task):
         self.meta = {"classes": splits.classes, "vocabulary": vocabulary, "tokens": data.tokens,
                      "max_tokens": data.max_tokens, "jieba": jieba_version() if data.tokens == "word" else None,
                      "source": data.source}
-        self.notes = [f"data: {data.source}: {len(train_texts):,} training and {len(splits.test_texts):,} test texts, "
-                      f"{len(splits.classes)} classes; {len(vocabulary):,} tokens in the vocabulary "
+        validation = f", {len(val_texts):,} validation" if val_texts else ""
+        self.notes = [f"data: {data.source}: {len(train_texts):,} training{validation} and {len(splits.test_texts):,} "
+                      f"test texts, {len(splits.classes)} classes; {len(vocabulary):,} tokens in the vocabulary "
                       f"({data.tokens}s seen >= {data.min_count} times; cut in {time.perf_counter() - started:.1f} s)",
                       *splits.notes]
         self._tokens = (train_tokens, train_labels, test_tokens, splits.test_labels)  # for the baseline
@@ -124,6 +142,10 @@ class TextClassification(Task):
         self.train_y = torch.from_numpy(train_labels).to(device)
         self.test_ids = encode(test_tokens, vocabulary, data.max_tokens).to(device)
         self.test_y = torch.from_numpy(splits.test_labels).to(device)
+        if val_texts:
+            self.val_ids = encode(tokenize_all(val_texts, data.tokens), vocabulary, data.max_tokens).to(device)
+            self.val_y = torch.from_numpy(val_labels).to(device)
+            self.meta["val_split"] = {"texts": len(val_texts), "fingerprint": split_fingerprint(val_texts)}
         self.models = self.build_models()
         if config.model.word2vec:
             self._start_from_word_vectors(train_tokens, vocabulary)
@@ -166,15 +188,22 @@ class TextClassification(Task):
         order = torch.argsort((ids != 0).sum(1), stable=True)
         return self.held_out_batches(ids[order], *(tensor[order] for tensor in others))
 
+    def held_out(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and labels of a held-out split (`eval_splits`)."""
+        if split not in self.eval_splits(self.config):
+            raise ValueError(f"{type(self).__name__} holds out {self.eval_splits(self.config)}, not {split!r}")
+        return (self.val_ids, self.val_y) if split == "val" else (self.test_ids, self.test_y)
+
     def evaluate(self, split: str) -> dict[str, float]:
-        batches = self._sorted_batches(self.test_ids, self.test_y)
+        batches = self._sorted_batches(*self.held_out(split))
         return loss_and_accuracy(((self.models["net"](trim(ids)), labels) for ids, labels in batches), self.runtime)
 
     def predicted_classes(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        order = torch.argsort((self.test_ids != 0).sum(1), stable=True)
-        loader = TensorLoader(self.test_ids[order], batch_size=self.config.data.eval_batch_size)
-        predicted = torch.cat([self.models["net"](trim(ids)).argmax(1) for (ids,) in loader])
-        return self.test_y[order].cpu(), predicted.cpu()
+        ids, labels = self.held_out(split)
+        order = torch.argsort((ids != 0).sum(1), stable=True)
+        loader = TensorLoader(ids[order], batch_size=self.config.data.eval_batch_size)
+        predicted = torch.cat([self.models["net"](trim(batch)).argmax(1) for (batch,) in loader])
+        return labels[order].cpu(), predicted.cpu()
 
     def summary_extra(self) -> dict[str, Any]:
         if not self.config.baseline:
