@@ -252,6 +252,10 @@ def test_a_validation_split_is_held_out_of_the_training_texts_and_evaluated(cli,
                   "model.word2vec=false", "baseline=false", "trainer.device=cpu", "--out", run_dir)
     assert trained.code == 0, trained.err
     assert "180 training, 60 validation and 60 test texts" in trained.out  # 240 training texts, a quarter held out
+    assert "4 training texts (2.2%) are longer than data.max_tokens=256: read up to there" in trained.out
+    cut = cli("train", "reviews", "data.source=text-lines", f"data.path={folder}", "data.max_tokens=8",
+              "trainer.epochs=1", "model.word2vec=false", "baseline=false", "--out", tmp_path / "short")
+    assert cut.code == 0 and "are longer than data.max_tokens=8: read up to there" in cut.out
     summary = json.loads((run_dir / "summary.json").read_text())
     assert set(summary["metrics"]) >= {"val", "test"} and "best" in summary
     evaluated = cli("eval", run_dir, "--split", "val", "--json")

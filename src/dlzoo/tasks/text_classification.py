@@ -53,7 +53,7 @@ class TextDataConfig(DataConfig):
     label_column: str = "label"  # text-csv
     min_count: int = 2  # rarer training tokens read as unknown
     max_vocabulary: int = 30_000
-    max_tokens: int = 256  # a longer text is read up to here (99% of the reviews are shorter)
+    max_tokens: int = 256  # a longer text is read up to here (training says how many are)
     batch_size: int = 64
 
 
@@ -136,6 +136,10 @@ class TextClassification(Task):
                       f"test texts, {len(splits.classes)} classes; {len(vocabulary):,} tokens in the vocabulary "
                       f"({data.tokens}s seen >= {data.min_count} times; cut in {time.perf_counter() - started:.1f} s)",
                       *splits.notes]
+        longer = sum(len(tokens) > data.max_tokens for tokens in train_tokens)
+        if longer:
+            self.notes.append(f"{longer:,} training texts ({longer / len(train_tokens):.1%}) are longer than "
+                              f"data.max_tokens={data.max_tokens}: read up to there")
         self._tokens = (train_tokens, train_labels, test_tokens, splits.test_labels)  # for the baseline
         device = runtime.device
         self.train_ids = encode(train_tokens, vocabulary, data.max_tokens).to(device)
