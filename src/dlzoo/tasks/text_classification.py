@@ -189,7 +189,7 @@ class TextClassification(Task):
     def _sorted_batches(self, ids: torch.Tensor, *others: torch.Tensor) -> TensorLoader:
         """Held-out texts in batches of similar length (sorted by it): far less padding to read than in their own
         order. Every text once over all processes."""
-        order = torch.argsort((ids != 0).sum(1), stable=True)
+        order = _by_length(ids)
         return self.held_out_batches(ids[order], *(tensor[order] for tensor in others))
 
     def held_out(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -204,7 +204,7 @@ class TextClassification(Task):
 
     def predicted_classes(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         ids, labels = self.held_out(split)
-        order = torch.argsort((ids != 0).sum(1), stable=True)
+        order = _by_length(ids)
         loader = TensorLoader(ids[order], batch_size=self.config.data.eval_batch_size)
         predicted = torch.cat([self.models["net"](trim(batch)).argmax(1) for (batch,) in loader])
         return labels[order].cpu(), predicted.cpu()
@@ -272,6 +272,11 @@ class TextClassification(Task):
                                f"first {self.meta['max_tokens']} kept, shorter texts padded with 0 at the end",
                 "outputs": f"logits (batch, {len(self.meta['classes'])}) over meta.classes, in that order; their "
                            f"softmax is the probabilities `dlzoo predict` reports"}
+
+
+def _by_length(ids: torch.Tensor) -> torch.Tensor:
+    """The order of padded texts from shortest to longest (ties in their own order)."""
+    return torch.argsort((ids != 0).sum(1), stable=True)
 
 
 def _input_lines(path: str) -> list[tuple[int, str]]:
