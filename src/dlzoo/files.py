@@ -39,6 +39,20 @@ def check_destination(path: str | Path, example: str) -> Path:
     return path
 
 
+def check_folder_destination(path: str | Path) -> Path:
+    """`path` for a folder to write files into at the end of some work (made if missing), refused before the work
+    when it could not be: a file there or among its folders, or a folder this process may not write in."""
+    path = check_name_encodes(path)
+    nearest = path if path.is_dir() else nearest_existing_parent(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a file; give a folder to write into")
+    if nearest is not None and not nearest.is_dir():
+        raise UserError(f"cannot write into {path}: {nearest} is a file, not a folder")
+    if nearest is not None and not os.access(nearest, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write into {path}: no permission to write in {nearest}")
+    return path
+
+
 def check_name_encodes(path: str | Path) -> Path:
     """`path`, refused when it is not text (bytes that are not UTF-8, as a shell's $'\\xff' makes): the files
     written there are named again in messages, JSON and TensorBoard, which take text only."""

@@ -6,7 +6,7 @@ import argparse
 
 from dlzoo.cli import add_device_option, command
 from dlzoo.errors import UserError
-from dlzoo.files import check_destination, json_text
+from dlzoo.files import check_destination, check_folder_destination, json_text
 
 
 def _eval_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +68,8 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="files to predict (images, tables, ...); for pictures, a folder stands for those in it")
     parser.add_argument("--json", action="store_true", help="one JSON object per prediction")
-    parser.add_argument("--out", metavar="FILE", help="write predictions to FILE (tasks with table output)")
+    parser.add_argument("--out", metavar="PATH", help="write predictions to PATH: a table file (tabular recipes), or "
+                                                      "a folder of masks (segmentation)")
     add_device_option(parser)
 
 
@@ -82,9 +83,11 @@ def predict(args: argparse.Namespace) -> None:
     if args.out:
         check_not_a_run_file(args.out)
     if args.out and not run.recipe.task.writes_predictions:  # rather than ignore it and write nothing
-        raise UserError(f"--out writes a table of predictions, which recipe '{run.recipe.name}' does not make; "
+        raise UserError(f"--out writes predictions to files, which recipe '{run.recipe.name}' does not make; "
                         "use --json and redirect the output")
-    if args.out:  # a folder there, or a folder that cannot be written in, is said before the predicting
+    if args.out and run.recipe.task.predictions_out_is_folder:
+        check_folder_destination(args.out)
+    elif args.out:  # a folder there, or a folder that cannot be written in, is said before the predicting
         check_destination(args.out, "predictions.csv")
     inputs = pictures_of_folders(args.inputs, "predict") if run.recipe.task.predicts_pictures else args.inputs
     task = load_for_inference(run, args.device)

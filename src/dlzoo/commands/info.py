@@ -146,7 +146,8 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
 @command("data", "every data source, where it was found on this machine, and how to get what is missing",
          _data_arguments)
 def data(args: argparse.Namespace) -> None:
-    import dlzoo.data.masks  # noqa: F401 - registers voc2012 and mask-folder, which no recipe imports yet
+    import dlzoo.data.masks  # noqa: F401 - registers voc2012 and mask-folder (recipes import their modules lazily)
+    import dlzoo.data.scenes  # noqa: F401 - registers digit-scenes
     import dlzoo.recipes
     from dlzoo.data.sources import SOURCES, get_source
 

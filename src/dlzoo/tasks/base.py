@@ -280,8 +280,11 @@ class Task(abc.ABC):
 
         return read_image(path)
 
-    # Whether `predict(inputs, out=FILE)` writes its predictions as a table (`dlzoo predict --out`); others print.
+    # Whether `predict(inputs, out=...)` writes its predictions (`dlzoo predict --out`): a table to the file `out`,
+    # or, with `predictions_out_is_folder`, a file per input into the folder `out` (a segmenter's masks); tasks
+    # that do not only print.
     writes_predictions: ClassVar[bool] = False
+    predictions_out_is_folder: ClassVar[bool] = False
 
     # For a task that does not predict from files: what its user runs instead ("{run_dir}" is filled in), for the
     # refusal of `dlzoo predict` and `dlzoo serve`.

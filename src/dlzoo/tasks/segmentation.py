@@ -1,0 +1,339 @@
+"""Semantic segmentation: a class for every pixel, scored by the mean intersection over union (mIoU) of the classes.
+
+Two kinds of data. `digit-scenes` canvases (`dlzoo.data.scenes`) are composed on the training device in batches:
+an epoch is `data.scenes_per_epoch` fresh canvases, and the test split is a fixed set composed from the held-out
+digits and photo parts. Pictures with masks from files (Pascal VOC 2012, a folder of one's own:
+`dlzoo.data.masks`) are held in memory as they are; each training batch takes a random `data.crop` of each picture
+(padded, with unscored mask pixels, when a picture is smaller) and mirrors half of them. Test pictures are scored
+whole, one at a time, padded to a multiple of the network's stride, so no pixel is cropped away from the score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlzoo.config import DataConfig, ModelConfig, Pixels, RecipeConfig
+from dlzoo.data.masks import IGNORE, VOC_COLORMAP, MaskedPictures, read_mask_folder, read_voc
+from dlzoo.data.scenes import QUARTERS, SCENE_CLASSES, SceneComposer, SceneStyle, photo_backgrounds
+from dlzoo.engine.best import Goal
+from dlzoo.errors import UserError
+from dlzoo.models import create
+from dlzoo.tasks.base import Task, input_name, predict_inputs
+from dlzoo.vision.io import IN_MEMORY_PICTURES, Picture, load_picture
+
+if TYPE_CHECKING:
+    from dlzoo.engine.runtime import Runtime
+    from dlzoo.tasks.base import StepContext
+
+SCENES = "digit-scenes"
+FILE_SOURCES = {"voc2012": read_voc, "mask-folder": read_mask_folder}
+# Test canvases are composed this many at a time: a constant, since the chunks' draws make the test set.
+TEST_SCENES_PER_CHUNK = 100
+
+
+@dataclass
+class SegmentationDataConfig(DataConfig):
+    source: str = SCENES  # digit-scenes, voc2012 or mask-folder (data.path)
+    size: Pixels = 64  # digit-scenes: the canvas side
+    scenes_per_epoch: int = 8192
+    eval_scenes: int = 1000  # digit-scenes: test canvases, composed from held-out digits with eval_seed
+    eval_seed: int = 1234
+    style: SceneStyle = field(default_factory=SceneStyle)
+    crop: list[int] = field(default_factory=lambda: [320, 480])  # pictures from files: training crops (h, w)
+    flip: bool = True  # pictures from files: mirror half of the training crops
+
+
+@dataclass
+class SegmentationModelConfig(ModelConfig):
+    name: str = "fcn"
+    # Start the backbone from torchvision's ImageNet weights (downloaded once; needs RGB pictures).
+    pretrained: bool = False
+
+
+@dataclass
+class SegmentationConfig(RecipeConfig):
+    data: SegmentationDataConfig = field(default_factory=SegmentationDataConfig)
+    model: SegmentationModelConfig = field(default_factory=SegmentationModelConfig)
+
+
+def confusion(truth: torch.Tensor, predicted: torch.Tensor, classes: int) -> torch.Tensor:
+    """Counts (classes, classes) of scored pixels by (true, predicted) class; IGNORE pixels left out."""
+    scored = truth != IGNORE
+    return torch.bincount(truth[scored] * classes + predicted[scored], minlength=classes ** 2).view(classes, classes)
+
+
+def scores(counts: torch.Tensor) -> dict[str, float]:
+    """Pixel accuracy and mIoU from a confusion matrix; a class neither present nor predicted is left out of the
+    mean (VOC's rule), so a test set without some class is not scored on it."""
+    counts = counts.double()
+    hits = counts.diagonal()
+    union = counts.sum(0) + counts.sum(1) - hits
+    present = union > 0
+    return {"pixel_accuracy": float(hits.sum() / counts.sum().clamp(min=1)),
+            "miou": float((hits[present] / union[present]).mean()) if present.any() else 0.0}
+
+
+def pad_to_stride(images: torch.Tensor, stride: int) -> torch.Tensor:
+    """Pictures padded with black on the right and bottom to multiples of `stride` (what the FCN reads)."""
+    height, width = images.shape[-2:]
+    return F.pad(images, (0, -width % stride, 0, -height % stride))
+
+
+class SceneBatches:
+    """An epoch of digit-scene batches: only their count; `train_step` composes each batch (torch's global
+    generator, saved in checkpoints and seeded per process)."""
+
+    def __init__(self, batches: int, batch_size: int):
+        self.batches, self.batch_size = batches, batch_size
+
+    def set_epoch(self, epoch: int) -> None:
+        return None
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __iter__(self):
+        return iter([self.batch_size] * self.batches)
+
+
+class CropBatches:
+    """An epoch of random crops of pictures from files: (images uint8 (N, 3, h, w), masks (N, h, w)) on the CPU.
+    The order is drawn from (seed, epoch) and split among processes; crops and flips from torch's global
+    generator."""
+
+    def __init__(self, pictures: MaskedPictures, crop: tuple[int, int], flip: bool, batch_size: int, seed: int,
+                 rank: int, world_size: int):
+        self.pictures, self.crop, self.flip, self.batch_size = pictures, crop, flip, batch_size
+        self.seed, self.rank, self.world_size, self.epoch = seed, rank, world_size, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.pictures.images) // (self.batch_size * self.world_size)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.pictures.images),
+                               generator=torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch))
+        mine = order[self.rank::self.world_size]
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            crops = [self._random_crop(int(index)) for index in mine[start:start + self.batch_size]]
+            yield torch.stack([image for image, _ in crops]), torch.stack([mask for _, mask in crops])
+
+    def _random_crop(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = torch.from_numpy(self.pictures.images[index]).permute(2, 0, 1)
+        mask = torch.from_numpy(self.pictures.masks[index]).long()
+        height, width = self.crop
+        short_y, short_x = max(0, height - mask.shape[0]), max(0, width - mask.shape[1])
+        if short_y or short_x:  # smaller than the crop: padded, the padding not scored
+            image = F.pad(image, (0, short_x, 0, short_y))
+            mask = F.pad(mask, (0, short_x, 0, short_y), value=IGNORE)
+        top = int(torch.randint(mask.shape[0] - height + 1, ()))
+        left = int(torch.randint(mask.shape[1] - width + 1, ()))
+        image, mask = image[:, top:top + height, left:left + width], mask[top:top + height, left:left + width]
+        if self.flip and bool(torch.rand(()) < 0.5):
+            image, mask = image.flip(-1), mask.flip(-1)
+        return image, mask
+
+
+class Segmentation(Task):
+    main_metric = "miou"
+    model_kinds = {"model": "segmenter"}
+    checkpoint_meta = {"classes": list[str]}
+    config: SegmentationConfig
+
+    @classmethod
+    def metric_goals(cls, config: SegmentationConfig) -> dict[str, Goal]:
+        return {"miou": "max", "pixel_accuracy": "max", "loss": "min"}
+
+    @classmethod
+    def check_config(cls, config: SegmentationConfig) -> None:
+        super().check_config(config)
+        data = config.data
+        if data.source != SCENES and data.source not in FILE_SOURCES:
+            raise UserError(f"data.source={data.source!r}: segmentation reads {SCENES}, "
+                            f"{', '.join(FILE_SOURCES)}")
+        low, high = data.style.digits
+        if not 1 <= low <= high <= QUARTERS:
+            raise UserError(f"data.style.digits is a range [low, high] within 1-{QUARTERS}, got {data.style.digits}")
+        if len(data.crop) != 2 or min(data.crop) < 1:
+            raise UserError(f"data.crop is [height, width] in pixels, got {data.crop}")
+        if min(data.scenes_per_epoch, data.eval_scenes) < 1:
+            raise UserError("data.scenes_per_epoch and data.eval_scenes must be at least 1")
+
+    def setup(self, runtime: Runtime) -> None:
+        self.runtime, data = runtime, self.config.data
+        if data.source == SCENES:
+            self._setup_scenes()
+        else:
+            splits = FILE_SOURCES[data.source](data.path, data.limit)
+            self.train_pictures, self.test_pictures = splits.train, splits.test
+            self.meta = {"classes": splits.classes, "source": data.source}
+            self.notes = [f"data: {splits.source}; training on random {data.crop[0]}x{data.crop[1]} crops"]
+        self.models = self.build_models()
+        for model in self.models.values():
+            model.to(runtime.device)
+        self.stride = self.models["net"].stride
+
+    def _setup_scenes(self) -> None:
+        from dlzoo.data.images import load_image_arrays
+
+        data, device = self.config.data, self.runtime.device
+        arrays = load_image_arrays("mnist5k").limit(data.limit)
+
+        def composer(images: np.ndarray, labels: np.ndarray, test: bool) -> SceneComposer:
+            return SceneComposer(torch.tensor(images, device=device), torch.tensor(labels, device=device),
+                                 photo_backgrounds(test), data.size, data.style)
+
+        self.composer = composer(arrays.train_images, arrays.train_labels, test=False)
+        tests = composer(arrays.test_images, arrays.test_labels, test=True)
+        generator = torch.Generator().manual_seed(data.eval_seed)
+        chunks = [tests.compose(min(TEST_SCENES_PER_CHUNK, data.eval_scenes - start), generator)
+                  for start in range(0, data.eval_scenes, TEST_SCENES_PER_CHUNK)]
+        self.test_scenes = (torch.cat([images for images, _ in chunks]), torch.cat([masks for _, masks in chunks]))
+        self.meta = {"classes": SCENE_CLASSES, "source": SCENES}
+        self.notes = [f"data: {SCENES}: {data.scenes_per_epoch:,} canvases of {data.size} px an epoch from "
+                      f"{len(arrays.train_images):,} training digits on photo crops; {data.eval_scenes:,} test "
+                      f"canvases from {len(arrays.test_images):,} held-out digits and unseen photo parts"]
+
+    def build_models(self) -> dict[str, nn.Module]:
+        classes = len(self.meta["classes"])
+        return {"net": create(self.config.model.name, num_classes=classes, in_channels=3, **self.config.model.args)}
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        # Only training reaches here (evaluation and prediction load the run's own weights): the place to start the
+        # backbone from ImageNet's weights. A resumed run loads them too, then its checkpoint over them.
+        if self.config.model.pretrained:
+            self.models["net"].load_imagenet_weights()
+        return super().configure_optimizers()
+
+    def train_loader(self) -> SceneBatches | CropBatches:
+        runtime, data = self.runtime, self.config.data
+        if data.source == SCENES:
+            return SceneBatches(max(1, data.scenes_per_epoch // (data.batch_size * runtime.world_size)),
+                                data.batch_size)
+        return CropBatches(self.train_pictures, tuple(data.crop), data.flip, data.batch_size, runtime.seed,
+                           runtime.rank, runtime.world_size)
+
+    def samples_in(self, batch: Any) -> int:
+        return batch if isinstance(batch, int) else len(batch[0])
+
+    def train_step(self, batch: Any, ctx: StepContext) -> dict[str, torch.Tensor]:
+        if isinstance(batch, int):
+            images, masks = self.composer.compose(batch)
+        else:
+            images, masks = self._on_device(*batch)
+        logits = ctx.models["net"](images)
+        return {"loss": F.cross_entropy(logits.float(), masks, ignore_index=IGNORE)}
+
+    def _on_device(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        device = self.runtime.device
+        return images.to(device, non_blocking=True).float() / 255, masks.to(device, non_blocking=True)
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        runtime, classes = self.runtime, len(self.meta["classes"])
+        counts = torch.zeros(classes, classes, dtype=torch.float64, device=runtime.device)
+        loss = torch.zeros(2, dtype=torch.float64, device=runtime.device)  # summed loss, scored pixels
+        for images, masks in self._test_batches():
+            logits = self.logits(images).float()
+            loss[0] += F.cross_entropy(logits, masks, ignore_index=IGNORE, reduction="sum")
+            loss[1] += (masks != IGNORE).sum()
+            counts += confusion(masks, logits.argmax(1), classes)
+        counts, loss = runtime.all_reduce_sum(counts), runtime.all_reduce_sum(loss)
+        return {"loss": float(loss[0] / loss[1].clamp(min=1)), **scores(counts.cpu())}
+
+    def _test_batches(self):
+        """This process's share of the test split: digit-scene batches, or single test pictures."""
+        runtime = self.runtime
+        if self.config.data.source == SCENES:
+            yield from self.held_out_batches(*self.test_scenes)
+            return
+        pictures = self.test_pictures
+        for index in range(runtime.rank, len(pictures.images), runtime.world_size):
+            image = torch.from_numpy(pictures.images[index]).permute(2, 0, 1)[None]
+            yield self._on_device(image, torch.from_numpy(pictures.masks[index]).long()[None])
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Per-pixel logits (N, classes, H, W) of pictures (N, 3, H, W) in [0, 1] of any size: padded to the
+        network's stride, the padding's logits cut away."""
+        height, width = images.shape[-2:]
+        return self.models["net"](pad_to_stride(images, self.models["net"].stride))[..., :height, :width]
+
+    # --- prediction -----------------------------------------------------------------------------------------
+    predicts_pictures = True
+    writes_predictions = True
+    predictions_out_is_folder = True
+
+    def predict(self, inputs: list[Picture], out: str | None = None) -> list[dict[str, Any]]:
+        """Per picture: the share of its pixels in each class found; with `out` (a folder), its mask written there
+        as a palette PNG (`<name>.png`, colours as Pascal VOC's: the class index is each pixel's value)."""
+        records, written = [], set()
+        classes = self.meta["classes"]
+        for number, item in enumerate(predict_inputs(inputs, IN_MEMORY_PICTURES)):
+            mask = self.segment(load_picture(item))
+            shares = np.bincount(mask.ravel(), minlength=len(classes)) / mask.size
+            found = {classes[i]: round(float(shares[i]), 6) for i in np.argsort(-shares) if shares[i] > 0}
+            record = {"path": input_name(item), "size": list(mask.shape), "classes": found, "mask": None}
+            if out is not None:
+                record["mask"] = str(write_mask(mask, Path(out), _mask_name(item, number, written)))
+            records.append(record)
+        return records
+
+    @torch.no_grad()
+    def segment(self, picture: np.ndarray) -> np.ndarray:
+        """A picture (uint8 RGB or grey, as `load_picture` gives) to its mask (H, W) of class indices."""
+        rgb = np.repeat(picture[..., None], 3, axis=2) if picture.ndim == 2 else picture
+        images = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(self.runtime.device)
+        return self.logits(images.float() / 255).argmax(1)[0].byte().cpu().numpy()
+
+    def describe(self, record: dict[str, Any]) -> str:
+        shares = ", ".join(f"{name} {share:.1%}" for name, share in record["classes"].items())
+        written = f" -> {record['mask']}" if record["mask"] else ""
+        return f"{record['path'] or 'picture'}: {shares}{written}"
+
+    def export_program(self) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+        stride = self.models["net"].stride
+        return self.models["net"], (torch.zeros(2, 3, 2 * stride, 3 * stride),)
+
+    def export_dynamic_shapes(self, example: tuple[torch.Tensor, ...]) -> tuple[dict[int, Any], ...]:
+        (shapes,) = super().export_dynamic_shapes(example)
+        stride = self.models["net"].stride
+        return ({**shapes, 2: stride * torch.export.Dim("rows", min=1, max=512),
+                 3: stride * torch.export.Dim("columns", min=1, max=512)},)
+
+    def export_contract(self) -> dict[str, Any]:
+        stride, classes = self.models["net"].stride, self.meta["classes"]
+        return {"preparation": f"pictures (batch, 3, height, width): RGB in [0, 1], padded with black on the right "
+                               f"and bottom to multiples of {stride} px",
+                "outputs": f"logits (batch, {len(classes)}, height, width): each pixel's class is the index of its "
+                           f"largest logit, over {', '.join(classes)}; cut the padding away"}
+
+
+def _mask_name(item: Any, number: int, taken: set[str]) -> str:
+    """The file name of an input's mask: its own stem, or `picture-N` for one given in memory; a stem already
+    used in this call (photos/a.jpg and scans/a.png) gets the input's number added."""
+    stem = Path(item).stem if isinstance(item, str) else f"picture-{number}"
+    name = f"{stem}.png" if stem not in taken else f"{stem}-{number}.png"
+    taken.add(stem)
+    return name
+
+
+def write_mask(mask: np.ndarray, folder: Path, name: str) -> Path:
+    """A mask of class indices as a palette PNG (VOC's colours), written whole."""
+    from PIL import Image
+
+    from dlzoo.files import written_whole
+
+    path = folder / name
+    picture = Image.fromarray(mask, mode="P")
+    picture.putpalette(VOC_COLORMAP.flatten().tolist())
+    with written_whole(path) as temporary:
+        picture.save(temporary, format="PNG")
+    return path
