@@ -149,3 +149,22 @@ def test_a_text_classifier_trains_under_torchrun_and_scores_as_in_one_process(cl
     single = json.loads(evaluated.out)["metrics"]["test"]
     for key in ("loss", "accuracy"):
         assert single[key] == pytest.approx(trained["metrics"]["test"][key], rel=1e-6), key
+
+
+@pytest.mark.multiprocess
+def test_a_segmenter_trains_under_torchrun_and_scores_as_in_one_process(cli, tmp_path):
+    from test_masks import make_voc
+
+    # 3 val pictures over 2 processes: one scores two, the other one; the confusion counts are summed.
+    make_voc(tmp_path / "voc", train=4, val=3)
+    done = torchrun("train", "fcn-voc", "model.pretrained=false", "model.args.stride=8", "data.crop=[16,24]",
+                    "data.batch_size=2", "trainer.epochs=1", "trainer.device=cpu", f"data.path={tmp_path / 'voc'}",
+                    "--out", tmp_path / "run")
+    assert done.code == 0, done.err[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 1  # 4 pictures, 2 a batch, 2 processes
+    evaluated = cli("eval", tmp_path / "run", "--json", "--device", "cpu")
+    assert evaluated.code == 0, evaluated.err
+    single = json.loads(evaluated.out)["metrics"]["test"]
+    for metric in ("miou", "pixel_accuracy"):
+        assert single[metric] == pytest.approx(summary["metrics"]["test"][metric], abs=1e-9)

@@ -118,6 +118,8 @@ def test_a_scenes_run_reports_miou_and_pixel_accuracy(scenes_run):
     test = summary["metrics"]["test"]
     assert 0 <= test["miou"] <= test["pixel_accuracy"] <= 1
     assert summary["main_metric"] == "miou"
+    # After every epoch: test pictures, true masks, predicted masks (three rows of 64 px cells at 110 dpi).
+    assert Image.open(scenes_run / "predictions.png").size[1] > 200
 
 
 def test_predict_writes_a_palette_mask_the_size_of_each_picture(scenes_run, cli, tmp_path):
@@ -136,6 +138,22 @@ def test_predict_writes_a_palette_mask_the_size_of_each_picture(scenes_run, cli,
         mask = Image.open(record["mask"])
         assert mask.mode == "P" and mask.size == size[::-1]
         assert set(np.unique(np.asarray(mask))) <= set(range(11))
+
+
+def test_a_served_run_answers_each_picture_with_its_class_shares(scenes_run, tmp_path):
+    import io
+    import urllib.request
+
+    from conftest import serving
+
+    photo = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (40, 33, 3), dtype=np.uint8)).save(photo, "PNG")
+    with serving(scenes_run) as (base, _):
+        request = urllib.request.Request(f"{base}/predict?name=photo.png", data=photo.getvalue())
+        with urllib.request.urlopen(request) as response:
+            (record,) = json.loads(response.read())
+    assert record["size"] == [40, 33] and record["mask"] is None
+    assert sum(record["classes"].values()) == pytest.approx(1, abs=1e-5)
 
 
 def test_predict_out_must_be_a_folder(scenes_run, cli, tmp_path, digit_pictures):
@@ -184,6 +202,7 @@ def test_fcn_voc_trains_on_a_voc_folder_and_scores_its_val_pictures_whole(cli, t
     assert "random 16x24 crops" in result.out
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["steps"] == 2 and 0 <= summary["metrics"]["test"]["miou"] <= 1
+    assert (tmp_path / "run" / "predictions.png").is_file()
 
 
 def test_a_mask_folder_of_ones_own_trains_with_its_classes(cli, tmp_path):
@@ -234,3 +253,18 @@ def test_pretrained_weights_out_of_reach_are_one_line(monkeypatch, tmp_path, cli
     make_voc(tmp_path / "voc", train=2, val=1)
     assert_user_error(cli("train", "fcn-voc", *TINY_VOC, "model.pretrained=true", f"data.path={tmp_path / 'voc'}",
                           "--out", tmp_path / "run"), "cannot get torchvision's ImageNet weights", "no route to host")
+
+
+def test_data_show_draws_pictures_above_their_masks(cli, tmp_path):
+    from test_masks import make_voc
+
+    result = cli("data", "show", "digit-scenes", "--out", tmp_path / "scenes.png")
+    assert result.code == 0, result.err
+    assert "above their masks" in result.out and Image.open(tmp_path / "scenes.png").size[0] > 400
+    make_voc(tmp_path / "voc", train=3, val=1)  # fewer pictures than columns: the rest of the row left blank
+    result = cli("data", "show", "voc2012", f"data.path={tmp_path / 'voc'}", "--out", tmp_path / "voc.png")
+    assert result.code == 0, result.err
+    assert f"found: {tmp_path / 'voc'}" in result.out
+    assert_user_error(cli("data", "show", "digit-scenes", "--augment", "--out", tmp_path / "a.png"),
+                      "--augment is for image classification")
+    assert not (tmp_path / "a.png").exists()

@@ -146,8 +146,6 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
 @command("data", "every data source, where it was found on this machine, and how to get what is missing",
          _data_arguments)
 def data(args: argparse.Namespace) -> None:
-    import dlzoo.data.masks  # noqa: F401 - registers voc2012 and mask-folder (recipes import their modules lazily)
-    import dlzoo.data.scenes  # noqa: F401 - registers digit-scenes
     import dlzoo.recipes
     from dlzoo.data.sources import SOURCES, get_source
 
@@ -171,16 +169,33 @@ def _show_source(source: DataSource | None, args: argparse.Namespace) -> None:
     if source is None:
         raise UserError("name the source to show, e.g. dlzoo data show fashion-mnist --augment")
     from dlzoo.data.texts import TEXT_SOURCES
+    from dlzoo.vision.mask_gallery import RECIPES as MASK_RECIPES
 
     if source.name in TEXT_SOURCES:
         _show_texts(source, args)
         return
     out = check_not_a_run_file(check_output(Path(args.out or f"{source.name}{'-augment' if args.augment else ''}.png")))
+    if source.name in MASK_RECIPES:
+        _show_masks(source, args, out)
+        return
     shown = gallery(source.name, augment=args.augment, recipe=args.recipe, seed=args.seed, overrides=args.overrides)
     path = save_gallery(shown, out)
     what = (f"the first training image of each class, then {shown.columns - 1} augmentations as the "
             f"'{shown.recipe}' recipe draws them" if shown.augmented else "training images, one row per class")
     print(f"{source.name}\n  {source.description}\n  found: {shown.location}\n  gallery: {path} ({what})")
+
+
+def _show_masks(source: DataSource, args: argparse.Namespace, out: Path) -> None:
+    from dlzoo.vision.gallery import save_gallery
+    from dlzoo.vision.mask_gallery import mask_gallery
+
+    if args.augment:
+        raise UserError(f"{source.name} is shown as training draws it, picture above mask; --augment is for "
+                        f"image classification sources")
+    shown = mask_gallery(source.name, args.recipe, seed=args.seed, overrides=args.overrides)
+    path = save_gallery(shown, out)
+    print(f"{source.name}\n  {source.description}\n  found: {shown.location}\n  gallery: {path} (training pictures "
+          f"above their masks, as the '{shown.recipe}' recipe reads them)")
 
 
 def _show_texts(source: DataSource, args: argparse.Namespace) -> None:

@@ -34,7 +34,9 @@ register_recipe(Recipe(
     name="digit-scenes",
     task=Segmentation,
     default_config=digit_scenes_config,
-    summary="semantic segmentation: FCN (ResNet-18, stride 8) on real digits pasted on real photo crops"))
+    summary="semantic segmentation: FCN (ResNet-18, stride 8) on real digits pasted on real photo crops",
+    reference="test mIoU 0.789 (pixel accuracy 0.985; stride 32, the curriculum's head: 0.391; all background: "
+              "0.084) in 411 s train (dlzoo bench segmentation threads=2, 2-core Intel Xeon CPU)"))
 
 register_recipe(Recipe(
     name="fcn-voc",

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 SCENES = "digit-scenes"
 FILE_SOURCES = {"voc2012": read_voc, "mask-folder": read_mask_folder}
+PREDICTIONS = "predictions.png"
 # Test canvases are composed this many at a time: a constant, since the chunks' draws make the test set.
 TEST_SCENES_PER_CHUNK = 100
 
@@ -145,6 +146,7 @@ class CropBatches:
 
 class Segmentation(Task):
     main_metric = "miou"
+    run_files = (PREDICTIONS,)  # the first test pictures with their true and predicted masks, after every epoch
     model_kinds = {"model": "segmenter"}
     checkpoint_meta = {"classes": list[str]}
     config: SegmentationConfig
@@ -180,7 +182,6 @@ class Segmentation(Task):
         self.models = self.build_models()
         for model in self.models.values():
             model.to(runtime.device)
-        self.stride = self.models["net"].stride
 
     def _setup_scenes(self) -> None:
         from dlzoo.data.images import load_image_arrays
@@ -259,6 +260,14 @@ class Segmentation(Task):
         for index in range(runtime.rank, len(pictures.images), runtime.world_size):
             image = torch.from_numpy(pictures.images[index]).permute(2, 0, 1)[None]
             yield self._on_device(image, torch.from_numpy(pictures.masks[index]).long()[None])
+
+    def on_epoch_end(self, epoch: int, run_dir: Path | None) -> None:
+        if run_dir is None:
+            return
+        from dlzoo.vision.gallery import save_gallery
+        from dlzoo.vision.mask_gallery import prediction_gallery
+
+        save_gallery(prediction_gallery(self), Path(run_dir) / PREDICTIONS)
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """Per-pixel logits (N, classes, H, W) of pictures (N, 3, H, W) in [0, 1] of any size: padded to the

@@ -37,6 +37,7 @@ class Gallery:
     augmented: bool
     source: str
     location: str | None  # where the images were read from
+    title: str | None = None  # instead of "SOURCE: training samples" (or its augmentation)
 
 
 def check_output(path: Path) -> Path:
@@ -119,7 +120,7 @@ def save_gallery(shown: Gallery, out: str | Path) -> Path:
     axis.set_xticks([padding + cell * i + cell / 2 for i in range(columns)], labels, fontsize=8)
     axis.tick_params(length=0)
     what = f"augmentation of the '{shown.recipe}' recipe" if shown.augmented else "training samples"
-    axis.set_title(f"{shown.source}: {what}", fontsize=10)
+    axis.set_title(shown.title or f"{shown.source}: {what}", fontsize=10)
     for spine in axis.spines.values():
         spine.set_visible(False)
     figure.tight_layout()
