@@ -54,13 +54,24 @@ def test_scene_masks_mark_the_ink_of_the_digits_drawn():
     sevens = arrays.train_labels == 7
     # Black backgrounds (dim 0): what is bright is ink, and only sevens are drawn.
     style = SceneStyle(dim=[0.0, 0.0])
-    images, masks = _composer(arrays.train_images[sevens], arrays.train_labels[sevens], style).compose(
+    images, masks, *_ = _composer(arrays.train_images[sevens], arrays.train_labels[sevens], style).compose(
         8, torch.Generator().manual_seed(0))
     assert images.shape == (8, 3, 64, 64) and masks.shape == (8, 64, 64)
     assert set(masks.unique().tolist()) == {0, 8, IGNORE}  # background, the class of digit 7, soft edges
     brightest = images.amax(1)  # ink colours have their strongest channel at 1
     assert brightest[masks == 8].min() > INK - 1e-4
     assert brightest[masks == 0].max() < EDGE + 1e-4
+
+
+def test_a_scene_digit_box_is_the_box_of_its_pixels():
+    arrays = load_image_arrays("mnist5k").limit(200)
+    scenes = _composer(arrays.train_images, arrays.train_labels, SceneStyle(digits=[1, 1])).compose(
+        6, torch.Generator().manual_seed(1))
+    assert scenes.present.sum(1).tolist() == [1] * 6  # one digit a canvas, in the first slot
+    for mask, box, label in zip(scenes.masks, scenes.boxes[:, 0], scenes.labels[:, 0], strict=True):
+        rows, columns = torch.nonzero(mask == label + 1, as_tuple=True)  # class 0 is the background
+        expected = torch.stack([columns.min(), rows.min(), columns.max() + 1, rows.max() + 1]) / 64
+        assert torch.allclose(box, expected.float())
 
 
 def test_scenes_are_drawn_from_the_generator():

@@ -7,7 +7,7 @@ import contextlib
 import shutil
 import statistics
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,19 @@ def temporary_run(recipe: str, overrides: list[str]) -> Iterator[dict[str, Any]]
         yield train_recipe(recipe, overrides, out=scratch / "run")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def compare_settings(recipe: str, variants: dict[str, list[str]], scores: Callable[[dict[str, Any]], dict[str, Any]],
+                     threads: int | None) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Train `recipe` once per named list of overrides (each run's folder removed), in torch's `threads` on the
+    CPU; returns {name: scores(summary)} and the machine they ran on."""
+    results = {}
+    with torch_threads(threads):
+        for name, overrides in variants.items():
+            with temporary_run(recipe, ["trainer.device=cpu", *overrides]) as summary:
+                results[name] = scores(summary)
+        where = machine(torch.device("cpu"))  # names the thread count in use
+    return results, where
 
 
 def require_at_least(minimum: int, **counts: int | None) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from dlzoo.bench import benchmark
-from dlzoo.bench.common import machine, require_at_least, temporary_run, torch_threads
+from dlzoo.bench.common import compare_settings, require_at_least
 from dlzoo.engine.runtime import Runtime
 from dlzoo.recipes import get_recipe
 from dlzoo.tasks.segmentation import confusion, scores
@@ -42,17 +42,11 @@ def run(epochs: int | None = None, stride32: bool = True, threads: int | None = 
     """epochs: training epochs of each run (default: the recipe's); stride32: also train the curriculum's head;
     threads: torch CPU threads (default: torch's choice, every core)."""
     require_at_least(1, epochs=epochs)
-    overrides = ["trainer.device=cpu", *([f"trainer.epochs={epochs}"] if epochs else [])]
-    with torch_threads(threads):
-        runs = {"stride 8 (digit-scenes defaults)": temporary_run("digit-scenes", overrides)}
-        if stride32:
-            runs["stride 32 (the curriculum's FCN head)"] = temporary_run("digit-scenes",
-                                                                          [*overrides, "model.args.stride=32"])
-        results = {}
-        for name, scope in runs.items():
-            with scope as summary:
-                results[name] = _scores(summary)
-        where = machine(torch.device("cpu"))
+    overrides = [f"trainer.epochs={epochs}"] if epochs else []
+    variants = {"stride 8 (digit-scenes defaults)": overrides}
+    if stride32:
+        variants["stride 32 (the curriculum's FCN head)"] = [*overrides, "model.args.stride=32"]
+    results, where = compare_settings("digit-scenes", variants, _scores, threads)
     return {"benchmark": "segmentation",
             "data": "digit-scenes: 8,192 canvases an epoch (64 px) from 4,000 mnist5k digits; 1,000 test canvases "
                     "from the 1,000 held-out digits on unseen photo parts",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -67,6 +68,22 @@ class SceneStyle:
     dim: list[float] = _range(0.3, 0.8)  # the photo's brightness is scaled by this
 
 
+def ink_boxes(inked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The boxes (..., 4) around the True pixels of masks (..., H, W), as (x1, y1, x2, y2) in [0, 1] (a pixel's
+    box spans it whole), and whether a mask has any (a box of none is zeros)."""
+    height, width = inked.shape[-2:]
+    rows, columns = inked.any(-1), inked.any(-2)
+
+    def span(lines: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        first = lines.float().argmax(-1)  # the first True (argmax takes the first of equal maxima)
+        last = length - lines.flip(-1).float().argmax(-1)  # one past the last True
+        return first / length, last / length
+
+    (y1, y2), (x1, x2) = span(rows, height), span(columns, width)
+    found = rows.any(-1)
+    return torch.stack([x1, y1, x2, y2], -1) * found[..., None], found
+
+
 def photo_backgrounds(test: bool) -> torch.Tensor:
     """The background photos (2, 3, H, W) in [0, 1]: their left part for training, right part for testing."""
     from sklearn.datasets import load_sample_images
@@ -75,6 +92,16 @@ def photo_backgrounds(test: bool) -> torch.Tensor:
     cut = round(photos.shape[2] * (1 - TEST_PHOTO_SHARE))
     part = photos[:, :, cut:] if test else photos[:, :, :cut]
     return torch.from_numpy(np.ascontiguousarray(part)).permute(0, 3, 1, 2).float() / 255
+
+
+class Scenes(NamedTuple):
+    """A batch of canvases and what is in them: a class per pixel, and a box per digit."""
+
+    images: torch.Tensor  # (N, 3, size, size) in [0, 1]
+    masks: torch.Tensor  # (N, size, size) long: SCENE_CLASSES indices, IGNORE at soft edges
+    boxes: torch.Tensor  # (N, QUARTERS at most, 4): each digit's ink box (x1, y1, x2, y2) in [0, 1] of the canvas
+    labels: torch.Tensor  # (N, slots) long: each digit's value, 0-9
+    present: torch.Tensor  # (N, slots) bool: whether the slot holds a digit (canvases hold different numbers)
 
 
 class SceneComposer:
@@ -86,7 +113,7 @@ class SceneComposer:
         self.digits, self.labels, self.photos = digits, labels, photos.to(digits.device)
         self.size, self.style = size, style
 
-    def compose(self, count: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def compose(self, count: int, generator: torch.Generator | None = None) -> Scenes:
         """`count` new canvases. Draws are made on the CPU from `generator` (torch's global one when None), so a
         seed gives the same canvases on every device."""
         device, style, size = self.digits.device, self.style, self.size
@@ -121,7 +148,8 @@ class SceneComposer:
             images = images * (1 - alpha) + colours[:, slot, :, None, None] * alpha
             masks = torch.where(ink[:, slot] > EDGE, IGNORE, masks)
             masks = torch.where(ink[:, slot] > INK, labels[:, slot, None, None], masks)
-        return images.clamp_(0, 1), masks
+        boxes, inked = ink_boxes(ink > INK)
+        return Scenes(images.clamp_(0, 1), masks, boxes, labels - 1, present & inked)
 
     def _draw_digits(self, picks: torch.Tensor, half: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
                      turns: torch.Tensor) -> torch.Tensor:

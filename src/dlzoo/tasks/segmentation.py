@@ -25,7 +25,7 @@ from dlzoo.data.scenes import QUARTERS, SCENE_CLASSES, SceneComposer, SceneStyle
 from dlzoo.engine.best import Goal
 from dlzoo.errors import UserError
 from dlzoo.models import create
-from dlzoo.tasks.base import Task, input_name, predict_inputs
+from dlzoo.tasks.base import Task, input_name, output_file_name, predict_inputs
 from dlzoo.vision.io import IN_MEMORY_PICTURES, Picture, load_picture
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ class Segmentation(Task):
         generator = torch.Generator().manual_seed(data.eval_seed)
         chunks = [tests.compose(min(TEST_SCENES_PER_CHUNK, data.eval_scenes - start), generator)
                   for start in range(0, data.eval_scenes, TEST_SCENES_PER_CHUNK)]
-        self.test_scenes = (torch.cat([images for images, _ in chunks]), torch.cat([masks for _, masks in chunks]))
+        self.test_scenes = (torch.cat([chunk.images for chunk in chunks]), torch.cat([chunk.masks for chunk in chunks]))
         self.meta = {"classes": SCENE_CLASSES, "source": SCENES}
         self.notes = [f"data: {SCENES}: {data.scenes_per_epoch:,} canvases of {data.size} px an epoch from "
                       f"{len(arrays.train_images):,} training digits on photo crops; {data.eval_scenes:,} test "
@@ -228,7 +228,7 @@ class Segmentation(Task):
 
     def train_step(self, batch: Any, ctx: StepContext) -> dict[str, torch.Tensor]:
         if isinstance(batch, int):
-            images, masks = self.composer.compose(batch)
+            images, masks = self.composer.compose(batch)[:2]
         else:
             images, masks = self._on_device(*batch)
         logits = ctx.models["net"](images)
@@ -291,7 +291,7 @@ class Segmentation(Task):
             found = {classes[i]: round(float(shares[i]), 6) for i in np.argsort(-shares) if shares[i] > 0}
             record = {"path": input_name(item), "size": list(mask.shape), "classes": found, "mask": None}
             if out is not None:
-                record["mask"] = str(write_mask(mask, Path(out), _mask_name(item, number, written)))
+                record["mask"] = str(write_mask(mask, Path(out), output_file_name(item, number, written)))
             records.append(record)
         return records
 
@@ -323,15 +323,6 @@ class Segmentation(Task):
                                f"and bottom to multiples of {stride} px",
                 "outputs": f"logits (batch, {len(classes)}, height, width): each pixel's class is the index of its "
                            f"largest logit, over {', '.join(classes)}; cut the padding away"}
-
-
-def _mask_name(item: Any, number: int, taken: set[str]) -> str:
-    """The file name of an input's mask: its own stem, or `picture-N` for one given in memory; a stem already
-    used in this call (photos/a.jpg and scans/a.png) gets the input's number added."""
-    stem = Path(item).stem if isinstance(item, str) else f"picture-{number}"
-    name = f"{stem}.png" if stem not in taken else f"{stem}-{number}.png"
-    taken.add(stem)
-    return name
 
 
 def write_mask(mask: np.ndarray, folder: Path, name: str) -> Path:

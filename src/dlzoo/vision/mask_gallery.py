@@ -49,7 +49,7 @@ def mask_gallery(source: str, recipe: str | None = None, columns: int = 8, seed:
     task = get_recipe(recipe_name).task(config)
     task.setup(Runtime(device=torch.device("cpu"), autocast_dtype=None))
     if source == SCENES:
-        pictures, masks = task.composer.compose(columns, torch.Generator().manual_seed(seed))
+        pictures, masks = task.composer.compose(columns, torch.Generator().manual_seed(seed))[:2]
     else:
         shown = task.train_pictures
         pictures = torch.stack([_resized(image, "bilinear") for image in shown.images[:columns]]) / 255

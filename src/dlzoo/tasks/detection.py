@@ -1,0 +1,275 @@
+"""Object detection: boxes around the objects of a picture, each with a class and a score, scored by mean average
+precision (COCO's: over IoU thresholds 0.5-0.95, and at 0.5) with torchmetrics.
+
+Trained as the curriculum trains its TinySSD: every anchor gets a class (background, or the object it overlaps
+best; `dlzoo.vision.boxes.anchor_targets`) and, when it has an object, the offsets from itself to that object's box;
+the loss is cross-entropy over the classes plus L1 over the offsets of the anchors that have objects. The data are
+`digit-scenes` canvases (`dlzoo.data.scenes`) with each digit's ink box: fresh ones every batch from the training
+digits, a fixed test set from the held-out digits and photo parts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlzoo.config import DataConfig, ModelConfig, Pixels, RecipeConfig
+from dlzoo.data.scenes import QUARTERS, Scenes, SceneStyle
+from dlzoo.engine.best import Goal
+from dlzoo.errors import UserError
+from dlzoo.models import create
+from dlzoo.tasks.base import Task, input_name, output_file_name, predict_inputs
+from dlzoo.vision.boxes import anchor_targets, decode_offsets, detect
+from dlzoo.vision.io import IN_MEMORY_PICTURES, Picture, load_picture
+
+if TYPE_CHECKING:
+    from dlzoo.engine.runtime import Runtime
+    from dlzoo.tasks.base import StepContext
+
+DIGIT_CLASSES = [str(digit) for digit in range(10)]
+# Detections scored by mAP: all but the least likely, so that the precision-recall curve runs its whole length.
+EVAL_SCORE_THRESHOLD = 0.05
+TEST_SCENES_PER_CHUNK = 100  # a constant: the chunks' draws make the test set
+
+
+@dataclass
+class DetectionDataConfig(DataConfig):
+    source: str = "digit-scenes"
+    size: Pixels = 64  # the canvas side; pictures given to predict are resized to it
+    scenes_per_epoch: int = 8192
+    eval_scenes: int = 1000
+    eval_seed: int = 1234
+    style: SceneStyle = field(default_factory=SceneStyle)
+
+
+@dataclass
+class DetectionModelConfig(ModelConfig):
+    name: str = "tiny-ssd"
+
+
+@dataclass
+class DetectionConfig(RecipeConfig):
+    data: DetectionDataConfig = field(default_factory=DetectionDataConfig)
+    model: DetectionModelConfig = field(default_factory=DetectionModelConfig)
+    iou_threshold: float = 0.5  # an anchor overlapping an object this much (IoU) is trained to find it
+    nms_iou: float = 0.5  # of two detections of a class overlapping more, the less likely is dropped
+    score_threshold: float = 0.5  # predictions report detections at least this likely
+    # ssd: hard negative mining and losses per object anchor (the SSD paper); curriculum: means over all anchors.
+    loss: Literal["ssd", "curriculum"] = "ssd"
+    negatives_per_object: int = 3
+
+
+class SceneBatches:
+    """An epoch of batches: only their count; `train_step` composes each (torch's global generator)."""
+
+    def __init__(self, batches: int, batch_size: int):
+        self.batches, self.batch_size = batches, batch_size
+
+    def set_epoch(self, epoch: int) -> None:
+        return None
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __iter__(self):
+        return iter([self.batch_size] * self.batches)
+
+
+class Detection(Task):
+    main_metric = "map"
+    model_kinds = {"model": "detector"}
+    checkpoint_meta = {"classes": list[str], "size": Pixels}
+    config: DetectionConfig
+
+    @classmethod
+    def metric_goals(cls, config: DetectionConfig) -> dict[str, Goal]:
+        return {"map": "max", "map_50": "max", "loss": "min"}
+
+    @classmethod
+    def check_config(cls, config: DetectionConfig) -> None:
+        super().check_config(config)
+        data = config.data
+        if data.source != "digit-scenes":
+            raise UserError(f"data.source={data.source!r}: detection reads digit-scenes")
+        if data.size % 32:
+            raise UserError(f"data.size must be a multiple of 32 (the detector halves it 5 times), got {data.size}")
+        low, high = data.style.digits
+        if not 1 <= low <= high <= QUARTERS:
+            raise UserError(f"data.style.digits is a range [low, high] within 1-{QUARTERS}, got {data.style.digits}")
+        for key in ("iou_threshold", "nms_iou", "score_threshold"):
+            if not 0 < getattr(config, key) <= 1:
+                raise UserError(f"{key} must lie in (0, 1], got {getattr(config, key)}")
+
+    def setup(self, runtime: Runtime) -> None:
+        from dlzoo.data.images import load_image_arrays
+        from dlzoo.data.scenes import SceneComposer, photo_backgrounds
+
+        self.runtime, data, device = runtime, self.config.data, runtime.device
+        arrays = load_image_arrays("mnist5k").limit(data.limit)
+
+        def composer(images: np.ndarray, labels: np.ndarray, test: bool) -> SceneComposer:
+            return SceneComposer(torch.tensor(images, device=device), torch.tensor(labels, device=device),
+                                 photo_backgrounds(test), data.size, data.style)
+
+        self.composer = composer(arrays.train_images, arrays.train_labels, test=False)
+        tests = composer(arrays.test_images, arrays.test_labels, test=True)
+        generator = torch.Generator().manual_seed(data.eval_seed)
+        chunks = [tests.compose(min(TEST_SCENES_PER_CHUNK, data.eval_scenes - start), generator)
+                  for start in range(0, data.eval_scenes, TEST_SCENES_PER_CHUNK)]
+        self.test_scenes = Scenes(*(torch.cat(parts) for parts in zip(*chunks, strict=True)))
+        self.meta = {"classes": DIGIT_CLASSES, "size": data.size, "source": data.source}
+        self.notes = [f"data: digit-scenes: {data.scenes_per_epoch:,} canvases of {data.size} px an epoch from "
+                      f"{len(arrays.train_images):,} training digits; {data.eval_scenes:,} test canvases from "
+                      f"{len(arrays.test_images):,} held-out digits and unseen photo parts"]
+        self.models = self.build_models()
+        self.models["net"].to(device)
+
+    def build_models(self) -> dict[str, nn.Module]:
+        return {"net": create(self.config.model.name, num_classes=len(self.meta["classes"]), in_channels=3,
+                              **self.config.model.args)}
+
+    def anchors(self) -> torch.Tensor:
+        size = self.meta["size"]
+        return self.models["net"].anchors(size, size).to(self.runtime.device)
+
+    def train_loader(self) -> SceneBatches:
+        data = self.config.data
+        return SceneBatches(max(1, data.scenes_per_epoch // (data.batch_size * self.runtime.world_size)),
+                            data.batch_size)
+
+    def samples_in(self, batch: Any) -> int:
+        return batch
+
+    def loss(self, logits: torch.Tensor, offsets: torch.Tensor, scenes: Scenes) -> torch.Tensor:
+        """Cross-entropy of the anchors' classes plus L1 of the offsets of the anchors that have an object.
+
+        `loss=curriculum`: both averaged over all anchors, as the curriculum's TinySSD does; nearly every anchor is
+        background, so the objects' few anchors weigh little. `loss=ssd` (the SSD paper's): only the hardest
+        background anchors count, `negatives_per_object` of them for each anchor with an object (those the network
+        most takes for an object), and both sums are divided by the number of anchors with objects."""
+        target_offsets, mask, classes = anchor_targets(self.anchors(), scenes.boxes, scenes.labels, scenes.present,
+                                                       self.config.iou_threshold)
+        class_loss = F.cross_entropy(logits.float().transpose(1, 2), classes, reduction="none")  # (N, A)
+        box_loss = (F.l1_loss(offsets.float(), target_offsets, reduction="none") * mask[..., None]).sum(-1)
+        if self.config.loss == "curriculum":
+            return class_loss.mean() + box_loss.mean()
+        objects = mask.sum(1, keepdim=True)  # (N, 1) anchors with an object, per picture
+        background = class_loss.detach().masked_fill(mask.bool(), -1.0)  # objects' anchors never chosen below
+        hardness = background.argsort(1, descending=True).argsort(1)  # 0 for the hardest background anchor
+        hard = hardness < self.config.negatives_per_object * objects
+        return (class_loss * (mask.bool() | hard)).sum() / objects.sum().clamp(min=1) + \
+            box_loss.sum() / objects.sum().clamp(min=1)
+
+    def train_step(self, batch: int, ctx: StepContext) -> dict[str, torch.Tensor]:
+        scenes = self.composer.compose(batch)
+        return {"loss": self.loss(*ctx.models["net"](scenes.images), scenes)}
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        from torchmetrics.detection import MeanAveragePrecision
+
+        runtime, anchors = self.runtime, self.anchors()
+        average_precision = MeanAveragePrecision(box_format="xyxy", iou_type="bbox").to(runtime.device)
+        loss = torch.zeros(2, dtype=torch.float64, device=runtime.device)
+        indices = torch.arange(len(self.test_scenes.images), device=runtime.device)
+        for (chunk,) in self.held_out_batches(indices):
+            scenes = Scenes(*(part[chunk] for part in self.test_scenes))
+            logits, offsets = self.models["net"](scenes.images)
+            loss += torch.stack([self.loss(logits, offsets, scenes) * len(chunk), torch.tensor(len(chunk))])
+            found = detect(logits.float(), offsets.float(), anchors, self.config.nms_iou, EVAL_SCORE_THRESHOLD)
+            truths = [{"boxes": boxes[present], "labels": labels[present]}
+                      for boxes, labels, present in zip(scenes.boxes, scenes.labels, scenes.present, strict=True)]
+            average_precision.update(found, truths)
+        scores = average_precision.compute()  # gathered over the processes under torchrun
+        loss = runtime.all_reduce_sum(loss)
+        return {"loss": float(loss[0] / loss[1]), "map": float(scores["map"]), "map_50": float(scores["map_50"])}
+
+    # --- prediction -----------------------------------------------------------------------------------------
+    predicts_pictures = True
+    writes_predictions = True
+    predictions_out_is_folder = True
+
+    def predict(self, inputs: list[Picture], out: str | None = None) -> list[dict[str, Any]]:
+        """Per picture: the digits found, most likely first, each with its box in the picture's pixels; with
+        `out` (a folder), the picture with the boxes drawn on it, as `<name>.png`."""
+        records, written = [], set()
+        for number, item in enumerate(predict_inputs(inputs, IN_MEMORY_PICTURES)):
+            picture = load_picture(item)
+            found = self.find(picture)
+            record = {"path": input_name(item), "size": list(picture.shape[:2]), "objects": found, "drawn": None}
+            if out is not None:
+                record["drawn"] = str(write_boxes(picture, found, Path(out) / output_file_name(item, number, written)))
+            records.append(record)
+        return records
+
+    @torch.no_grad()
+    def find(self, picture: np.ndarray) -> list[dict[str, Any]]:
+        """The objects in a picture (uint8 RGB or grey): label, score and box (x1, y1, x2, y2) in its pixels."""
+        rgb = np.repeat(picture[..., None], 3, axis=2) if picture.ndim == 2 else picture
+        height, width = rgb.shape[:2]
+        size = self.meta["size"]
+        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255
+        image = F.interpolate(image, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        logits, offsets = self.models["net"](image.to(self.runtime.device))
+        (found,) = detect(logits.float(), offsets.float(), self.anchors(), self.config.nms_iou,
+                          self.config.score_threshold)
+        scale = torch.tensor([width, height, width, height], dtype=torch.float32)
+        classes = self.meta["classes"]
+        return [{"label": classes[int(label)], "score": round(float(score), 6),
+                 "box": [round(float(v), 1) for v in box.cpu() * scale]}
+                for box, score, label in zip(found["boxes"], found["scores"], found["labels"], strict=True)]
+
+    def describe(self, record: dict[str, Any]) -> str:
+        objects = ", ".join(f"{o['label']} ({o['score']:.2f}) at {o['box']}" for o in record["objects"])
+        drawn = f" -> {record['drawn']}" if record["drawn"] else ""
+        return f"{record['path'] or 'picture'}: {objects or 'nothing found'}{drawn}"
+
+    def export_program(self) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+        size = self.meta["size"]
+        return BoxesOut(self.models["net"], self.anchors().cpu()), (torch.zeros(2, 3, size, size),)
+
+    def export_dynamic_shapes(self, example: tuple[torch.Tensor, ...]) -> tuple[dict[int, Any], ...]:
+        return super().export_dynamic_shapes(example)  # the anchors hold for one picture size only
+
+    def export_contract(self) -> dict[str, Any]:
+        size, classes = self.meta["size"], self.meta["classes"]
+        return {"preparation": f"pictures (batch, 3, {size}, {size}): RGB in [0, 1], resized to {size}x{size}",
+                "outputs": f"probabilities (batch, anchors, {len(classes) + 1}) over background then "
+                           f"{', '.join(classes)}, and each anchor's box (batch, anchors, 4) as (x1, y1, x2, y2) in "
+                           f"[0, 1] of the picture; keep the likely ones and drop overlapping boxes of a class "
+                           f"(non-maximum suppression at IoU {self.config.nms_iou})"}
+
+
+class BoxesOut(nn.Module):
+    """The detector with its anchors applied, for export: class probabilities and boxes, before NMS."""
+
+    def __init__(self, net: nn.Module, anchors: torch.Tensor):
+        super().__init__()
+        self.net = net
+        self.register_buffer("anchors", anchors)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, offsets = self.net(images)
+        return logits.softmax(-1), decode_offsets(self.anchors, offsets).clamp(0, 1)
+
+
+def write_boxes(picture: np.ndarray, found: list[dict[str, Any]], path: Path) -> Path:
+    """The picture with each object's box and label drawn on it, as a PNG written whole."""
+    from PIL import Image
+    from torchvision.utils import draw_bounding_boxes
+
+    from dlzoo.files import written_whole
+
+    rgb = np.repeat(picture[..., None], 3, axis=2) if picture.ndim == 2 else picture
+    image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
+    if found:
+        boxes = torch.tensor([o["box"] for o in found])
+        image = draw_bounding_boxes(image, boxes, [f"{o['label']} {o['score']:.2f}" for o in found], colors="yellow")
+    with written_whole(path) as temporary:
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(temporary, format="PNG")
+    return path
