@@ -19,6 +19,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -33,18 +34,23 @@ TEST_SPLITS = ("test", "val")
 
 
 @dataclass(frozen=True)
-class FolderSource:
-    name: str = "folder"
-    description: str = "your own pictures: data.path=DIR holding train/<class>/* and test/<class>/* (or val/)"
+class UserPictureSource:
+    """Pictures of one's own, read by the image classifiers (`read_listing`): found where data.path says."""
+
+    name: str
+    description: str
+    needs: str  # what data.path must name
 
     def where(self) -> str | None:
         return None  # there is no default location: the config's data.path names it
 
     def how_to_get(self) -> str:
-        return "set data.path to a folder with train/<class>/ and test/<class>/ subfolders of pictures"
+        return f"set data.path to {self.needs}"
 
 
-FOLDER = register_source(FolderSource())
+FOLDER = register_source(UserPictureSource(
+    "folder", "your own pictures: data.path=DIR holding train/<class>/* and test/<class>/* (or val/)",
+    "a folder with train/<class>/ and test/<class>/ subfolders of pictures"))
 
 
 def _hidden(name: str) -> bool:
@@ -99,36 +105,57 @@ def _identity(folder: Path) -> tuple[int, int]:
     return status.st_dev, status.st_ino
 
 
-@dataclass(frozen=True)
-class FolderListing:
-    """A checked picture folder: class names (train/'s subfolders, sorted) and (path, label) pairs per split."""
+def mixed(items: list[tuple[Path, int]]) -> list[tuple[Path, int]]:
+    """The training pictures shuffled once, with a fixed seed, so that `data.limit=N` takes a mix of classes rather
+    than the first ones."""
+    return [items[i] for i in np.random.default_rng(0).permutation(len(items))]
 
+
+@dataclass(frozen=True)
+class PictureListing:
+    """Checked pictures of a `UserPictureSource`, not read yet: class names and (path, label) pairs per split, the
+    paths under `root`."""
+
+    source: ClassVar[str]  # the data source that lists them
     root: Path
     classes: list[str]
     train: list[tuple[Path, int]]
     test: list[tuple[Path, int]]
-    test_name: str  # the folder scored as the test split: test/, or val/ where there is no test/
-    skipped: Counter[str]  # files that are not pictures, by suffix
-    loose: list[Path]  # files in train/ or test/ themselves, outside any class folder
 
     def hold_out(self, fraction: float, seed: int) -> tuple[list[tuple[Path, int]], list[tuple[Path, int]]]:
         """The training pictures as (kept, validation), drawn as `validation_split` draws them; all kept when
         `fraction` is 0."""
         if not fraction:
             return self.train, []
-        if self.test_name == "val":  # two different sets of pictures would both be called validation
-            raise UserError(f"{self.root / 'val'} is scored as the test split (there is no test/), and "
-                            f"data.val_fraction draws a validation split from train/: rename val/ to test/, or "
-                            f"leave data.val_fraction at 0")
         kept, held = validation_split(np.array([label for _, label in self.train]), fraction, seed, self.classes)
         return [self.train[i] for i in kept], [self.train[i] for i in held]
 
     def fingerprint(self, items: list[tuple[Path, int]]) -> str:
-        """`split_fingerprint` of pictures by their names under the folder (wherever the folder is)."""
+        """`split_fingerprint` of pictures by their names under the root (wherever the root is)."""
         return split_fingerprint(path.relative_to(self.root).as_posix() for path, _ in items)
 
     def notes(self) -> list[str]:
-        """What a user should know about the listing: the files it left out."""
+        """What a user should know about the listing, such as the files it left out."""
+        return []
+
+
+@dataclass(frozen=True)
+class FolderListing(PictureListing):
+    """A checked picture folder: class names (train/'s subfolders, sorted) and (path, label) pairs per split."""
+
+    source: ClassVar[str] = FOLDER.name
+    test_name: str  # the folder scored as the test split: test/, or val/ where there is no test/
+    skipped: Counter[str]  # files that are not pictures, by suffix
+    loose: list[Path]  # files in train/ or test/ themselves, outside any class folder
+
+    def hold_out(self, fraction: float, seed: int) -> tuple[list[tuple[Path, int]], list[tuple[Path, int]]]:
+        if fraction and self.test_name == "val":  # two different sets of pictures would both be called validation
+            raise UserError(f"{self.root / 'val'} is scored as the test split (there is no test/), and "
+                            f"data.val_fraction draws a validation split from train/: rename val/ to test/, or "
+                            f"leave data.val_fraction at 0")
+        return super().hold_out(fraction, seed)
+
+    def notes(self) -> list[str]:
         notes = []
         if self.test_name == "test" and (self.root / "val").is_dir():
             notes.append(f"{self.root}: left out val/: test/ is the held-out split (data.val_fraction draws a "
@@ -203,8 +230,7 @@ def list_folder(path: str | None) -> FolderListing:
         raise UserError(f"{test_dir} has classes that train/ lacks: {', '.join(unknown)}")
     skipped: Counter[str] = Counter()
     train = _split_items(train_dir, classes, skipped, every_class=True)
-    # Shuffled once, with a fixed seed, so `data.limit=N` takes a mix of classes rather than the first ones.
-    train = [train[i] for i in np.random.default_rng(0).permutation(len(train))]
+    train = mixed(train)
     loose = sorted(p for split in (train_dir, test_dir) for p in split.iterdir() if p.is_file() and not _hidden(p.name))
     return FolderListing(root, classes, train, _split_items(test_dir, classes, skipped), test_dir.name, skipped, loose)
 
@@ -230,16 +256,22 @@ def load_image_folder(path: str | None, size: int, colour: bool = False, limit: 
 def read_image_folder(path: str | None, size: int, colour: bool = False, limit: int | None = None,
                       val_fraction: float = 0.0, val_seed: int = 0,
                       read_train: bool = True) -> tuple[ImageArrays, list[tuple[Path, int]]]:
-    """`load_image_folder`'s arrays and the (path, label) training pictures they hold; with `read_train=False`
-    those are left on disk, for a DataLoader to read every epoch (the arrays' training images empty; the test and
-    validation pictures are read either way)."""
-    listing = list_folder(path)
+    """`load_image_folder`'s arrays and the (path, label) training pictures they hold (see `read_listing`)."""
+    return read_listing(list_folder(path), size, colour, limit, val_fraction, val_seed, read_train)
+
+
+def read_listing(listing: PictureListing, size: int, colour: bool = False, limit: int | None = None,
+                 val_fraction: float = 0.0, val_seed: int = 0,
+                 read_train: bool = True) -> tuple[ImageArrays, list[tuple[Path, int]]]:
+    """The listed pictures read as `load_image_folder` reads a folder's, and the (path, label) training pictures
+    the arrays hold; with `read_train=False` those are left on disk, for a DataLoader to read every epoch (the
+    arrays' training images empty; the test and validation pictures are read either way)."""
     prepare = ResizePreprocessing(size=size, colour=colour)
     train, val = listing.hold_out(val_fraction, val_seed)
     train = train[:limit]
     test_x, test_y = read_items(listing.test, prepare)
     train_x, train_y = read_items(train, prepare) if read_train else (test_x[:0], test_y[:0])
-    arrays = ImageArrays(train_x, train_y, test_x, test_y, listing.classes, FOLDER.name, str(listing.root),
+    arrays = ImageArrays(train_x, train_y, test_x, test_y, listing.classes, listing.source, str(listing.root),
                          notes=listing.notes())
     if val:
         arrays.with_validation(*read_items(val, prepare), listing.fingerprint(val))

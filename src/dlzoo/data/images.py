@@ -62,27 +62,29 @@ class ImageArrays:
         return self
 
 
-def validation_split(labels: np.ndarray, fraction: float, seed: int,
-                     classes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def validation_split(labels: np.ndarray, fraction: float, seed: int, classes: list[str] | None = None,
+                     split: str = "validation") -> tuple[np.ndarray, np.ndarray]:
     """Indices (kept for training, held out for validation), each in the labels' order: `fraction` of every class
     held out (stratified, so a rare class is validated too), drawn from `seed` alone, so that every training seed
-    of a recipe is validated on the same samples. `classes` names the labels in errors."""
+    of a recipe is validated on the same samples. `classes` names the labels in errors; `split="test"` draws a
+    test split instead (`data.test_fraction` of a source without one of its own, such as Kaggle's CSVs)."""
+    key = "data.val_fraction" if split == "validation" else "data.test_fraction"
     # sklearn would name such a class by its label in "the least populated classes in y": a picture folder's
     # user knows it by its folder's name.
     lonely = np.flatnonzero(np.bincount(labels) == 1)
     if lonely.size:
         name = repr(classes[lonely[0]]) if classes else str(lonely[0])
-        raise UserError(f"cannot hold out data.val_fraction={fraction}: class {name} has only 1 training sample, "
-                        f"and a validation split needs at least 2 of every class (add some, or leave "
-                        f"data.val_fraction at 0)")
+        instead = ", or leave data.val_fraction at 0" if split == "validation" else ""  # a test split is needed
+        raise UserError(f"cannot hold out {key}={fraction}: class {name} has only 1 training sample, and a {split} "
+                        f"split needs at least 2 of every class (add some{instead})")
     from sklearn.model_selection import train_test_split
 
     try:
         kept, held = train_test_split(np.arange(len(labels)), test_size=fraction, random_state=seed,
                                       stratify=labels)
     except ValueError as error:  # fewer held out (or left to train on) than there are classes
-        raise UserError(f"cannot hold out data.val_fraction={fraction} of {len(labels):,} training samples in "
-                        f"every class: {error}") from None
+        raise UserError(f"cannot hold out {key}={fraction} of {len(labels):,} training samples in every class: "
+                        f"{error}") from None
     return np.sort(kept), np.sort(held)
 
 

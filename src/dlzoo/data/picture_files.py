@@ -1,5 +1,6 @@
 """Training pictures read from disk every epoch, each augmented on its own by torchvision transforms.v2 in DataLoader
-workers (`data.stream=true` with `data.source=folder`): for picture folders too large to hold in memory.
+workers (`data.stream=true` with `data.source=folder` or `picture-csv`): for pictures too many to hold in
+memory.
 
 Sets that fit in memory (Fashion-MNIST, a folder read once) are batched and augmented on the device instead
 (`dlzoo.data.augment`); the same `data.augment` keys drive both. A streamed picture is prepared as the in-memory

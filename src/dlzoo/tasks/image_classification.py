@@ -1,4 +1,5 @@
-"""Image classification on small tensor-resident data sets (MNIST digits, Fashion-MNIST, a folder of pictures).
+"""Image classification on small tensor-resident data sets (MNIST digits, Fashion-MNIST, a folder of pictures, or
+pictures labelled by a CSV as Kaggle hands them out).
 
 The whole data set sits on the training device as one float tensor; batches are index gathers and augmentation is
 batched on the device (see `dlzoo.data.augment`). Models that need a larger input (AlexNet at 224 px) get each
@@ -19,8 +20,9 @@ from torch import nn
 
 from dlzoo.config import MAX_PIXELS, DataConfig, ModelConfig, Pixels, PositiveInt, RecipeConfig
 from dlzoo.data.augment import random_affine, random_flip, random_translate, translate
-from dlzoo.data.folder import FOLDER, read_image_folder
+from dlzoo.data.folder import FOLDER, PictureListing, list_folder, read_listing
 from dlzoo.data.images import ImageArrays, load_image_arrays
+from dlzoo.data.picture_csv import PICTURE_CSV, list_picture_csv
 from dlzoo.data.picture_files import FileLoader, PictureFiles
 from dlzoo.data.tensors import TensorLoader, drop_short_last
 from dlzoo.engine.best import Goal
@@ -69,12 +71,19 @@ class ImageDataConfig(DataConfig):
     preprocess: Literal["mnist-digit", "resize"] = "resize"
     # Input size the model sees; batches are resized on the device when it differs from the data's.
     resolution: int = 28
-    # Keep pictures' colour: RGB in, a 3-channel model (data.source=folder; the named data sets are grey).
+    # Keep pictures' colour: RGB in, a 3-channel model (data.source=folder or picture-csv; the named data sets are
+    # grey).
     colour: bool = False
-    # data.source=folder: read the training pictures from disk every epoch in `workers` DataLoader processes, each
-    # augmented by torchvision transforms.v2, instead of holding them in memory (the test pictures are held).
+    # data.source=folder or picture-csv: read the training pictures from disk every epoch in `workers` DataLoader
+    # processes, each augmented by torchvision transforms.v2, instead of holding them in memory (the test pictures
+    # are held).
     stream: bool = False
     workers: int = 2
+    # data.source=picture-csv (Kaggle's pictures, whose test set has no labels): the test split is this fraction of
+    # each class of the labelled rows, drawn from `split_seed` alone, so runs at every trainer.seed are tested on
+    # the same pictures.
+    test_fraction: float = 0.2
+    split_seed: int = 0
     # Hold out this fraction of each class's training pictures as a validation split, evaluated beside the test
     # split: choose settings by it and the test accuracy stays an unbiased estimate. Drawn from `val_seed` alone,
     # so runs at every trainer.seed are validated on the same pictures.
@@ -127,22 +136,34 @@ def with_channels(pixels: torch.Tensor) -> torch.Tensor:
     return pixels.unsqueeze(1) if pixels.ndim == 3 else pixels
 
 
+PICTURE_SOURCES = (FOLDER.name, PICTURE_CSV.name)  # pictures of one's own, read by `read_listing`
+
+
+def list_pictures(data: ImageDataConfig) -> PictureListing:
+    """The pictures of `data.source=folder` or `picture-csv`, checked but not read yet."""
+    if data.source == FOLDER.name:
+        return list_folder(data.path)
+    return list_picture_csv(data.path, data.test_fraction, data.split_seed)
+
+
 def load_arrays(data: ImageDataConfig) -> tuple[ImageArrays, PictureFiles | None]:
-    """A named data set, or a folder of pictures read at the model's resolution (`data.source=folder`), with
-    `data.val_fraction` of the training pictures held out; with `data.stream`, the folder's other training pictures
-    are left on disk (returned as `PictureFiles`, the arrays' training images and labels empty)."""
-    if data.source != FOLDER.name:
+    """A named data set, or pictures of one's own read at the model's resolution (`data.source=folder` or
+    `picture-csv`), with `data.val_fraction` of the training pictures held out; with `data.stream`, the other
+    training pictures are left on disk (returned as `PictureFiles`, the arrays' training images and labels empty)."""
+    if data.source not in PICTURE_SOURCES:
         for key in ("colour", "stream"):
             if getattr(data, key):
-                raise UserError(f"data.{key}=true is for data.source=folder pictures, not '{data.source}'")
+                raise UserError(f"data.{key}=true is for data.source=folder or picture-csv pictures, not "
+                                f"'{data.source}'")
         arrays = load_image_arrays(data.source, data.path)
         if data.val_fraction:
             arrays = arrays.hold_out(data.val_fraction, data.val_seed)
         return arrays.limit(data.limit), None
     if data.preprocess != "resize":
-        raise UserError("data.source=folder prepares pictures as dlzoo predict does: use data.preprocess=resize")
-    arrays, train = read_image_folder(data.path, data.resolution, data.colour, data.limit, data.val_fraction,
-                                      data.val_seed, read_train=not data.stream)
+        raise UserError(f"data.source={data.source} prepares pictures as dlzoo predict does: use "
+                        f"data.preprocess=resize")
+    arrays, train = read_listing(list_pictures(data), data.resolution, data.colour, data.limit, data.val_fraction,
+                                 data.val_seed, read_train=not data.stream)
     if not data.stream:
         return arrays, None
     prepare = ResizePreprocessing(size=data.resolution, colour=data.colour)
@@ -203,8 +224,11 @@ class ImageClassification(Task):
         if not 0 <= config.data.val_fraction < 1:
             raise UserError(f"data.val_fraction must be in [0, 1) (0: no validation split), got "
                             f"{config.data.val_fraction}")
-        if not 0 <= config.data.val_seed < 2**32:  # what the split's random generator takes
-            raise UserError(f"data.val_seed must be in [0, 2**32), got {config.data.val_seed}")
+        if not 0 < config.data.test_fraction < 1:
+            raise UserError(f"data.test_fraction must be in (0, 1), got {config.data.test_fraction}")
+        for key in ("val_seed", "split_seed"):  # what the splits' random generator takes
+            if not 0 <= getattr(config.data, key) < 2**32:
+                raise UserError(f"data.{key} must be in [0, 2**32), got {getattr(config.data, key)}")
         if config.data.workers < 0:
             raise UserError(f"data.workers must be >= 0 (0 reads in the training process), got {config.data.workers}")
         augment = config.data.augment
@@ -229,7 +253,7 @@ class ImageClassification(Task):
         if arrays.val_images is not None:
             self.val_x, self.val_y = self._tensors(arrays.val_images, arrays.val_labels, device)
             self.meta["val_split"] = {"images": len(self.val_x), "fingerprint": arrays.val_fingerprint}
-        where = f" ({arrays.location})" if arrays.source == FOLDER.name else ""
+        where = f" ({arrays.location})" if arrays.source in PICTURE_SOURCES else ""
         validation = f", {len(self.val_x):,} validation" if arrays.val_images is not None else ""
         self.notes = [f"data: {arrays.source}{where}: {self.training_size():,} training{validation} and "
                       f"{len(self.test_x):,} test images, {len(arrays.classes)} classes", *arrays.notes]

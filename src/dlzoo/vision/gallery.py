@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from dlzoo.tasks.image_classification import ImageClassification
 
 # The recipe whose augmentation `dlzoo data show SOURCE --augment` shows when none is named.
-DEFAULT_RECIPES = {"fashion-mnist": "fashion", "mnist5k": "digits", "mnist": "digits", "folder": "fashion"}
+DEFAULT_RECIPES = {"fashion-mnist": "fashion", "mnist5k": "digits", "mnist": "digits", "folder": "fashion",
+                   "picture-csv": "fashion"}
 
 
 @dataclass(frozen=True)
