@@ -33,7 +33,7 @@ def _all_background() -> dict[str, float]:
         task.setup(runtime)
     finally:
         runtime.shutdown()
-    masks = task.test_scenes[1]
+    masks = task.test_scenes.masks
     return scores(confusion(masks.flatten(), torch.zeros_like(masks.flatten()), len(task.meta["classes"])))
 
 

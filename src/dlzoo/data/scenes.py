@@ -22,9 +22,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dlzoo.data.images import MNIST5K
+from dlzoo.config import DataConfig, Pixels
+from dlzoo.data.images import MNIST5K, load_image_arrays
 from dlzoo.data.masks import IGNORE
 from dlzoo.data.sources import register_source
+from dlzoo.errors import UserError
 
 FRAME = 28  # MNIST frames are 28x28 with the digit fitted in a 20x20 box
 BOX = 20.0
@@ -35,13 +37,19 @@ QUARTERS = 4  # at most this many digits a canvas
 SCENE_CLASSES = ["background", *(str(digit) for digit in range(10))]
 
 
+SCENES = "digit-scenes"
+# Test canvases are composed this many at a time: a constant, since the chunks' draws make the test set.
+TEST_SCENES_PER_CHUNK = 100
+
+
 @dataclass(frozen=True)
 class DigitScenesSource:
     """Composed on the fly: found wherever its digits (mnist5k) are; the photos ship inside scikit-learn."""
 
-    name: str = "digit-scenes"
-    description: str = ("a segmentation set composed of real material: mnist5k's digits in coloured ink on crops of "
-                        "scikit-learn's two photos, a class per pixel (background, 0-9)")
+    name: str = SCENES
+    description: str = ("a segmentation and detection set composed of real material: mnist5k's digits in coloured "
+                        "ink on crops of scikit-learn's two photos, a class per pixel (background, 0-9) and a box "
+                        "per digit")
 
     def where(self) -> str | None:
         return MNIST5K.where()
@@ -178,3 +186,69 @@ class SceneComposer:
         grid = F.affine_grid(theta, [count, 3, self.size, self.size], align_corners=False)
         crops = F.grid_sample(photos[which], grid, align_corners=False)
         return crops * uniform((count, 1, 1, 1), *self.style.dim)
+
+
+@dataclass
+class SceneDataConfig(DataConfig):
+    """The `data` section of the tasks that train on digit scenes (segmentation adds its own keys for files)."""
+
+    source: str = SCENES
+    size: Pixels = 64  # the canvas side
+    scenes_per_epoch: int = 8192
+    eval_scenes: int = 1000  # test canvases, composed from the held-out digits with eval_seed
+    eval_seed: int = 1234
+    style: SceneStyle = field(default_factory=SceneStyle)
+
+
+def check_scene_config(data: SceneDataConfig) -> None:
+    """A UserError for scene settings the composer cannot draw."""
+    low, high = data.style.digits
+    if not 1 <= low <= high <= QUARTERS:
+        raise UserError(f"data.style.digits is a range [low, high] within 1-{QUARTERS}, got {data.style.digits}")
+    if min(data.scenes_per_epoch, data.eval_scenes) < 1:
+        raise UserError("data.scenes_per_epoch and data.eval_scenes must be at least 1")
+
+
+class SceneBatches:
+    """An epoch of digit-scene batches: only their sizes; the task's training step composes each batch (torch's
+    global generator, saved in checkpoints and seeded per process)."""
+
+    def __init__(self, data: SceneDataConfig, world_size: int):
+        self.batch_size = data.batch_size
+        self.batches = max(1, data.scenes_per_epoch // (data.batch_size * world_size))
+
+    def set_epoch(self, epoch: int) -> None:
+        return None
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __iter__(self):
+        return iter([self.batch_size] * self.batches)
+
+
+@dataclass(frozen=True)
+class SceneSplits:
+    composer: SceneComposer  # draws training canvases
+    test: Scenes  # the fixed test canvases
+    note: str  # what training says about them
+
+
+def scene_splits(data: SceneDataConfig, device: torch.device) -> SceneSplits:
+    """A composer of training canvases (training digits, the photos' left part) and the test canvases (held-out
+    digits, the photos' right part; `data.eval_seed`), on `device`."""
+    arrays = load_image_arrays("mnist5k").limit(data.limit)
+
+    def composer(images: np.ndarray, labels: np.ndarray, test: bool) -> SceneComposer:
+        return SceneComposer(torch.tensor(images, device=device), torch.tensor(labels, device=device),
+                             photo_backgrounds(test), data.size, data.style)
+
+    tests = composer(arrays.test_images, arrays.test_labels, test=True)
+    generator = torch.Generator().manual_seed(data.eval_seed)
+    chunks = [tests.compose(min(TEST_SCENES_PER_CHUNK, data.eval_scenes - start), generator)
+              for start in range(0, data.eval_scenes, TEST_SCENES_PER_CHUNK)]
+    note = (f"data: {SCENES}: {data.scenes_per_epoch:,} canvases of {data.size} px an epoch from "
+            f"{len(arrays.train_images):,} training digits on photo crops; {data.eval_scenes:,} test canvases from "
+            f"{len(arrays.test_images):,} held-out digits and unseen photo parts")
+    return SceneSplits(composer(arrays.train_images, arrays.train_labels, test=False),
+                       Scenes(*(torch.cat(parts) for parts in zip(*chunks, strict=True))), note)

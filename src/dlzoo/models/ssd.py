@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from dlzoo.models.registry import register_model
-from dlzoo.vision.boxes import anchor_boxes
 
 CURRICULUM_SIZES = ((0.2, 0.272), (0.37, 0.447), (0.54, 0.619), (0.71, 0.79), (0.88, 0.961))
 CURRICULUM_RATIOS = (1.0, 2.0, 0.5)
@@ -73,6 +72,8 @@ class TinySSD(nn.Module):
 
 @lru_cache(maxsize=16)
 def _anchors(height: int, width: int, sizes: tuple[tuple[float, ...], ...], ratios: tuple[float, ...]) -> torch.Tensor:
+    from dlzoo.vision.boxes import anchor_boxes  # torchvision: imported where used, not by every command's start
+
     maps = []
     for _ in range(3):  # the base's three halvings
         height, width = height // 2, width // 2

@@ -19,14 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlzoo.config import DataConfig, ModelConfig, Pixels, RecipeConfig
-from dlzoo.data.scenes import QUARTERS, Scenes, SceneStyle
+from dlzoo.config import ModelConfig, Pixels, RecipeConfig
+from dlzoo.data.scenes import SCENES, SceneBatches, SceneDataConfig, Scenes, check_scene_config, scene_splits
 from dlzoo.engine.best import Goal
 from dlzoo.errors import UserError
 from dlzoo.models import create
 from dlzoo.tasks.base import Task, input_name, output_file_name, predict_inputs
-from dlzoo.vision.boxes import anchor_targets, decode_offsets, detect
-from dlzoo.vision.io import IN_MEMORY_PICTURES, Picture, load_picture
+from dlzoo.vision.io import IN_MEMORY_PICTURES, Picture, as_rgb_tensor, load_picture
 
 if TYPE_CHECKING:
     from dlzoo.engine.runtime import Runtime
@@ -39,23 +38,13 @@ TEST_SCENES_PER_CHUNK = 100  # a constant: the chunks' draws make the test set
 
 
 @dataclass
-class DetectionDataConfig(DataConfig):
-    source: str = "digit-scenes"
-    size: Pixels = 64  # the canvas side; pictures given to predict are resized to it
-    scenes_per_epoch: int = 8192
-    eval_scenes: int = 1000
-    eval_seed: int = 1234
-    style: SceneStyle = field(default_factory=SceneStyle)
-
-
-@dataclass
 class DetectionModelConfig(ModelConfig):
     name: str = "tiny-ssd"
 
 
 @dataclass
 class DetectionConfig(RecipeConfig):
-    data: DetectionDataConfig = field(default_factory=DetectionDataConfig)
+    data: SceneDataConfig = field(default_factory=SceneDataConfig)  # pictures to predict are resized to data.size
     model: DetectionModelConfig = field(default_factory=DetectionModelConfig)
     iou_threshold: float = 0.5  # an anchor overlapping an object this much (IoU) is trained to find it
     nms_iou: float = 0.5  # of two detections of a class overlapping more, the less likely is dropped
@@ -63,22 +52,6 @@ class DetectionConfig(RecipeConfig):
     # ssd: hard negative mining and losses per object anchor (the SSD paper); curriculum: means over all anchors.
     loss: Literal["ssd", "curriculum"] = "ssd"
     negatives_per_object: int = 3
-
-
-class SceneBatches:
-    """An epoch of batches: only their count; `train_step` composes each (torch's global generator)."""
-
-    def __init__(self, batches: int, batch_size: int):
-        self.batches, self.batch_size = batches, batch_size
-
-    def set_epoch(self, epoch: int) -> None:
-        return None
-
-    def __len__(self) -> int:
-        return self.batches
-
-    def __iter__(self):
-        return iter([self.batch_size] * self.batches)
 
 
 class Detection(Task):
@@ -95,40 +68,22 @@ class Detection(Task):
     def check_config(cls, config: DetectionConfig) -> None:
         super().check_config(config)
         data = config.data
-        if data.source != "digit-scenes":
-            raise UserError(f"data.source={data.source!r}: detection reads digit-scenes")
+        if data.source != SCENES:
+            raise UserError(f"data.source={data.source!r}: detection reads {SCENES}")
         if data.size % 32:
             raise UserError(f"data.size must be a multiple of 32 (the detector halves it 5 times), got {data.size}")
-        low, high = data.style.digits
-        if not 1 <= low <= high <= QUARTERS:
-            raise UserError(f"data.style.digits is a range [low, high] within 1-{QUARTERS}, got {data.style.digits}")
+        check_scene_config(data)
         for key in ("iou_threshold", "nms_iou", "score_threshold"):
             if not 0 < getattr(config, key) <= 1:
                 raise UserError(f"{key} must lie in (0, 1], got {getattr(config, key)}")
 
     def setup(self, runtime: Runtime) -> None:
-        from dlzoo.data.images import load_image_arrays
-        from dlzoo.data.scenes import SceneComposer, photo_backgrounds
-
-        self.runtime, data, device = runtime, self.config.data, runtime.device
-        arrays = load_image_arrays("mnist5k").limit(data.limit)
-
-        def composer(images: np.ndarray, labels: np.ndarray, test: bool) -> SceneComposer:
-            return SceneComposer(torch.tensor(images, device=device), torch.tensor(labels, device=device),
-                                 photo_backgrounds(test), data.size, data.style)
-
-        self.composer = composer(arrays.train_images, arrays.train_labels, test=False)
-        tests = composer(arrays.test_images, arrays.test_labels, test=True)
-        generator = torch.Generator().manual_seed(data.eval_seed)
-        chunks = [tests.compose(min(TEST_SCENES_PER_CHUNK, data.eval_scenes - start), generator)
-                  for start in range(0, data.eval_scenes, TEST_SCENES_PER_CHUNK)]
-        self.test_scenes = Scenes(*(torch.cat(parts) for parts in zip(*chunks, strict=True)))
+        self.runtime, data = runtime, self.config.data
+        scenes = scene_splits(data, runtime.device)
+        self.composer, self.test_scenes, self.notes = scenes.composer, scenes.test, [scenes.note]
         self.meta = {"classes": DIGIT_CLASSES, "size": data.size, "source": data.source}
-        self.notes = [f"data: digit-scenes: {data.scenes_per_epoch:,} canvases of {data.size} px an epoch from "
-                      f"{len(arrays.train_images):,} training digits; {data.eval_scenes:,} test canvases from "
-                      f"{len(arrays.test_images):,} held-out digits and unseen photo parts"]
         self.models = self.build_models()
-        self.models["net"].to(device)
+        self.models["net"].to(runtime.device)
 
     def build_models(self) -> dict[str, nn.Module]:
         return {"net": create(self.config.model.name, num_classes=len(self.meta["classes"]), in_channels=3,
@@ -139,9 +94,7 @@ class Detection(Task):
         return self.models["net"].anchors(size, size).to(self.runtime.device)
 
     def train_loader(self) -> SceneBatches:
-        data = self.config.data
-        return SceneBatches(max(1, data.scenes_per_epoch // (data.batch_size * self.runtime.world_size)),
-                            data.batch_size)
+        return SceneBatches(self.config.data, self.runtime.world_size)
 
     def samples_in(self, batch: Any) -> int:
         return batch
@@ -153,6 +106,8 @@ class Detection(Task):
         background, so the objects' few anchors weigh little. `loss=ssd` (the SSD paper's): only the hardest
         background anchors count, `negatives_per_object` of them for each anchor with an object (those the network
         most takes for an object), and both sums are divided by the number of anchors with objects."""
+        from dlzoo.vision.boxes import anchor_targets
+
         target_offsets, mask, classes = anchor_targets(self.anchors(), scenes.boxes, scenes.labels, scenes.present,
                                                        self.config.iou_threshold)
         class_loss = F.cross_entropy(logits.float().transpose(1, 2), classes, reduction="none")  # (N, A)
@@ -173,6 +128,8 @@ class Detection(Task):
     def evaluate(self, split: str) -> dict[str, float]:
         from torchmetrics.detection import MeanAveragePrecision
 
+        from dlzoo.vision.boxes import detect
+
         runtime, anchors = self.runtime, self.anchors()
         average_precision = MeanAveragePrecision(box_format="xyxy", iou_type="bbox").to(runtime.device)
         loss = torch.zeros(2, dtype=torch.float64, device=runtime.device)
@@ -180,7 +137,8 @@ class Detection(Task):
         for (chunk,) in self.held_out_batches(indices):
             scenes = Scenes(*(part[chunk] for part in self.test_scenes))
             logits, offsets = self.models["net"](scenes.images)
-            loss += torch.stack([self.loss(logits, offsets, scenes) * len(chunk), torch.tensor(len(chunk))])
+            loss[0] += self.loss(logits, offsets, scenes) * len(chunk)
+            loss[1] += len(chunk)
             found = detect(logits.float(), offsets.float(), anchors, self.config.nms_iou, EVAL_SCORE_THRESHOLD)
             truths = [{"boxes": boxes[present], "labels": labels[present]}
                       for boxes, labels, present in zip(scenes.boxes, scenes.labels, scenes.present, strict=True)]
@@ -210,11 +168,12 @@ class Detection(Task):
     @torch.no_grad()
     def find(self, picture: np.ndarray) -> list[dict[str, Any]]:
         """The objects in a picture (uint8 RGB or grey): label, score and box (x1, y1, x2, y2) in its pixels."""
-        rgb = np.repeat(picture[..., None], 3, axis=2) if picture.ndim == 2 else picture
-        height, width = rgb.shape[:2]
+        from dlzoo.vision.boxes import detect
+
+        height, width = picture.shape[:2]
         size = self.meta["size"]
-        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255
-        image = F.interpolate(image, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        image = F.interpolate(as_rgb_tensor(picture)[None], size=(size, size), mode="bilinear", antialias=True,
+                              align_corners=False)
         logits, offsets = self.models["net"](image.to(self.runtime.device))
         (found,) = detect(logits.float(), offsets.float(), self.anchors(), self.config.nms_iou,
                           self.config.score_threshold)
@@ -254,6 +213,8 @@ class BoxesOut(nn.Module):
         self.register_buffer("anchors", anchors)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from dlzoo.vision.boxes import decode_offsets
+
         logits, offsets = self.net(images)
         return logits.softmax(-1), decode_offsets(self.anchors, offsets).clamp(0, 1)
 
@@ -265,8 +226,7 @@ def write_boxes(picture: np.ndarray, found: list[dict[str, Any]], path: Path) ->
 
     from dlzoo.files import written_whole
 
-    rgb = np.repeat(picture[..., None], 3, axis=2) if picture.ndim == 2 else picture
-    image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
+    image = (as_rgb_tensor(picture) * 255).round().byte()
     if found:
         boxes = torch.tensor([o["box"] for o in found])
         image = draw_bounding_boxes(image, boxes, [f"{o['label']} {o['score']:.2f}" for o in found], colors="yellow")

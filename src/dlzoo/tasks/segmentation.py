@@ -19,34 +19,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlzoo.config import DataConfig, ModelConfig, Pixels, RecipeConfig
+from dlzoo.config import ModelConfig, RecipeConfig
 from dlzoo.data.masks import IGNORE, VOC_COLORMAP, MaskedPictures, read_mask_folder, read_voc
-from dlzoo.data.scenes import QUARTERS, SCENE_CLASSES, SceneComposer, SceneStyle, photo_backgrounds
+from dlzoo.data.scenes import SCENE_CLASSES, SCENES, SceneBatches, SceneDataConfig, check_scene_config, scene_splits
 from dlzoo.engine.best import Goal
 from dlzoo.errors import UserError
 from dlzoo.models import create
 from dlzoo.tasks.base import Task, input_name, output_file_name, predict_inputs
-from dlzoo.vision.io import IN_MEMORY_PICTURES, Picture, load_picture
+from dlzoo.vision.io import IN_MEMORY_PICTURES, Picture, as_rgb_tensor, load_picture
 
 if TYPE_CHECKING:
     from dlzoo.engine.runtime import Runtime
     from dlzoo.tasks.base import StepContext
 
-SCENES = "digit-scenes"
 FILE_SOURCES = {"voc2012": read_voc, "mask-folder": read_mask_folder}
 PREDICTIONS = "predictions.png"
-# Test canvases are composed this many at a time: a constant, since the chunks' draws make the test set.
-TEST_SCENES_PER_CHUNK = 100
 
 
 @dataclass
-class SegmentationDataConfig(DataConfig):
-    source: str = SCENES  # digit-scenes, voc2012 or mask-folder (data.path)
-    size: Pixels = 64  # digit-scenes: the canvas side
-    scenes_per_epoch: int = 8192
-    eval_scenes: int = 1000  # digit-scenes: test canvases, composed from held-out digits with eval_seed
-    eval_seed: int = 1234
-    style: SceneStyle = field(default_factory=SceneStyle)
+class SegmentationDataConfig(SceneDataConfig):
+    # digit-scenes (the scene keys), voc2012 or mask-folder (data.path, and these:)
     crop: list[int] = field(default_factory=lambda: [320, 480])  # pictures from files: training crops (h, w)
     flip: bool = True  # pictures from files: mirror half of the training crops
 
@@ -85,23 +77,6 @@ def pad_to_stride(images: torch.Tensor, stride: int) -> torch.Tensor:
     """Pictures padded with black on the right and bottom to multiples of `stride` (what the FCN reads)."""
     height, width = images.shape[-2:]
     return F.pad(images, (0, -width % stride, 0, -height % stride))
-
-
-class SceneBatches:
-    """An epoch of digit-scene batches: only their count; `train_step` composes each batch (torch's global
-    generator, saved in checkpoints and seeded per process)."""
-
-    def __init__(self, batches: int, batch_size: int):
-        self.batches, self.batch_size = batches, batch_size
-
-    def set_epoch(self, epoch: int) -> None:
-        return None
-
-    def __len__(self) -> int:
-        return self.batches
-
-    def __iter__(self):
-        return iter([self.batch_size] * self.batches)
 
 
 class CropBatches:
@@ -162,18 +137,16 @@ class Segmentation(Task):
         if data.source != SCENES and data.source not in FILE_SOURCES:
             raise UserError(f"data.source={data.source!r}: segmentation reads {SCENES}, "
                             f"{', '.join(FILE_SOURCES)}")
-        low, high = data.style.digits
-        if not 1 <= low <= high <= QUARTERS:
-            raise UserError(f"data.style.digits is a range [low, high] within 1-{QUARTERS}, got {data.style.digits}")
+        check_scene_config(data)
         if len(data.crop) != 2 or min(data.crop) < 1:
             raise UserError(f"data.crop is [height, width] in pixels, got {data.crop}")
-        if min(data.scenes_per_epoch, data.eval_scenes) < 1:
-            raise UserError("data.scenes_per_epoch and data.eval_scenes must be at least 1")
 
     def setup(self, runtime: Runtime) -> None:
         self.runtime, data = runtime, self.config.data
         if data.source == SCENES:
-            self._setup_scenes()
+            scenes = scene_splits(data, runtime.device)
+            self.composer, self.test_scenes, self.notes = scenes.composer, scenes.test, [scenes.note]
+            self.meta = {"classes": SCENE_CLASSES, "source": SCENES}
         else:
             splits = FILE_SOURCES[data.source](data.path, data.limit)
             self.train_pictures, self.test_pictures = splits.train, splits.test
@@ -182,27 +155,6 @@ class Segmentation(Task):
         self.models = self.build_models()
         for model in self.models.values():
             model.to(runtime.device)
-
-    def _setup_scenes(self) -> None:
-        from dlzoo.data.images import load_image_arrays
-
-        data, device = self.config.data, self.runtime.device
-        arrays = load_image_arrays("mnist5k").limit(data.limit)
-
-        def composer(images: np.ndarray, labels: np.ndarray, test: bool) -> SceneComposer:
-            return SceneComposer(torch.tensor(images, device=device), torch.tensor(labels, device=device),
-                                 photo_backgrounds(test), data.size, data.style)
-
-        self.composer = composer(arrays.train_images, arrays.train_labels, test=False)
-        tests = composer(arrays.test_images, arrays.test_labels, test=True)
-        generator = torch.Generator().manual_seed(data.eval_seed)
-        chunks = [tests.compose(min(TEST_SCENES_PER_CHUNK, data.eval_scenes - start), generator)
-                  for start in range(0, data.eval_scenes, TEST_SCENES_PER_CHUNK)]
-        self.test_scenes = (torch.cat([chunk.images for chunk in chunks]), torch.cat([chunk.masks for chunk in chunks]))
-        self.meta = {"classes": SCENE_CLASSES, "source": SCENES}
-        self.notes = [f"data: {SCENES}: {data.scenes_per_epoch:,} canvases of {data.size} px an epoch from "
-                      f"{len(arrays.train_images):,} training digits on photo crops; {data.eval_scenes:,} test "
-                      f"canvases from {len(arrays.test_images):,} held-out digits and unseen photo parts"]
 
     def build_models(self) -> dict[str, nn.Module]:
         classes = len(self.meta["classes"])
@@ -218,8 +170,7 @@ class Segmentation(Task):
     def train_loader(self) -> SceneBatches | CropBatches:
         runtime, data = self.runtime, self.config.data
         if data.source == SCENES:
-            return SceneBatches(max(1, data.scenes_per_epoch // (data.batch_size * runtime.world_size)),
-                                data.batch_size)
+            return SceneBatches(data, runtime.world_size)
         return CropBatches(self.train_pictures, tuple(data.crop), data.flip, data.batch_size, runtime.seed,
                            runtime.rank, runtime.world_size)
 
@@ -254,7 +205,7 @@ class Segmentation(Task):
         """This process's share of the test split: digit-scene batches, or single test pictures."""
         runtime = self.runtime
         if self.config.data.source == SCENES:
-            yield from self.held_out_batches(*self.test_scenes)
+            yield from self.held_out_batches(self.test_scenes.images, self.test_scenes.masks)
             return
         pictures = self.test_pictures
         for index in range(runtime.rank, len(pictures.images), runtime.world_size):
@@ -298,9 +249,8 @@ class Segmentation(Task):
     @torch.no_grad()
     def segment(self, picture: np.ndarray) -> np.ndarray:
         """A picture (uint8 RGB or grey, as `load_picture` gives) to its mask (H, W) of class indices."""
-        rgb = np.repeat(picture[..., None], 3, axis=2) if picture.ndim == 2 else picture
-        images = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(self.runtime.device)
-        return self.logits(images.float() / 255).argmax(1)[0].byte().cpu().numpy()
+        images = as_rgb_tensor(picture)[None].to(self.runtime.device)
+        return self.logits(images).argmax(1)[0].byte().cpu().numpy()
 
     def describe(self, record: dict[str, Any]) -> str:
         shares = ", ".join(f"{name} {share:.1%}" for name, share in record["classes"].items())

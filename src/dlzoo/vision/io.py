@@ -7,12 +7,16 @@ import io
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
 from dlzoo.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 # OpenCV logs its decoders' complaints about a corrupt file ("[ WARN:0@1.8] global grfmt_png.cpp ...") straight to
 # the process's stderr, before our one line that names the file: silenced, once, for the whole process (the level
@@ -186,6 +190,15 @@ def as_uint8(image: np.ndarray) -> np.ndarray:
     else:
         scaled = np.nan_to_num(image.astype(np.float64)) * 255.0
     return np.clip(scaled, 0, 255).round().astype(np.uint8)
+
+
+def as_rgb_tensor(picture: np.ndarray) -> torch.Tensor:
+    """A picture as `load_picture` gives it (uint8 RGB, or grey: its value in all three channels) as a float tensor
+    (3, H, W) in [0, 1], what the colour networks (segmenters, detectors) read."""
+    import torch  # not at the top: `dlzoo list` and friends read pictures' headers without torch
+
+    rgb = np.repeat(picture[..., None], 3, axis=2) if picture.ndim == 2 else picture
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255
 
 
 def to_rgb_or_gray(image: np.ndarray) -> np.ndarray:

@@ -35,10 +35,11 @@ def coloured(masks: torch.Tensor) -> torch.Tensor:
 def mask_gallery(source: str, recipe: str | None = None, columns: int = 8, seed: int = 0,
                  overrides: list[str] = ()) -> Gallery:
     """`columns` training pictures of a segmentation source and their masks: two rows."""
+    from dlzoo.data.scenes import SCENES
     from dlzoo.engine.runtime import Runtime
     from dlzoo.recipes import get_recipe
     from dlzoo.runs import build_config
-    from dlzoo.tasks.segmentation import SCENES, Segmentation
+    from dlzoo.tasks.segmentation import Segmentation
 
     recipe_name = recipe or RECIPES[source]
     if not issubclass(get_recipe(recipe_name).task, Segmentation):
@@ -62,11 +63,11 @@ def mask_gallery(source: str, recipe: str | None = None, columns: int = 8, seed:
 
 def prediction_gallery(task: Segmentation, columns: int = 8) -> Gallery:
     """The first `columns` test pictures, their true masks and the task's predicted masks: three rows."""
+    from dlzoo.data.scenes import SCENES
     from dlzoo.engine.evaluation import evaluation_mode
-    from dlzoo.tasks.segmentation import SCENES
 
     if task.config.data.source == SCENES:
-        pictures, truths = (tensor[:columns].cpu() for tensor in task.test_scenes)
+        pictures, truths = task.test_scenes.images[:columns].cpu(), task.test_scenes.masks[:columns].cpu()
     else:
         shown = task.test_pictures
         pictures = torch.stack([_resized(image, "bilinear") for image in shown.images[:columns]]) / 255
