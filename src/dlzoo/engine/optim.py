@@ -16,25 +16,33 @@ from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR, StepLR
 from dlzoo.config import OptimConfig
 
 
-def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict]:
+def param_groups(modules: Iterable[nn.Module], weight_decay: float, faster: Iterable[nn.Parameter] = (),
+                 faster_by: float = 1.0) -> list[dict]:
     """No weight decay on biases and normalisation parameters, as modern recipes do: 1-d tensors, and every
     parameter of a module that says `no_weight_decay = True` (a class-conditional norm's per-class scales and
-    shifts are 2-d tables, which decay would pull toward 0 where they mean 1)."""
-    decay, no_decay = [], []
+    shifts are 2-d tables, which decay would pull toward 0 where they mean 1). The `faster` parameters (a
+    pretrained network's new head) get groups of their own whose learning rate is `faster_by` times the others'
+    (each group's "lr_scale")."""
+    fast = {id(param) for param in faster}
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}  # (decayed, fast) -> parameters, in this order
     for module in modules:
         exempt = {id(param) for part in module.modules() if getattr(part, "no_weight_decay", False)
                   for param in part.parameters()}
         for param in module.parameters():
             if param.requires_grad:
-                (no_decay if param.ndim <= 1 or id(param) in exempt else decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
-    return groups
+                decayed = not (param.ndim <= 1 or id(param) in exempt)
+                groups.setdefault((decayed, id(param) in fast), []).append(param)
+    # The groups of runs without `faster` as earlier checkpoints hold them: decayed (always), then the others.
+    keys = [(True, False), *(key for key in ((False, False), (True, True), (False, True)) if key in groups)]
+    return [{"params": groups.get(key, []), "weight_decay": weight_decay if key[0] else 0.0,
+             "lr_scale": faster_by if key[1] else 1.0} for key in keys]
 
 
-def build_optimizer(config: OptimConfig, modules: Iterable[nn.Module]) -> torch.optim.Optimizer:
-    groups = param_groups(modules, config.weight_decay)
+def build_optimizer(config: OptimConfig, modules: Iterable[nn.Module], faster: Iterable[nn.Parameter] = (),
+                    faster_by: float = 1.0) -> torch.optim.Optimizer:
+    """The configured optimizer over `modules`' parameters; `faster` ones learn at `faster_by` times optim.lr."""
+    groups = [{**group, "lr": config.lr * group.pop("lr_scale")}
+              for group in param_groups(modules, config.weight_decay, faster, faster_by)]
     # torch's fused update is one kernel over all parameters where the default loops over them (CPU) or runs
     # several multi-tensor kernels (CUDA): a small network's step is bound by such per-operator costs.
     fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"])

@@ -15,11 +15,9 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from dlzoo.errors import UserError
+from dlzoo.models.imagenet import Normalize, load_backbone_weights, torchvision_resnet18
 from dlzoo.models.registry import register_model
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # torchvision's ResNet-18 up to each stage, by the stride its output has.
 STAGES = {8: ("layer1", "layer2"), 16: ("layer1", "layer2", "layer3"), 32: ("layer1", "layer2", "layer3", "layer4")}
 STAGE_CHANNELS = {8: 128, 16: 256, 32: 512}
@@ -44,15 +42,9 @@ class FCN(nn.Module):
         if stride not in STAGES:
             raise ValueError(f"stride must be one of {', '.join(map(str, STAGES))} (where the head reads the "
                              f"backbone), got {stride}")
-        from torchvision.models import resnet18
-
-        backbone = resnet18(weights=None)
-        if in_channels != 3:
-            backbone.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.stride = stride
-        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if in_channels == 3 else ((0.5,) * in_channels, (0.25,) * in_channels)
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        backbone = torchvision_resnet18(in_channels)
+        self.stride, self.in_channels = stride, in_channels
+        self.normalize = Normalize(in_channels)
         # torchvision's own names, so that its pretrained weights load by name (`load_imagenet_weights`).
         names = ("conv1", "bn1", "relu", "maxpool", *STAGES[stride])
         self.features = nn.Sequential(OrderedDict((name, getattr(backbone, name)) for name in names))
@@ -63,23 +55,12 @@ class FCN(nn.Module):
             self.upsample.weight.copy_(bilinear_kernel(num_classes, 2 * stride))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.upsample(self.classifier(self.features((images - self.mean) / self.std)))
+        return self.upsample(self.classifier(self.features(self.normalize(images))))
 
     def load_imagenet_weights(self) -> None:
-        """torchvision's ImageNet weights into the backbone (downloaded once into torch's cache, $TORCH_HOME);
-        the head starts as it was made. Transfer learning, as the curriculum's FCN does."""
-        if self.features.conv1.in_channels != 3:
-            raise UserError("model.pretrained needs RGB pictures: the ImageNet weights read 3 channels")
-        from torchvision.models import ResNet18_Weights
-
-        try:
-            state = ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
-        except OSError as error:  # URLError is an OSError: offline, or the server refused
-            raise UserError(f"cannot get torchvision's ImageNet weights for ResNet-18 ({error}); put "
-                            f"resnet18-f37072fd.pth in $TORCH_HOME/hub/checkpoints/ or set model.pretrained=false"
-                            ) from None
-        kept = {key: value for key, value in state.items() if key.split(".")[0] in dict(self.features.named_children())}
-        self.features.load_state_dict(kept)
+        """torchvision's ImageNet weights into the backbone; the head starts as it was made. Transfer learning, as
+        the curriculum's FCN does."""
+        load_backbone_weights(self.features, self.in_channels)
 
 
 @register_model("fcn", input_size=(3, 64, 64), kind="segmenter")

@@ -27,6 +27,7 @@ from dlzoo.data.picture_files import FileLoader, PictureFiles
 from dlzoo.data.tensors import TensorLoader, drop_short_last
 from dlzoo.engine.best import Goal
 from dlzoo.engine.evaluation import eval_mode
+from dlzoo.engine.optim import build_optimizer
 from dlzoo.errors import UserError
 from dlzoo.metrics.classification import loss_and_accuracy
 from dlzoo.models import create, model_entry
@@ -96,6 +97,10 @@ class ImageDataConfig(DataConfig):
 class ImageModelConfig(ModelConfig):
     name: str = "digits-net"
     channels_last: bool = False
+    # Transfer learning: start from torchvision's ImageNet weights (models that have them: resnet18-imagenet;
+    # downloaded once), and train the new head `head_lr_scale` times faster than the pretrained rest.
+    pretrained: bool = False
+    head_lr_scale: float = 1.0
 
 
 @dataclass
@@ -215,6 +220,18 @@ class ImageClassification(Task):
             raise UserError(f"aux_weight must be >= 0 (0: side heads untrained), got {config.aux_weight}")
         if not (0 <= config.ema_decay < 1 and 0 <= config.ema_start < 1):
             raise UserError(f"ema_decay and ema_start must be in [0, 1), got {config.ema_decay}, {config.ema_start}")
+        model = config.model
+        if model.head_lr_scale <= 0:
+            raise UserError(f"model.head_lr_scale must be > 0, got {model.head_lr_scale}")
+        # Only networks made for transfer (their factory says `transfers = True`: load_imagenet_weights and
+        # head_parameters) have weights to start from and a new head.
+        if (model.pretrained or model.head_lr_scale != 1) and not getattr(model_entry(model.name).factory,
+                                                                            "transfers", False):
+            raise UserError(f"model.pretrained and model.head_lr_scale are for networks with ImageNet weights "
+                            f"(resnet18-imagenet), not {model.name}")
+        if model.pretrained and not config.data.colour:
+            raise UserError("model.pretrained needs RGB pictures (data.colour=true): the ImageNet weights read 3 "
+                            "channels")
         if config.ema_every < 1:
             raise UserError(f"ema_every must be >= 1 step, got {config.ema_every}")
         if config.tta_shift < 0:
@@ -293,6 +310,15 @@ class ImageClassification(Task):
         if self.config.ema_decay:
             return {"net": model, "ema": weight_average(model, self.config.ema_decay)}
         return {"net": model}
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        # Only training reaches here (evaluation and prediction load the run's own weights): the place to start
+        # from ImageNet's weights. A resumed run loads them too, then its checkpoint over them.
+        net, model = self.models["net"], self.config.model
+        if model.pretrained:
+            net.load_imagenet_weights()
+        head = net.head_parameters() if model.head_lr_scale != 1 else []
+        return {"net": build_optimizer(self.config.optim, self.models.values(), head, model.head_lr_scale)}
 
     def train_loader(self) -> TensorLoader | FileLoader:
         if self.train_files is None:
