@@ -279,3 +279,16 @@ def test_data_show_draws_pictures_above_their_masks(cli, tmp_path):
     assert_user_error(cli("data", "show", "digit-scenes", "--augment", "--out", tmp_path / "a.png"),
                       "--augment is for image classification")
     assert not (tmp_path / "a.png").exists()
+
+
+def test_eval_per_class_gives_each_classs_iou_whose_mean_is_the_miou(scenes_run, cli):
+    result = cli("eval", scenes_run, "--json", "--per-class")
+    assert result.code == 0, result.err
+    record = json.loads(result.out)
+    rows = record["per_class"]["test"]
+    assert [row["class"] for row in rows] == ["background", *map(str, range(10))]
+    ious = [row["iou"] for row in rows if row["iou"] is not None]
+    assert sum(ious) / len(ious) == pytest.approx(record["metrics"]["test"]["miou"], abs=1e-3)  # rows are rounded
+    assert sum(row["support"] for row in rows) == sum(row["predicted"] for row in rows)  # every scored pixel once
+    text = cli("eval", scenes_run, "--per-class")
+    assert "iou" in text.out.splitlines()[1] and "background" in text.out

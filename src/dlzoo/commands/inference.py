@@ -26,7 +26,7 @@ def evaluate(args: argparse.Namespace) -> None:
     from dlzoo.config import parse_overrides
     from dlzoo.engine.evaluation import evaluate_split, evaluation_mode
     from dlzoo.engine.reporting import format_metrics
-    from dlzoo.metrics.classification import format_per_class, per_class_report
+    from dlzoo.metrics.classification import format_per_class, report_from_confusion
     from dlzoo.runs import load_for_evaluation, open_run, set_evaluation_keys
 
     run = open_run(args.run_dir)
@@ -34,7 +34,7 @@ def evaluate(args: argparse.Namespace) -> None:
     splits = run.recipe.task.eval_splits(run.config)
     if args.split is not None and args.split not in splits:
         raise UserError(f"{run.recipe.name} has no split '{args.split}'; it has: {', '.join(splits)}")
-    if args.per_class and not _classifies(run.recipe.task):  # said before the data set is loaded
+    if args.per_class and not run.recipe.task.sorts_into_classes():  # said before the data set is loaded
         raise UserError(f"recipe '{run.recipe.name}' does not sort samples into classes: no per-class report")
     chosen = [args.split] if args.split else list(splits)
     task, _ = load_for_evaluation(run, chosen, args.device)
@@ -43,7 +43,8 @@ def evaluate(args: argparse.Namespace) -> None:
     if args.per_class:
         with evaluation_mode(task):
             for split in chosen:
-                per_class[split] = per_class_report(*task.predicted_classes(split), task.meta["classes"])
+                per_class[split] = report_from_confusion(task.class_confusion(split), task.meta["classes"],
+                                                         iou=task.per_class_iou)
     settings = dict(parse_overrides(args.settings))  # checked by set_evaluation_keys
     if args.json:
         record = {"run_dir": str(run.run_dir), "checkpoint": run.checkpoint.name, "metrics": results,
@@ -55,12 +56,6 @@ def evaluate(args: argparse.Namespace) -> None:
             print(f"{run.checkpoint}: {split}{scored} {format_metrics(metrics)}")
             if split in per_class:
                 print(format_per_class(per_class[split]))
-
-
-def _classifies(task_class: type) -> bool:
-    from dlzoo.tasks.base import Task
-
-    return task_class.predicted_classes is not Task.predicted_classes
 
 
 def _predict_arguments(parser: argparse.ArgumentParser) -> None:

@@ -25,32 +25,48 @@ def loss_and_accuracy(scored: Iterable[tuple[torch.Tensor, torch.Tensor]], runti
 
 
 def per_class_report(labels: Any, predicted: Any, classes: list[str]) -> list[dict[str, Any]]:
-    """Precision, recall, F1 and support of every class, and the class its samples are most often mistaken for
-    (None when never): what a single accuracy hides, such as a class that is never predicted at all."""
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+    """`report_from_confusion` of true and predicted class indices (sequences or tensors)."""
+    labels, predicted = torch.as_tensor(labels).long().flatten(), torch.as_tensor(predicted).long().flatten()
+    count = len(classes)
+    confusion = torch.bincount(labels * count + predicted, minlength=count * count).view(count, count)
+    return report_from_confusion(confusion, classes)
 
-    indices = list(range(len(classes)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predicted, labels=indices, zero_division=0)
-    confusion = confusion_matrix(labels, predicted, labels=indices)  # rows: true class, columns: predicted
+
+def report_from_confusion(confusion: torch.Tensor, classes: list[str], iou: bool = False) -> list[dict[str, Any]]:
+    """Precision, recall, F1 and support of every class from a confusion matrix (rows: true class, columns:
+    predicted), and the class its samples are most often mistaken for (None when never): what a single accuracy
+    hides, such as a class that is never predicted at all. With `iou`, each class's intersection over union too
+    (a segmenter's pixels). A class never predicted has precision 0, one never present recall 0."""
+    confusion = confusion.double().cpu()
+    hits, support, predicted = confusion.diagonal(), confusion.sum(1), confusion.sum(0)
+    precision = torch.where(predicted > 0, hits / predicted.clamp(min=1), 0.0)
+    recall = torch.where(support > 0, hits / support.clamp(min=1), 0.0)
+    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12), 0.0)
+    union = support + predicted - hits
     rows = []
     for index, name in enumerate(classes):
-        mistakes = confusion[index].copy()
+        mistakes = confusion[index].clone()
         mistakes[index] = 0
         worst = int(mistakes.argmax())
-        rows.append({"class": name, "precision": round(float(precision[index]), 4),
-                     "recall": round(float(recall[index]), 4), "f1": round(float(f1[index]), 4),
-                     "support": int(support[index]), "predicted": int(confusion[:, index].sum()),
-                     "mistaken_for": classes[worst] if mistakes[worst] else None,
-                     "mistaken_count": int(mistakes[worst])})
+        row = {"class": name, "precision": round(float(precision[index]), 4),
+               "recall": round(float(recall[index]), 4), "f1": round(float(f1[index]), 4),
+               "support": int(support[index]), "predicted": int(predicted[index]),
+               "mistaken_for": classes[worst] if mistakes[worst] else None, "mistaken_count": int(mistakes[worst])}
+        if iou:
+            row["iou"] = round(float(hits[index] / union[index]), 4) if union[index] else None
+        rows.append(row)
     return rows
 
 
 def format_per_class(rows: list[dict[str, Any]]) -> str:
     width = max(len("class"), *(len(row["class"]) for row in rows))
-    lines = [f"  {'class':<{width}}  precision  recall      f1  support  predicted  most often mistaken for"]
+    counts = max(7, *(len(str(row["support"])) for row in rows), *(len(str(row["predicted"])) for row in rows))
+    has_iou = "iou" in rows[0]
+    lines = [f"  {'class':<{width}}  precision  recall      f1{'     iou' if has_iou else ''}  {'support':>{counts}}"
+             f"  {'predicted':>{max(counts, 9)}}  most often mistaken for"]
     for row in rows:
         mistaken = f"{row['mistaken_for']} ({row['mistaken_count']})" if row["mistaken_for"] else "-"
+        iou = (f"  {row['iou']:6.3f}" if row["iou"] is not None else f"  {'-':>6}") if has_iou else ""
         lines.append(f"  {row['class']:<{width}}  {row['precision']:9.3f}  {row['recall']:6.3f}  {row['f1']:6.3f}"
-                     f"  {row['support']:7d}  {row['predicted']:9d}  {mistaken}")
+                     f"{iou}  {row['support']:{counts}d}  {row['predicted']:{max(counts, 9)}d}  {mistaken}")
     return "\n".join(lines)

@@ -203,6 +203,22 @@ class Task(abc.ABC):
         runs like `evaluate`, in one process. Only tasks that classify have them."""
         raise NotImplementedError(f"{type(self).__name__} does not sort samples into classes")
 
+    def class_confusion(self, split: str) -> torch.Tensor:
+        """Counts (classes, classes) of a held-out split's samples by true (rows) and predicted class, for `dlzoo
+        eval --per-class`: from `predicted_classes`, or counted as it goes by a task with too many samples to list
+        (a segmenter's pixels)."""
+        truth, predicted = self.predicted_classes(split)
+        count = len(self.meta["classes"])
+        return torch.bincount(truth.long() * count + predicted.long(), minlength=count * count).view(count, count)
+
+    # Whether `dlzoo eval --per-class` adds each class's intersection over union (segmenters).
+    per_class_iou: ClassVar[bool] = False
+
+    @classmethod
+    def sorts_into_classes(cls) -> bool:
+        """Whether the task has a per-class report (`dlzoo eval --per-class`)."""
+        return cls.predicted_classes is not Task.predicted_classes or cls.class_confusion is not Task.class_confusion
+
     def samples_in(self, batch: Any) -> int:
         """How many samples a training batch holds (for samples/s)."""
         first = batch[0] if isinstance(batch, (tuple, list)) else batch

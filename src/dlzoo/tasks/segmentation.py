@@ -190,16 +190,26 @@ class Segmentation(Task):
         return images.to(device, non_blocking=True).float() / 255, masks.to(device, non_blocking=True)
 
     def evaluate(self, split: str) -> dict[str, float]:
-        runtime, classes = self.runtime, len(self.meta["classes"])
-        counts = torch.zeros(classes, classes, dtype=torch.float64, device=runtime.device)
-        loss = torch.zeros(2, dtype=torch.float64, device=runtime.device)  # summed loss, scored pixels
+        counts, loss = (self.runtime.all_reduce_sum(total) for total in self._scored_pixels())
+        return {"loss": float(loss[0] / loss[1].clamp(min=1)), **scores(counts.cpu())}
+
+    per_class_iou = True
+
+    def class_confusion(self, split: str) -> torch.Tensor:
+        return self._scored_pixels()[0].cpu()  # `dlzoo eval --per-class` runs in one process
+
+    def _scored_pixels(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This process's share of the test split scored: pixel counts by (true, predicted) class, and the summed
+        loss and number of its scored pixels."""
+        device, classes = self.runtime.device, len(self.meta["classes"])
+        counts = torch.zeros(classes, classes, dtype=torch.float64, device=device)
+        loss = torch.zeros(2, dtype=torch.float64, device=device)
         for images, masks in self._test_batches():
             logits = self.logits(images).float()
             loss[0] += F.cross_entropy(logits, masks, ignore_index=IGNORE, reduction="sum")
             loss[1] += (masks != IGNORE).sum()
             counts += confusion(masks, logits.argmax(1), classes)
-        counts, loss = runtime.all_reduce_sum(counts), runtime.all_reduce_sum(loss)
-        return {"loss": float(loss[0] / loss[1].clamp(min=1)), **scores(counts.cpu())}
+        return counts, loss
 
     def _test_batches(self):
         """This process's share of the test split: digit-scene batches, or single test pictures."""
