@@ -90,6 +90,7 @@ def test_a_boxes_run_is_scored_by_map(boxes_run, cli):
     summary = json.loads((boxes_run / "summary.json").read_text())
     test = summary["metrics"]["test"]
     assert summary["main_metric"] == "map" and 0 <= test["map"] <= test["map_50"] <= 1
+    assert Image.open(boxes_run / "predictions.png").size[1] > 200  # true and found boxes, after every epoch
     evaluated = cli("eval", boxes_run, "--json")
     assert evaluated.code == 0, evaluated.err
     assert json.loads(evaluated.out)["metrics"]["test"]["map"] == pytest.approx(test["map"], abs=1e-9)

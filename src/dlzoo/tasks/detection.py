@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 DIGIT_CLASSES = [str(digit) for digit in range(10)]
 # Detections scored by mAP: all but the least likely, so that the precision-recall curve runs its whole length.
 EVAL_SCORE_THRESHOLD = 0.05
-TEST_SCENES_PER_CHUNK = 100  # a constant: the chunks' draws make the test set
+PREDICTIONS = "predictions.png"
+SHOWN_SCALE = 2  # the canvases drawn in predictions.png are this many times their size, so labels can be read
 
 
 @dataclass
@@ -56,6 +57,7 @@ class DetectionConfig(RecipeConfig):
 
 class Detection(Task):
     main_metric = "map"
+    run_files = (PREDICTIONS,)  # the first test canvases with their true and found boxes, after every epoch
     model_kinds = {"model": "detector"}
     checkpoint_meta = {"classes": list[str], "size": Pixels}
     config: DetectionConfig
@@ -147,6 +149,30 @@ class Detection(Task):
         loss = runtime.all_reduce_sum(loss)
         return {"loss": float(loss[0] / loss[1]), "map": float(scores["map"]), "map_50": float(scores["map_50"])}
 
+    def on_epoch_end(self, epoch: int, run_dir: Path | None) -> None:
+        if run_dir is None:
+            return
+        from dlzoo.engine.evaluation import evaluation_mode
+        from dlzoo.vision.gallery import Gallery, save_gallery
+
+        shown = Scenes(*(part[:8].cpu() for part in self.test_scenes))
+        canvases = [(image.permute(1, 2, 0) * 255).round().byte().numpy() for image in shown.images]
+        with evaluation_mode(self):
+            found = [self.find(canvas) for canvas in canvases]
+        pixels = self.meta["size"]
+        truths = [[{"label": self.meta["classes"][int(label)], "score": 1.0, "box": (box * pixels).tolist()}
+                   for box, label in zip(boxes[present], labels[present], strict=True)]
+                  for boxes, labels, present in zip(shown.boxes, shown.labels, shown.present, strict=True)]
+        rows = []
+        for objects in (truths, found):  # drawn at SHOWN_SCALE times the size, so that the labels can be read
+            for canvas, drawn in zip(canvases, objects, strict=True):
+                large = np.kron(canvas, np.ones((SHOWN_SCALE, SHOWN_SCALE, 1), np.uint8))
+                scaled = [{**o, "box": [v * SHOWN_SCALE for v in o["box"]]} for o in drawn]
+                rows.append(boxes_drawn(large, scaled, width=3))  # lines the figure's downscaling keeps
+        gallery = Gallery(torch.stack(rows).float() / 255, ["true boxes", "found"], len(canvases),
+                          self.config.recipe, False, self.config.data.source, None, title="digit-scenes: test canvases")
+        save_gallery(gallery, Path(run_dir) / PREDICTIONS)
+
     # --- prediction -----------------------------------------------------------------------------------------
     predicts_pictures = True
     writes_predictions = True
@@ -219,17 +245,23 @@ class BoxesOut(nn.Module):
         return logits.softmax(-1), decode_offsets(self.anchors, offsets).clamp(0, 1)
 
 
+def boxes_drawn(picture: np.ndarray, found: list[dict[str, Any]], width: int = 1) -> torch.Tensor:
+    """The picture (uint8 RGB or grey) as uint8 (3, H, W) with each object's box (lines `width` px) and label."""
+    from torchvision.utils import draw_bounding_boxes
+
+    image = (as_rgb_tensor(picture) * 255).round().byte()
+    if not found:
+        return image
+    labels = [f"{o['label']} {o['score']:.2f}" if o["score"] < 1 else o["label"] for o in found]
+    return draw_bounding_boxes(image, torch.tensor([o["box"] for o in found]), labels, colors="yellow", width=width)
+
+
 def write_boxes(picture: np.ndarray, found: list[dict[str, Any]], path: Path) -> Path:
     """The picture with each object's box and label drawn on it, as a PNG written whole."""
     from PIL import Image
-    from torchvision.utils import draw_bounding_boxes
 
     from dlzoo.files import written_whole
 
-    image = (as_rgb_tensor(picture) * 255).round().byte()
-    if found:
-        boxes = torch.tensor([o["box"] for o in found])
-        image = draw_bounding_boxes(image, boxes, [f"{o['label']} {o['score']:.2f}" for o in found], colors="yellow")
     with written_whole(path) as temporary:
-        Image.fromarray(image.permute(1, 2, 0).numpy()).save(temporary, format="PNG")
+        Image.fromarray(boxes_drawn(picture, found).permute(1, 2, 0).numpy()).save(temporary, format="PNG")
     return path
