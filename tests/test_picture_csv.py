@@ -248,3 +248,8 @@ def test_a_classic_cnn_trains_on_colour_pictures_at_32_px(cli, cifar, tmp_path):
                  "data.resolution=32", "data.batch_size=8", "trainer.epochs=1", *CPU, "--out", tmp_path / "run")
     assert result.code == 0, result.err
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["metrics"]["test"]
+
+
+def test_the_test_split_keys_are_refused_for_sources_with_a_test_split_of_their_own(cli, tmp_path):
+    assert_user_error(cli("train", "digits", "data.test_fraction=0.3", "--out", tmp_path / "run"),
+                      "data.test_fraction draws the test split of data.source=picture-csv", "'mnist5k'")

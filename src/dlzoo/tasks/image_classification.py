@@ -155,6 +155,12 @@ def load_arrays(data: ImageDataConfig) -> tuple[ImageArrays, PictureFiles | None
     """A named data set, or pictures of one's own read at the model's resolution (`data.source=folder` or
     `picture-csv`), with `data.val_fraction` of the training pictures held out; with `data.stream`, the other
     training pictures are left on disk (returned as `PictureFiles`, the arrays' training images and labels empty)."""
+    if data.source != PICTURE_CSV.name:  # the other sources come with their test split: the keys would do nothing
+        defaults = ImageDataConfig()
+        for key in ("test_fraction", "split_seed"):
+            if getattr(data, key) != getattr(defaults, key):
+                raise UserError(f"data.{key} draws the test split of data.source=picture-csv; '{data.source}' has "
+                                f"its own test split")
     if data.source not in PICTURE_SOURCES:
         for key in ("colour", "stream"):
             if getattr(data, key):
