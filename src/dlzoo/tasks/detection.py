@@ -3,7 +3,8 @@ precision (COCO's: over IoU thresholds 0.5-0.95, and at 0.5) with torchmetrics.
 
 Trained as the curriculum trains its TinySSD: every anchor gets a class (background, or the object it overlaps
 best; `dlzoo.vision.boxes.anchor_targets`) and, when it has an object, the offsets from itself to that object's box;
-the loss is cross-entropy over the classes plus L1 over the offsets of the anchors that have objects. The data are
+the loss is cross-entropy over the classes plus L1 over the offsets of the anchors that have objects, weighed as the
+SSD paper weighs them (`loss=ssd`, hard negatives) or as the curriculum does (`loss=curriculum`). The data are
 `digit-scenes` canvases (`dlzoo.data.scenes`) with each digit's ink box: fresh ones every batch from the training
 digits, a fixed test set from the held-out digits and photo parts.
 """
@@ -75,6 +76,9 @@ class Detection(Task):
         if data.size % 32:
             raise UserError(f"data.size must be a multiple of 32 (the detector halves it 5 times), got {data.size}")
         check_scene_config(data)
+        if config.negatives_per_object < 1:
+            raise UserError(f"negatives_per_object must be at least 1 (background anchors trained per object "
+                            f"anchor), got {config.negatives_per_object}")
         for key in ("iou_threshold", "nms_iou", "score_threshold"):
             if not 0 < getattr(config, key) <= 1:
                 raise UserError(f"{key} must lie in (0, 1], got {getattr(config, key)}")
