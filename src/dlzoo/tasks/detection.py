@@ -112,20 +112,26 @@ class Detection(Task):
         background, so the objects' few anchors weigh little. `loss=ssd` (the SSD paper's): only the hardest
         background anchors count, `negatives_per_object` of them for each anchor with an object (those the network
         most takes for an object), and both sums are divided by the number of anchors with objects."""
+        total, count = self.loss_sums(logits, offsets, scenes)
+        return total / count.clamp(min=1)
+
+    def loss_sums(self, logits: torch.Tensor, offsets: torch.Tensor,
+                  scenes: Scenes) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss as (sum, what it is divided by): sums over pictures, so that a held-out split's loss adds up
+        over batches and processes to the same value however it is cut."""
         from dlzoo.vision.boxes import anchor_targets
 
         target_offsets, mask, classes = anchor_targets(self.anchors(), scenes.boxes, scenes.labels, scenes.present,
                                                        self.config.iou_threshold)
         class_loss = F.cross_entropy(logits.float().transpose(1, 2), classes, reduction="none")  # (N, A)
         box_loss = (F.l1_loss(offsets.float(), target_offsets, reduction="none") * mask[..., None]).sum(-1)
-        if self.config.loss == "curriculum":
-            return class_loss.mean() + box_loss.mean()
+        if self.config.loss == "curriculum":  # each picture's mean over its anchors, averaged over the pictures
+            return (class_loss.mean(1) + box_loss.mean(1)).sum(), class_loss.new_tensor(float(len(class_loss)))
         objects = mask.sum(1, keepdim=True)  # (N, 1) anchors with an object, per picture
         background = class_loss.detach().masked_fill(mask.bool(), -1.0)  # objects' anchors never chosen below
         hardness = background.argsort(1, descending=True).argsort(1)  # 0 for the hardest background anchor
         hard = hardness < self.config.negatives_per_object * objects
-        return (class_loss * (mask.bool() | hard)).sum() / objects.sum().clamp(min=1) + \
-            box_loss.sum() / objects.sum().clamp(min=1)
+        return (class_loss * (mask.bool() | hard)).sum() + box_loss.sum(), objects.sum()
 
     def train_step(self, batch: int, ctx: StepContext) -> dict[str, torch.Tensor]:
         scenes = self.composer.compose(batch)
@@ -138,20 +144,20 @@ class Detection(Task):
 
         runtime, anchors = self.runtime, self.anchors()
         average_precision = MeanAveragePrecision(box_format="xyxy", iou_type="bbox").to(runtime.device)
-        loss = torch.zeros(2, dtype=torch.float64, device=runtime.device)
+        loss = torch.zeros(2, dtype=torch.float64, device=runtime.device)  # summed loss, what it is divided by
         indices = torch.arange(len(self.test_scenes.images), device=runtime.device)
         for (chunk,) in self.held_out_batches(indices):
             scenes = Scenes(*(part[chunk] for part in self.test_scenes))
             logits, offsets = self.models["net"](scenes.images)
-            loss[0] += self.loss(logits, offsets, scenes) * len(chunk)
-            loss[1] += len(chunk)
+            loss += torch.stack(self.loss_sums(logits, offsets, scenes)).to(loss)
             found = detect(logits.float(), offsets.float(), anchors, self.config.nms_iou, EVAL_SCORE_THRESHOLD)
             truths = [{"boxes": boxes[present], "labels": labels[present]}
                       for boxes, labels, present in zip(scenes.boxes, scenes.labels, scenes.present, strict=True)]
             average_precision.update(found, truths)
         scores = average_precision.compute()  # gathered over the processes under torchrun
         loss = runtime.all_reduce_sum(loss)
-        return {"loss": float(loss[0] / loss[1]), "map": float(scores["map"]), "map_50": float(scores["map_50"])}
+        return {"loss": float(loss[0] / loss[1].clamp(min=1)), "map": float(scores["map"]),
+                "map_50": float(scores["map_50"])}
 
     def on_epoch_end(self, epoch: int, run_dir: Path | None) -> None:
         if run_dir is None:
