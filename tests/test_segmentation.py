@@ -195,6 +195,12 @@ def test_a_segmentation_recipe_refuses_a_classifier_and_a_bad_range(cli, tmp_pat
                       "is a classifier model", "fcn")
     assert_user_error(cli("train", "digit-scenes", "data.style.digits=[1,5]", "--out", tmp_path / "b"),
                       "data.style.digits")
+    assert_user_error(cli("train", "digit-scenes", "data.style.digit_height=[12,80]", "--out", tmp_path / "b"),
+                      "within the 64 px canvas")
+    assert_user_error(cli("train", "digit-boxes", "data.style.zoom=[0.5,0.2]", "--out", tmp_path / "b"),
+                      "data.style.zoom is a range [low, high]")
+    assert_user_error(cli("train", "digit-scenes", "data.style.dim=[0.5,2]", "--out", tmp_path / "b"),
+                      "data.style.dim lie in [0, 1]")
     assert_user_error(cli("train", "digit-scenes", "data.source=fashion-mnist", "--out", tmp_path / "c"),
                       "segmentation reads digit-scenes")
 

