@@ -67,3 +67,6 @@ class FCN(nn.Module):
 def fcn(num_classes: int, in_channels: int = 3, stride: int = 32) -> nn.Module:
     """FCN: ResNet-18 features, a 1x1 conv and a bilinear-initialised transposed conv (per-pixel classes)."""
     return FCN(num_classes, in_channels, stride)
+
+
+fcn.transfers = True  # it has load_imagenet_weights (model.pretrained)

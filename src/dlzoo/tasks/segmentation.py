@@ -24,7 +24,7 @@ from dlzoo.data.masks import IGNORE, VOC_COLORMAP, MaskedPictures, read_mask_fol
 from dlzoo.data.scenes import SCENE_CLASSES, SCENES, SceneBatches, SceneDataConfig, check_scene_config, scene_splits
 from dlzoo.engine.best import Goal
 from dlzoo.errors import UserError
-from dlzoo.models import create
+from dlzoo.models import create, model_entry
 from dlzoo.tasks.base import Task, input_name, output_file_name, predict_inputs
 from dlzoo.vision.io import IN_MEMORY_PICTURES, Picture, as_rgb_tensor, load_picture
 
@@ -138,6 +138,8 @@ class Segmentation(Task):
             raise UserError(f"data.source={data.source!r}: segmentation reads {SCENES}, "
                             f"{', '.join(FILE_SOURCES)}")
         check_scene_config(data)
+        if config.model.pretrained and not getattr(model_entry(config.model.name).factory, "transfers", False):
+            raise UserError(f"model.pretrained is for networks with ImageNet weights (fcn), not {config.model.name}")
         if len(data.crop) != 2 or min(data.crop) < 1:
             raise UserError(f"data.crop is [height, width] in pixels, got {data.crop}")
 
