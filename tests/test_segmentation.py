@@ -167,6 +167,15 @@ def test_a_served_run_answers_each_picture_with_its_class_shares(scenes_run, tmp
     assert sum(record["classes"].values()) == pytest.approx(1, abs=1e-5)
 
 
+def test_mask_file_names_never_repeat_within_a_call():
+    from dlzoo.tasks.base import output_file_name
+
+    taken: set[str] = set()
+    names = [output_file_name(item, number, taken) for number, item in
+             enumerate(["photos/a.jpg", "scans/a.png", "a-1.jpg", None])]
+    assert names == ["a.png", "a-1.png", "a-1-2.png", "picture-3.png"]
+
+
 def test_predict_out_must_be_a_folder(scenes_run, cli, tmp_path, digit_pictures):
     taken = tmp_path / "masks.png"
     taken.write_bytes(b"x")

@@ -54,10 +54,10 @@ def input_name(item: Any) -> str | None:
 def output_file_name(item: Any, number: int, taken: set[str]) -> str:
     """The PNG a prediction writes for input number `number` of a call into its output folder (a mask, a picture
     with boxes drawn): the input's own file stem, or `picture-N` for one given in memory; a stem already used in the
-    call (photos/a.jpg and scans/a.png) gets the input's number added. `taken` collects the stems used."""
+    call (photos/a.jpg and scans/a.png) gets the input's number added. `taken` collects the names given."""
     stem = Path(item).stem if isinstance(item, str) else f"picture-{number}"
-    name = f"{stem}.png" if stem not in taken else f"{stem}-{number}.png"
-    taken.add(stem)
+    name = f"{stem}.png" if f"{stem}.png" not in taken else f"{stem}-{number}.png"
+    taken.add(name)
     return name
 
 
