@@ -66,14 +66,16 @@ def prediction_gallery(task: Segmentation, columns: int = 8) -> Gallery:
     from dlzoo.data.scenes import SCENES
     from dlzoo.engine.evaluation import evaluation_mode
 
-    if task.config.data.source == SCENES:
-        pictures, truths = task.test_scenes.images[:columns].cpu(), task.test_scenes.masks[:columns].cpu()
-    else:
-        shown = task.test_pictures
-        pictures = torch.stack([_resized(image, "bilinear") for image in shown.images[:columns]]) / 255
-        truths = torch.stack([_resized(mask[..., None], "nearest")[0] for mask in shown.masks[:columns]])
     with evaluation_mode(task):
-        predicted = task.logits(pictures.to(task.runtime.device)).argmax(1).cpu()
+        if task.config.data.source == SCENES:
+            pictures, truths = task.test_scenes.images[:columns].cpu(), task.test_scenes.masks[:columns].cpu()
+            predicted = task.logits(pictures.to(task.runtime.device)).argmax(1).cpu()
+        else:  # each picture segmented whole, as evaluation scores it, then shrunk to a cell with its masks
+            shown = task.test_pictures
+            pictures = torch.stack([_resized(image, "bilinear") for image in shown.images[:columns]]) / 255
+            truths = torch.stack([_resized(mask[..., None], "nearest")[0] for mask in shown.masks[:columns]])
+            predicted = torch.stack([_resized(task.segment(image)[..., None], "nearest")[0]
+                                     for image in shown.images[:columns]])
     rows = [pictures, coloured(truths), coloured(predicted)]
     return Gallery(torch.cat(rows), ["picture", "true mask", "predicted"], len(pictures), task.config.recipe, False,
                    task.config.data.source, None, title=f"{task.config.data.source}: test pictures")
