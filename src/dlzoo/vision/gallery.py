@@ -112,13 +112,13 @@ def save_gallery(shown: Gallery, out: str | Path) -> Path:
     padding, columns, rows = 2, shown.columns, len(shown.row_names)
     # make_grid gives 3 channels either way (grey images repeated), so grey and colour sets are drawn alike.
     grid = make_grid(shown.images.float().clamp(0, 1), nrow=columns, padding=padding, pad_value=1.0)
-    cell = shown.images.shape[-1] + padding
+    cell_height, cell_width = shown.images.shape[-2] + padding, shown.images.shape[-1] + padding  # VOC's: 96x128
     figure = new_figure(figsize=(1.0 + 0.9 * columns, 0.5 + 0.85 * rows))
     axis = figure.subplots()
     axis.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
-    axis.set_yticks([padding + cell * i + cell / 2 for i in range(rows)], shown.row_names)
+    axis.set_yticks([padding + cell_height * i + cell_height / 2 for i in range(rows)], shown.row_names)
     labels = ["original", *[f"aug {i}" for i in range(1, columns)]] if shown.augmented else [""] * columns
-    axis.set_xticks([padding + cell * i + cell / 2 for i in range(columns)], labels, fontsize=8)
+    axis.set_xticks([padding + cell_width * i + cell_width / 2 for i in range(columns)], labels, fontsize=8)
     axis.tick_params(length=0)
     what = f"augmentation of the '{shown.recipe}' recipe" if shown.augmented else "training samples"
     axis.set_title(shown.title or f"{shown.source}: {what}", fontsize=10)
