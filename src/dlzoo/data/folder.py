@@ -24,7 +24,7 @@ from typing import ClassVar
 import numpy as np
 
 from dlzoo.data.images import ImageArrays, split_fingerprint, validation_split
-from dlzoo.data.sources import register_source
+from dlzoo.data.sources import UserDataSource, register_source
 from dlzoo.errors import UserError
 from dlzoo.vision.io import read_image
 from dlzoo.vision.preprocess import ResizePreprocessing
@@ -33,22 +33,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".tif", ".tiff", ".w
 TEST_SPLITS = ("test", "val")
 
 
-@dataclass(frozen=True)
-class UserPictureSource:
-    """Pictures of one's own, read by the image classifiers (`read_listing`): found where data.path says."""
-
-    name: str
-    description: str
-    needs: str  # what data.path must name
-
-    def where(self) -> str | None:
-        return None  # there is no default location: the config's data.path names it
-
-    def how_to_get(self) -> str:
-        return f"set data.path to {self.needs}"
-
-
-FOLDER = register_source(UserPictureSource(
+FOLDER = register_source(UserDataSource(
     "folder", "your own pictures: data.path=DIR holding train/<class>/* and test/<class>/* (or val/)",
     "a folder with train/<class>/ and test/<class>/ subfolders of pictures"))
 
@@ -113,8 +98,8 @@ def mixed(items: list[tuple[Path, int]]) -> list[tuple[Path, int]]:
 
 @dataclass(frozen=True)
 class PictureListing:
-    """Checked pictures of a `UserPictureSource`, not read yet: class names and (path, label) pairs per split, the
-    paths under `root`."""
+    """Checked pictures of one's own (`FOLDER`, `PICTURE_CSV`), not read yet: class names and (path, label) pairs
+    per split, the paths under `root`."""
 
     source: ClassVar[str]  # the data source that lists them
     root: Path

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from dlzoo.data.folder import IMAGE_SUFFIXES, TEST_SPLITS, _hidden
-from dlzoo.data.sources import cache_dir, fetch, md5, register_source
+from dlzoo.data.sources import UserDataSource, cache_dir, fetch, md5, register_source
 from dlzoo.errors import UserError, one_line
 from dlzoo.vision.io import read_image
 
@@ -87,21 +87,11 @@ class VocSource:
                 f"{cache_dir() / self.name}/, or pass data.path=FOLDER; when online it is downloaded (2 GB)")
 
 
-@dataclass(frozen=True)
-class MaskFolderSource:
-    name: str = "mask-folder"
-    description: str = "your own segmentation set: data.path=DIR holding classes.txt, train/ and test/ (or val/)"
-
-    def where(self) -> str | None:
-        return None  # there is no default location: the config's data.path names it
-
-    def how_to_get(self) -> str:
-        return ("set data.path to a folder with classes.txt (one class name a line, line i naming class i), "
-                "train/images/* with train/masks/<same name>.png, and test/ (or val/) alike")
-
-
 VOC = register_source(VocSource())
-MASK_FOLDER = register_source(MaskFolderSource())
+MASK_FOLDER = register_source(UserDataSource(
+    "mask-folder", "your own segmentation set: data.path=DIR holding classes.txt, train/ and test/ (or val/)",
+    "a folder with classes.txt (one class name a line, line i naming class i), train/images/* with "
+    "train/masks/<same name>.png, and test/ (or val/) alike"))
 
 
 def read_voc(path: str | None, limit: int | None = None) -> MaskedSplits:
@@ -121,7 +111,7 @@ def read_voc(path: str | None, limit: int | None = None) -> MaskedSplits:
 
 
 def read_mask_folder(path: str | None, limit: int | None = None) -> MaskedSplits:
-    """A folder of one's own (`MaskFolderSource.how_to_get`); `limit`: only the first that many of each split, in
+    """A folder of one's own (`MASK_FOLDER.how_to_get()`); `limit`: only the first that many of each split, in
     name order."""
     _check_limit(limit)
     if not path:

@@ -22,9 +22,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from dlzoo.data.folder import IMAGE_SUFFIXES, PictureListing, UserPictureSource, _hidden, mixed
+from dlzoo.data.folder import IMAGE_SUFFIXES, PictureListing, _hidden, mixed
 from dlzoo.data.images import validation_split
-from dlzoo.data.sources import register_source
+from dlzoo.data.sources import UserDataSource, register_source
 from dlzoo.data.tables import read_csv
 from dlzoo.errors import UserError
 
@@ -50,7 +50,7 @@ class CsvLayout:
 LAYOUTS = (CsvLayout("classify-leaves", "train.csv", "image", "{}", "test.csv"),
            CsvLayout("CIFAR-10", "trainLabels.csv", "id", "train/{}.png", "test"))
 
-PICTURE_CSV = register_source(UserPictureSource(
+PICTURE_CSV = register_source(UserDataSource(
     "picture-csv", "pictures labelled by a CSV, as Kaggle unpacks them: data.path=DIR holding train.csv "
                    "(image,label: classify-leaves) or trainLabels.csv (id,label) and train/<id>.png (CIFAR-10); "
                    "classes sorted by name, the test split held out of the labelled rows (data.test_fraction)",

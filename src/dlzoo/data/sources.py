@@ -38,6 +38,21 @@ class DataSource(Protocol):
 SOURCES: dict[str, DataSource] = {}
 
 
+@dataclass(frozen=True)
+class UserDataSource:
+    """Data of one's own (pictures, texts, masks), found where data.path says: there is no default location."""
+
+    name: str
+    description: str
+    needs: str  # what data.path must name
+
+    def where(self) -> str | None:
+        return None
+
+    def how_to_get(self) -> str:
+        return f"set data.path to {self.needs}"
+
+
 def register_source(source: DataSource) -> DataSource:
     SOURCES[source.name] = source
     return source

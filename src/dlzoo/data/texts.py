@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlzoo.data.sources import FileSource, RemoteFile, register_source
+from dlzoo.data.sources import FileSource, RemoteFile, UserDataSource, register_source
 from dlzoo.data.tables import read_csv
 from dlzoo.errors import UserError
 
@@ -44,23 +44,10 @@ CHINESE_REVIEWS = register_source(FileSource(
 ))
 
 
-@dataclass(frozen=True)
-class UserTextSource:
-    name: str
-    description: str
-    needs: str  # what data.path must name
-
-    def where(self) -> str | None:
-        return None  # there is no default location: the config's data.path names it
-
-    def how_to_get(self) -> str:
-        return f"set data.path to {self.needs}"
-
-
-TEXT_LINES = register_source(UserTextSource(
+TEXT_LINES = register_source(UserDataSource(
     "text-lines", "your own texts: data.path=DIR holding <class>.txt files, one UTF-8 text per line",
     "a folder of <class>.txt files"))
-TEXT_CSV = register_source(UserTextSource(
+TEXT_CSV = register_source(UserDataSource(
     "text-csv", "your own texts: data.path=FILE.csv with a text and a label column (data.text_column, "
                 "data.label_column)", "a UTF-8 CSV file of texts and labels"))
 
