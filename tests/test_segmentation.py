@@ -219,6 +219,18 @@ TINY_VOC = ["model.pretrained=false", "model.args.stride=8", "data.crop=[16,24]"
             "trainer.epochs=1", "trainer.device=cpu"]
 
 
+def test_canvases_and_crops_that_are_no_multiple_of_the_stride_train(cli, tmp_path):
+    from test_masks import make_voc
+
+    result = cli("train", "digit-scenes", *TINY_SCENES, "data.size=30", "data.style.digit_height=[10,20]", "--out",
+                 tmp_path / "scenes")
+    assert result.code == 0, result.err
+    make_voc(tmp_path / "voc", train=2, val=1)
+    result = cli("train", "fcn-voc", *TINY_VOC, "data.crop=[15,21]", f"data.path={tmp_path / 'voc'}", "--out",
+                 tmp_path / "voc-run")
+    assert result.code == 0, result.err
+
+
 def test_fcn_voc_trains_on_a_voc_folder_and_scores_its_val_pictures_whole(cli, tmp_path):
     from test_masks import make_voc
 

@@ -184,7 +184,7 @@ class Segmentation(Task):
             images, masks = self.composer.compose(batch)[:2]
         else:
             images, masks = self._on_device(*batch)
-        logits = ctx.models["net"](images)
+        logits = self.logits(images, ctx.models["net"])  # canvases and crops of any size
         return {"loss": F.cross_entropy(logits.float(), masks, ignore_index=IGNORE)}
 
     def _on_device(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -232,11 +232,13 @@ class Segmentation(Task):
 
         save_gallery(prediction_gallery(self), Path(run_dir) / PREDICTIONS)
 
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
+    def logits(self, images: torch.Tensor, net: nn.Module | None = None) -> torch.Tensor:
         """Per-pixel logits (N, classes, H, W) of pictures (N, 3, H, W) in [0, 1] of any size: padded to the
-        network's stride, the padding's logits cut away."""
+        network's stride, the padding's logits cut away. `net`: the network as trained (compiled, DDP-wrapped),
+        else the task's own."""
         height, width = images.shape[-2:]
-        return self.models["net"](pad_to_stride(images, self.models["net"].stride))[..., :height, :width]
+        stride = self.models["net"].stride
+        return (net or self.models["net"])(pad_to_stride(images, stride))[..., :height, :width]
 
     # --- prediction -----------------------------------------------------------------------------------------
     predicts_pictures = True
