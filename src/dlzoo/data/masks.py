@@ -11,12 +11,7 @@ palette PNGs whose indices are the classes themselves; one saved as RGB is mappe
 
 from __future__ import annotations
 
-import http.client
 import os
-import shutil
-import tarfile
-import tempfile
-import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +19,8 @@ import numpy as np
 from PIL import Image
 
 from dlzoo.data.folder import IMAGE_SUFFIXES, TEST_SPLITS, _hidden
-from dlzoo.data.sources import UserDataSource, cache_dir, fetch, md5, register_source
-from dlzoo.errors import UserError, one_line
+from dlzoo.data.sources import Archive, UserDataSource, cache_dir, download_archive, register_source
+from dlzoo.errors import UserError
 from dlzoo.vision.io import read_image
 
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -135,50 +130,15 @@ def read_mask_folder(path: str | None, limit: int | None = None) -> MaskedSplits
 def download_voc() -> Path:
     """The official archive fetched into the cache (checked by MD5, written whole), unpacked there and removed:
     the VOC2012 folder it held."""
-    target = cache_dir() / VOC.name
-    archive = target.with_name(VOC_URL.rsplit("/", 1)[1])
-    if not (archive.is_file() and md5(archive) == VOC_TAR_MD5):  # one kept by an unpacking that failed is used
-        try:
-            fetch(VOC_URL, archive, VOC_TAR_MD5)
-        except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as error:
-            raise UserError(f"{VOC.name}: could not download {VOC_URL} ({one_line(error)}); "
-                            f"{VOC.how_to_get()}") from None
-    _unpack(archive, target)
-    archive.unlink(missing_ok=True)  # 2 GB; another process of a torchrun job may have removed it already
+    target = download_archive(VOC.name, Archive(VOC_URL, VOC_TAR_MD5), cache_dir() / VOC.name, _voc_lacks,
+                              VOC.how_to_get())
     return _voc_root(target) or target
 
 
-def _unpack(archive: Path, target: Path) -> None:
-    """The archive unpacked into a hidden folder beside `target` and renamed to `target` once whole: a process
-    killed midway leaves that hidden folder, never a `target` that looks complete but lacks files."""
-    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        try:
-            with tarfile.open(archive) as tar:
-                _extract_all(tar, partial)
-        except (tarfile.TarError, OSError) as error:
-            raise UserError(f"{VOC.name}: cannot unpack {archive}: {one_line(error)}") from None
-        root = _voc_root(partial)
-        if root is None or _voc_missing(root):
-            raise UserError(f"{VOC.name}: {archive} holds no VOCdevkit/VOC2012/ with {', '.join(VOC_PARTS)}")
-        try:
-            partial.rename(target)
-        except OSError as error:
-            if VOC.where() is None:  # else another process of a torchrun job put its copy there first
-                raise UserError(f"{VOC.name}: cannot move the unpacked data to {target}: {error.strerror} (a folder "
-                                f"there that is no whole VOC 2012? remove it)") from None
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-
-
-def _extract_all(tar: tarfile.TarFile, folder: Path) -> None:
-    if hasattr(tarfile, "data_filter"):
-        tar.extractall(folder, filter="data")  # refuses links out of `folder`, absolute names, devices
-        return
-    for member in tar.getmembers():  # the same refusals, for Pythons older than the filter (3.10.12, 3.11.4)
-        if not (member.isfile() or member.isdir()) or member.name.startswith("/") or ".." in Path(member.name).parts:
-            raise tarfile.TarError(f"refused {member.name}: not a plain file or folder inside the archive")
-    tar.extractall(folder)
+def _voc_lacks(folder: Path) -> str | None:
+    """What an unpacked archive in `folder` lacks of a VOC 2012, for `download_archive`; None when it is whole."""
+    root = _voc_root(folder)
+    return f"VOCdevkit/VOC2012/ with {', '.join(VOC_PARTS)}" if root is None or _voc_missing(root) else None
 
 
 def _locate_voc(path: str | None) -> Path:

@@ -3,7 +3,8 @@
 1. an explicit path (the config's `data.path`), or `$DLZOO_DATA/<source>`;
 2. system package locations (e.g. Debian's dataset-fashion-mnist in /usr/share/datasets/fashion-mnist);
 3. the local cache (`$DLZOO_CACHE`, else `$XDG_CACHE_HOME/dlzoo`, else `~/.cache/dlzoo`), `<cache>/<source>`;
-4. a download from the official URLs into the cache, verified against known checksums.
+4. a download from the official URLs into the cache, verified against known checksums; a source published as one
+   archive (.tar, .tar.gz, .zip) is fetched whole, checked, and unpacked into the cache whole (`download_archive`).
 
 When nothing works the error names the files expected and where to put them. `dlzoo data` prints the same facts for
 every registered source.
@@ -14,13 +15,18 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import shutil
+import tarfile
+import tempfile
 import urllib.error
 import urllib.request
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from dlzoo.errors import UserError, unknown_name
+from dlzoo.errors import UserError, one_line, unknown_name
 from dlzoo.files import written_whole
 
 
@@ -78,6 +84,15 @@ class RemoteFile:
 
 
 @dataclass(frozen=True)
+class Archive:
+    """One official archive holding a source's files, rather than a file per download."""
+
+    url: str
+    md5: str
+    folder: str = "."  # the folder in the archive that holds the files; a folder given (data.path) may hold it too
+
+
+@dataclass(frozen=True)
 class FileSource:
     """A data set made of named files, found locally or downloaded from mirrors and checked by MD5."""
 
@@ -92,9 +107,23 @@ class FileSource:
     extra_help: str = field(default="", compare=False)
     # Pictures: a folder of one's own in their place (train/<class>/...) is read by data.source=folder.
     pictures: bool = False
+    # Published as one archive (then `mirrors` is empty and the files' MD5s may be too: the archive's is checked).
+    archive: Archive | None = None
 
     def _has_files(self, folder: Path) -> bool:
         return all(self._find(folder, f.name) is not None for f in self.files)
+
+    def _holder(self, folder: Path) -> Path | None:
+        """`folder`, or the archive's folder inside it, whichever holds every file."""
+        inside = [folder / self.archive.folder] if self.archive is not None else []
+        return next((f for f in (folder, *inside) if self._has_files(f)), None)
+
+    def _lacks(self, folder: Path) -> str | None:
+        """What an unpacked archive in `folder` lacks, for `download_archive`; None when it holds every file."""
+        if self._holder(folder) is not None:
+            return None
+        inside = f"{self.archive.folder}/ with " if self.archive and self.archive.folder != "." else ""
+        return inside + ", ".join(f.name for f in self.files)
 
     def _spellings(self, name: str) -> list[str]:
         """`name`, and without its `.gz` where unpacked files are accepted."""
@@ -119,14 +148,14 @@ class FileSource:
 
     def where(self) -> str | None:
         for _, folder in self.candidates():
-            if self._has_files(folder):
-                return str(folder)
+            if (holder := self._holder(folder)) is not None:
+                return str(holder)
         return None
 
     def how_to_get(self) -> str:
         names = ", ".join(f.name for f in self.files)
         text = f"put {names} in $DLZOO_DATA/{self.name}/ or {cache_dir() / self.name}/, or pass data.path=FOLDER"
-        if self.mirrors:
+        if self.mirrors or self.archive:
             text += "; when online they are downloaded automatically"
         return text + (f"; {self.extra_help}" if self.extra_help else "")
 
@@ -141,6 +170,7 @@ class FileSource:
                     raise UserError(f"{self.name}: data.path={folder} is a file, not {expected}; give the folder "
                                     f"that holds {'it' if len(names) == 1 else 'them'}")
                 folder = folder.parent
+            folder = self._holder(folder) or folder
             if not self._has_files(folder):
                 missing = [f.name for f in self.files if self._find(folder, f.name) is None]
                 hint = ""
@@ -151,12 +181,15 @@ class FileSource:
         found = self.where()
         if found:
             return Path(found)
-        if download and self.mirrors:
+        if download and (self.mirrors or self.archive):
             return self.download()
         raise UserError(f"{self.name} not found: {self.how_to_get()}")
 
     def download(self, target: Path | None = None) -> Path:
         target = target or cache_dir() / self.name
+        if self.archive is not None:
+            unpacked = download_archive(self.name, self.archive, target, self._lacks, self.how_to_get())
+            return unpacked / self.archive.folder
         # No mkdir here: fetch makes the folder as it writes a file (dlzoo.files), and removes it again if that fails,
         # so a download that got nothing leaves no empty cache folder to be taken for one.
         for remote in self.files:
@@ -196,3 +229,55 @@ def fetch(url: str, destination: Path, expected_md5: str, timeout: float = 60.0)
         if got != expected_md5:
             raise ValueError(f"checksum mismatch for {url}: expected md5 {expected_md5}, got {got}")
     return destination
+
+
+def download_archive(source: str, archive: Archive, target: Path, lacks: Callable[[Path], str | None],
+                     how_to_get: str) -> Path:
+    """`archive` fetched beside `target` (checked by MD5, written whole), unpacked into `target` whole and removed:
+    `target`. `lacks(folder)` says what an unpacked folder lacks (as "VOC2012/ with ..."), or None when it is whole."""
+    path = target.with_name(archive.url.rsplit("/", 1)[1])
+    if not (path.is_file() and md5(path) == archive.md5):  # one kept by an unpacking that failed is used
+        try:
+            fetch(archive.url, path, archive.md5)
+        except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as error:
+            raise UserError(f"{source}: could not download {archive.url} ({one_line(error)}); {how_to_get}") from None
+    unpack_whole(source, path, target, lacks)
+    path.unlink(missing_ok=True)  # large; another process of a torchrun job may have removed it already
+    return target
+
+
+def unpack_whole(source: str, archive: Path, target: Path, lacks: Callable[[Path], str | None]) -> None:
+    """A .tar(.gz) or .zip unpacked into a hidden folder beside `target` and renamed to `target` once whole: a process
+    killed midway leaves that hidden folder, never a `target` that looks complete but lacks files."""
+    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        try:
+            _extract_all(archive, partial)
+        except (tarfile.TarError, zipfile.BadZipFile, OSError) as error:
+            raise UserError(f"{source}: cannot unpack {archive}: {one_line(error)}") from None
+        if missing := lacks(partial):
+            raise UserError(f"{source}: {archive} holds no {missing}")
+        try:
+            partial.rename(target)
+        except OSError as error:
+            if lacks(target):  # else another process of a torchrun job put its copy there first
+                raise UserError(f"{source}: cannot move the unpacked data to {target}: {error.strerror} (a folder "
+                                f"there that is no whole copy? remove it)") from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _extract_all(archive: Path, folder: Path) -> None:
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zipped:
+            zipped.extractall(folder)  # zipfile itself drops absolute names and ".." from members, and makes no links
+        return
+    with tarfile.open(archive) as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(folder, filter="data")  # refuses links out of `folder`, absolute names, devices
+            return
+        for member in tar.getmembers():  # the same refusals, for Pythons older than the filter (3.10.12, 3.11.4)
+            inside = not member.name.startswith("/") and ".." not in Path(member.name).parts
+            if not (member.isfile() or member.isdir()) or not inside:
+                raise tarfile.TarError(f"refused {member.name}: not a plain file or folder inside the archive")
+        tar.extractall(folder)
