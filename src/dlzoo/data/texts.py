@@ -14,11 +14,14 @@ drawn from `data.split_seed` alone, so every training seed is scored on the same
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
+from dlzoo.data.images import validation_split
 from dlzoo.data.sources import FileSource, RemoteFile, UserDataSource, register_source
 from dlzoo.data.tables import read_csv
 from dlzoo.errors import UserError
@@ -52,6 +55,7 @@ TEXT_CSV = register_source(UserDataSource(
                 "data.label_column)", "a UTF-8 CSV file of texts and labels"))
 
 TEXT_SOURCES = (CHINESE_REVIEWS.name, TEXT_LINES.name, TEXT_CSV.name)
+T = TypeVar("T", bound=Hashable)  # a text, or a pair of them (dlzoo.data.pairs)
 
 
 @dataclass
@@ -94,11 +98,16 @@ def _read_lines(path: Path) -> list[str]:
         # utf-8-sig: UTF-8 that also drops a leading byte-order mark (Windows Notepad writes one).
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
-        raise UserError(f"{path} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
-                        f"{error.start}; GBK?); save it as UTF-8") from None
+        raise not_utf8(path, error) from None
     except OSError as error:
         raise UserError(f"cannot read {path}: {error.strerror or error}") from None
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def not_utf8(path: Path, error: UnicodeDecodeError, offset: int = 0) -> UserError:
+    """The one-line refusal of a file that is not UTF-8; `offset`: where in the file the bytes decoded began."""
+    return UserError(f"{path} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
+                     f"{offset + error.start}; GBK?); save it as UTF-8")
 
 
 def _read_class_files(folder: Path, classes: tuple[str, ...] | None) -> tuple[dict[str, list[str]], list[str]]:
@@ -133,8 +142,9 @@ def _read_csv_texts(path: str | None, text_column: str, label_column: str) -> tu
     return {label: list(dict.fromkeys(texts[label])) for label in sorted(texts)}, notes
 
 
-def _without_conflicts(texts: dict[str, list[str]]) -> tuple[dict[str, list[str]], int]:
-    seen: dict[str, int] = {}
+def _without_conflicts(texts: dict[str, list[T]]) -> tuple[dict[str, list[T]], int]:
+    """Each class's items without those found under another class too, and how many such items there were."""
+    seen: dict[T, int] = {}
     for lines in texts.values():
         for line in lines:
             seen[line] = seen.get(line, 0) + 1
@@ -143,16 +153,14 @@ def _without_conflicts(texts: dict[str, list[str]]) -> tuple[dict[str, list[str]
 
 
 def _split(texts: dict[str, list[str]], test_fraction: float, seed: int, notes: list[str]) -> TextSplits:
-    from sklearn.model_selection import train_test_split
+    return TextSplits(*split_by_class(texts, test_fraction, seed), list(texts), notes)
 
-    classes = list(texts)
-    every = [line for name in classes for line in texts[name]]
-    labels = np.concatenate([np.full(len(texts[name]), index, dtype=np.int64) for index, name in enumerate(classes)])
-    try:
-        kept, held = train_test_split(np.arange(len(every)), test_size=test_fraction, random_state=seed,
-                                      stratify=labels)
-    except ValueError as error:  # a class with one text, or fewer held out than there are classes
-        raise UserError(f"cannot hold out data.test_fraction={test_fraction} of {len(every):,} texts in every class: "
-                        f"{error}") from None
-    kept, held = np.sort(kept), np.sort(held)
-    return TextSplits([every[i] for i in kept], labels[kept], [every[i] for i in held], labels[held], classes, notes)
+
+def split_by_class(items: dict[str, list[T]], test_fraction: float, seed: int) -> tuple[list[T], np.ndarray, list[T],
+                                                                                           np.ndarray]:
+    """(train items, their class indices, test items, theirs): `test_fraction` of each class's items held out,
+    drawn from `seed` alone; class i is the i-th key of `items`, and each split keeps the items' order."""
+    every = [item for group in items.values() for item in group]
+    labels = np.concatenate([np.full(len(group), index, dtype=np.int64) for index, group in enumerate(items.values())])
+    kept, held = validation_split(labels, test_fraction, seed, list(items), split="test")
+    return [every[i] for i in kept], labels[kept], [every[i] for i in held], labels[held]
