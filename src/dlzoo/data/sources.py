@@ -118,6 +118,11 @@ class FileSource:
         inside = [folder / self.archive.folder] if self.archive is not None else []
         return next((f for f in (folder, *inside) if self._has_files(f)), None)
 
+    def _inside(self, folder: Path) -> Path:
+        """The archive's folder in `folder` where there is one (the files missing there are the ones to name)."""
+        inside = folder / self.archive.folder if self.archive is not None else folder
+        return inside if inside.is_dir() else folder
+
     def _lacks(self, folder: Path) -> str | None:
         """What an unpacked archive in `folder` lacks, for `download_archive`; None when it holds every file."""
         if self._holder(folder) is not None:
@@ -170,7 +175,7 @@ class FileSource:
                     raise UserError(f"{self.name}: data.path={folder} is a file, not {expected}; give the folder "
                                     f"that holds {'it' if len(names) == 1 else 'them'}")
                 folder = folder.parent
-            folder = self._holder(folder) or folder
+            folder = self._holder(folder) or self._inside(folder)
             if not self._has_files(folder):
                 missing = [f.name for f in self.files if self._find(folder, f.name) is None]
                 hint = ""
