@@ -99,7 +99,8 @@ def test_length_batches_hold_every_text_once_in_texts_of_similar_length():
     assert spread < 40  # random batches of 20 span ~180 of the 200 lengths
     batches.set_epoch(1)
     assert not all(torch.equal(a, b) for a, b in zip(epoch0, batches.batches(), strict=True))
-    ranks = [LengthBatches(ids, torch.arange(1000), 20, True, seed=3, rank=r, world_size=3) for r in range(3)]
+    ranks = [LengthBatches(ids, torch.arange(1000), batch_size=20, drop_last=True, seed=3, rank=r, world_size=3)
+             for r in range(3)]
     shares = [set(torch.cat(r.batches()).tolist()) for r in ranks]
     assert len(ranks[0]) == len(ranks[1]) == len(ranks[2]) == 16 and not shares[0] & shares[1]
     for ids_batch, labels in batches:  # each batch cut to its longest text

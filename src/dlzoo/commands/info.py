@@ -6,7 +6,7 @@ import argparse
 import shutil
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dlzoo.cli import command, seed_number
 from dlzoo.errors import UserError
@@ -168,10 +168,18 @@ def _show_source(source: DataSource | None, args: argparse.Namespace) -> None:
 
     if source is None:
         raise UserError("name the source to show, e.g. dlzoo data show fashion-mnist --augment")
+    from dlzoo.data.corpus import CORPUS_SOURCES
+    from dlzoo.data.pairs import PAIR_SOURCES
     from dlzoo.data.texts import TEXT_SOURCES
     from dlzoo.vision.mask_gallery import RECIPES as MASK_RECIPES
 
-    if source.name in TEXT_SOURCES:
+    if source.name in TEXT_SOURCES + PAIR_SOURCES + CORPUS_SOURCES and (args.augment or args.out):
+        raise UserError(f"{source.name} holds texts: it is shown on the terminal, and texts are not augmented "
+                        f"(no --augment, no --out)")
+    if source.name in CORPUS_SOURCES:
+        _show_corpus(source, args)
+        return
+    if source.name in TEXT_SOURCES + PAIR_SOURCES:
         _show_texts(source, args)
         return
     out = check_not_a_run_file(check_output(Path(args.out or f"{source.name}{'-augment' if args.augment else ''}.png")))
@@ -199,22 +207,21 @@ def _show_masks(source: DataSource, args: argparse.Namespace, out: Path) -> None
 
 
 def _show_texts(source: DataSource, args: argparse.Namespace) -> None:
-    """A text source's first training texts of each class, as read and as the recipe's tokens cut them."""
-    from dlzoo.data.texts import load_texts
+    """A text source's first training texts (or pairs) of each class, as read and as the recipe's tokens cut them."""
+    from dlzoo.data.pairs import PAIR_SOURCES
     from dlzoo.recipes import get_recipe
     from dlzoo.runs import build_config
-    from dlzoo.text.tokens import tokenize
+    from dlzoo.tasks.text_classification import read_splits
+    from dlzoo.text.encodings import text_tokens
 
-    if args.augment or args.out:
-        raise UserError(f"{source.name} holds texts: it is shown on the terminal, and texts are not augmented "
-                        f"(no --augment, no --out)")
-    recipe = args.recipe or "reviews"
+    recipe = args.recipe or ("reviews-bert" if source.name in PAIR_SOURCES else "reviews")
     config = build_config(get_recipe(recipe), None, [f"data.source={source.name}", *args.overrides])
     data = config.data
     if not hasattr(data, "tokens"):
-        raise UserError(f"recipe '{recipe}' does not read texts; text recipes: reviews, reviews-transformer")
-    splits = load_texts(data.source, data.path, data.test_fraction, data.split_seed, data.text_column,
-                        data.label_column)
+        raise UserError(f"recipe '{recipe}' does not read texts; text recipes: reviews, reviews-transformer, "
+                        f"reviews-bert")
+    splits = read_splits(data)
+    vocabulary = _wordpiece_vocabulary(config, splits.train_texts) if data.tokens == "wordpiece" else None
     print(f"{source.name}\n  {source.description}\n  found: {data.path or source.where()}\n"
           f"  {len(splits.train_texts):,} training and {len(splits.test_texts):,} test texts; the first of each class, "
           f"then its {data.tokens} tokens as '{recipe}' cuts them:")
@@ -222,6 +229,37 @@ def _show_texts(source: DataSource, args: argparse.Namespace) -> None:
         picked = [text for text, label in zip(splits.train_texts, splits.train_labels, strict=True) if label == index]
         print(f"{name} ({len(picked):,} training texts)")
         for text in picked[:3]:
-            tokens = tokenize(text, data.tokens)
-            print(f"  {text if len(text) <= 80 else text[:77] + '...'}\n"
+            tokens = text_tokens([text], data.tokens, vocabulary)[0]
+            shown = " | ".join(text) if isinstance(text, tuple) else text
+            print(f"  {shown if len(shown) <= 80 else shown[:77] + '...'}\n"
                   f"    {' | '.join(tokens[:40])}{' | ...' if len(tokens) > 40 else ''}")
+
+
+def _wordpiece_vocabulary(config: Any, texts: list[Any]) -> list[str]:
+    """The vocabulary a BERT recipe would read `texts` with: its pretrained run's, or learned from them."""
+    from dlzoo.text.finetune import PretrainedBert
+    from dlzoo.text.wordpiece import learn_vocabulary
+
+    if config.model.pretrained:
+        return PretrainedBert.read(config.model.pretrained).vocabulary
+    parts = [part for text in texts for part in (text if isinstance(text, tuple) else (text,))]
+    return learn_vocabulary(parts, config.data.max_vocabulary, config.data.min_count)
+
+
+def _show_corpus(source: DataSource, args: argparse.Namespace) -> None:
+    """An unlabelled corpus's first training paragraphs, cut into sentences as pretraining pairs them up."""
+    from dlzoo.data.corpus import corpus_splits, read_paragraphs
+    from dlzoo.recipes import get_recipe
+    from dlzoo.runs import build_config
+
+    recipe = args.recipe or "bert-news"
+    data = build_config(get_recipe(recipe), None, [f"data.source={source.name}", *args.overrides]).data
+    if not hasattr(data, "mask_fraction"):
+        raise UserError(f"recipe '{recipe}' does not pretrain on a corpus; the recipe that does: bert-news")
+    splits = corpus_splits(read_paragraphs(data.source, data.path), data.test_fraction, data.split_seed)
+    sentences = sum(len(paragraph) for paragraph in splits.train)
+    print(f"{source.name}\n  {source.description}\n  found: {data.path or source.where()}\n"
+          f"  {len(splits.train):,} training paragraphs ({sentences:,} sentences), {len(splits.test):,} held out; "
+          f"the first paragraphs of two sentences or more (those pretraining pairs up), a sentence a line:")
+    for paragraph in [paragraph for paragraph in splits.train if len(paragraph) >= 2][:3]:
+        print("\n".join(f"  {s if len(s) <= 80 else s[:77] + '...'}" for s in paragraph) + "\n")

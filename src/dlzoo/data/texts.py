@@ -93,7 +93,7 @@ def _given_folder(path: str | None, source: str) -> Path:
     return folder
 
 
-def _read_lines(path: Path) -> list[str]:
+def read_lines(path: Path) -> list[str]:
     try:
         # utf-8-sig: UTF-8 that also drops a leading byte-order mark (Windows Notepad writes one).
         text = path.read_text(encoding="utf-8-sig")
@@ -117,7 +117,7 @@ def _read_class_files(folder: Path, classes: tuple[str, ...] | None) -> tuple[di
         if len(classes) < 2:
             raise UserError(f"{folder} holds {len(classes)} <class>.txt file(s); a classifier needs two classes or "
                             f"more")
-    texts = {name: list(dict.fromkeys(_read_lines(folder / f"{name}.txt"))) for name in classes}
+    texts = {name: list(dict.fromkeys(read_lines(folder / f"{name}.txt"))) for name in classes}
     empty = [name for name, lines in texts.items() if not lines]
     if empty:
         raise UserError(f"{folder / (empty[0] + '.txt')} holds no text")

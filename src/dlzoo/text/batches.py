@@ -19,9 +19,12 @@ from dlzoo.text.tokens import trim
 
 
 class LengthBatches:
-    def __init__(self, ids: torch.Tensor, labels: torch.Tensor, batch_size: int, drop_last: bool, seed: int,
+    """Batches of `ids` (texts, padded) and of `others` alongside (labels; or per-token tensors such as segment
+    ids, cut to the batch's longest text as the ids are)."""
+
+    def __init__(self, ids: torch.Tensor, *others: torch.Tensor, batch_size: int, drop_last: bool, seed: int,
                  rank: int = 0, world_size: int = 1, pool: int = 50):
-        self.ids, self.labels = ids, labels
+        self.ids, self.others = ids, others
         self.lengths = (ids != 0).sum(1).cpu()
         self.batch_size, self.drop_last, self.pool = batch_size, drop_last, pool
         self.seed, self.rank, self.world_size = seed, rank, world_size
@@ -47,7 +50,8 @@ class LengthBatches:
             batches.pop()  # the one short batch: the last pool's remainder
         return [batches[i] for i in torch.randperm(len(batches), generator=generator)]
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         for index in self.batches():
             index = index.to(self.ids.device)
-            yield trim(self.ids[index]), self.labels[index]
+            ids = trim(self.ids[index])
+            yield ids, *(other[index, : ids.shape[1]] if other.dim() == 2 else other[index] for other in self.others)

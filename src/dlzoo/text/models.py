@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-TextModelName = Literal["bilstm", "transformer"]
+TextModelName = Literal["bilstm", "transformer", "bert"]
 
 
 @dataclass
@@ -32,6 +32,10 @@ class TextModelConfig:
     # Keep those vectors as they are (the curriculum freezes its pretrained GloVe vectors): the embeddings are most
     # of the network's parameters, and the first to learn the training texts by heart.
     freeze_embeddings: bool = False
+    # bert: a bert-news run (its folder, or one of its checkpoints) whose encoder and vocabulary the classifier
+    # starts from; unset, BERT starts new, with a vocabulary of the training texts. Its shape (embedding_dim as the
+    # width, hidden as the feed-forward width, layers, heads) is then the pretrained run's.
+    pretrained: str | None = None
 
 
 def reversal_index(lengths: torch.Tensor, steps: int) -> torch.Tensor:

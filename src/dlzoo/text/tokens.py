@@ -17,7 +17,7 @@ import torch
 
 from dlzoo.errors import UserError
 
-TokenLevel = Literal["word", "char"]
+TokenLevel = Literal["word", "char", "wordpiece"]  # wordpiece: BERT's (dlzoo.text.wordpiece)
 
 PAD, UNKNOWN = "<pad>", "<unk>"  # ids 0 and 1 of every vocabulary
 
