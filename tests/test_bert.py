@@ -196,7 +196,28 @@ def test_bert_learns_sentence_pairs_and_predicts_tab_separated_lines(cli, tmp_pa
     lines.write_text("天东很好\t天日不错\n", encoding="utf-8")
     record = json.loads(cli("predict", run_dir, lines, "--json").out)
     assert (record["text"], record["second"]) == ("天东很好", "天日不错") and record["label"] in ("same", "other")
+    from dlzoo import load
+    from dlzoo.text.encodings import text_ids
+
+    out = tmp_path / "pairs.pt2"  # the exported program finds the second text's segment from its [SEP]
+    assert cli("export", run_dir, "--out", out).code == 0
+    assert "[CLS] first [SEP] second [SEP]" in json.loads((tmp_path / "pairs.pt2.json").read_text())["preparation"]
+    task = load(run_dir, device="cpu")
+    ids = text_ids([("天东很好", "天日不错"), ("山", "水水水上")], task.meta)
+    assert torch.allclose(torch.export.load(str(out)).module()(ids), task.models["net"](ids), atol=1e-5)
     lines.write_text("天东很好 天日不错\n", encoding="utf-8")
     assert_user_error(cli("predict", run_dir, lines), "pairs.txt:1: a pair run reads two texts a line")
     assert_user_error(cli("train", "reviews", "data.source=pairs-csv", f"data.path={table}"),
                       "holds sentence pairs, which model.name=bert reads")
+
+
+def test_a_text_run_is_not_evaluated_with_another_vocabulary_than_it_learned(cli, tmp_path):
+    folder = review_folder(tmp_path / "texts", 40)
+    run_dir = tmp_path / "run"
+    trained = cli("train", "reviews-bert", "data.source=text-lines", f"data.path={folder}", "model.embedding_dim=16",
+                  "model.hidden=32", "trainer.epochs=1", "baseline=false", "trainer.device=cpu", "--out", run_dir)
+    assert trained.code == 0, trained.err
+    assert cli("eval", run_dir).code == 0
+    with (folder / "pos.txt").open("a", encoding="utf-8") as texts:  # new characters: ids move
+        texts.write("\n" + "\n".join(["鑫淼焱垚", "鑫淼焱垚好"] * 3))
+    assert_user_error(cli("eval", run_dir), "the texts now give another vocabulary", "would read other tokens")

@@ -304,6 +304,15 @@ def validation_change(trained: dict[str, Any], found: dict[str, Any]) -> str | N
     return f"another validation split ({drawn}; {split[kind]:,} held out in training)"
 
 
+def vocabulary_change(trained: dict[str, Any], found: dict[str, Any]) -> str | None:
+    """Whether a text run's tokens would now be numbered otherwise than in training: the texts, the tokenizer's
+    version or the pretrained run its vocabulary came from changed (None: the same, or no vocabulary)."""
+    vocabulary, now = trained.get("vocabulary"), found.get("vocabulary")
+    if vocabulary is None or now is None or now == vocabulary:
+        return None
+    return f"another vocabulary ({len(now):,} tokens, {len(vocabulary):,} in training)"
+
+
 def data_change(trained: dict[str, Any], found: dict[str, Any]) -> str | None:
-    """The first way the data read again differs from what the run trained on, for a resume (which refuses both)."""
-    return class_change(trained, found) or validation_change(trained, found)
+    """The first way the data read again differs from what the run trained on, for a resume (which refuses all)."""
+    return class_change(trained, found) or validation_change(trained, found) or vocabulary_change(trained, found)

@@ -22,6 +22,7 @@ from torch import nn
 
 from dlzoo.config import DataConfig, RecipeConfig
 from dlzoo.data.corpus import PEOPLE_DAILY, corpus_splits, read_paragraphs
+from dlzoo.data.tensors import drop_short_last
 from dlzoo.engine.best import Goal
 from dlzoo.errors import UserError
 from dlzoo.tasks.base import Task, check_top, predict_inputs
@@ -83,7 +84,7 @@ class PairBatches:
         self.paragraphs, self.max_tokens, self.words, self.device = paragraphs, max_tokens, words, device
         self.runs = chunks(paragraphs, max_tokens)
         self.options = {"batch_size": batch_size, "seed": seed, "rank": rank, "world_size": world_size,
-                        "drop_last": len(self.runs) >= 2 * batch_size * world_size}
+                        "drop_last": drop_short_last(len(self.runs), batch_size, world_size)}
         self.epoch = 0
 
     def _batches(self) -> LengthBatches:
