@@ -29,7 +29,8 @@ register_recipe(Recipe(
     task=BertPretraining,
     default_config=bert_news_config,
     summary="BERT pretraining (masked tokens, next sentence) on Chinese news, WordPiece",
-    reference="(not yet measured)",
+    reference="held out: masked tokens 0.163 right, next sentence 0.786, 1,488 s train (dlzoo train bert-news, 20 "
+              "epochs, 2-core Intel Xeon CPU, 2 threads, a test suite beside it for ~4 epochs)",
 ))
 
 
@@ -49,5 +50,7 @@ register_recipe(Recipe(
     task=TextClassification,
     default_config=reviews_bert_config,
     summary="Chinese review sentiment: BERT fine-tuned from a bert-news run (model.pretrained=RUN)",
-    reference="(not yet measured)",
+    reference="0.819 test acc (2 seeds, 0.816-0.822) from a 20-epoch bert-news run, 0.815 started new, TF-IDF on the "
+              "same tokens 0.836; ~107 s train (dlzoo bench bert pretrained_run=RUN seeds=2 threads=2, 2-core Intel "
+              "Xeon CPU)",
 ))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +53,7 @@ class CorpusDataConfig(DataConfig):
 
 @dataclass
 class BertModelConfig:
+    name: Literal["bert"] = "bert"  # the one network pretrained here (named for `dlzoo list` and the config)
     hidden: int = 128
     layers: int = 2
     heads: int = 2  # must divide hidden
