@@ -487,13 +487,13 @@ def load_for_evaluation(run: LoadedRun, splits: Iterable[str] | None = None,
     if changed:
         raise UserError(f"the data now holds {changed}, not those {run.run_dir} was trained on; evaluate it on data "
                         f"with its classes: {', '.join(map(str, trained['classes']))}")
-    changed = checkpoint.vocabulary_change(trained, task.meta)
-    if changed:
-        raise UserError(f"the texts now give {changed}: {run.run_dir}'s network would read other tokens than it "
-                        f"learned (the texts, the tokenizer or its model.pretrained run changed since)")
     changed = checkpoint.validation_change(trained, task.meta) if "val" in splits else None
     if changed:
         raise UserError(f"the data now gives {changed}: some of its images may have been trained on by "
                         f"{run.run_dir}; evaluate --split test")
+    changed = checkpoint.vocabulary_change(trained, task.meta)
+    if changed:
+        raise UserError(f"the texts now give {changed}: {run.run_dir}'s network would read other tokens than it "
+                        f"learned (the texts, the tokenizer or its model.pretrained run changed since)")
     checkpoint.load_weights_into(task.models, checkpoint.read_weights(run.checkpoint / checkpoint.WEIGHTS))
     return task, runtime
