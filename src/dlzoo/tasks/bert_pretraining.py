@@ -223,7 +223,8 @@ class BertPretraining(Task):
 
     # --- prediction: fill in the blanks ----------------------------------------------------------------------
     def fill_masks(self, texts: list[str], top: int = 5) -> list[dict[str, Any]]:
-        """For each text, the `top` most likely tokens at each `[MASK]` in it (read as one segment)."""
+        """For each text, the `top` most likely tokens at each `[MASK]` in it (read as one segment): `masks`
+        counts the text's [MASK]s, `fills` lists those read (a text longer than the positions pretrained is cut)."""
         if isinstance(texts, str):
             raise TypeError(f"fill_masks takes a list of texts: fill_masks([{texts!r}]), not one alone")
         check_top(top)
