@@ -9,23 +9,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from dlzoo.text.tokens import encode, tokenize_all
 
+if TYPE_CHECKING:
+    from dlzoo.text.wordpiece import WordPieces
+
 Text = str | tuple[str, str]
 
 
 @lru_cache(maxsize=4)
-def _wordpieces(vocabulary: tuple[str, ...]):  # noqa: ANN202 - a WordPieces; built once per vocabulary
+def _wordpieces(vocabulary: tuple[str, ...]) -> WordPieces:
     from dlzoo.text.wordpiece import WordPieces
 
     return WordPieces(vocabulary)
 
 
-def wordpieces(vocabulary: Sequence[str]):  # noqa: ANN201
+def wordpieces(vocabulary: Sequence[str]) -> WordPieces:
+    """The tokenizer of a vocabulary, built once (a run's classify calls reuse it)."""
     return _wordpieces(tuple(vocabulary))
 
 
