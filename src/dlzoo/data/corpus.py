@@ -68,8 +68,6 @@ def read_paragraphs(source: str, path: str | None) -> list[str]:
     files = sorted(given.glob("*.txt")) if given.is_dir() else [given]
     if not files:
         raise UserError(f"{given} holds no .txt files")
-    if not files[0].exists():
-        raise UserError(f"file not found: {given}")
     paragraphs = [line for file in files for line in read_lines(file)]
     if not paragraphs:
         raise UserError(f"{given} holds no text")

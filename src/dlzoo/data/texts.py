@@ -93,15 +93,22 @@ def _given_folder(path: str | None, source: str) -> Path:
     return folder
 
 
-def read_lines(path: Path) -> list[str]:
+def read_text(path: Path) -> str:
+    """A UTF-8 text file whole; a missing, unreadable or not-UTF-8 one refused in one line naming it."""
     try:
         # utf-8-sig: UTF-8 that also drops a leading byte-order mark (Windows Notepad writes one).
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         raise not_utf8(path, error) from None
+    except FileNotFoundError:
+        raise UserError(f"file not found: {path}") from None
     except OSError as error:
         raise UserError(f"cannot read {path}: {error.strerror or error}") from None
-    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def read_lines(path: Path) -> list[str]:
+    """A UTF-8 text file's non-blank lines, stripped."""
+    return [line.strip() for line in read_text(path).splitlines() if line.strip()]
 
 
 def not_utf8(path: Path, error: UnicodeDecodeError, offset: int = 0) -> UserError:

@@ -30,8 +30,8 @@ register_recipe(Recipe(
     default_config=bert_news_config,
     summary="BERT pretraining (masked tokens, next sentence) on Chinese news, WordPiece",
     reference="held out: masked tokens 0.259 right, next sentence 0.845, 4,476 s train (dlzoo train bert-news, 60 "
-              "epochs; 20 epochs: 0.163 / 0.786 in 1,488 s), 2-core Intel Xeon CPU, 2 threads, a test suite beside "
-              "it for part of each run",
+              "epochs; 20 epochs: 0.163 / 0.786 in 1,488 s), 2-core Intel Xeon CPU, 2 threads, tests beside epochs "
+              "1-12 (4-9 of the 20)",
 ))
 
 

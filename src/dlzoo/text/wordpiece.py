@@ -71,15 +71,10 @@ def _most_first(item: tuple[str, int]) -> tuple[int, str]:
 
 def read_vocabulary_file(path: str | Path) -> list[str]:
     """A BERT vocab.txt: one token per line, a token's id its line number (from 0)."""
+    from dlzoo.data.texts import read_text
+
     path = Path(path).expanduser()
-    try:
-        tokens = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise UserError(f"vocabulary file not found: {path}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path} is not UTF-8 text; a BERT vocab.txt is one UTF-8 token per line") from None
-    except OSError as error:
-        raise UserError(f"cannot read {path}: {error.strerror or error}") from None
+    tokens = read_text(path).splitlines()  # every line: a blank one is a token's id too
     check_vocabulary(tokens, str(path))
     return tokens
 
