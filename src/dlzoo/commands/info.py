@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from dlzoo.data.sources import DataSource
     from dlzoo.recipes import Recipe
     from dlzoo.runs import LoadedRun
+    from dlzoo.text.wordpiece import Normalization
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -221,7 +222,8 @@ def _show_texts(source: DataSource, args: argparse.Namespace) -> None:
         raise UserError(f"recipe '{recipe}' does not read texts; text recipes: reviews, reviews-transformer, "
                         f"reviews-bert")
     splits = read_splits(data)
-    vocabulary = _wordpiece_vocabulary(config, splits.train_texts) if data.tokens == "wordpiece" else None
+    vocabulary, normalization = (_wordpiece_vocabulary(config, splits.train_texts) if data.tokens == "wordpiece"
+                                 else (None, None))
     print(f"{source.name}\n  {source.description}\n  found: {data.path or source.where()}\n"
           f"  {len(splits.train_texts):,} training and {len(splits.test_texts):,} test texts; the first of each class, "
           f"then its {data.tokens} tokens as '{recipe}' cuts them:")
@@ -229,21 +231,23 @@ def _show_texts(source: DataSource, args: argparse.Namespace) -> None:
         picked = [text for text, label in zip(splits.train_texts, splits.train_labels, strict=True) if label == index]
         print(f"{name} ({len(picked):,} training texts)")
         for text in picked[:3]:
-            tokens = text_tokens([text], data.tokens, vocabulary)[0]
+            tokens = text_tokens([text], data.tokens, vocabulary, normalization)[0]
             shown = " | ".join(text) if isinstance(text, tuple) else text
             print(f"  {shown if len(shown) <= 80 else shown[:77] + '...'}\n"
                   f"    {' | '.join(tokens[:40])}{' | ...' if len(tokens) > 40 else ''}")
 
 
-def _wordpiece_vocabulary(config: Any, texts: list[Any]) -> list[str]:
-    """The vocabulary a BERT recipe would read `texts` with: its pretrained run's, or learned from them."""
+def _wordpiece_vocabulary(config: Any, texts: list[Any]) -> tuple[list[str], Normalization | None]:
+    """The vocabulary a BERT recipe would read `texts` with, and how it normalises them: its pretrained run's or
+    Hub model's, or learned from them (dlzoo's normalization)."""
     from dlzoo.text.finetune import PretrainedBert
     from dlzoo.text.wordpiece import learn_vocabulary
 
     if config.model.pretrained:
-        return PretrainedBert.read(config.model.pretrained).vocabulary
+        pretrained = PretrainedBert.read(config.model.pretrained)
+        return pretrained.vocabulary, pretrained.normalization
     parts = [part for text in texts for part in (text if isinstance(text, tuple) else (text,))]
-    return learn_vocabulary(parts, config.data.max_vocabulary, config.data.min_count)
+    return learn_vocabulary(parts, config.data.max_vocabulary, config.data.min_count), None
 
 
 def _show_corpus(source: DataSource, args: argparse.Namespace) -> None:

@@ -32,6 +32,7 @@ from dlzoo.text.batches import LengthBatches
 from dlzoo.text.encodings import Text, are_pairs, text_ids, text_tokens
 from dlzoo.text.models import TextModelConfig, build_text_model
 from dlzoo.text.tokens import TokenLevel, build_vocabulary, jieba_version, trim
+from dlzoo.text.wordpiece import Normalization
 
 if TYPE_CHECKING:
     from dlzoo.engine.runtime import Runtime
@@ -132,8 +133,9 @@ class TextClassification(Task):
             train_texts, train_labels = [train_texts[i] for i in kept], train_labels[kept]
         started = time.perf_counter()
         vocabulary = self._wordpiece_vocabulary(train_texts) if data.tokens == "wordpiece" else None
-        train_tokens = text_tokens(train_texts, data.tokens, vocabulary)
-        test_tokens = text_tokens(splits.test_texts, data.tokens, vocabulary)
+        normalization = self._pretrained.normalization if config.model.pretrained else None
+        train_tokens = text_tokens(train_texts, data.tokens, vocabulary, normalization)
+        test_tokens = text_tokens(splits.test_texts, data.tokens, vocabulary, normalization)
         if vocabulary is None:
             vocabulary = build_vocabulary(train_tokens, data.min_count, data.max_vocabulary)
         self.meta = {"classes": splits.classes, "vocabulary": vocabulary, "tokens": data.tokens,
@@ -167,13 +169,13 @@ class TextClassification(Task):
         if config.model.word2vec:
             self._start_from_word_vectors(train_tokens, vocabulary)
         if config.model.pretrained:
-            self.models["net"].encoder.load_state_dict(self._pretrained.encoder_weights)
+            self._pretrained.load_into(self.models["net"].encoder)
         for model in self.models.values():
             model.to(device)
 
     def _wordpiece_vocabulary(self, train_texts: list[Text]) -> list[str]:
-        """BERT's vocabulary: its pretrained run's (whose encoder the classifier starts from), else one learned
-        from the training texts. Sets meta.bert, the encoder's shape."""
+        """BERT's vocabulary: its pretrained run's or Hub model's (whose encoder the classifier starts from), else
+        one learned from the training texts. Sets meta.bert, the encoder's shape, and meta.normalization."""
         from dlzoo.text.bert import BertShape
         from dlzoo.text.finetune import PretrainedBert
         from dlzoo.text.wordpiece import learn_vocabulary
@@ -185,7 +187,8 @@ class TextClassification(Task):
             if data.max_tokens > shape.max_tokens:
                 raise UserError(f"data.max_tokens={data.max_tokens} is more than the {shape.max_tokens} positions "
                                 f"{model.pretrained} was pretrained with")
-            self.meta.update(bert=shape.as_dict(), pretrained=self._pretrained.describe())
+            self.meta.update(bert=shape.as_dict(), pretrained=self._pretrained.origin,
+                             normalization=self._pretrained.normalization.as_dict())
             return self._pretrained.vocabulary
         texts = [part for text in train_texts for part in (text if isinstance(text, tuple) else (text,))]
         vocabulary = learn_vocabulary(texts, data.max_vocabulary, data.min_count)
@@ -314,9 +317,12 @@ class TextClassification(Task):
     def export_contract(self) -> dict[str, Any]:
         if self.meta["tokens"] == "wordpiece":
             joined = "[CLS] first [SEP] second [SEP] for a pair" if self.meta.get("pairs") else "[CLS] text [SEP]"
+            normalization = Normalization.of(self.meta)
+            steps = ["NFKC-normalised"] * normalization.nfkc + ["lower-cased" if normalization.lowercase else "cased"]
             return {"preparation": f"token ids (batch, tokens) int64: BERT's WordPiece ids over meta.vocabulary (each "
-                                   f"text NFKC-normalised, lower-cased, each Chinese character a token), as {joined}, "
-                                   f"at most {self.meta['max_tokens']} in all, padded with 0 at the end",
+                                   f"text {', '.join(steps)}, each Chinese character a token, as meta.normalization "
+                                   f"says), as {joined}, at most {self.meta['max_tokens']} in all, padded with 0 at "
+                                   f"the end",
                     "outputs": f"logits (batch, {len(self.meta['classes'])}) over meta.classes, in that order; their "
                                f"softmax is the probabilities `dlzoo predict` reports"}
         cut = (f"cut into words by jieba {self.meta.get('jieba') or ''} (jieba.lcut, whitespace tokens dropped)"
@@ -350,7 +356,8 @@ def _check_bert(config: TextClassificationConfig) -> None:
         raise UserError(f"data.source={data.source} holds sentence pairs, which model.name=bert reads (with "
                         f"data.tokens=wordpiece)")
     if model.pretrained and model.name != "bert":
-        raise UserError("model.pretrained names a bert-news run to start BERT from: it needs model.name=bert")
+        raise UserError("model.pretrained names a bert-news run or a Hub BERT (hf:NAME) to start BERT from: it "
+                        "needs model.name=bert")
     if model.name == "bert" and model.word2vec:
         raise UserError("model.word2vec starts an LSTM's or Transformer's embeddings; BERT has its own (set "
                         "model.word2vec=false, and model.pretrained=RUN to start from a pretrained run)")

@@ -5,6 +5,9 @@ The curriculum's BERT at its small size (d2l: 2 layers, 128 wide, 2 heads, feed-
 LayerNorm before attention and before the feed-forward, one at the end), which train stably at a higher learning
 rate than BERT's post-norm without a long warm-up. The masked-language head predicts only the masked positions
 (15% of tokens): scoring every position against a vocabulary of thousands would be most of a step's work.
+
+A BERT from the Hugging Face Hub (bert-base-chinese, `dlzoo.text.hub`) is post-norm: a LayerNorm on the embeddings
+and after each residual sum, none at the end (`BertShape.post_norm`); its weights load into the same modules.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ class BertShape:
     feed_forward: int = 256
     max_tokens: int = 128  # positions it has embeddings for
     dropout: float = 0.1
+    post_norm: bool = False  # BERT's own layout (the Hub's models); dlzoo's pretraining is pre-norm
+    norm_eps: float = 1e-5  # the Hub's BERTs use 1e-12
 
     def as_dict(self) -> dict[str, int | float]:
         return asdict(self)
@@ -45,12 +50,16 @@ class BertEncoder(nn.Module):
         self.token = nn.Embedding(shape.vocabulary_size, shape.hidden, padding_idx=0)
         self.segment = nn.Embedding(2, shape.hidden)
         self.position = nn.Embedding(shape.max_tokens, shape.hidden)
+        # Post-norm normalises the embeddings before the first layer; pre-norm layers do it themselves.
+        self.embedding_norm = nn.LayerNorm(shape.hidden, shape.norm_eps) if shape.post_norm else nn.Identity()
         self.embedding_dropout = nn.Dropout(shape.dropout)
         layer = nn.TransformerEncoderLayer(shape.hidden, shape.heads, shape.feed_forward, shape.dropout,
-                                           activation="gelu", batch_first=True, norm_first=True)
-        # No nested tensors: they apply only to post-norm layers in eval mode, and warn otherwise.
-        self.layers = nn.TransformerEncoder(layer, shape.layers, norm=nn.LayerNorm(shape.hidden),
-                                            enable_nested_tensor=False)
+                                           activation="gelu", layer_norm_eps=shape.norm_eps, batch_first=True,
+                                           norm_first=not shape.post_norm)
+        # No nested tensors: a post-norm encoder in eval mode would return zeros at padded positions, unlike in
+        # training, and pre-norm warns that it cannot use them.
+        final_norm = None if shape.post_norm else nn.LayerNorm(shape.hidden, shape.norm_eps)
+        self.layers = nn.TransformerEncoder(layer, shape.layers, norm=final_norm, enable_nested_tensor=False)
         # BERT's pooler: the [CLS] position through a dense layer and tanh, what sentence-level heads read.
         self.pooler = nn.Sequential(nn.Linear(shape.hidden, shape.hidden), nn.Tanh())
         self.apply(_bert_init)
@@ -58,7 +67,7 @@ class BertEncoder(nn.Module):
     def forward(self, ids: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
         """(batch, tokens) ids (0 is padding) and segment ids to (batch, tokens, hidden)."""
         positions = torch.arange(ids.shape[1], device=ids.device)
-        x = self.token(ids) + self.segment(segments) + self.position(positions)
+        x = self.embedding_norm(self.token(ids) + self.segment(segments) + self.position(positions))
         return self.layers(self.embedding_dropout(x), src_key_padding_mask=ids == 0)
 
     def pooled(self, states: torch.Tensor) -> torch.Tensor:

@@ -32,9 +32,10 @@ class TextModelConfig:
     # Keep those vectors as they are (the curriculum freezes its pretrained GloVe vectors): the embeddings are most
     # of the network's parameters, and the first to learn the training texts by heart.
     freeze_embeddings: bool = False
-    # bert: a bert-news run (its folder, or one of its checkpoints) whose encoder and vocabulary the classifier
-    # starts from; unset, BERT starts new, with a vocabulary of the training texts. Its shape (embedding_dim as the
-    # width, hidden as the feed-forward width, layers, heads) is then the pretrained run's.
+    # bert: a bert-news run (its folder, or one of its checkpoints), or a BERT from the Hugging Face Hub (hf:NAME,
+    # e.g. hf:bert-base-chinese, or a folder with its config.json, vocab.txt and weights), whose encoder and
+    # vocabulary the classifier starts from; unset, BERT starts new, with a vocabulary of the training texts. Its
+    # shape (embedding_dim as the width, hidden as the feed-forward width, layers, heads) is then the pretrained one's.
     pretrained: str | None = None
 
 

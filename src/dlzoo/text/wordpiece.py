@@ -5,14 +5,17 @@ Chinese character a token of its own, other words into pieces of the vocabulary 
 A vocabulary is either learned from the training texts (`learn_vocabulary`) or read from a BERT `vocab.txt`
 (`read_vocabulary_file`; bert-base-chinese's, which the cn-clip package ships, has 21,128 tokens). Its special
 tokens are found by name, so both layouts work: ours puts them first (`[PAD]` 0, `[UNK]` 1, `[CLS]` 2 ...),
-Google's at 0 and 100-103. Padding is id 0 in both, as every dlzoo text model expects.
+Google's at 0 and 100-103. Padding is id 0 in both, as every dlzoo text model expects. A model from the Hugging
+Face Hub is read as its own tokenizer reads (`Normalization`): no NFKC, and lower-cased only if it was trained so.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -20,6 +23,25 @@ from dlzoo.errors import UserError
 
 PAD, UNKNOWN, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIALS = (PAD, UNKNOWN, CLS, SEP, MASK)
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """What happens to a text before it is cut. dlzoo's vocabularies: NFKC, then lower-cased (accents stripped).
+    A Hub model's: as its `BertTokenizer` does (`nfkc=False`; `lowercase` from its do_lower_case), so that each id
+    means what it meant in pretraining: NFKC would turn bert-base-chinese's full-width `，` into another token."""
+
+    nfkc: bool = True
+    lowercase: bool = True
+    strip_accents: bool | None = None  # None: when lower-casing, as BERT's tokenizers do
+
+    def as_dict(self) -> dict[str, bool]:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, meta: dict[str, Any]) -> Normalization:
+        """A run's, from its meta (runs from before Hub models have none: dlzoo's)."""
+        return cls(**meta.get("normalization", {}))
 
 
 def _tokenizers():  # noqa: ANN202 - imported on use: `dlzoo list` stays light
@@ -30,7 +52,8 @@ def _tokenizers():  # noqa: ANN202 - imported on use: `dlzoo list` stays light
     return tokenizers
 
 
-def _cutter(vocabulary: dict[str, int] | None):  # noqa: ANN202 - a tokenizers.Tokenizer
+def _cutter(vocabulary: dict[str, int] | None,  # noqa: ANN202 - a tokenizers.Tokenizer
+            normalization: Normalization = Normalization()):
     """A tokenizer that normalises and cuts as BERT does, over `vocabulary` (None: an empty one, to learn)."""
     tokenizers = _tokenizers()
     from tokenizers import models, normalizers, pre_tokenizers
@@ -38,7 +61,9 @@ def _cutter(vocabulary: dict[str, int] | None):  # noqa: ANN202 - a tokenizers.T
     cutter = tokenizers.Tokenizer(models.WordPiece(vocabulary or {}, unk_token=UNKNOWN))
     # BertNormalizer puts spaces around each Chinese character (so each is a word of its own) and lower-cases;
     # NFKC first, as dlzoo's other text models normalise.
-    cutter.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.BertNormalizer(lowercase=True)])
+    bert = normalizers.BertNormalizer(strip_accents=normalization.strip_accents,
+                                         lowercase=normalization.lowercase)
+    cutter.normalizer = normalizers.Sequence([normalizers.NFKC(), bert]) if normalization.nfkc else bert
     cutter.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     return cutter
 
@@ -93,12 +118,13 @@ def check_vocabulary(tokens: Sequence[str], where: str) -> None:
 class WordPieces:
     """Texts (or pairs of texts) to padded `[CLS] A [SEP] (B [SEP])` ids with a vocabulary's tokens."""
 
-    def __init__(self, vocabulary: Sequence[str]):
+    def __init__(self, vocabulary: Sequence[str], normalization: Normalization = Normalization()):
         check_vocabulary(vocabulary, "the vocabulary")
         self.vocabulary = list(vocabulary)
+        self.normalization = normalization
         self.ids = {token: i for i, token in enumerate(self.vocabulary)}
         self.cls, self.sep, self.mask, self.unknown = (self.ids[t] for t in (CLS, SEP, MASK, UNKNOWN))
-        self._cutter = _cutter(self.ids)
+        self._cutter = _cutter(self.ids, normalization)
 
     def __len__(self) -> int:
         return len(self.vocabulary)
