@@ -195,7 +195,7 @@ def test_snli_is_downloaded_checked_and_unpacked_whole_into_the_cache(tmp_path, 
 
 def test_a_bad_snli_download_leaves_nothing_to_be_taken_for_data(tmp_path, monkeypatch, empty_cache):
     snli_zip(tmp_path, monkeypatch)
-    wrong = dataclasses.replace(pairs.SNLI.archive, md5="0" * 32)
+    wrong = dataclasses.replace(pairs.SNLI.archive, checksum="0" * 32)
     monkeypatch.setattr(pairs, "SNLI", dataclasses.replace(pairs.SNLI, archive=wrong))
     with pytest.raises(UserError, match="snli: could not download .*checksum mismatch.*put snli_1.0_train.jsonl"):
         load_pairs("snli", None, 0.2, 0)

@@ -3,8 +3,9 @@
 1. an explicit path (the config's `data.path`), or `$DLZOO_DATA/<source>`;
 2. system package locations (e.g. Debian's dataset-fashion-mnist in /usr/share/datasets/fashion-mnist);
 3. the local cache (`$DLZOO_CACHE`, else `$XDG_CACHE_HOME/dlzoo`, else `~/.cache/dlzoo`), `<cache>/<source>`;
-4. a download from the official URLs into the cache, verified against known checksums; a source published as one
-   archive (.tar, .tar.gz, .zip) is fetched whole, checked, and unpacked into the cache whole (`download_archive`).
+4. a download from the official URLs into the cache, verified against known checksums (MD5s, or another digest
+   where that is what the publisher gives: `checksum`); a source published as one archive (.tar, .tar.gz, .zip) is
+   fetched whole, checked, and unpacked into the cache whole (`download_archive`).
 
 When nothing works the error names the files expected and where to put them. `dlzoo data` prints the same facts for
 every registered source.
@@ -88,7 +89,9 @@ class Archive:
     """One official archive holding a source's files, rather than a file per download."""
 
     url: str
-    md5: str
+    # Its MD5 in hex, or an algorithm's name, a colon and its digest ("sha1:94646ad1..."), where the publisher gives
+    # another digest (d2l publishes SHA-1s).
+    checksum: str
     folder: str = "."  # the folder in the archive that holds the files; a folder given (data.path) may hold it too
 
 
@@ -198,7 +201,7 @@ class FileSource:
         # No mkdir here: fetch makes the folder as it writes a file (dlzoo.files), and removes it again if that fails,
         # so a download that got nothing leaves no empty cache folder to be taken for one.
         for remote in self.files:
-            if (target / remote.name).is_file() and md5(target / remote.name) == remote.md5:
+            if (target / remote.name).is_file() and digest(target / remote.name) == remote.md5:
                 continue
             errors = []
             for mirror in self.mirrors:
@@ -213,37 +216,53 @@ class FileSource:
         return target
 
 
-def md5(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
+def digest(path: Path, algorithm: str = "md5", chunk: int = 1 << 20) -> str:
+    """`path`'s digest in hex, by any algorithm hashlib knows (md5, sha1, sha256, ...)."""
+    hashed = hashlib.new(algorithm, usedforsecurity=False)
     with open(path, "rb") as handle:
         while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+            hashed.update(block)
+    return hashed.hexdigest()
 
 
-def fetch(url: str, destination: Path, expected_md5: str, timeout: float = 60.0) -> Path:
-    """Download under a temporary name, check the MD5, then rename (dlzoo.files): a partial download is never
-    mistaken for data, and one that fails is removed. The temporary file is this call's own: the ranks of a torchrun
-    job may all be downloading the same file at once, and each renames a complete copy into place."""
+def _algorithm(checksum: str) -> tuple[str, str]:
+    """("sha1", HEX) for "sha1:HEX"; ("md5", HEX) for a bare hex digest, as most published here are MD5s."""
+    algorithm, _, expected = checksum.rpartition(":")
+    return algorithm.lower() or "md5", expected.lower()
+
+
+def has_checksum(path: Path, checksum: str) -> bool:
+    """Whether `path`'s digest is `checksum` (an MD5 in hex, or "sha1:HEX" and the like)."""
+    algorithm, expected = _algorithm(checksum)
+    return digest(path, algorithm) == expected
+
+
+def fetch(url: str, destination: Path, checksum: str, timeout: float = 60.0) -> Path:
+    """Download under a temporary name, check its digest (`checksum`: an MD5 in hex, or "sha1:HEX" and the like),
+    then rename (dlzoo.files): a partial download is never mistaken for data, and one that fails is removed. The
+    temporary file is this call's own: the ranks of a torchrun job may all be downloading the same file at once, and
+    each renames a complete copy into place."""
     request = urllib.request.Request(url, headers={"User-Agent": "dlzoo"})
     with written_whole(destination) as partial:
         with urllib.request.urlopen(request, timeout=timeout) as response, open(partial, "wb") as handle:
             while block := response.read(1 << 20):
                 handle.write(block)
-        got = md5(partial)
-        if got != expected_md5:
-            raise ValueError(f"checksum mismatch for {url}: expected md5 {expected_md5}, got {got}")
+        algorithm, expected = _algorithm(checksum)
+        got = digest(partial, algorithm)
+        if got != expected:
+            raise ValueError(f"checksum mismatch for {url}: expected {algorithm} {expected}, got {got}")
     return destination
 
 
 def download_archive(source: str, archive: Archive, target: Path, lacks: Callable[[Path], str | None],
                      how_to_get: str) -> Path:
-    """`archive` fetched beside `target` (checked by MD5, written whole), unpacked into `target` whole and removed:
-    `target`. `lacks(folder)` says what an unpacked folder lacks (as "VOC2012/ with ..."), or None when it is whole."""
+    """`archive` fetched beside `target` (its checksum checked, written whole), unpacked into `target` whole and
+    removed: `target`. `lacks(folder)` says what an unpacked folder lacks (as "VOC2012/ with ..."), or None when it
+    is whole."""
     path = target.with_name(archive.url.rsplit("/", 1)[1])
-    if not (path.is_file() and md5(path) == archive.md5):  # one kept by an unpacking that failed is used
+    if not (path.is_file() and has_checksum(path, archive.checksum)):  # one kept by a failed unpacking is used
         try:
-            fetch(archive.url, path, archive.md5)
+            fetch(archive.url, path, archive.checksum)
         except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as error:
             raise UserError(f"{source}: could not download {archive.url} ({one_line(error)}); {how_to_get}") from None
     unpack_whole(source, path, target, lacks)
