@@ -151,6 +151,7 @@ def data(args: argparse.Namespace) -> None:
     from dlzoo.data.sources import SOURCES, get_source
 
     dlzoo.recipes.list_recipes()  # recipes import the data modules that register their sources
+    import dlzoo.data.parallel  # noqa: F401  (registers cedict, parallel-text, fra-eng, which no recipe imports yet)
     if args.action == "show":
         _show_source(get_source(args.source) if args.source else None, args)
         return
@@ -171,12 +172,16 @@ def _show_source(source: DataSource | None, args: argparse.Namespace) -> None:
         raise UserError("name the source to show, e.g. dlzoo data show fashion-mnist --augment")
     from dlzoo.data.corpus import CORPUS_SOURCES
     from dlzoo.data.pairs import PAIR_SOURCES
+    from dlzoo.data.parallel import PARALLEL_SOURCES
     from dlzoo.data.texts import TEXT_SOURCES
     from dlzoo.vision.mask_gallery import RECIPES as MASK_RECIPES
 
-    if source.name in TEXT_SOURCES + PAIR_SOURCES + CORPUS_SOURCES and (args.augment or args.out):
+    if source.name in TEXT_SOURCES + PAIR_SOURCES + CORPUS_SOURCES + PARALLEL_SOURCES and (args.augment or args.out):
         raise UserError(f"{source.name} holds texts: it is shown on the terminal, and texts are not augmented "
                         f"(no --augment, no --out)")
+    if source.name in PARALLEL_SOURCES:
+        _show_parallel(source, args)
+        return
     if source.name in CORPUS_SOURCES:
         _show_corpus(source, args)
         return
@@ -267,3 +272,29 @@ def _show_corpus(source: DataSource, args: argparse.Namespace) -> None:
           f"the first paragraphs of two sentences or more (those pretraining pairs up), a sentence a line:")
     for paragraph in [paragraph for paragraph in splits.train if len(paragraph) >= 2][:3]:
         print("\n".join(f"  {s if len(s) <= 80 else s[:77] + '...'}" for s in paragraph) + "\n")
+
+
+def _show_parallel(source: DataSource, args: argparse.Namespace) -> None:
+    """A translation source's first training pairs, as read (data.KEY=VALUE: path, test_fraction, split_seed,
+    reverse)."""
+    from dlzoo.config import from_dict, parse_overrides
+    from dlzoo.data.parallel import ParallelDataConfig, load_parallel
+
+    if args.recipe:
+        raise UserError(f"{source.name} is shown as read, for no recipe: leave out --recipe")
+    keys = {}
+    for key, value in parse_overrides(args.overrides):
+        if not key.startswith("data.") or key == "data.source":
+            raise UserError(f"{key}: {source.name} is shown with data.KEY=VALUE overrides only (data.path, "
+                            f"data.test_fraction, data.split_seed, data.reverse)")
+        keys[key.removeprefix("data.")] = value
+    data = from_dict(ParallelDataConfig, {**keys, "source": source.name}, prefix="data.")
+    splits = load_parallel(data.source, data.path, data.test_fraction, data.split_seed, data.reverse)
+    print(f"{source.name}\n  {source.description}\n  found: {data.path or source.where()}\n"
+          f"  {len(splits.train):,} training and {len(splits.test):,} test pairs"
+          f"{' (reversed)' if data.reverse else ''}; the first training pairs, source -> target:")
+    for pair in splits.train[:5]:
+        shown = " -> ".join(pair)
+        print(f"    {shown if len(shown) <= 100 else shown[:97] + '...'}")
+    for note in splits.notes:
+        print(f"  note: {note}")

