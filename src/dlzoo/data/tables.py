@@ -15,12 +15,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from dlzoo.data.sources import FileSource, RemoteFile, get_source, register_source
 from dlzoo.errors import UserError, one_line
+
+if TYPE_CHECKING:  # pandas is imported where used: every command loads this module, and `dlzoo list` stays light
+    import pandas as pd
 
 
 @dataclass
@@ -45,6 +48,8 @@ class Table:
 
 def read_csv(path: str | Path) -> pd.DataFrame:
     """A CSV file as a frame of text cells, or a UserError saying in one line what is wrong with the file."""
+    import pandas as pd
+
     path = Path(path).expanduser()
     if path.is_dir():
         raise UserError(f"{path} is a folder, not a CSV file")
@@ -125,6 +130,8 @@ def _first_short_row(path: Path, width: int) -> tuple[int, int] | None:
 
 def _header(path: Path) -> list[str]:
     """The header row of a CSV file that pandas has read (compressed or not), its cells as written."""
+    import pandas as pd
+
     first = pd.read_csv(path, encoding="utf-8-sig", dtype=str, skipinitialspace=True, header=None, nrows=1,
                         keep_default_na=False)
     return [str(cell) for cell in first.iloc[0]] if len(first) else []
@@ -133,6 +140,8 @@ def _header(path: Path) -> list[str]:
 def _separator_hint(path: Path) -> str:
     """A hint when the file looks separated by semicolons (as spreadsheets write CSV where the decimal mark is a
     comma) or tabs, which dlzoo does not read."""
+    import pandas as pd
+
     try:
         first = ",".join(_header(path))  # the first line again, near enough: its cells, rejoined by commas
     except (OSError, ValueError, pd.errors.ParserError):
@@ -145,6 +154,8 @@ def _separator_hint(path: Path) -> str:
 
 def split_target(frame: pd.DataFrame, target: str, where: str) -> tuple[pd.DataFrame, np.ndarray]:
     """(features, target as float64); the target must be present, numeric and positive (prices are modelled in log)."""
+    import pandas as pd
+
     if target not in frame.columns:
         raise UserError(f"{where} has no target column '{target}'; set data.target=COLUMN "
                         f"(columns: {', '.join(map(str, frame.columns[:12]))}{', ...' if frame.shape[1] > 12 else ''})")

@@ -14,10 +14,13 @@ trains on, so no held-out row ever leaks into the numbers its model is judged wi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
+
+if TYPE_CHECKING:  # pandas is imported where used: every command loads this module, and `dlzoo list` stays light
+    import pandas as pd
 
 
 def signed_log(x: torch.Tensor) -> torch.Tensor:
@@ -98,6 +101,8 @@ def encode_categories(categories: pd.DataFrame, vocabularies: list[dict[str, lis
                       sizes: list[int]) -> np.ndarray:
     """(rows, slots, columns) int64 indices into one slot's table: column j's block starts at sum(sizes[:j]);
     0 within a block is unknown."""
+    import pandas as pd
+
     offsets = block_offsets(sizes)
     codes = np.empty((len(categories), len(vocabularies), len(categories.columns)), dtype=np.int64)
     for s, vocabulary in enumerate(vocabularies):
@@ -117,6 +122,8 @@ def code_translation(known: dict[str, list[str]], vocabularies: list[dict[str, l
                      sizes: list[int]) -> np.ndarray:
     """(slots, columns, longest + 1) int64: code u of column j (1 + its place in `known`, 0 unknown) -> the index in
     slot s's table that `encode_categories` gives the same text. Past a column's own list it is that block's unknown."""
+    import pandas as pd
+
     offsets, columns = block_offsets(sizes), list(known)
     table = np.empty((len(vocabularies), len(columns), 1 + max(map(len, known.values()), default=0)), dtype=np.int64)
     for s, vocabulary in enumerate(vocabularies):

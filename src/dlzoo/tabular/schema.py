@@ -12,12 +12,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from dlzoo.errors import UserError
+
+if TYPE_CHECKING:  # pandas is imported where used: every command loads this module, and `dlzoo list` stays light
+    import pandas as pd
 
 MISSING = "(missing)"
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # larger magnitudes (and infinities) are not numbers a model can use
@@ -43,6 +45,8 @@ class Schema:
 
 
 def _is_text(series: pd.Series) -> bool:
+    import pandas as pd
+
     return not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
 
 
@@ -50,10 +54,14 @@ def as_numbers(series: pd.Series) -> pd.Series:
     """float64 values; cells that are not numbers become NaN (callers tell them apart from empty cells)."""
     if not _is_text(series):
         return series.astype(np.float64)
+    import pandas as pd
+
     return pd.to_numeric(series.astype("string").str.strip(), errors="coerce").astype(np.float64)
 
 
 def _looks_numeric(series: pd.Series) -> bool:
+    import pandas as pd
+
     if pd.api.types.is_bool_dtype(series):
         return False
     numbers = as_numbers(series)
@@ -127,6 +135,8 @@ def numeric_matrix(frame: pd.DataFrame, schema: Schema, where: str) -> np.ndarra
 def category_text(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     """The categorical columns as stripped text, with MISSING for empty cells; numbers written as in a CSV (20, not
     20.0), so a code read from a typed table and the same code read from a CSV file are one category."""
+    import pandas as pd
+
     columns = {}
     for column in schema.categorical:
         cells = frame[column]

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
@@ -47,7 +46,9 @@ from dlzoo.tabular.schema import (
 )
 from dlzoo.tasks.base import Task, input_name, predict_inputs
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pandas is imported where used: every command loads this module, and `dlzoo list` stays light
+    import pandas as pd
+
     from dlzoo.engine.runtime import Runtime
     from dlzoo.tasks.base import StepContext
 
@@ -248,6 +249,8 @@ class TabularRegression(Task):
 
     def check_table(self, frame: pd.DataFrame, where: str) -> CheckedTable:
         """The model's inputs from `frame`, or a UserError naming what does not fit the schema or lacks an id."""
+        import pandas as pd
+
         if isinstance(frame.columns, pd.MultiIndex):  # a pivot or groupby result: no column has a name of its own
             raise UserError(f"{where} has columns of several header levels; give one level of names "
                             "(frame.columns = frame.columns.map('_'.join), or the level the model was trained on)")
@@ -291,10 +294,14 @@ class TabularRegression(Task):
 
     def _output_table(self, table: CheckedTable, prices: np.ndarray) -> pd.DataFrame:
         """`<id column>,<target>` (Kaggle's submission format), or `row,<target>` when the table has no ids."""
+        import pandas as pd
+
         return pd.DataFrame({table.id_name: table.ids, self.meta["target"]: prices})
 
     def predict(self, inputs: list[str | Path | pd.DataFrame], out: str | None = None) -> list[dict[str, Any]]:
         """CSV files or DataFrames, in one list: a record per row."""
+        import pandas as pd
+
         inputs = predict_inputs(inputs, (pd.DataFrame,))
         if out is not None and len(inputs) != 1:
             raise UserError("--out writes one table: give one input file")
