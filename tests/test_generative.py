@@ -251,6 +251,8 @@ def test_generate_user_errors(cli, vae_run, gan_run, digits_run, tmp_path):
     assert_user_error(cli("generate", gan_run, "--class", "cat", "--out", out), "not one of")
     assert_user_error(cli("generate", gan_run, "--class", "²", "--out", out), "not one of")  # a digit int() refuses
     assert_user_error(cli("generate", gan_run, "--n", "0", "--out", out), "--n")
+    for n in ("0", "-1"):  # a VAE too, and a negative count (argparse takes "-1" as a value, not an option)
+        assert_user_error(cli("generate", vae_run, "--n", n, "--out", out), "--n must be between 1 and", f"got {n}")
     # --n is per class without --class: 10 x 3,000 images would be a 90,002-pixel-wide grid, which the GIF, TGA,
     # PCX and SGI writers met with a traceback (their headers hold 16-bit sizes); the cap is on images drawn
     assert_user_error(cli("generate", gan_run, "--n", "3000", "--out", tmp_path / "x.gif"), "30,000 images",
