@@ -2,6 +2,7 @@
 trainLabels.csv), made from real mnist5k digits saved as the JPEG and PNG files those sets hold."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -129,6 +130,31 @@ def test_a_recipe_trains_on_the_leaves_layout_and_predicts(cli, leaves, tmp_path
     assert result.code == 0, result.err
     assert json.loads(result.out)["label"] in NAMES.values()
     assert cli("eval", run_dir).code == 0  # the same test split drawn again
+
+
+def test_a_test_split_the_csv_no_longer_gives_is_refused(cli, digits, tmp_path):
+    """Rows added to the CSV after training draw another test split, which may hold pictures the run trained on:
+    `dlzoo eval` refuses to score it (with or without --split test), and `--resume` to go on training beside it."""
+    root = _leaves(tmp_path / "leaves", digits)
+    run_dir = tmp_path / "run"
+    assert cli("train", "fashion", "data.source=picture-csv", f"data.path={root}", "data.colour=true",
+               "data.batch_size=8", "trainer.epochs=2", *CPU, "--out", run_dir).code == 0
+    assert json.loads((run_dir / "summary.json").read_text())["metrics"]["test"]
+    assert cli("eval", run_dir).code == 0
+    labelled = (root / "train.csv").read_text()
+    # Kaggle's 3 unlabelled pictures (copies of the first three digits), labelled since: 48 rows, a test split of 10
+    (root / "train.csv").write_text(labelled + "".join(f"images/{45 + i}.jpg,{name}\n"
+                                                       for i, (_, name) in enumerate(digits[:3])))
+    refusal = "the data now gives another test split (10 images drawn again; 9 held out in training): some of its"
+    assert_user_error(cli("eval", run_dir), refusal)
+    assert_user_error(cli("eval", run_dir, "--split", "test"), refusal)
+    shutil.rmtree(run_dir / "checkpoints" / "epoch-0002")  # as if stopped after its first epoch
+    (run_dir / "summary.json").unlink()
+    assert_user_error(cli("train", "--resume", run_dir), "would resume on other data than it trained on: another "
+                      "test split (10 images drawn again; 9 held out in training)")
+    (root / "train.csv").write_text(labelled)  # the rows it trained on: scored and resumed again
+    assert cli("eval", run_dir).code == 0
+    assert cli("train", "--resume", run_dir).code == 0
 
 
 def test_a_recipe_trains_on_the_cifar_layout_streamed(cli, cifar, tmp_path):

@@ -491,6 +491,10 @@ def load_for_evaluation(run: LoadedRun, splits: Iterable[str] | None = None,
     if changed:
         raise UserError(f"the data now gives {changed}: some of its images may have been trained on by "
                         f"{run.run_dir}; evaluate --split test")
+    changed = checkpoint.drawn_test_change(trained, task.meta) if "test" in splits else None
+    if changed:  # the labelled rows changed since training (picture-csv draws its test split from them)
+        raise UserError(f"the data now gives {changed}: some of its images may have been trained on by "
+                        f"{run.run_dir}; evaluate it on the labelled pictures it was trained with")
     changed = checkpoint.vocabulary_change(trained, task.meta)
     if changed:
         raise UserError(f"the texts now give {changed}: {run.run_dir}'s network would read other tokens than it "

@@ -119,6 +119,11 @@ class PictureListing:
         """`split_fingerprint` of pictures by their names under the root (wherever the root is)."""
         return split_fingerprint(path.relative_to(self.root).as_posix() for path, _ in items)
 
+    def test_fingerprint(self) -> str:
+        """The test split's `fingerprint` where it is drawn from the labelled pictures, and so changes with them;
+        "" where it is a folder of its own (test/), whose pictures were never trained on."""
+        return ""
+
     def notes(self) -> list[str]:
         """What a user should know about the listing, such as the files it left out."""
         return []
@@ -257,7 +262,7 @@ def read_listing(listing: PictureListing, size: int, colour: bool = False, limit
     test_x, test_y = read_items(listing.test, prepare)
     train_x, train_y = read_items(train, prepare) if read_train else (test_x[:0], test_y[:0])
     arrays = ImageArrays(train_x, train_y, test_x, test_y, listing.classes, listing.source, str(listing.root),
-                         notes=listing.notes())
+                         notes=listing.notes(), test_fingerprint=listing.test_fingerprint())
     if val:
         arrays.with_validation(*read_items(val, prepare), listing.fingerprint(val))
     return arrays, train

@@ -34,6 +34,9 @@ class ImageArrays:
     val_images: np.ndarray | None = None
     val_labels: np.ndarray | None = None
     val_fingerprint: str = ""  # which samples they are (`split_fingerprint`), kept with a run
+    # Which samples the test split holds, where it is drawn from the labelled ones (picture-csv), so that it can change
+    # with them; "" where the test set is fixed apart from training (MNIST's, a folder's test/).
+    test_fingerprint: str = ""
 
     def __post_init__(self) -> None:
         # A label file from elsewhere (or damaged) would otherwise fail mid-training, deep inside the loss.

@@ -67,6 +67,11 @@ class CsvListing(PictureListing):
     split_seed: int
     unnamed: list[Path]  # pictures beside the labelled ones that the CSV does not name (Kaggle's test pictures)
 
+    def test_fingerprint(self) -> str:
+        # Rows added to or removed from the CSV since training draw another test split, which may hold pictures the
+        # run trained on: the run keeps this to refuse scoring (or resuming) on it.
+        return self.fingerprint(self.test)
+
     def notes(self) -> list[str]:
         table = self.root / self.layout.labels
         notes = [f"{table}: the test split is held out of its rows: data.test_fraction={self.test_fraction:g} of "

@@ -294,14 +294,26 @@ def class_change(trained: dict[str, Any], found: dict[str, Any]) -> str | None:
     return f"other classes ({'; '.join(part for part in differ if part)})"
 
 
-def validation_change(trained: dict[str, Any], found: dict[str, Any]) -> str | None:
-    """How the validation split drawn again differs from the one training held out (None: the same, or none)."""
-    split, now = trained.get("val_split"), found.get("val_split")
+def _split_change(trained: dict[str, Any], found: dict[str, Any], key: str, name: str) -> str | None:
+    """How the split kept under `key` (its size and fingerprint), drawn again, differs from the one training held
+    out (None: the same, or none kept)."""
+    split, now = trained.get(key), found.get(key)
     if split is None or now == split:
         return None
     kind = "texts" if "texts" in split else "images"  # a text classifier's split counts texts
     drawn = f"{now.get(kind, 0):,} {kind} drawn again" if now else "none drawn again"
-    return f"another validation split ({drawn}; {split[kind]:,} held out in training)"
+    return f"another {name} split ({drawn}; {split[kind]:,} held out in training)"
+
+
+def validation_change(trained: dict[str, Any], found: dict[str, Any]) -> str | None:
+    """How the validation split drawn again differs from the one training held out (None: the same, or none)."""
+    return _split_change(trained, found, "val_split", "validation")
+
+
+def drawn_test_change(trained: dict[str, Any], found: dict[str, Any]) -> str | None:
+    """How a test split drawn from the labelled data (picture-csv's) differs from the one training held out (None:
+    the same, or a test set fixed apart from training)."""
+    return _split_change(trained, found, "test_split", "test")
 
 
 def vocabulary_change(trained: dict[str, Any], found: dict[str, Any]) -> str | None:
@@ -315,4 +327,5 @@ def vocabulary_change(trained: dict[str, Any], found: dict[str, Any]) -> str | N
 
 def data_change(trained: dict[str, Any], found: dict[str, Any]) -> str | None:
     """The first way the data read again differs from what the run trained on, for a resume (which refuses all)."""
-    return class_change(trained, found) or validation_change(trained, found) or vocabulary_change(trained, found)
+    return (class_change(trained, found) or validation_change(trained, found) or drawn_test_change(trained, found)
+            or vocabulary_change(trained, found))

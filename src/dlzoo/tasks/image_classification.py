@@ -276,6 +276,8 @@ class ImageClassification(Task):
         if arrays.val_images is not None:
             self.val_x, self.val_y = self._tensors(arrays.val_images, arrays.val_labels, device)
             self.meta["val_split"] = {"images": len(self.val_x), "fingerprint": arrays.val_fingerprint}
+        if arrays.test_fingerprint:
+            self.meta["test_split"] = {"images": len(self.test_x), "fingerprint": arrays.test_fingerprint}
         where = f" ({arrays.location})" if arrays.source in PICTURE_SOURCES else ""
         validation = f", {len(self.val_x):,} validation" if arrays.val_images is not None else ""
         self.notes = [f"data: {arrays.source}{where}: {self.training_size():,} training{validation} and "
