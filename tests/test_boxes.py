@@ -3,9 +3,18 @@ values worked out by hand (and the curriculum's own worked example of a dog, a c
 
 import math
 
+import pytest
 import torch
 
-from dlzoo.vision.boxes import anchor_boxes, anchor_targets, decode_offsets, detect, encode_offsets, match_anchors
+from dlzoo.vision.boxes import (
+    anchor_boxes,
+    anchor_targets,
+    decode_offsets,
+    detect,
+    encode_offsets,
+    match_anchors,
+    match_anchors_batched,
+)
 
 # The curriculum's example (14.4.3): a dog and a cat, and five anchors.
 DOG = [0.1, 0.08, 0.52, 0.92]
@@ -75,6 +84,38 @@ def test_match_anchors_with_no_boxes_or_no_overlap():
     # More boxes than anchors: each anchor goes to one box, by the largest IoU.
     one_anchor = torch.tensor([[0.5, 0.2, 0.9, 0.9]])
     assert match_anchors(one_anchor, torch.tensor([DOG, CAT, [0.0, 0.0, 0.1, 0.1]])).tolist() == [1]
+
+
+def _matched_per_picture(anchors, boxes, present, iou_threshold):
+    """Each picture's present boxes matched alone by `match_anchors`, as slots of `boxes` (-1 for none)."""
+    slots = []
+    for picture, kept in zip(boxes, present, strict=True):
+        real = kept.nonzero().squeeze(1)
+        match = match_anchors(anchors, picture[real], iou_threshold)
+        slots.append(torch.where(match >= 0, real[match.clamp(min=0)], -1) if real.numel() else match)
+    return torch.stack(slots)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_batched_matching_is_per_picture_matching(seed):
+    """Random pictures of 0 to G boxes, their padding slots anywhere (and covering anchors, which must not count),
+    repeated boxes and boxes equal to an anchor (ties in the IoU), and more boxes than anchors (seed 5)."""
+    generator = torch.Generator().manual_seed(seed)
+    anchors = anchor_boxes(2, 2, sizes=[0.5, 0.25], ratios=[1.0, 2.0]) if seed != 5 else FIVE_ANCHORS[:2]
+    count, slots = 16, 6
+    corner = torch.rand(count, slots, 2, generator=generator) * 0.7
+    boxes = torch.cat([corner, corner + 0.02 + torch.rand(count, slots, 2, generator=generator) * 0.5], dim=-1)
+    boxes[1, 3] = boxes[1, 1]  # a box given twice: both tie for every anchor
+    boxes[2, :2] = anchors[:2]  # boxes exactly on anchors (IoU 1)
+    present = torch.rand(count, slots, generator=generator) < 0.6
+    present[0] = False  # pictures without boxes
+    present[3] = False
+    present[1, [1, 3]] = True
+    for threshold in (0.5, 0.1, 1.0):
+        expected = _matched_per_picture(anchors, boxes, present, threshold)
+        assert torch.equal(match_anchors_batched(anchors, boxes, present, threshold), expected)
+    assert (expected[0] == -1).all() and (expected[3] == -1).all()
+    assert torch.equal(match_anchors_batched(anchors, boxes[:, :0], present[:, :0]), torch.full_like(expected, -1))
 
 
 def test_encode_offsets_by_hand():

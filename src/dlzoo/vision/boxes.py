@@ -95,16 +95,34 @@ def decode_offsets(anchors: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor
     return box_convert(torch.cat([centre, size], dim=-1), "cxcywh", "xyxy")
 
 
-def _assigned_slots(anchors: torch.Tensor, boxes: torch.Tensor, present: torch.Tensor,
-                    iou_threshold: float) -> torch.Tensor:
-    """The slot (N, A) of `boxes` (N, G, 4) each anchor is assigned, -1 for none; padding slots are never matched.
-    Matching is per picture: the greedy claims are sequential, and each picture has its own number of boxes."""
-    slots = torch.full((boxes.shape[0], anchors.shape[0]), -1, dtype=torch.long, device=anchors.device)
-    for n in range(boxes.shape[0]):
-        real = present[n].nonzero().squeeze(1)  # the slots of this picture's true boxes
-        match = match_anchors(anchors, boxes[n, real], iou_threshold)
-        slots[n] = torch.where(match >= 0, real[match.clamp(min=0)], -1) if real.numel() else match
-    return slots
+def match_anchors_batched(anchors: torch.Tensor, boxes: torch.Tensor, present: torch.Tensor,
+                          iou_threshold: float = 0.5) -> torch.Tensor:
+    """`match_anchors` for a batch at once: anchors (A, 4), boxes (N, G, 4), present (N, G) bool (False for padding
+    slots, never matched). The slot (N, A) of `boxes` each anchor is assigned, -1 for none: the same as matching
+    each picture's present boxes alone, in about G steps for the batch instead of one loop per picture.
+
+    Padding slots and claimed rows and columns hold an IoU of -1, below any real one (>= 0): the first largest IoU
+    of a picture's (A, G) matrix, row-major, is then the one `match_anchors` finds in its (A, present) matrix, and
+    a picture whose real boxes have all made their claims goes through the remaining steps claiming nothing."""
+    count, slots = boxes.shape[:2]
+    assigned = torch.full((count, anchors.shape[0]), -1, dtype=torch.long, device=anchors.device)
+    if slots == 0:
+        return assigned
+    # torchvision's box_iou of every anchor with every picture's boxes: (A, N * G) -> (N, A, G).
+    iou = box_iou(anchors, boxes.reshape(-1, 4)).view(-1, count, slots).transpose(0, 1).contiguous()
+    iou.masked_fill_(~present[:, None, :], -1.0)
+    best_iou, best_slot = iou.max(dim=2)
+    assigned = torch.where(best_iou >= iou_threshold, best_slot, assigned)
+
+    pictures = torch.arange(count, device=anchors.device)
+    for _ in range(min(anchors.shape[0], slots)):
+        flat = iou.view(count, -1).argmax(dim=1)  # (N,): each picture's largest IoU left
+        anchor, slot = flat // slots, flat % slots
+        claims = iou[pictures, anchor, slot] > 0
+        assigned[pictures, anchor] = torch.where(claims, slot, assigned[pictures, anchor])
+        iou[pictures, anchor, :] = -1
+        iou[pictures, :, slot] = -1
+    return assigned
 
 
 def anchor_targets(anchors: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor, present: torch.Tensor,
@@ -114,7 +132,7 @@ def anchor_targets(anchors: torch.Tensor, boxes: torch.Tensor, labels: torch.Ten
     fewer boxes fit the batch). Returns (offsets (N, A, 4), offset_mask (N, A) float, 1 where an anchor is assigned
     an object, classes (N, A) long: 0 = background, label + 1 for an assigned anchor). The offsets of unassigned
     anchors are 0 (the mask leaves them out of the loss anyway)."""
-    slots = _assigned_slots(anchors, boxes, present, iou_threshold)
+    slots = match_anchors_batched(anchors, boxes, present, iou_threshold)
     assigned = slots >= 0
     if boxes.shape[1] == 0:  # nothing to gather from: every anchor is background
         return anchors.new_zeros(slots.shape + (4,)), assigned.float(), torch.zeros_like(slots)
