@@ -112,6 +112,10 @@ def test_reviews_fine_tune_a_hub_bert_and_predict_as_its_tokenizer_reads(cli, tm
     assert torch.allclose(torch.export.load(str(out)).module()(ids), task.models["net"](ids), atol=1e-5)
     assert_user_error(cli("train", "reviews-bert", f"model.pretrained={folder}", "data.max_tokens=128"),
                       "data.max_tokens=128 is more than the 64 positions")
+    with (texts / "pos.txt").open("a", encoding="utf-8") as more:  # the vocabulary is the Hub's: only the split moves
+        more.write("\n酒店很好\n服务很好\n")
+    assert_user_error(cli("eval", run_dir), "the data now gives another test split (17 texts drawn again; 16 held "
+                      "out in training): some of it may have been trained on")
 
 
 def test_a_folder_that_is_not_a_bert_is_refused_in_one_line(cli, tmp_path):

@@ -145,7 +145,7 @@ def test_a_test_split_the_csv_no_longer_gives_is_refused(cli, digits, tmp_path):
     # Kaggle's 3 unlabelled pictures (copies of the first three digits), labelled since: 48 rows, a test split of 10
     (root / "train.csv").write_text(labelled + "".join(f"images/{45 + i}.jpg,{name}\n"
                                                        for i, (_, name) in enumerate(digits[:3])))
-    refusal = "the data now gives another test split (10 images drawn again; 9 held out in training): some of its"
+    refusal = "the data now gives another test split (10 images drawn again; 9 held out in training): some of it"
     assert_user_error(cli("eval", run_dir), refusal)
     assert_user_error(cli("eval", run_dir, "--split", "test"), refusal)
     shutil.rmtree(run_dir / "checkpoints" / "epoch-0002")  # as if stopped after its first epoch

@@ -491,13 +491,13 @@ def load_for_evaluation(run: LoadedRun, splits: Iterable[str] | None = None,
     if changed:
         raise UserError(f"the data now gives {changed}: some of its images may have been trained on by "
                         f"{run.run_dir}; evaluate --split test")
-    changed = checkpoint.drawn_test_change(trained, task.meta) if "test" in splits else None
-    if changed:  # the labelled rows changed since training (picture-csv draws its test split from them)
-        raise UserError(f"the data now gives {changed}: some of its images may have been trained on by "
-                        f"{run.run_dir}; evaluate it on the labelled pictures it was trained with")
     changed = checkpoint.vocabulary_change(trained, task.meta)
     if changed:
         raise UserError(f"the texts now give {changed}: {run.run_dir}'s network would read other tokens than it "
                         f"learned (the texts, the tokenizer or its model.pretrained run changed since)")
+    changed = checkpoint.drawn_test_change(trained, task.meta) if "test" in splits else None
+    if changed:  # the labelled rows, texts or pairs changed since training (the test split is drawn from them)
+        raise UserError(f"the data now gives {changed}: some of it may have been trained on by {run.run_dir}; "
+                        f"evaluate it on the data it was trained with")
     checkpoint.load_weights_into(task.models, checkpoint.read_weights(run.checkpoint / checkpoint.WEIGHTS))
     return task, runtime

@@ -151,7 +151,6 @@ def data(args: argparse.Namespace) -> None:
     from dlzoo.data.sources import SOURCES, get_source
 
     dlzoo.recipes.list_recipes()  # recipes import the data modules that register their sources
-    import dlzoo.data.parallel  # noqa: F401  (registers cedict, parallel-text, fra-eng, which no recipe imports yet)
     if args.action == "show":
         _show_source(get_source(args.source) if args.source else None, args)
         return

@@ -318,11 +318,14 @@ def drawn_test_change(trained: dict[str, Any], found: dict[str, Any]) -> str | N
 
 def vocabulary_change(trained: dict[str, Any], found: dict[str, Any]) -> str | None:
     """Whether a text run's tokens would now be numbered otherwise than in training: the texts, the tokenizer's
-    version or the pretrained run its vocabulary came from changed (None: the same, or no vocabulary)."""
-    vocabulary, now = trained.get("vocabulary"), found.get("vocabulary")
-    if vocabulary is None or now is None or now == vocabulary:
-        return None
-    return f"another vocabulary ({len(now):,} tokens, {len(vocabulary):,} in training)"
+    version or the pretrained run its vocabulary came from changed (None: the same, or no vocabulary). A
+    translation's two vocabularies are checked each."""
+    for key, name in (("vocabulary", "vocabulary"), ("source_vocabulary", "source vocabulary"),
+                      ("target_vocabulary", "target vocabulary")):
+        vocabulary, now = trained.get(key), found.get(key)
+        if vocabulary is not None and now is not None and now != vocabulary:
+            return f"another {name} ({len(now):,} tokens, {len(vocabulary):,} in training)"
+    return None
 
 
 def data_change(trained: dict[str, Any], found: dict[str, Any]) -> str | None:

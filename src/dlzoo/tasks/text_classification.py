@@ -159,6 +159,9 @@ class TextClassification(Task):
         self.train_y = torch.from_numpy(train_labels).to(device)
         self.test_ids = text_ids(splits.test_texts, self.meta).to(device)
         self.test_y = torch.from_numpy(splits.test_labels).to(device)
+        # The test texts are drawn from the data's own (a CSV or files that may change): `dlzoo eval` refuses a
+        # test split drawn again that differs, as it may hold texts the run trained on.
+        self.meta["test_split"] = {"texts": len(splits.test_texts), "fingerprint": split_fingerprint(splits.test_texts)}
         if val_texts:
             self.val_ids = text_ids(val_texts, self.meta).to(device)
             self.val_y = torch.from_numpy(val_labels).to(device)

@@ -20,11 +20,11 @@ from dlzoo.text.tokens import trim
 
 class LengthBatches:
     """Batches of `ids` (texts, padded) and of `others` alongside (labels; or per-token tensors such as segment
-    ids, cut to the batch's longest text as the ids are)."""
+    ids, cut to the batch's longest text as the ids are, unless `cut_others` is false: a translation's targets)."""
 
     def __init__(self, ids: torch.Tensor, *others: torch.Tensor, batch_size: int, drop_last: bool, seed: int,
-                 rank: int = 0, world_size: int = 1, pool: int = 50):
-        self.ids, self.others = ids, others
+                 rank: int = 0, world_size: int = 1, pool: int = 50, cut_others: bool = True):
+        self.ids, self.others, self.cut_others = ids, others, cut_others
         self.lengths = (ids != 0).sum(1).cpu()
         self.batch_size, self.drop_last, self.pool = batch_size, drop_last, pool
         self.seed, self.rank, self.world_size = seed, rank, world_size
@@ -54,4 +54,5 @@ class LengthBatches:
         for index in self.batches():
             index = index.to(self.ids.device)
             ids = trim(self.ids[index])
-            yield ids, *(other[index, : ids.shape[1]] if other.dim() == 2 else other[index] for other in self.others)
+            yield ids, *(other[index, : ids.shape[1]] if other.dim() == 2 and self.cut_others else other[index]
+                         for other in self.others)

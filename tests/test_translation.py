@@ -1,0 +1,117 @@
+"""Translation: the encoder-decoder Transformer, its target ids, and `translation` runs on a small parallel file:
+learning, evaluation, prediction, export and the settings it refuses."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+
+from conftest import assert_user_error
+from dlzoo.tasks.translation import target_ids, target_vocabulary_of
+from dlzoo.text.seq2seq import BEGIN_ID, END_ID, Seq2SeqModelConfig, Seq2SeqTransformer
+
+pytest.importorskip("jieba")
+
+# Each character stands for one English word: a translation with the words in the characters' order, learnable by
+# a tiny model in seconds.
+WORDS = {"天": "sky", "地": "earth", "人": "man", "山": "hill", "水": "water", "火": "fire", "木": "wood", "金": "gold",
+         "土": "soil", "日": "sun", "月": "moon", "星": "star"}
+
+
+def parallel_file(path, count: int = 400, seed: int = 0):
+    rng = random.Random(seed)
+    sources: dict[str, None] = {}  # distinct, in the order drawn
+    while len(sources) < count:
+        sources["".join(rng.choices(list(WORDS), k=rng.randint(2, 5)))] = None
+    lines = [f"{source}\t{' '.join(WORDS[c] for c in source)}\tattribution, ignored" for source in sources]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def tiny_model(target_vocabulary: int = 20) -> Seq2SeqTransformer:
+    torch.manual_seed(0)
+    return Seq2SeqTransformer(30, target_vocabulary, Seq2SeqModelConfig(width=32, layers=2, heads=4, feed_forward=64,
+                                                                        dropout=0.0), 16).eval()
+
+
+def test_targets_are_framed_by_begin_and_end_and_cut_to_the_longest_written():
+    vocabulary = target_vocabulary_of([["a", "b"], ["a", "c", "c"]], 1, 100)
+    assert vocabulary[:4] == ["<pad>", "<unk>", "<bos>", "<eos>"] and set(vocabulary[4:]) == {"a", "b", "c"}
+    ids = target_ids([["a", "b"], ["c", "c", "c", "x"]], vocabulary, 3)
+    a, b, c = (vocabulary.index(t) for t in "abc")
+    assert ids.tolist() == [[BEGIN_ID, a, b, END_ID], [BEGIN_ID, c, c, END_ID]]  # 3 written at most, <eos> one
+
+
+def test_the_decoder_sees_no_later_token_and_greedy_writes_nothing_after_the_end():
+    model = tiny_model()
+    source = torch.tensor([[5, 6, 7, 0], [8, 9, 0, 0]])
+    target = torch.tensor([[BEGIN_ID, 4, 5, 6], [BEGIN_ID, 7, 8, 9]])
+    changed = target.clone()
+    changed[:, 3] = 10
+    assert torch.allclose(model(source, target)[:, :3], model(source, changed)[:, :3], atol=1e-6)
+    assert not torch.allclose(model(source, target)[:, 3], model(source, changed)[:, 3])
+    with torch.no_grad():
+        model.output_bias[END_ID] = 100.0  # <eos> first, at every step
+    written = model.greedy(source, 5, stop_early=False)
+    assert written.tolist() == [[END_ID, 0, 0, 0, 0]] * 2
+    assert model.greedy(source, 5).tolist() == [[END_ID]] * 2  # stops once every row has ended
+
+
+def test_a_translation_run_learns_scores_predicts_and_exports(cli, tmp_path):
+    from dlzoo import load
+
+    pairs = parallel_file(tmp_path / "pairs.tsv")
+    run_dir = tmp_path / "run"
+    trained = cli("train", "translation", "data.source=parallel-text", f"data.path={pairs}", "data.min_count=1",
+                  "data.test_fraction=0.1", "model.width=64", "model.layers=1", "model.feed_forward=128",
+                  "model.dropout=0", "data.batch_size=32", "trainer.epochs=30", "optim.lr=5e-3", "trainer.device=cpu",
+                  "trainer.threads=1", "--out", run_dir)
+    assert trained.code == 0, trained.err
+    assert "360 training and 40 test pairs" in trained.out, trained.out
+    summary = json.loads((run_dir / "summary.json").read_text())
+    final = summary["metrics"]["test"]
+    assert final["bleu"] > 0.7 and final["exact"] > 0.5, final  # 0.91 and 0.80 when written; chance: ~0
+    evaluated = cli("eval", run_dir)
+    assert evaluated.code == 0 and f"bleu {final['bleu']:.4f}" in evaluated.out
+    lines = tmp_path / "in.txt"
+    lines.write_text("天地\n\n水火山\n", encoding="utf-8")
+    records = [json.loads(line) for line in cli("predict", run_dir, lines, "--json").out.splitlines()]
+    assert [(r["line"], r["text"]) for r in records] == [(1, "天地"), (3, "水火山")]
+    assert set(records[1]["translation"].split()) <= set(WORDS.values())
+    out = tmp_path / "translation.pt2"
+    assert cli("export", run_dir, "--out", out).code == 0
+    task = load(run_dir, device="cpu")
+    assert task.translate(["水火山"])[0]["translation"] == records[1]["translation"]
+    source = torch.tensor([[task.meta["source_vocabulary"].index(c) for c in "山水天"], [5, 0, 0]])
+    written = torch.export.load(str(out)).module()(source)
+    assert written.shape == (2, task.meta["max_target_tokens"])
+    assert torch.equal(written[:, :4], task.models["net"].greedy(source, task.meta["max_target_tokens"],
+                                                                 stop_early=False)[:, :4])
+    assert "greedily written" in json.loads((tmp_path / "translation.pt2.json").read_text())["outputs"]
+
+
+def test_settings_a_translation_cannot_work_with_are_refused_in_one_line(cli):
+    assert_user_error(cli("train", "translation", "model.heads=3"), "model.heads=3 must divide model.width=256")
+    assert_user_error(cli("train", "translation", "data.max_target_tokens=1"), "data.max_target_tokens must be >= 2")
+    assert_user_error(cli("train", "translation", "data.target_tokens=wordpiece"),
+                      "data.target_tokens must be char or word")
+    assert_user_error(cli("train", "translation", "data.test_fraction=1"), "data.test_fraction must be in (0, 1)")
+
+
+def test_a_run_is_not_scored_on_pairs_drawn_again_from_a_changed_file(cli, tmp_path):
+    """The test pairs are drawn from the file: another order draws others (which may have been trained on), and
+    the training pairs left give each token another number."""
+    pairs = parallel_file(tmp_path / "pairs.tsv", count=60)
+    run_dir = tmp_path / "run"
+    common = ["data.source=parallel-text", f"data.path={pairs}", "data.min_count=1", "model.width=16", "model.layers=1",
+              "model.feed_forward=16", "trainer.epochs=1", "trainer.device=cpu", "trainer.threads=1"]
+    assert cli("train", "translation", *common, "--out", run_dir).code == 0
+    assert cli("eval", run_dir).code == 0
+    lines = pairs.read_text(encoding="utf-8").splitlines()
+    pairs.write_text("\n".join(lines[::-1]), encoding="utf-8")
+    assert_user_error(cli("eval", run_dir), "the texts now give another source vocabulary (14 tokens, 14 in training)")
+    pairs.write_text("\n".join(lines), encoding="utf-8")
+    assert cli("eval", run_dir).code == 0
