@@ -25,7 +25,7 @@ from dlzoo.data.corpus import PEOPLE_DAILY, corpus_splits, read_paragraphs
 from dlzoo.data.tensors import drop_short_last
 from dlzoo.engine.best import Goal
 from dlzoo.errors import UserError
-from dlzoo.tasks.base import Task, check_top, predict_inputs
+from dlzoo.tasks.base import Task, check_top
 from dlzoo.text.batches import LengthBatches
 from dlzoo.text.bert import BertPretrainer, BertShape
 from dlzoo.text.pretraining import chunks, mask_tokens, pair_examples, with_pairs
@@ -254,14 +254,9 @@ class BertPretraining(Task):
     def predict(self, inputs: list[str], out: str | None = None) -> list[dict[str, Any]]:
         """Text files (UTF-8, one text per line, "-" for standard input): a record per non-blank line with the
         likeliest tokens for each of its [MASK]s."""
-        from dlzoo.tasks.text_classification import input_lines
+        from dlzoo.tasks.text_classification import records_per_line
 
-        records = []
-        for path in predict_inputs(inputs):
-            lines = input_lines(path)
-            for (number, _), record in zip(lines, self.fill_masks([text for _, text in lines]), strict=True):
-                records.append({"path": path, "line": number, **record})
-        return records
+        return records_per_line(inputs, self.fill_masks)
 
     def describe(self, record: dict[str, Any]) -> str:
         fills = " | ".join(" ".join(f"{f['token']} {f['probability']:.2f}" for f in fill[:3])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -383,6 +384,18 @@ def _pair(line: str, path: str, number: int) -> tuple[str, str]:
 def _by_length(ids: torch.Tensor) -> torch.Tensor:
     """The order of padded texts from shortest to longest (ties in their own order)."""
     return torch.argsort((ids != 0).sum(1), stable=True)
+
+
+def records_per_line(inputs: list[str],
+                     records_of: Callable[[list[str]], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """For `predict` on text files (or "-", standard input): a record per non-blank line, from `records_of` (the
+    task's records of a list of texts), each with its file and line number in front."""
+    records = []
+    for path in predict_inputs(inputs):
+        lines = input_lines(path)
+        for (number, _), record in zip(lines, records_of([text for _, text in lines]), strict=True):
+            records.append({"path": path, "line": number, **record})
+    return records
 
 
 def input_lines(path: str) -> list[tuple[int, str]]:

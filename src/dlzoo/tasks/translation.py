@@ -27,8 +27,8 @@ from dlzoo.data.tensors import drop_short_last
 from dlzoo.engine.best import Goal
 from dlzoo.errors import UserError
 from dlzoo.metrics.translation import TranslationScores
-from dlzoo.tasks.base import Task, predict_inputs
-from dlzoo.tasks.text_classification import input_lines
+from dlzoo.tasks.base import Task
+from dlzoo.tasks.text_classification import records_per_line
 from dlzoo.text.batches import LengthBatches
 from dlzoo.text.seq2seq import BEGIN, BEGIN_ID, END, END_ID, GreedyTranslator, Seq2SeqModelConfig, Seq2SeqTransformer
 from dlzoo.text.tokens import PAD, UNKNOWN, TokenLevel, build_vocabulary, encode, jieba_version, tokenize_all, trim
@@ -218,12 +218,7 @@ class Translation(Task):
     def predict(self, inputs: list[str], out: str | None = None) -> list[dict[str, Any]]:
         """Text files (UTF-8, a text to translate a line; "-" reads standard input): a record per non-blank line,
         naming its file and line number. For texts in memory, `translate`."""
-        records = []
-        for path in predict_inputs(inputs):
-            lines = input_lines(path)
-            for (number, _), record in zip(lines, self.translate([text for _, text in lines]), strict=True):
-                records.append({"path": path, "line": number, **record})
-        return records
+        return records_per_line(inputs, self.translate)
 
     def describe(self, record: dict[str, Any]) -> str:
         return f"{record['path']}:{record['line']}: {record['text']} -> {record['translation']}"
