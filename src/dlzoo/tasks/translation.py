@@ -109,7 +109,6 @@ class Translation(Task):
         started = time.perf_counter()
         train_sources, train_targets = self._cut(train)
         test_sources, self.test_references = self._cut(splits.test)
-        self.test_texts = [source for source, _ in splits.test]
         source_vocabulary = build_vocabulary(train_sources, data.min_count, data.max_vocabulary)
         target_vocabulary = target_vocabulary_of(train_targets, data.min_count, data.max_vocabulary)
         self.meta = {"source_vocabulary": source_vocabulary, "target_vocabulary": target_vocabulary,
@@ -156,16 +155,17 @@ class Translation(Task):
 
     def train_step(self, batch: Any, ctx: StepContext) -> dict[str, torch.Tensor]:
         source, target = batch
-        loss, accuracy, _ = self._next_tokens(ctx.models["net"], source, trim(target))
+        loss, accuracy, _ = self._next_tokens(ctx.models["net"], source, trim(target), self.config.label_smoothing)
         return {"loss": loss, "accuracy": accuracy}
 
-    def _next_tokens(self, net: nn.Module, source: torch.Tensor,
-                     target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Mean cross-entropy and accuracy of every next target token (padding left out), and how many there are."""
+    def _next_tokens(self, net: nn.Module, source: torch.Tensor, target: torch.Tensor,
+                     label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Mean cross-entropy (smoothed in training, plain when evaluated) and accuracy of every next target token
+        (padding left out), and how many there are."""
         logits = net(source, target[:, :-1]).float()
         following = target[:, 1:]
         real = following != 0
-        loss = F.cross_entropy(logits[real], following[real], label_smoothing=self.config.label_smoothing)
+        loss = F.cross_entropy(logits[real], following[real], label_smoothing=label_smoothing)
         accuracy = (logits[real].argmax(-1) == following[real]).float().mean()
         return loss, accuracy, real.sum()
 
