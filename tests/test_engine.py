@@ -228,3 +228,24 @@ def test_damaged_lines_of_metrics_jsonl_are_passed_over(tmp_path):
     (tmp_path / METRICS).write_bytes(b'{"epoch": 1, "split": "test"}\n{"epoch": 2, "spl'  # cut by a kill
                                      b'\n\xff\xfe\x00 not text\n42\n{"epoch": 2, "split": "test"}\n')
     assert read_metrics(tmp_path) == [{"epoch": 1, "split": "test"}, {"epoch": 2, "split": "test"}]
+
+
+def test_a_checkpoint_reads_from_a_folder_whose_name_is_not_utf8(tmp_path):
+    """Linux folder names are bytes; safetensors takes paths as UTF-8 text and refused such a run's weights."""
+    import json
+    import os
+
+    from safetensors.torch import save
+
+    from dlzoo.engine.checkpoint import read_metadata, read_weights
+    from dlzoo.errors import UserError
+
+    folder = tmp_path / os.fsdecode(b"run-\xff")  # a lone surrogate in Python's str
+    folder.mkdir()
+    weights = folder / "model.safetensors"
+    weights.write_bytes(save({"net.w": torch.ones(2)}, metadata={"dlzoo": json.dumps({"meta": {"a": 1}})}))
+    assert read_metadata(weights) == {"meta": {"a": 1}}
+    assert torch.equal(read_weights(weights)["net.w"], torch.ones(2))
+    weights.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    with pytest.raises(UserError, match="cannot read checkpoint"):
+        read_metadata(weights)

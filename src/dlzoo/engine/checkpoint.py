@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open
+from safetensors.torch import load as load_weights
 from safetensors.torch import save as save_weights
 from torch import nn
 
@@ -223,9 +223,8 @@ def read_metadata(weights_file: Path) -> dict[str, Any]:
     """The `dlzoo` header of a weights file (`trainer.checkpoint_metadata`), refused in a line when the file cannot
     be read, is not dlzoo's, or its header is damaged."""
     try:
-        with safe_open(str(weights_file), framework="pt") as handle:
-            header = handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as error:
+        header = _safetensors_header(weights_file).get("__metadata__") or {}
+    except (OSError, ValueError) as error:
         raise UserError(f"cannot read checkpoint {weights_file}: {error}") from None
     if "dlzoo" not in header:
         raise UserError(f"{weights_file} is not a dlzoo checkpoint (no 'dlzoo' metadata)")
@@ -238,12 +237,26 @@ def read_metadata(weights_file: Path) -> dict[str, Any]:
     return metadata
 
 
+def _safetensors_header(path: Path) -> dict[str, Any]:
+    """A safetensors file's JSON header (its first 8 bytes give the header's length), read with Python's own file
+    functions: safetensors' take the path as UTF-8 text, and refuse a folder whose name is other bytes (which
+    Linux allows, and Python holds as lone surrogates)."""
+    with open(path, "rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        if not 2 <= size <= 100_000_000:  # the header is JSON of the tensors' names, shapes and dlzoo's metadata
+            raise ValueError(f"a header of {size:,} bytes: not a safetensors file")
+        header = json.loads(handle.read(size))
+    if not isinstance(header, dict):
+        raise ValueError("its header is not a JSON object: not a safetensors file")
+    return header
+
+
 def read_weights(weights_file: Path) -> dict[str, torch.Tensor]:
     """A checkpoint's tensors, refused in a line when a value is not finite (NaN, inf): a run whose training
     diverged (too high a learning rate) saved them as it went, and every prediction from them is NaN. (A model
     that needs -inf, an attention mask, keeps it in a buffer that is not saved, or as booleans.)"""
     try:
-        weights = load_file(str(weights_file))
+        weights = load_weights(Path(weights_file).read_bytes())  # bytes, not a path: see _safetensors_header
     except (SafetensorError, OSError, ValueError) as error:
         raise UserError(f"cannot read checkpoint {weights_file}: {error}") from None
     diverged = next((name for name, tensor in weights.items()
