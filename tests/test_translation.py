@@ -115,3 +115,17 @@ def test_a_run_is_not_scored_on_pairs_drawn_again_from_a_changed_file(cli, tmp_p
     assert_user_error(cli("eval", run_dir), "the texts now give another source vocabulary (14 tokens, 14 in training)")
     pairs.write_text("\n".join(lines), encoding="utf-8")
     assert cli("eval", run_dir).code == 0
+
+
+def test_translation_runs_compare_by_bleu_in_a_table_without_the_accuracy_plot(cli, tmp_path):
+    pairs = parallel_file(tmp_path / "pairs.tsv", count=40)
+    run_dir = tmp_path / "runs" / "translation"
+    assert cli("train", "translation", "data.source=parallel-text", f"data.path={pairs}", "data.min_count=1",
+               "model.width=16", "model.layers=1", "model.feed_forward=16", "trainer.epochs=1", "trainer.device=cpu",
+               "trainer.threads=1", "--out", run_dir).code == 0
+    out = tmp_path / "table.md"
+    compared = cli("compare", run_dir, "--out", out)
+    assert compared.code == 0, compared.err
+    assert "| translation |" in out.read_text() and "bleu " in out.read_text()
+    assert "no plot: none of these runs is scored by accuracy" in compared.err and not out.with_suffix(".png").exists()
+    assert_user_error(cli("compare", run_dir, "--plot", tmp_path / "plot.png"), "nothing to plot")

@@ -264,6 +264,10 @@ def compare(args: argparse.Namespace) -> None:
             _check_outside_runs(check_destination(given, example), runs)
     rows = sort_rows(read_rows(runs), args.sort)
     table = markdown_table(rows)
+    if plot is not None and not args.plot and not any(row.metric == "accuracy" for row in rows):
+        # The plot --out implies is of test accuracy: runs scored otherwise (translation's BLEU) get their table.
+        print("no plot: none of these runs is scored by accuracy", file=sys.stderr)
+        plot = None
     if plot is not None:  # the plot first: a table is never left without the plot it announces
         plot_accuracy_vs_time(rows, plot)
         print(f"plot: {plot}", file=sys.stderr)
