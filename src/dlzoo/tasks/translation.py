@@ -10,6 +10,7 @@ loss and accuracy.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -196,8 +197,11 @@ class Translation(Task):
         return rows
 
     def joined(self, tokens: list[str]) -> str:
-        """Target tokens as text: words apart by spaces, characters together."""
-        return (" " if self.meta["target_tokens"] == "word" else "").join(tokens)
+        """Target tokens as text: characters together; words apart by spaces, except around apostrophes and hyphens and
+        before the punctuation that the tokenizer cut apart (`one ' s` reads `one's`)."""
+        if self.meta["target_tokens"] != "word":
+            return "".join(tokens)
+        return _CLOSE_UP.sub("", " ".join(tokens))
 
     def translate(self, texts: list[str]) -> list[dict[str, str]]:
         """A record per text, in their order: the text and its greedy translation."""
@@ -233,6 +237,7 @@ class Translation(Task):
         return ({**shapes, 1: torch.export.Dim("tokens", min=1, max=self.meta["max_tokens"])},)
 
     def export_contract(self) -> dict[str, Any]:
+        words = "words joined by spaces (none around apostrophes or hyphens, or before punctuation)"
         cut = {"word": f"cut into words by jieba {self.meta.get('jieba') or ''} (jieba.lcut, whitespace tokens "
                        f"dropped)", "char": "cut into characters (whitespace dropped)"}
         return {"preparation": f"source token ids (batch, tokens) int64: each text NFKC-normalised and lower-cased, "
@@ -241,8 +246,11 @@ class Translation(Task):
                                f"kept, shorter texts padded with 0 at the end",
                 "outputs": f"target token ids (batch, {self.meta['max_target_tokens']}) int64, greedily written: "
                            f"indices in meta.target_vocabulary up to its {END} (id {END_ID}), 0 after it; "
-                           f"{'words joined by spaces' if self.meta['target_tokens'] == 'word' else 'characters'} "
-                           f"make the translation"}
+                           f"{words if self.meta['target_tokens'] == 'word' else 'characters'} make the translation"}
+
+
+# Spaces that `joined` drops: around an apostrophe or a hyphen, before closing punctuation, after an opening bracket.
+_CLOSE_UP = re.compile(r" (?=['’,.!?;:)\]-])|(?<=['’(\[-]) ")
 
 
 def target_vocabulary_of(token_lists: Sequence[Sequence[str]], min_count: int, max_size: int) -> list[str]:
