@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import random
+import urllib.request
 
 import pytest
 import torch
 
-from conftest import assert_user_error
+from conftest import assert_user_error, serving
 from dlzoo.tasks.translation import target_ids, target_vocabulary_of
 from dlzoo.text.seq2seq import BEGIN_ID, END_ID, Seq2SeqModelConfig, Seq2SeqTransformer
 
@@ -117,7 +118,7 @@ def test_a_run_is_not_scored_on_pairs_drawn_again_from_a_changed_file(cli, tmp_p
     assert cli("eval", run_dir).code == 0
 
 
-def test_translation_runs_compare_by_bleu_in_a_table_without_the_accuracy_plot(cli, tmp_path):
+def test_translation_runs_compare_by_bleu_and_serve_translations(cli, tmp_path):
     pairs = parallel_file(tmp_path / "pairs.tsv", count=40)
     run_dir = tmp_path / "runs" / "translation"
     assert cli("train", "translation", "data.source=parallel-text", f"data.path={pairs}", "data.min_count=1",
@@ -129,3 +130,10 @@ def test_translation_runs_compare_by_bleu_in_a_table_without_the_accuracy_plot(c
     assert "| translation |" in out.read_text() and "bleu " in out.read_text()
     assert "no plot: none of these runs is scored by accuracy" in compared.err and not out.with_suffix(".png").exists()
     assert_user_error(cli("compare", run_dir, "--plot", tmp_path / "plot.png"), "nothing to plot")
+    with serving(run_dir) as (base, _):  # an upload is a text file: a translation per line
+        upload = urllib.request.Request(f"{base}/predict?name=words.txt", data="天地\n山水火\n".encode())
+        with urllib.request.urlopen(upload) as response:
+            records = json.loads(response.read())
+    assert [(r["path"], r["line"], r["text"]) for r in records] == [("words.txt", 1, "天地"),
+                                                                       ("words.txt", 2, "山水火")]
+    assert all(isinstance(r["translation"], str) for r in records)
