@@ -77,6 +77,9 @@ def test_a_translation_run_learns_scores_predicts_and_exports(cli, tmp_path):
     assert final["bleu"] > 0.7 and final["exact"] > 0.5, final  # 0.91 and 0.80 when written; chance: ~0
     evaluated = cli("eval", run_dir)
     assert evaluated.code == 0 and f"bleu {final['bleu']:.4f}" in evaluated.out
+    searched = cli("eval", run_dir, "beam=3")  # written by a beam search instead: scored as such
+    assert searched.code == 0 and "test (beam=3) loss" in searched.out, searched.err
+    assert_user_error(cli("eval", run_dir, "beam=0"), "beam must be in [1, 64] (1: greedy), got 0")
     lines = tmp_path / "in.txt"
     lines.write_text("天地\n\n水火山\n", encoding="utf-8")
     records = [json.loads(line) for line in cli("predict", run_dir, lines, "--json").out.splitlines()]
@@ -137,3 +140,28 @@ def test_translation_runs_compare_by_bleu_and_serve_translations(cli, tmp_path):
     assert [(r["path"], r["line"], r["text"]) for r in records] == [("words.txt", 1, "天地"),
                                                                        ("words.txt", 2, "山水火")]
     assert all(isinstance(r["translation"], str) for r in records)
+
+
+def test_a_beam_of_one_is_greedy_and_a_wide_beam_finds_the_best_translation_there_is():
+    """With 3 words and <eos>, a beam of 16 keeps every 2-token prefix: what it returns must be the best of all
+    translations of at most 3 tokens by log-probability / length**0.75, found here by trying them all."""
+    import itertools
+
+    model = tiny_model(target_vocabulary=6)  # <pad> <unk> <bos> <eos> and two words: ids 1, 4, 5 are writable
+    source = torch.tensor([[5, 6, 7, 0], [8, 9, 0, 0], [3, 4, 5, 6]])
+    with torch.no_grad():
+        assert torch.equal(model.beam_search(source, 4, 1, alpha=0.0), model.greedy(source, 4))
+        found = model.beam_search(source, 3, 16)
+
+        def score(row: int, tokens: tuple[int, ...]) -> float:
+            target = torch.tensor([[BEGIN_ID, *tokens[:-1]]])
+            steps = model(source[row: row + 1], target)[0].float().log_softmax(-1)
+            return sum(steps[i, token].item() for i, token in enumerate(tokens)) / len(tokens) ** 0.75
+
+        for row in range(len(source)):
+            candidates = [(*prefix, END_ID) for length in range(3) for prefix in itertools.product((1, 4, 5),
+                                                                                                  repeat=length)]
+            candidates += list(itertools.product((1, 4, 5), repeat=3))  # no <eos> within the 3 steps
+            best = max(candidates, key=lambda tokens: score(row, tokens))
+            written = tuple(token for token in found[row].tolist() if token != 0)
+            assert written == best, (row, written, best)

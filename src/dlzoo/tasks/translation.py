@@ -58,10 +58,14 @@ class TranslationConfig(RecipeConfig):
     data: TranslationDataConfig = field(default_factory=TranslationDataConfig)
     model: Seq2SeqModelConfig = field(default_factory=Seq2SeqModelConfig)
     label_smoothing: float = 0.1
+    # Translations written greedily (1), or by a beam search keeping this many: in evaluation (`dlzoo eval RUN
+    # beam=4` scores a trained run so), predict and `translate`. An export writes greedily.
+    beam: int = 1
 
 
 class Translation(Task):
     main_metric = "bleu"
+    evaluation_keys = ("beam", "data.eval_batch_size")
     checkpoint_meta = {"source_vocabulary": list[str], "target_vocabulary": list[str], "source_tokens": TokenLevel,
                        "target_tokens": TokenLevel, "max_tokens": PositiveInt, "max_target_tokens": PositiveInt}
     config: TranslationConfig
@@ -93,6 +97,8 @@ class Translation(Task):
             raise UserError(f"model.dropout must be in [0, 1), got {model.dropout}")
         if not 0 <= config.label_smoothing < 1:
             raise UserError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
+        if not 1 <= config.beam <= 64:
+            raise UserError(f"beam must be in [1, 64] (1: greedy), got {config.beam}")
 
     @classmethod
     def metric_goals(cls, config: TranslationConfig) -> dict[str, Goal]:
@@ -182,10 +188,16 @@ class Translation(Task):
             source, target = trim(source), trim(target)
             loss, accuracy, count = self._next_tokens(net, source, target)
             totals += torch.stack([loss.double() * count, accuracy.double() * count, count.double()])
-            written = net.greedy(source, self.meta["max_target_tokens"])
+            written = self._write(net, source)
             scores.update(self.tokens_of(written), [references[i] for i in index.tolist()])
         loss, right, count = runtime.all_reduce_sum(totals).tolist()
         return {"loss": loss / count, "accuracy": right / count, **scores.compute()}
+
+    def _write(self, net: nn.Module, source: torch.Tensor) -> torch.Tensor:
+        """Target ids for a batch of sources: greedily, or by the configured beam search."""
+        if self.config.beam == 1:
+            return net.greedy(source, self.meta["max_target_tokens"])
+        return net.beam_search(source, self.meta["max_target_tokens"], self.config.beam)
 
     # --- prediction -------------------------------------------------------------------------------------------
     def tokens_of(self, written: torch.Tensor) -> list[list[str]]:
@@ -204,7 +216,7 @@ class Translation(Task):
         return _CLOSE_UP.sub("", " ".join(tokens))
 
     def translate(self, texts: list[str]) -> list[dict[str, str]]:
-        """A record per text, in their order: the text and its greedy translation."""
+        """A record per text, in their order: the text and its translation (greedy, or by the configured beam)."""
         if isinstance(texts, str):
             raise TypeError(f"translate takes a list of texts: translate([{texts!r}]), not one alone")
         if not texts:
@@ -214,8 +226,7 @@ class Translation(Task):
         written = []
         with torch.no_grad():
             for batch in ids.split(self.config.data.eval_batch_size):
-                written += self.tokens_of(self.models["net"].greedy(trim(batch).to(self.runtime.device),
-                                                                    self.meta["max_target_tokens"]))
+                written += self.tokens_of(self._write(self.models["net"], trim(batch).to(self.runtime.device)))
         return [{"text": text, "translation": self.joined(tokens)} for text, tokens in zip(texts, written,
                                                                                            strict=True)]
 

@@ -4,8 +4,8 @@ target one token at a time, attending to what it wrote (causally) and to the enc
 As d2l builds it: token embeddings scaled by sqrt(width) plus fixed sinusoidal positions, then torch's Transformer
 encoder and decoder; here pre-norm layers (a LayerNorm before each sublayer, one after each stack), which train
 without a long warm-up, and the output layer tied to the target embeddings (one matrix fewer to learn, as in
-Vaswani et al.). Decoding is greedy: each step feeds everything written so far back in (no cache: targets are
-short, and a program that `dlzoo export` writes stays one plain loop).
+Vaswani et al.). Decoding is greedy, or a beam search: each step feeds everything written so far back in (no
+cache: targets are short, and the greedy program that `dlzoo export` writes stays one plain loop).
 """
 
 from __future__ import annotations
@@ -102,6 +102,35 @@ class Seq2SeqTransformer(nn.Module):
             if stop_early and bool(ended.all()):
                 break
         return written[:, 1:]
+
+
+    def beam_search(self, source: torch.Tensor, steps: int, beam: int, alpha: float = 0.75) -> torch.Tensor:
+        """(batch, <= steps) target ids, as `greedy` gives them, from a beam search: at each step the `beam`
+        likeliest continuations of each source are kept (a finished one carries on as padding, at no cost), and
+        the one returned has the highest log-probability / length**alpha (d2l's normalisation, which keeps short
+        translations from winning by being short)."""
+        batch = source.shape[0]
+        memory, repeated = self.encode(source).repeat_interleave(beam, 0), source.repeat_interleave(beam, 0)
+        written = torch.full((batch * beam, 1), BEGIN_ID, dtype=torch.long, device=source.device)
+        scores = torch.full((batch, beam), float("-inf"), device=source.device)
+        scores[:, 0] = 0.0  # one hypothesis to begin with, not `beam` copies of it
+        ended = torch.zeros(batch * beam, dtype=torch.bool, device=source.device)
+        for _ in range(steps):
+            step = self.logits(self.decode(memory, repeated, written)[:, -1]).float().log_softmax(-1)
+            step[:, [PAD_ID, BEGIN_ID]] = float("-inf")
+            step[ended] = float("-inf")
+            step[ended, PAD_ID] = 0.0
+            vocabulary = step.shape[1]
+            scores, chosen = (scores.view(-1, 1) + step).view(batch, beam * vocabulary).topk(beam, dim=1)
+            rows = (torch.arange(batch, device=source.device)[:, None] * beam + chosen // vocabulary).view(-1)
+            following = (chosen % vocabulary).view(-1)
+            written = torch.cat([written[rows], following[:, None]], 1)
+            ended = ended[rows] | (following == END_ID)
+            if bool(ended.all()):
+                break
+        lengths = (written[:, 1:] != PAD_ID).sum(1).clamp(min=1).view(batch, beam)
+        best = (scores / lengths.float() ** alpha).argmax(1)
+        return written.view(batch, beam, -1)[torch.arange(batch, device=source.device), best, 1:]
 
 
 class GreedyTranslator(nn.Module):
