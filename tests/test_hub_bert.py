@@ -95,6 +95,7 @@ def test_reviews_fine_tune_a_hub_bert_and_predict_as_its_tokenizer_reads(cli, tm
                   "baseline=false", f"model.pretrained={folder}", "trainer.epochs=1", "optim.lr=1e-9",
                   "optim.weight_decay=0", "data.max_tokens=32", "--out", run_dir)
     assert trained.code == 0, trained.err
+    assert "is the small BERT's" not in trained.out  # 1e-9: no note on the rate
     task = load(run_dir, device="cpu")
     assert task.meta["normalization"] == {"nfkc": False, "lowercase": False, "strip_accents": None}
     assert task.meta["pretrained"]["hub"] == str(folder)
@@ -112,6 +113,10 @@ def test_reviews_fine_tune_a_hub_bert_and_predict_as_its_tokenizer_reads(cli, tm
     assert torch.allclose(torch.export.load(str(out)).module()(ids), task.models["net"](ids), atol=1e-5)
     assert_user_error(cli("train", "reviews-bert", f"model.pretrained={folder}", "data.max_tokens=128"),
                       "data.max_tokens=128 is more than the 64 positions")
+    again = cli("train", "reviews-bert", "data.source=text-lines", f"data.path={texts}", "trainer.device=cpu",
+                "baseline=false", f"model.pretrained={folder}", "trainer.epochs=1", "data.max_tokens=32",
+                "trainer.threads=1", "--out", tmp_path / "at-the-recipes-rate")
+    assert again.code == 0 and "optim.lr=0.0005 is the small BERT's" in again.out and "optim.lr=3e-5" in again.out
     with (texts / "pos.txt").open("a", encoding="utf-8") as more:  # the vocabulary is the Hub's: only the split moves
         more.write("\n酒店很好\n服务很好\n")
     assert_user_error(cli("eval", run_dir), "the data now gives another test split (17 texts drawn again; 16 held "

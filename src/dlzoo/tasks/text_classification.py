@@ -154,6 +154,10 @@ class TextClassification(Task):
         if longer:
             self.notes.append(f"{longer:,} training {kind} ({longer / len(train_tokens):.1%}) are longer than "
                               f"data.max_tokens={data.max_tokens}: read up to there")
+        if config.model.pretrained and "hub" in self._pretrained.origin and config.optim.lr > 1e-4:
+            # The recipe's rate suits its small BERT; a Hub BERT of bert-base's size forgets its pretraining at it.
+            self.notes.append(f"optim.lr={config.optim.lr:g} is the small BERT's; BERT's paper fine-tunes its base "
+                              f"models at 2e-5 to 5e-5: try optim.lr=3e-5 for {config.model.pretrained}")
         self._tokens = (train_tokens, train_labels, test_tokens, splits.test_labels)  # for the baseline
         device = runtime.device
         self.train_ids = text_ids(train_texts, self.meta).to(device)
