@@ -31,8 +31,27 @@ from dlzoo.metrics.translation import TranslationScores
 from dlzoo.tasks.base import Task
 from dlzoo.tasks.text_classification import records_per_line
 from dlzoo.text.batches import LengthBatches
-from dlzoo.text.seq2seq import BEGIN, BEGIN_ID, END, END_ID, GreedyTranslator, Seq2SeqModelConfig, Seq2SeqTransformer
-from dlzoo.text.tokens import PAD, UNKNOWN, TokenLevel, build_vocabulary, encode, jieba_version, tokenize_all, trim
+from dlzoo.text.seq2seq import (
+    BEGIN,
+    BEGIN_ID,
+    END,
+    END_ID,
+    UNKNOWN_ID,
+    GreedyTranslator,
+    Seq2SeqModelConfig,
+    Seq2SeqTransformer,
+)
+from dlzoo.text.tokens import (
+    PAD,
+    UNKNOWN,
+    TokenLevel,
+    build_vocabulary,
+    encode,
+    jieba_version,
+    padded,
+    tokenize_all,
+    trim,
+)
 
 if TYPE_CHECKING:
     from dlzoo.engine.runtime import Runtime
@@ -274,9 +293,7 @@ def target_vocabulary_of(token_lists: Sequence[Sequence[str]], min_count: int, m
 def target_ids(token_lists: Sequence[Sequence[str]], vocabulary: Sequence[str], max_tokens: int) -> torch.Tensor:
     """(texts, longest + 1) ids `<bos> tokens <eos>` padded with 0; at most `max_tokens` after <bos>, the last one
     <eos>."""
-    tokens = encode([list(tokens[: max_tokens - 1]) for tokens in token_lists], vocabulary, max_tokens)
-    rows = [row[row != 0].tolist() for row in tokens]
-    ids = torch.zeros(len(rows), max(len(row) for row in rows) + 2 if rows else 2, dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row) + 2] = torch.tensor([BEGIN_ID, *row, END_ID])
-    return ids
+    # Without the four specials: a text that says "<eos>" is a text, as `encode` reads "<pad>".
+    index = {token: i for i, token in enumerate(vocabulary) if i > END_ID}
+    return padded([[BEGIN_ID, *(index.get(token, UNKNOWN_ID) for token in tokens[: max_tokens - 1]), END_ID]
+                   for tokens in token_lists], empty_width=2)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-PAD, UNKNOWN, BEGIN, END = "<pad>", "<unk>", "<bos>", "<eos>"  # a target vocabulary's first four tokens
-PAD_ID, BEGIN_ID, END_ID = 0, 2, 3
+BEGIN, END = "<bos>", "<eos>"  # a target vocabulary's tokens after <pad> and <unk> (dlzoo.text.tokens)
+PAD_ID, UNKNOWN_ID, BEGIN_ID, END_ID = 0, 1, 2, 3
 
 
 @dataclass

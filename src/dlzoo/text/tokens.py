@@ -71,8 +71,14 @@ def encode(token_lists: Sequence[Sequence[str]], vocabulary: Sequence[str], max_
     # Without PAD: a text that says "<pad>" is a text, not padding.
     index = {token: i for i, token in enumerate(vocabulary) if token != PAD}
     unknown = index[UNKNOWN]
-    rows = [[index.get(token, unknown) for token in tokens[:max_tokens]] or [unknown] for tokens in token_lists]
-    ids = torch.zeros(len(rows), max((len(row) for row in rows), default=1), dtype=torch.long)
+    return padded([[index.get(token, unknown) for token in tokens[:max_tokens]] or [unknown]
+                   for tokens in token_lists])
+
+
+def padded(rows: Sequence[Sequence[int]], empty_width: int = 1) -> torch.Tensor:
+    """(rows, longest row) int64 ids, each row padded with 0 at the end (`empty_width` columns when there are no
+    rows)."""
+    ids = torch.zeros(len(rows), max((len(row) for row in rows), default=empty_width), dtype=torch.long)
     for i, row in enumerate(rows):
         ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
     return ids

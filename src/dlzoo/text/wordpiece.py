@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from dlzoo.errors import UserError
+from dlzoo.text.tokens import padded
 
 PAD, UNKNOWN, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIALS = (PAD, UNKNOWN, CLS, SEP, MASK)
@@ -146,10 +147,7 @@ class WordPieces:
         firsts = self.pieces(texts)
         seconds_ = self.pieces(seconds) if seconds is not None else [None] * len(firsts)
         rows = [self.assemble(first, second, max_tokens)[0] for first, second in zip(firsts, seconds_, strict=True)]
-        ids = torch.zeros(len(rows), max((len(row) for row in rows), default=2), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        return ids
+        return padded(rows, empty_width=2)
 
     def assemble(self, first: list[int], second: list[int] | None, max_tokens: int) -> tuple[list[int], int]:
         """`[CLS] first [SEP] (second [SEP])` cut to `max_tokens`, and the length of its first segment."""
