@@ -960,3 +960,20 @@ def test_a_damaged_config_in_checkpoint_metadata_names_the_file(cli, tmp_path, d
         save_file(load_file(str(weights)), str(weights), metadata={"dlzoo": json.dumps(metadata)})
     for command in (("predict", run, "x.png"), ("eval", run), ("show", run), ("train", "--resume", run)):
         assert_user_error(cli(*command), "model.safetensors: ", said)
+
+
+def test_a_ctrl_c_swallowed_on_its_way_still_stops_training(cli, monkeypatch):
+    """Python drops a KeyboardInterrupt raised inside a weakref callback (met while modules import): the Ctrl-C is
+    noted all the same, and training stops at its next step, before its first checkpoint, saying so."""
+    from dlzoo.engine.trainer import Trainer
+    from dlzoo.errors import INTERRUPTED
+
+    train_epoch = Trainer.train_epoch
+
+    def ctrl_c_swallowed(self, loader, epoch):
+        INTERRUPTED.set()  # what the handler did before its exception was dropped
+        return train_epoch(self, loader, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", ctrl_c_swallowed)
+    result = cli("train", "digits", "data.limit=64", "data.batch_size=32", "trainer.device=cpu", "trainer.threads=1")
+    assert result.code == 130 and "interrupted" in result.err

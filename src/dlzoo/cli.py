@@ -16,7 +16,7 @@ import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from dlzoo.errors import UserError, one_line
+from dlzoo.errors import INTERRUPTED, UserError, one_line
 
 
 @dataclass(frozen=True)
@@ -169,18 +169,17 @@ def _ctrl_c_noted() -> Iterator[Callable[[], bool]]:
     import short (sklearn's, while a command starts) can surface as another error from the half-made module, a
     traceback the user did not cause: knowing that Ctrl-C came, the command says it was interrupted instead. Only
     where Python's own handler is set, in the main thread (elsewhere signals cannot be handled)."""
-    came = False
+    INTERRUPTED.clear()  # a command run in this process before (the tests, the Python API) is over
 
     def note_and_interrupt(signum: int, frame: object) -> None:
-        nonlocal came
-        came = True
+        INTERRUPTED.set()
         raise KeyboardInterrupt
 
     ours = (threading.current_thread() is threading.main_thread()
             and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
     previous = signal.signal(signal.SIGINT, note_and_interrupt) if ours else None
     try:
-        yield lambda: came
+        yield INTERRUPTED.is_set
     finally:
         if ours:
             signal.signal(signal.SIGINT, previous)

@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 import difflib
+import threading
 from collections.abc import Iterable
+
+# Set by the CLI's Ctrl-C handler, which raises KeyboardInterrupt too. Python drops an exception raised where it
+# ignores them (a weakref callback of the import machinery, met while a command starts, prints "Exception ignored"),
+# and training would then run on to its end: the training loop checks this at every step (`stop_if_interrupted`).
+INTERRUPTED = threading.Event()
+
+
+def stop_if_interrupted() -> None:
+    """Raise the KeyboardInterrupt of a Ctrl-C that came but was swallowed on its way."""
+    if INTERRUPTED.is_set():
+        raise KeyboardInterrupt
 
 
 class UserError(Exception):

@@ -43,7 +43,7 @@ from dlzoo.engine.reporting import (
     truncate_metrics,
 )
 from dlzoo.engine.runtime import Runtime
-from dlzoo.errors import UserError
+from dlzoo.errors import UserError, stop_if_interrupted
 from dlzoo.files import json_text, write_text_whole
 from dlzoo.provenance import device_description, environment
 
@@ -223,6 +223,7 @@ class Trainer:
         self._sync()
         began = time.perf_counter()
         for batch in loader:
+            stop_if_interrupted()
             with runtime.autocast(), _batch_norm_fed_one_value(self.config.data.batch_size):
                 out = task.train_step(batch, self)
             if not task.optimizes_itself:
