@@ -10,6 +10,8 @@ RGB pictures in [0, 1], as every dlzoo network does.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -20,17 +22,23 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def torchvision_weights(weights: Any, network: str, otherwise: str) -> dict[str, torch.Tensor]:
+    """The state dict of torchvision's `weights` (an enum member such as ResNet18_Weights.IMAGENET1K_V1),
+    downloaded on first use into $TORCH_HOME; a UserError in one line when they cannot be had, saying where to put
+    the file by hand or what to do `otherwise`."""
+    try:
+        return weights.get_state_dict(progress=False)  # torch.hub says "Downloading: URL to FILE" on stdout
+    except OSError as error:  # URLError is an OSError: offline, or the server refused
+        file = weights.url.rsplit("/", 1)[-1]
+        raise UserError(f"cannot get torchvision's ImageNet weights for {network} ({error}); put {file} in "
+                        f"$TORCH_HOME/hub/checkpoints/ or {otherwise}") from None
+
+
 def imagenet_resnet18_weights() -> dict[str, torch.Tensor]:
-    """torchvision's ImageNet weights of ResNet-18 (IMAGENET1K_V1), downloaded on first use; a UserError in one
-    line when they cannot be had."""
+    """torchvision's ImageNet weights of ResNet-18 (IMAGENET1K_V1), downloaded on first use."""
     from torchvision.models import ResNet18_Weights
 
-    try:
-        return ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
-    except OSError as error:  # URLError is an OSError: offline, or the server refused
-        raise UserError(f"cannot get torchvision's ImageNet weights for ResNet-18 ({error}); put "
-                        f"resnet18-f37072fd.pth in $TORCH_HOME/hub/checkpoints/ or set model.pretrained=false"
-                        ) from None
+    return torchvision_weights(ResNet18_Weights.IMAGENET1K_V1, "ResNet-18", "set model.pretrained=false")
 
 
 class Normalize(nn.Module):

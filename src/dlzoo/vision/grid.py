@@ -58,7 +58,15 @@ def save_image_grids(grids: list[tuple[torch.Tensor, str | Path, int]]) -> list[
     to a temporary file beside its path before any is renamed into place, so a failure (a name too long, a full
     disk) leaves none of them; the temporary files, and the folders made for them, are removed again."""
     paths = [check_image_path(path) for _, path, _ in grids]
-    pictures = [_picture(images, nrow) for images, _, nrow in grids]
+    return _save_pictures([_picture(images, nrow) for images, _, nrow in grids], paths)
+
+
+def save_picture(image: torch.Tensor, path: str | Path) -> Path:
+    """Save one image (C, H, W) in [0, 1] as it is, without a grid's border, via a temporary file."""
+    return _save_pictures([_pil(image)], [check_image_path(path)])[0]
+
+
+def _save_pictures(pictures: list[Image.Image], paths: list[Path]) -> list[Path]:
     target = paths[0]  # the file being written, for the error message
     try:
         with all_written_whole(paths) as temporary:
@@ -81,6 +89,11 @@ def _picture(images: torch.Tensor, nrow: int) -> Image.Image:
     from torchvision.utils import make_grid  # imported when used: every command loads the tasks that use it
 
     grid = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=2, pad_value=0.5)
-    pixels = grid.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     # make_grid repeats a grey channel to three; a grey PNG is a third of the size.
-    return Image.fromarray(pixels[:, :, 0] if images.shape[1] == 1 else pixels)
+    return _pil(grid[:1] if images.shape[1] == 1 else grid)
+
+
+def _pil(image: torch.Tensor) -> Image.Image:
+    """An image (1 or 3, H, W) in [0, 1] as an 8-bit PIL picture, grey or RGB."""
+    pixels = image.detach().float().cpu().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
