@@ -1,5 +1,6 @@
 """The CLI end to end on a small real subset, and every user-error path: status 2, one line, nothing written."""
 
+import csv
 import json
 import os
 import re
@@ -465,9 +466,21 @@ def test_predict_bad_images(cli, tmp_path, digits_run):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "a.txt").write_text("no picture")
     assert_user_error(cli("predict", digits_run, tmp_path / "notes"), "notes holds no pictures (.bmp, .gif")
-    picture = tmp_path / "x.png"  # any; refused before it is read
-    assert_user_error(cli("predict", digits_run, picture, "--out", tmp_path / "p.csv"), "--out", "--json")
-    assert not (tmp_path / "p.csv").exists()
+    (tmp_path / "x.png").write_bytes(b"")  # refused before it is read: the predictions would replace it
+    assert_user_error(cli("predict", digits_run, tmp_path / "x.png", "--out", tmp_path / "x.png"),
+                      "--out", "would write over the input")
+    assert (tmp_path / "x.png").read_bytes() == b""
+
+
+def test_predict_writes_a_label_per_picture_to_a_csv_file(cli, tmp_path, digits_run, digit_pictures):
+    pictures = list(digit_pictures.values())
+    printed = [json.loads(line) for line in cli("predict", digits_run, *pictures, "--json").out.splitlines()]
+    result = cli("predict", digits_run, *pictures, "--out", tmp_path / "out" / "labels.csv")
+    assert result.code == 0, result.err
+    with open(tmp_path / "out" / "labels.csv", newline="", encoding="utf-8") as file:
+        rows = list(csv.reader(file))
+    expected = [[str(path), record["label"]] for path, record in zip(pictures, printed, strict=True)]
+    assert rows == [["image", "label"], *expected]
 
 
 def test_predict_a_folder_predicts_the_pictures_in_it(cli, tmp_path, digits_run, digit_pictures):

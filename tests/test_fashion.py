@@ -319,3 +319,28 @@ def test_speedrun_benchmark_checks_what_its_warmup_replaces_before_the_warmup(cl
     monkeypatch.setattr("dlzoo.bench.fashion.recipe_run", lambda *args: pytest.fail("trained before checking"))
     assert_user_error(cli("bench", "fashion-speedrun", "epochs=0", "device=cpu"), "trainer.epochs must be >= 1")
     assert_user_error(cli("bench", "fashion-speedrun", "limit=0", "device=cpu"), "data.limit")
+
+
+def test_mixup_trains_on_mixed_pictures_against_both_labels(monkeypatch, cli, tmp_path):
+    from dlzoo.runs import build_config
+
+    config = build_config(get_recipe("digits"), overrides=["mixup=0.2", "data.augment.enabled=false"])
+    task = ImageClassification(config)
+    task.meta, task.train_files = {"resolution": 4}, None
+    images, labels = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+    partner = torch.tensor([1, 2, 3, 0])
+    monkeypatch.setattr(torch.distributions.Beta, "sample", lambda self: torch.tensor(0.7))
+    monkeypatch.setattr(torch, "randperm", lambda n, device=None: partner)
+    torch.manual_seed(0)
+    net, seen = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)), []
+    net.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    result = task.train_step((images, labels), type("Context", (), {"models": {"net": net}})())
+    mixed = 0.7 * images + 0.3 * images[partner]
+    assert torch.allclose(seen[0], mixed)
+    logits = net(mixed)
+    smoothing = config.label_smoothing  # the recipe's, applied to both labels
+    expected = (0.7 * nn.functional.cross_entropy(logits, labels, label_smoothing=smoothing)
+                + 0.3 * nn.functional.cross_entropy(logits, labels[partner], label_smoothing=smoothing))
+    assert torch.allclose(result["loss"], expected)
+    assert result["accuracy"] == (logits.argmax(1) == labels).float().mean()  # the larger share's labels
+    assert_user_error(cli("train", "digits", "mixup=-0.1", "--out", tmp_path / "r"), "mixup must be >= 0")

@@ -132,6 +132,23 @@ def test_predict_takes_files_arrays_and_pil_images_alike(digits_run, digit_pictu
             task.predict([picture], top=top)
 
 
+def test_pictures_are_predicted_a_batch_at_a_time_as_all_at_once(digits_run, digit_pictures, monkeypatch):
+    from dlzoo.tasks import image_classification
+
+    task = load_for_inference(open_run(digits_run), device="cpu")
+    pictures = list(digit_pictures.values())[:5]
+    whole = task.predict(pictures)
+    events, load_picture = [], image_classification.load_picture
+    monkeypatch.setattr(image_classification, "load_picture",
+                        lambda item: events.append("decode") or load_picture(item))
+    monkeypatch.setattr(task, "logits", lambda images: events.append(f"score {len(images)}")
+                        or type(task).logits(task, images))
+    monkeypatch.setattr(task.config.data, "eval_batch_size", 2)
+    assert task.predict(pictures) == whole
+    # each batch is decoded when its turn comes, not every picture before the first is scored
+    assert events == ["decode", "decode", "score 2", "decode", "decode", "score 2", "decode", "score 1"]
+
+
 
 def test_evaluating_a_loaded_run_says_it_has_no_data_and_how_to_evaluate(digits_run):
     import dlzoo

@@ -168,6 +168,9 @@ def test_a_small_reviews_run_learns_and_predicts_text_files(cli, reviews_run, tm
     assert [(r["line"], r["label"]) for r in records] == [(1, "pos"), (3, "neg")]
     assert records[0]["text"] == "质量很好，非常满意，下次还会再来" and records[0]["path"] == str(texts)
     assert "mine.txt:3: neg (" in cli("predict", reviews_run, texts).out
+    assert cli("predict", reviews_run, texts, "--out", tmp_path / "labels.csv").code == 0
+    assert (tmp_path / "labels.csv").read_text(encoding="utf-8").splitlines() == [
+        "file,line,label", f"{texts},1,pos", f"{texts},3,neg"]
     per_class = cli("eval", reviews_run, "--per-class")
     assert per_class.code == 0 and "neg" in per_class.out and "pos" in per_class.out
 

@@ -64,6 +64,16 @@ def check_name_encodes(path: str | Path) -> Path:
     return path
 
 
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same path once links are resolved, or one file under two names."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
 def nearest_existing_parent(path: Path) -> Path | None:
     """The closest of `path`'s parents that exists: the folder it would be made in, or a file in the way."""
     return next((parent for parent in Path(path).absolute().parents if parent.exists()), None)

@@ -63,9 +63,10 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="files to predict (images, tables, ...); for pictures, a folder stands for those in it")
     parser.add_argument("--json", action="store_true", help="one JSON object per prediction")
-    parser.add_argument("--out", metavar="PATH", help="write predictions to PATH: a table file (tabular recipes), or "
-                                                      "a folder of masks or of pictures with boxes drawn "
-                                                      "(segmentation, detection)")
+    parser.add_argument("--out", metavar="PATH", help="write predictions to PATH: a CSV file (classifiers: a label "
+                                                      "per picture or text line; tabular recipes: Kaggle's "
+                                                      "submission), or a folder of masks or of pictures with boxes "
+                                                      "drawn (segmentation, detection)")
     add_device_option(parser)
 
 

@@ -8,6 +8,7 @@ The same object, rebuilt from a checkpoint with `from_checkpoint`, serves predic
 from __future__ import annotations
 
 import abc
+import csv
 from collections.abc import Iterable, Sized
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -22,6 +23,7 @@ from dlzoo.engine.checkpoint import load_weights_into
 from dlzoo.engine.optim import build_optimizer
 from dlzoo.engine.runtime import Runtime
 from dlzoo.errors import UserError
+from dlzoo.files import same_file, written_whole
 from dlzoo.models import check_arguments, check_kind
 
 
@@ -59,6 +61,25 @@ def output_file_name(item: Any, number: int, taken: set[str]) -> str:
     name = f"{stem}.png" if f"{stem}.png" not in taken else f"{stem}-{number}.png"
     taken.add(name)
     return name
+
+
+def check_not_an_input(out: Path, inputs: list[Any]) -> None:
+    """Refuse an `out` that names one of the input files, before any work: the predictions would replace it."""
+    for item in inputs:
+        if isinstance(item, str) and same_file(out, Path(item)):
+            raise UserError(f"--out {out} would write over the input {item}; choose another file")
+
+
+def write_table(out: Path, header: list[str], rows: list[list[Any]]) -> None:
+    """A CSV file of predictions, written whole (dlzoo.files) in UTF-8; a file name of another encoding in a row is
+    written back as the bytes it has."""
+    try:
+        with written_whole(out) as tmp, open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as file:
+            writer = csv.writer(file)
+            writer.writerow(header)
+            writer.writerows(rows)
+    except OSError as error:
+        raise UserError(f"cannot write {out}: {error.strerror or error}") from None
 
 
 def check_top(top: Any) -> None:

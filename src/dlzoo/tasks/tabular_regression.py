@@ -9,7 +9,6 @@ models (mean in log space) or, with `final=refit`, one more slot trained on ever
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,7 +23,7 @@ from dlzoo.data.tensors import TensorLoader
 from dlzoo.engine.best import Goal
 from dlzoo.engine.evaluation import eval_mode
 from dlzoo.errors import UserError
-from dlzoo.files import written_whole
+from dlzoo.files import same_file, written_whole
 from dlzoo.tabular.baseline import boosting_baseline, log_rmse
 from dlzoo.tabular.model import FoldEnsembleRegressor, PriceProgram
 from dlzoo.tabular.preprocess import (
@@ -305,7 +304,7 @@ class TabularRegression(Task):
         inputs = predict_inputs(inputs, (pd.DataFrame,))
         if out is not None and len(inputs) != 1:
             raise UserError("--out writes one table: give one input file")
-        if out is not None and isinstance(inputs[0], str) and _same_file(Path(out), Path(inputs[0])):
+        if out is not None and isinstance(inputs[0], str) and same_file(Path(out), Path(inputs[0])):
             raise UserError(f"--out {out} would overwrite the input table; choose another file")
         records, target = [], self.meta["target"]
         for number, item in enumerate(inputs):
@@ -363,16 +362,6 @@ def fold_of_each_row(rows: np.ndarray, folds: int, seed: int) -> np.ndarray:
     for fold, (_, held_out) in enumerate(splitter.split(rows)):
         fold_of[held_out] = fold
     return fold_of
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name one file: the same path once links are resolved, or one file under two names."""
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist (yet)
-        return False
 
 
 def _write_csv(table: pd.DataFrame, out: Path) -> None:

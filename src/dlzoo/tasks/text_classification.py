@@ -28,7 +28,7 @@ from dlzoo.data.texts import CHINESE_REVIEWS, TextSplits, load_texts
 from dlzoo.engine.best import Goal
 from dlzoo.errors import UserError
 from dlzoo.metrics.classification import loss_and_accuracy
-from dlzoo.tasks.base import Task, check_top, predict_inputs, ranked_classes
+from dlzoo.tasks.base import Task, check_not_an_input, check_top, predict_inputs, ranked_classes, write_table
 from dlzoo.text.batches import LengthBatches
 from dlzoo.text.encodings import Text, are_pairs, text_ids, text_tokens
 from dlzoo.text.models import TextModelConfig, build_text_model
@@ -285,17 +285,24 @@ class TextClassification(Task):
         return [{**_text_record(text), **ranked_classes(probs, self.meta["classes"], top)}
                 for text, probs in zip(texts, torch.cat(probabilities), strict=True)]
 
+    writes_predictions = True  # `dlzoo predict RUN texts.txt --out predictions.csv`: file,line,label
+
     def predict(self, inputs: list[str], out: str | None = None) -> list[dict[str, Any]]:
         """Text files (UTF-8, one text per line, or for a run trained on pairs one pair per line, its two texts
         separated by a tab; "-" reads standard input): a record per non-blank line, naming its file and line
-        number. For texts in memory, `classify`."""
-        records = []
-        for path in predict_inputs(inputs):
+        number. For texts in memory, `classify`. `out`: a CSV file to write `file,line,label` to, a row per record."""
+        records, inputs = [], predict_inputs(inputs)
+        if out is not None:
+            check_not_an_input(Path(out), inputs)
+        for path in inputs:
             lines = input_lines(path)
             texts = [_pair(text, path, number) for number, text in lines] if self.meta.get("pairs") else \
                 [text for _, text in lines]
             for (number, _), record in zip(lines, self.classify(texts), strict=True):
                 records.append({"path": path, "line": number, **record})
+        if out is not None:
+            write_table(Path(out), ["file", "line", "label"],
+                        [[record["path"], record["line"], record["label"]] for record in records])
         return records
 
     def describe(self, record: dict[str, Any]) -> str:
