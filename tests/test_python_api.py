@@ -1,6 +1,7 @@
 """dlzoo used as a library: the documented Python calls, and what they say when called wrongly."""
 
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -295,8 +296,13 @@ def test_train_resume_and_load_from_python(tmp_path, digit_pictures, capsys, mon
     import dlzoo
 
     monkeypatch.setenv("HOME", str(tmp_path))
+    random.seed(11), np.random.seed(12), torch.manual_seed(13)
+    expected = random.random(), np.random.rand(), torch.rand(1)
+    random.seed(11), np.random.seed(12), torch.manual_seed(13)
     run = dlzoo.train("digits", "data.limit=600", "trainer.epochs=1", "trainer.device=cpu", "trainer.threads=1",
                       out="~/run")
+    # training reseeds the global generators from trainer.seed, and puts the caller's states back when it ends
+    assert (random.random(), np.random.rand(), torch.rand(1)) == expected
     assert run.run_dir == tmp_path / "run" and not Path("~").exists()
     assert run.summary == json.loads((tmp_path / "run" / "summary.json").read_text())
     assert "trained 1 epoch in" in capsys.readouterr().out  # its progress printed as at the command line

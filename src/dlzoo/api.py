@@ -43,7 +43,8 @@ def train(recipe: str, *overrides: str, out: str | Path | None = None,
 
     Returns a `TrainedRun` (`.run_dir`, `.summary`). A mistake (unknown recipe or key, bad value, an `out` that
     holds a run) raises `dlzoo.UserError` before anything is written; Ctrl-C stops training, keeps the last
-    complete checkpoint (`resume` continues it) and raises KeyboardInterrupt."""
+    complete checkpoint (`resume` continues it) and raises KeyboardInterrupt. Training seeds Python's, numpy's
+    and torch's global random generators from `trainer.seed`, and puts their states back when it ends."""
     if not isinstance(recipe, str):  # a Path or a number failed as "'PosixPath' object is not iterable"
         raise TypeError(f"recipe is a recipe's name, e.g. 'digits' (dlzoo.list_recipes() has them), "
                         f"not {type(recipe).__name__} {recipe!r}")

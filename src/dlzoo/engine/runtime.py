@@ -59,6 +59,7 @@ class Runtime:
     # `shutdown`: a run started later in the process (from Python, a benchmark's next one) starts from those, not
     # from this run's trainer.threads or its GPU's TF32, nor does the notebook's own code after it.
     settings_before: tuple[int, bool, bool, bool, bool, bool] | None = field(default=None, repr=False)
+    random_before: RandomStates | None = field(default=None, repr=False)
 
     @property
     def is_main(self) -> bool:
@@ -86,7 +87,7 @@ class Runtime:
             if device.type == "cuda":
                 torch.cuda.set_device(device)
             dist.init_process_group(backend=backend)
-        before = _process_settings()
+        before, random_before = _process_settings(), RandomStates.now()
         if trainer.threads is not None:
             torch.set_num_threads(trainer.threads)
         if trainer.deterministic:
@@ -100,7 +101,7 @@ class Runtime:
         # Each rank draws its own augmentation and dropout noise; the data order is seeded separately and is shared.
         seed_everything(trainer.seed + rank)
         return cls(device=device, autocast_dtype=autocast_dtype, rank=rank,
-                   world_size=world_size, seed=trainer.seed, settings_before=before)
+                   world_size=world_size, seed=trainer.seed, settings_before=before, random_before=random_before)
 
     @classmethod
     def for_inference(cls, device: str = "auto") -> Runtime:
@@ -152,6 +153,32 @@ class Runtime:
             torch.backends.cudnn.benchmark = benchmark
             torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
             torch.backends.cudnn.allow_tf32 = cudnn_tf32
+        if self.random_before is not None:
+            self.random_before.restore()
+
+
+@dataclass(frozen=True)
+class RandomStates:
+    """The global random generators' states (Python's, numpy's, torch's on the CPU and on every GPU in use), which
+    training reseeds from `trainer.seed`: put back when it ends, so that `dlzoo.train(...)` leaves a program's own
+    random sequence where it was."""
+
+    python: tuple
+    numpy: tuple
+    torch_cpu: torch.Tensor
+    torch_cuda: list[torch.Tensor] | None
+
+    @classmethod
+    def now(cls) -> RandomStates:
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+        return cls(random.getstate(), np.random.get_state(), torch.get_rng_state(), cuda)
+
+    def restore(self) -> None:
+        random.setstate(self.python)
+        np.random.set_state(self.numpy)
+        torch.set_rng_state(self.torch_cpu)
+        if self.torch_cuda is not None:
+            torch.cuda.set_rng_state_all(self.torch_cuda)
 
 
 def _process_settings() -> tuple[int, bool, bool, bool, bool, bool]:
