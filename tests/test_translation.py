@@ -4,15 +4,19 @@ learning, evaluation, prediction, export and the settings it refuses."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 import urllib.request
 
 import pytest
 import torch
 
-from conftest import assert_user_error, serving
+from conftest import ROOT, assert_user_error, serving
 from dlzoo.tasks.translation import target_ids, target_vocabulary_of
 from dlzoo.text.seq2seq import BEGIN_ID, END_ID, Seq2SeqModelConfig, Seq2SeqTransformer
+from dlzoo.text.subwords import Subwords, learn_pieces, words_of
 
 pytest.importorskip("jieba")
 
@@ -97,11 +101,56 @@ def test_a_translation_run_learns_scores_predicts_and_exports(cli, tmp_path):
     assert "greedily written" in json.loads((tmp_path / "translation.pt2.json").read_text())["outputs"]
 
 
+def test_rare_words_are_cut_into_learned_pieces_and_joined_back():
+    words = [["to", "colonise"], ["the", "colonoscope"], ["a", "telescope"], ["to", "colonise", "the", "coast"]] * 3
+    pieces = learn_pieces(words, 30, 2, ("<pad>", "<unk>"))
+    assert pieces == sorted(pieces) and "<pad>" not in pieces
+    assert all(char in pieces or "##" + char in pieces for char in "colonisetheap")  # every character, at least
+    cutter = Subwords(["<pad>", "<unk>", *pieces], "<unk>")
+    cut = cutter.cut([["colonoscope", "telescopes"], ["x-ray"]])
+    assert len(cut[0]) > 2 and all(piece in pieces for piece in cut[0])  # spelled from pieces, none unknown
+    assert words_of(cut[0]) == ["colonoscope", "telescopes"]
+    assert cut[1] == ["<unk>"]  # a character never seen: the word is unknown
+    assert words_of(["##ing", "play", "##ed", "on"]) == ["ing", "played", "on"]
+
+
+def test_the_same_words_give_the_same_pieces_in_every_process():
+    """The trainer numbers its pieces in an order that changes from process to process; the pieces do not."""
+    script = ("from dlzoo.text.subwords import learn_pieces; from test_translation import WORDS\n"
+              "words = [[w, w + 's', v + w] for w in WORDS.values() for v in WORDS.values()]\n"
+              "print(learn_pieces(words, 60, 2, ('<pad>',)))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT / "src")])}
+    runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True).stdout
+            for _ in range(3)]
+    assert runs[0] == runs[1] == runs[2] and len(eval(runs[0])) > 20
+
+
+def test_a_subword_run_writes_words_it_holds_only_as_pieces(cli, tmp_path):
+    pairs = parallel_file(tmp_path / "pairs.tsv")
+    run_dir = tmp_path / "run"
+    trained = cli("train", "translation", "data.source=parallel-text", f"data.path={pairs}", "data.min_count=1",
+                  "data.target_tokens=subword", "data.max_vocabulary=40", "data.test_fraction=0.1", "model.width=64",
+                  "model.layers=1", "model.feed_forward=128", "model.dropout=0", "data.batch_size=32",
+                  "trainer.epochs=30", "optim.lr=5e-3", "trainer.device=cpu", "trainer.threads=1", "--out", run_dir)
+    assert trained.code == 0, trained.err
+    from dlzoo import load
+
+    task = load(run_dir, device="cpu")
+    vocabulary = task.meta["target_vocabulary"]
+    whole = [word for word in WORDS.values() if word in vocabulary]
+    assert len(vocabulary) <= 40 and len(whole) < 6  # most words only as pieces: "w ##ater"
+    final = json.loads((run_dir / "summary.json").read_text())["metrics"]["test"]
+    assert final["bleu"] > 0.5 and final["exact"] > 0.3, final  # scored on words, the pieces joined
+    assert set(task.translate(["水火山"])[0]["translation"].split()) <= set(WORDS.values())
+
+
 def test_settings_a_translation_cannot_work_with_are_refused_in_one_line(cli):
     assert_user_error(cli("train", "translation", "model.heads=3"), "model.heads=3 must divide model.width=256")
     assert_user_error(cli("train", "translation", "data.max_target_tokens=1"), "data.max_target_tokens must be >= 2")
     assert_user_error(cli("train", "translation", "data.target_tokens=wordpiece"),
-                      "data.target_tokens must be char or word")
+                      "data.target_tokens must be one of char, word, subword")
+    assert_user_error(cli("train", "translation", "data.source_tokens=wordpiece"),
+                      "data.source_tokens must be char or word")
     assert_user_error(cli("train", "translation", "data.test_fraction=1"), "data.test_fraction must be in (0, 1)")
 
 

@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -41,6 +41,7 @@ from dlzoo.text.seq2seq import (
     Seq2SeqModelConfig,
     Seq2SeqTransformer,
 )
+from dlzoo.text.subwords import CONTINUES, Subwords, learn_pieces, words_of
 from dlzoo.text.tokens import (
     PAD,
     UNKNOWN,
@@ -58,13 +59,18 @@ if TYPE_CHECKING:
     from dlzoo.tasks.base import StepContext
 
 
+TargetLevel = Literal["char", "word", "subword"]
+
+
 @dataclass
 class TranslationDataConfig(ParallelDataConfig):
     # source (cedict, fra-eng, parallel-text with data.path=FILE), test_fraction, split_seed and reverse: see
     # ParallelDataConfig.
     test_fraction: float = 0.05
     source_tokens: TokenLevel = "char"  # char or word (jieba's words; English words and punctuation apart)
-    target_tokens: TokenLevel = "word"
+    # char, word, or subword: words, the rarer ones cut into pieces learned from the training targets
+    # (`dlzoo.text.subwords`), so that no word needs to be written as <unk>
+    target_tokens: TargetLevel = "word"
     min_count: int = 2  # rarer training tokens read as unknown
     max_vocabulary: int = 30_000  # of each side
     max_tokens: int = 32  # source tokens read
@@ -86,7 +92,7 @@ class Translation(Task):
     main_metric = "bleu"
     evaluation_keys = ("beam", "data.eval_batch_size")
     checkpoint_meta = {"source_vocabulary": list[str], "target_vocabulary": list[str], "source_tokens": TokenLevel,
-                       "target_tokens": TokenLevel, "max_tokens": PositiveInt, "max_target_tokens": PositiveInt}
+                       "target_tokens": TargetLevel, "max_tokens": PositiveInt, "max_target_tokens": PositiveInt}
     config: TranslationConfig
 
     @classmethod
@@ -97,9 +103,8 @@ class Translation(Task):
             raise UserError(f"data.test_fraction must be in (0, 1), got {data.test_fraction}")
         if not 0 <= data.split_seed < 2**32:
             raise UserError(f"data.split_seed must be in [0, 2**32), got {data.split_seed}")
-        for key in ("source_tokens", "target_tokens"):
-            if getattr(data, key) not in ("char", "word"):
-                raise UserError(f"data.{key} must be char or word, got {getattr(data, key)}")
+        if data.source_tokens not in ("char", "word"):
+            raise UserError(f"data.source_tokens must be char or word, got {data.source_tokens}")
         for key in ("min_count", "max_tokens"):
             if getattr(data, key) < 1:
                 raise UserError(f"data.{key} must be >= 1, got {getattr(data, key)}")
@@ -134,9 +139,15 @@ class Translation(Task):
             train = [train[i] for i in kept]
         started = time.perf_counter()
         train_sources, train_targets = self._cut(train)
-        test_sources, self.test_references = self._cut(splits.test)
+        test_sources, self.test_references = self._cut(splits.test)  # words (or characters), what BLEU counts
         source_vocabulary = build_vocabulary(train_sources, data.min_count, data.max_vocabulary)
-        target_vocabulary = target_vocabulary_of(train_targets, data.min_count, data.max_vocabulary)
+        if data.target_tokens == "subword":
+            pieces = learn_pieces(train_targets, data.max_vocabulary - 4, data.min_count, (PAD, UNKNOWN, BEGIN, END))
+            target_vocabulary = [PAD, UNKNOWN, BEGIN, END, *pieces]
+        else:
+            target_vocabulary = target_vocabulary_of(train_targets, data.min_count, data.max_vocabulary)
+        self._subwords = Subwords(target_vocabulary, UNKNOWN) if data.target_tokens == "subword" else None
+        train_targets, test_targets = self._units(train_targets), self._units(self.test_references)
         self.meta = {"source_vocabulary": source_vocabulary, "target_vocabulary": target_vocabulary,
                      "source_tokens": data.source_tokens, "target_tokens": data.target_tokens,
                      "max_tokens": data.max_tokens, "max_target_tokens": data.max_target_tokens,
@@ -157,15 +168,21 @@ class Translation(Task):
         self.train_source = encode(train_sources, source_vocabulary, data.max_tokens).to(device)
         self.train_target = target_ids(train_targets, target_vocabulary, data.max_target_tokens).to(device)
         self.test_source = encode(test_sources, source_vocabulary, data.max_tokens).to(device)
-        self.test_target = target_ids(self.test_references, target_vocabulary, data.max_target_tokens).to(device)
+        self.test_target = target_ids(test_targets, target_vocabulary, data.max_target_tokens).to(device)
         self.models = self.build_models()
         for model in self.models.values():
             model.to(device)
 
     def _cut(self, pairs: Sequence[tuple[str, str]]) -> tuple[list[list[str]], list[list[str]]]:
+        """Sources as tokens, targets as words (or characters): subword targets are cut into pieces by `_units`."""
         data = self.config.data
+        words = "word" if data.target_tokens == "subword" else data.target_tokens
         return (tokenize_all([source for source, _ in pairs], data.source_tokens),
-                tokenize_all([target for _, target in pairs], data.target_tokens))
+                tokenize_all([target for _, target in pairs], words))
+
+    def _units(self, targets: list[list[str]]) -> list[list[str]]:
+        """Targets as the tokens the model writes: their pieces for subword targets, else as they are."""
+        return self._subwords.cut(targets) if self._subwords is not None else targets
 
     def build_models(self) -> dict[str, nn.Module]:
         positions = max(self.meta["max_tokens"], self.meta["max_target_tokens"] + 1)
@@ -220,17 +237,18 @@ class Translation(Task):
 
     # --- prediction -------------------------------------------------------------------------------------------
     def tokens_of(self, written: torch.Tensor) -> list[list[str]]:
-        """Each row of greedily written ids as target tokens, up to its <eos>."""
+        """Each row of written ids as target words (or characters), up to its <eos>: pieces joined into words."""
         vocabulary, rows = self.meta["target_vocabulary"], []
         for row in written.tolist():
             row = row[: row.index(END_ID)] if END_ID in row else row
-            rows.append([vocabulary[i] for i in row if i != 0])
+            tokens = [vocabulary[i] for i in row if i != 0]
+            rows.append(words_of(tokens) if self.meta["target_tokens"] == "subword" else tokens)
         return rows
 
     def joined(self, tokens: list[str]) -> str:
-        """Target tokens as text: characters together; words apart by spaces, except around apostrophes and hyphens and
-        before the punctuation that the tokenizer cut apart (`one ' s` reads `one's`)."""
-        if self.meta["target_tokens"] != "word":
+        """Target words or characters as text: characters together; words apart by spaces, except around apostrophes
+        and hyphens and before the punctuation that the tokenizer cut apart (`one ' s` reads `one's`)."""
+        if self.meta["target_tokens"] == "char":
             return "".join(tokens)
         return _CLOSE_UP.sub("", " ".join(tokens))
 
@@ -267,7 +285,6 @@ class Translation(Task):
         return ({**shapes, 1: torch.export.Dim("tokens", min=1, max=self.meta["max_tokens"])},)
 
     def export_contract(self) -> dict[str, Any]:
-        words = "words joined by spaces (none around apostrophes or hyphens, or before punctuation)"
         cut = {"word": f"cut into words by jieba {self.meta.get('jieba') or ''} (jieba.lcut, whitespace tokens "
                        f"dropped)", "char": "cut into characters (whitespace dropped)"}
         return {"preparation": f"source token ids (batch, tokens) int64: each text NFKC-normalised and lower-cased, "
@@ -276,8 +293,15 @@ class Translation(Task):
                                f"kept, shorter texts padded with 0 at the end",
                 "outputs": f"target token ids (batch, {self.meta['max_target_tokens']}) int64, greedily written: "
                            f"indices in meta.target_vocabulary up to its {END} (id {END_ID}), 0 after it; "
-                           f"{words if self.meta['target_tokens'] == 'word' else 'characters'} make the translation"}
+                           f"{_WRITTEN[self.meta['target_tokens']]}"}
 
+
+# How a run's written tokens make its translation, for its export's sidecar.
+_JOINED = "joined by spaces (none around apostrophes or hyphens, or before punctuation)"
+_WRITTEN = {"char": "the characters, joined without spaces, make the translation",
+            "word": f"the words, {_JOINED}, make the translation",
+            "subword": f"the pieces make words (a piece that starts with {CONTINUES} is joined to the one before it), "
+                       f"which, {_JOINED}, make the translation"}
 
 # Spaces that `joined` drops: around an apostrophe or a hyphen, before closing punctuation, after an opening bracket.
 _CLOSE_UP = re.compile(r" (?=['’,.!?;:)\]-])|(?<=['’(\[-]) ")
