@@ -134,7 +134,8 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
             return load_file(path)
         weights = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 -- pickle, zip and safetensors each fail in their own way
-        raise UserError(f"cannot read VGG-19 weights from {path}: {str(error).splitlines()[0]}") from None
+        reason = (str(error).splitlines() or [type(error).__name__])[0]  # torch's own run to paragraphs
+        raise UserError(f"cannot read VGG-19 weights from {path}: {reason}") from None
     if not isinstance(weights, dict):
         raise UserError(f"{path} holds a {type(weights).__name__}, not a state dict of VGG-19 weights")
     return weights
