@@ -990,3 +990,16 @@ def test_a_ctrl_c_swallowed_on_its_way_still_stops_training(cli, monkeypatch):
     monkeypatch.setattr(Trainer, "train_epoch", ctrl_c_swallowed)
     result = cli("train", "digits", "data.limit=64", "data.batch_size=32", "trainer.device=cpu", "trainer.threads=1")
     assert result.code == 130 and "interrupted" in result.err
+
+
+def test_the_summary_names_the_commit_training_started_from(cli, tmp_path, monkeypatch):
+    """A run of hours names the code it ran, not a commit made while it trained (read again at the end, it did)."""
+    from dlzoo import provenance
+    from dlzoo.tasks.image_classification import ImageClassification
+
+    trained, train_step = [], ImageClassification.train_step
+    monkeypatch.setattr(ImageClassification, "train_step",
+                        lambda task, *args: trained.append(1) or train_step(task, *args))
+    monkeypatch.setattr(provenance, "git_commit", lambda: "made-meanwhile" if trained else "started-at")
+    assert cli("train", "digits", *TINY_DIGITS, "trainer.epochs=1", "--out", tmp_path / "run").code == 0
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["git_commit"] == "started-at"

@@ -32,9 +32,8 @@ def device_description(device: torch.device) -> str:
     return device.type
 
 
-@cache
 def git_commit() -> str | None:
-    """The commit of the dlzoo source tree, with '-dirty' if it has uncommitted changes; None outside git."""
+    """The commit of the dlzoo source tree now, with '-dirty' if it has uncommitted changes; None outside git."""
     here = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,

@@ -127,6 +127,8 @@ class Trainer:
     def fit(self, resume_from: Path | None = None) -> dict[str, Any]:
         """Train `task` (already `setup`) to the configured number of epochs; return the summary."""
         started = time.perf_counter()
+        # Where the code stands now, not when training ends hours later: commits made meanwhile are not this run's.
+        self._environment = environment(self.runtime.device)
         task, trainer_config = self.task, self.config.trainer
         loader = self.prepare()
         steps_per_epoch = len(loader)
@@ -390,7 +392,7 @@ class Trainer:
             "best": self.best.summary(self.run_dir) if self.best is not None else None,
             "world_size": self.runtime.world_size,
             "precision": self.runtime.precision,
-            **environment(self.runtime.device),
+            **self._environment,
         }
         extra = self.task.summary_extra() if self.runtime.is_main else {}  # only rank 0 writes summary.json
         clashes = sorted(set(extra) & set(summary))
