@@ -174,8 +174,8 @@ def test_translation_runs_compare_by_bleu_and_serve_translations(cli, tmp_path):
     pairs = parallel_file(tmp_path / "pairs.tsv", count=40)
     run_dir = tmp_path / "runs" / "translation"
     assert cli("train", "translation", "data.source=parallel-text", f"data.path={pairs}", "data.min_count=1",
-               "model.width=16", "model.layers=1", "model.feed_forward=16", "trainer.epochs=1", "trainer.device=cpu",
-               "trainer.threads=1", "--out", run_dir).code == 0
+               "data.target_tokens=word", "model.width=16", "model.layers=1", "model.feed_forward=16",
+               "trainer.epochs=1", "trainer.device=cpu", "trainer.threads=1", "--out", run_dir).code == 0
     out = tmp_path / "table.md"
     compared = cli("compare", run_dir, "--out", out)
     assert compared.code == 0, compared.err
