@@ -1,5 +1,5 @@
 """Subword pieces for the words a model writes (translation's targets): the frequent words whole, the rare ones
-spelled from pieces (`colonoscope` -> `col ##on ##oscope`), so that a vocabulary of a few thousand tokens writes any
+spelled from pieces (`colonoscope` -> `colon ##oscope`), so that a vocabulary of a few thousand tokens writes any
 word instead of `<unk>`.
 
 The pieces are learned by byte-pair encoding (Sennrich et al., 2016) from the training words, here rather than by
@@ -31,10 +31,10 @@ def _tokenizers():  # noqa: ANN202 - imported on use: `dlzoo list` stays light
 def learn_pieces(word_lists: Sequence[Sequence[str]], size: int, min_count: int, reserved: Sequence[str]) -> list[str]:
     """Pieces learned from the words of `word_lists` by byte-pair encoding, sorted: every character of the words
     (as a word's start and, after `##`, inside one; all of them, even past `size`), then, while there are fewer
-    than `size` pieces, the merge of
-    the two neighbouring pieces seen most often, if at least `min_count` times. Ties go to the pair first in
-    alphabetical order, so the same words give the same pieces: `tokenizers`' BpeTrainer breaks them in hash
-    order, which changes from process to process. None of `reserved` (the caller's special tokens) is a piece."""
+    than `size` pieces, the merge of the two neighbouring pieces seen most often, if at least `min_count` times.
+    Ties go to the pair first in alphabetical order, so the same words give the same pieces: `tokenizers`'
+    BpeTrainer breaks them in hash order, which changes from process to process. None of `reserved` (the caller's
+    special tokens) is a piece."""
     counts = Counter(word for words in word_lists for word in words if word not in reserved)
     spelled = {word: [word[0], *(CONTINUES + char for char in word[1:])] for word in counts}
     pieces = {symbol for symbols in spelled.values() for symbol in symbols}
