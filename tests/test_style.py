@@ -162,12 +162,14 @@ def test_imagenet_weights_out_of_reach_are_one_line(monkeypatch, cli, photos, tm
     (["{content}", "{style}", "--out", "{tmp}/p.png", "--height", "0"], "--height: must be a finite number > 0"),
     (["{content}", "{style}", "--out", "{tmp}/p.png", "--height", "12"], "VGG-19 needs at least 32 px"),
     (["{content}", "{style}", "--out", "{tmp}/p.png", "--height", "9000"], "--height 9000 is more than 2048 px"),
+    (["{content}", "{tmp}/wide.png", "--out", "{tmp}/p.png", "--height", "2000"], "more than 6,291,456 pixels"),
     (["{content}", "{style}", "--out", "{tmp}/p.png", "--steps", "2.5"], "expected a whole number, got '2.5'"),
     (["{content}", "{style}", "--out", "{tmp}/p.png", "--style-weight", "-1"], "must be a finite number >= 0"),
     (["{content}", "{style}", "--out", "{tmp}/p.png", "--features", "{tmp}/none.pth"], "no such file"),
 ])
 def test_mistakes_are_one_line(cli, photos, tmp_path, arguments, fragment):
     content, style = photos
+    Image.new("RGB", (400, 100)).save(tmp_path / "wide.png")  # 8,000 px wide at 2,000 px high
     fill = {"content": content, "style": style, "tmp": tmp_path}
     result = cli("stylize", *(argument.format(**fill) for argument in arguments), "--device", "cpu")
     assert_user_error(result, fragment.format(**fill))

@@ -11,6 +11,7 @@ from dlzoo.cli import add_device_option, command, seed_number
 from dlzoo.errors import UserError
 
 MAX_HEIGHT = 2048  # 2048 x 3072 px already takes VGG-19 some 20 GB of activations to differentiate through
+MAX_PIXELS = MAX_HEIGHT * MAX_HEIGHT * 3 // 2  # and as many pixels at most, for a panorama's width
 
 
 def _positive(kind: type) -> Callable[[str], float]:
@@ -72,13 +73,14 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
          _arguments)
 def stylize(args: argparse.Namespace) -> None:
     from dlzoo.engine.runtime import pick_device
+    from dlzoo.files import same_file
     from dlzoo.runs import check_not_a_run_file
     from dlzoo.vision.grid import check_image_path, save_picture
-    from dlzoo.vision.style import StyleSettings, stylize, to_network_units, vgg19_features
+    from dlzoo.vision.style import StyleLosses, StyleSettings, stylize, to_network_units, vgg19_features
 
     out = check_not_a_run_file(check_image_path(args.out))
     for given in (args.content, args.style):
-        if Path(given).exists() and out.resolve() == Path(given).resolve():
+        if same_file(out, Path(given)):
             raise UserError(f"--out {out} would write over the input picture {given}; choose another file")
     if args.height > MAX_HEIGHT:
         raise UserError(f"--height {args.height} is more than {MAX_HEIGHT} px")
@@ -91,7 +93,7 @@ def stylize(args: argparse.Namespace) -> None:
     settings = StyleSettings(steps=args.steps, lr=args.lr, content_weight=args.content_weight,
                              style_weight=args.style_weight, tv_weight=args.tv_weight)
 
-    def report(step: int, losses, seconds: float) -> None:
+    def report(step: int, losses: StyleLosses, seconds: float) -> None:
         print(f"step {step}/{settings.steps}: content {losses.content:.4g}, style {losses.style:.4g}, "
               f"tv {losses.tv:.4g}, total {losses.total:.4g} ({seconds:.1f} s)", flush=True)
 
@@ -112,4 +114,7 @@ def _scaled_picture(path: str, height: int):
     if min(height, width) < MIN_SIDE:
         raise UserError(f"{path} scaled to {height} px high is {width}x{height} px; VGG-19 needs at least "
                         f"{MIN_SIDE} px each way: give a larger --height")
+    if height * width > MAX_PIXELS:
+        raise UserError(f"{path} scaled to {height} px high is {width}x{height} px, more than {MAX_PIXELS:,} "
+                        f"pixels: give a smaller --height")
     return functional.resize(picture, [height, width], antialias=True).clamp(0, 1)
