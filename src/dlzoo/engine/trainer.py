@@ -73,6 +73,9 @@ class Trainer:
         # Only rank 0 writes the run directory.
         self.run_dir = Path(run_dir) if run_dir is not None and runtime.is_main else None
         self.console = console or Console(enabled=runtime.is_main)
+        # Where the code stands as training starts, not when it ends hours later: commits made meanwhile are not
+        # this run's.
+        self._environment = environment(runtime.device)
         self.epoch = 0
         self.step = 0
         self.samples_seen = 0  # over all ranks, for the summary's throughput
@@ -127,8 +130,6 @@ class Trainer:
     def fit(self, resume_from: Path | None = None) -> dict[str, Any]:
         """Train `task` (already `setup`) to the configured number of epochs; return the summary."""
         started = time.perf_counter()
-        # Where the code stands now, not when training ends hours later: commits made meanwhile are not this run's.
-        self._environment = environment(self.runtime.device)
         task, trainer_config = self.task, self.config.trainer
         loader = self.prepare()
         steps_per_epoch = len(loader)
