@@ -74,6 +74,14 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def check_not_an_input(out: Path, inputs: Sequence[Any], kind: str = "input") -> None:
+    """Refuse an `--out` that names one of the input files (paths; other inputs are passed over), before any work:
+    what is written would replace it. `kind` names the inputs in the message ("input picture")."""
+    for item in inputs:
+        if isinstance(item, (str, Path)) and same_file(out, Path(item)):
+            raise UserError(f"--out {out} would write over the {kind} {item}; choose another file")
+
+
 def nearest_existing_parent(path: Path) -> Path | None:
     """The closest of `path`'s parents that exists: the folder it would be made in, or a file in the way."""
     return next((parent for parent in Path(path).absolute().parents if parent.exists()), None)

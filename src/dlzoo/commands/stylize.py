@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from pathlib import Path
 
 from dlzoo.cli import add_device_option, command, seed_number
 from dlzoo.errors import UserError
 
 MAX_HEIGHT = 2048  # 2048 x 3072 px already takes VGG-19 some 20 GB of activations to differentiate through
-MAX_PIXELS = MAX_HEIGHT * MAX_HEIGHT * 3 // 2  # and as many pixels at most, for a panorama's width
+MAX_PAINTED_PIXELS = MAX_HEIGHT * MAX_HEIGHT * 3 // 2  # and as many pixels at most, for a panorama's width
 
 
 def _positive(kind: type) -> Callable[[str], float]:
@@ -73,15 +72,13 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
          _arguments)
 def stylize(args: argparse.Namespace) -> None:
     from dlzoo.engine.runtime import pick_device
-    from dlzoo.files import same_file
+    from dlzoo.files import check_not_an_input
     from dlzoo.runs import check_not_a_run_file
     from dlzoo.vision.grid import check_image_path, save_picture
     from dlzoo.vision.style import StyleLosses, StyleSettings, stylize, to_network_units, vgg19_features
 
     out = check_not_a_run_file(check_image_path(args.out))
-    for given in (args.content, args.style):
-        if same_file(out, Path(given)):
-            raise UserError(f"--out {out} would write over the input picture {given}; choose another file")
+    check_not_an_input(out, [args.content, args.style], "input picture")
     if args.height > MAX_HEIGHT:
         raise UserError(f"--height {args.height} is more than {MAX_HEIGHT} px")
     content = _scaled_picture(args.content, args.height)
@@ -114,7 +111,7 @@ def _scaled_picture(path: str, height: int):
     if min(height, width) < MIN_SIDE:
         raise UserError(f"{path} scaled to {height} px high is {width}x{height} px; VGG-19 needs at least "
                         f"{MIN_SIDE} px each way: give a larger --height")
-    if height * width > MAX_PIXELS:
-        raise UserError(f"{path} scaled to {height} px high is {width}x{height} px, more than {MAX_PIXELS:,} "
+    if height * width > MAX_PAINTED_PIXELS:
+        raise UserError(f"{path} scaled to {height} px high is {width}x{height} px, more than {MAX_PAINTED_PIXELS:,} "
                         f"pixels: give a smaller --height")
     return functional.resize(picture, [height, width], antialias=True).clamp(0, 1)

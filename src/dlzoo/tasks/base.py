@@ -23,7 +23,7 @@ from dlzoo.engine.checkpoint import load_weights_into
 from dlzoo.engine.optim import build_optimizer
 from dlzoo.engine.runtime import Runtime
 from dlzoo.errors import UserError
-from dlzoo.files import same_file, written_whole
+from dlzoo.files import written_whole
 from dlzoo.models import check_arguments, check_kind
 
 
@@ -61,13 +61,6 @@ def output_file_name(item: Any, number: int, taken: set[str]) -> str:
     name = f"{stem}.png" if f"{stem}.png" not in taken else f"{stem}-{number}.png"
     taken.add(name)
     return name
-
-
-def check_not_an_input(out: Path, inputs: list[Any]) -> None:
-    """Refuse an `out` that names one of the input files, before any work: the predictions would replace it."""
-    for item in inputs:
-        if isinstance(item, str) and same_file(out, Path(item)):
-            raise UserError(f"--out {out} would write over the input {item}; choose another file")
 
 
 def write_table(out: Path, header: list[str], rows: list[list[Any]]) -> None:

@@ -30,11 +30,11 @@ from dlzoo.engine.best import Goal
 from dlzoo.engine.evaluation import eval_mode
 from dlzoo.engine.optim import build_optimizer
 from dlzoo.errors import UserError
+from dlzoo.files import check_not_an_input
 from dlzoo.metrics.classification import loss_and_accuracy
 from dlzoo.models import create, model_entry
 from dlzoo.tasks.base import (
     Task,
-    check_not_an_input,
     check_top,
     input_name,
     predict_inputs,

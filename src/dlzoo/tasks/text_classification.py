@@ -27,8 +27,9 @@ from dlzoo.data.tensors import TensorLoader, drop_short_last
 from dlzoo.data.texts import CHINESE_REVIEWS, TextSplits, load_texts
 from dlzoo.engine.best import Goal
 from dlzoo.errors import UserError
+from dlzoo.files import check_not_an_input
 from dlzoo.metrics.classification import loss_and_accuracy
-from dlzoo.tasks.base import Task, check_not_an_input, check_top, predict_inputs, ranked_classes, write_table
+from dlzoo.tasks.base import Task, check_top, predict_inputs, ranked_classes, write_table
 from dlzoo.text.batches import LengthBatches
 from dlzoo.text.encodings import Text, are_pairs, text_ids, text_tokens
 from dlzoo.text.models import TextModelConfig, build_text_model
