@@ -155,9 +155,10 @@ def test_unreadable_files_are_one_line_errors(housing_run, tmp_path, cli):
     assert_user_error(cli("predict", housing_run, tmp_path / "nowhere.csv"), "file not found")
     table = tmp_path / "houses.csv"
     ames_rows(2).to_csv(table, index=False)
-    assert_user_error(cli("predict", housing_run, table, "--out", table), "would overwrite the input")
+    assert_user_error(cli("predict", housing_run, table, "--out", table), "would write over the input table")
     os.link(table, tmp_path / "same.csv")  # one file, two names
-    assert_user_error(cli("predict", housing_run, tmp_path / "same.csv", "--out", table), "would overwrite the input")
+    same = cli("predict", housing_run, tmp_path / "same.csv", "--out", table)
+    assert_user_error(same, "would write over the input table")
 
 
 def test_predict_never_writes_over_an_input_named_like_its_temporary_file(housing_run, tmp_path, cli):

@@ -23,7 +23,7 @@ from dlzoo.data.tensors import TensorLoader
 from dlzoo.engine.best import Goal
 from dlzoo.engine.evaluation import eval_mode
 from dlzoo.errors import UserError
-from dlzoo.files import same_file, written_whole
+from dlzoo.files import check_not_an_input, written_whole
 from dlzoo.tabular.baseline import boosting_baseline, log_rmse
 from dlzoo.tabular.model import FoldEnsembleRegressor, PriceProgram
 from dlzoo.tabular.preprocess import (
@@ -304,8 +304,8 @@ class TabularRegression(Task):
         inputs = predict_inputs(inputs, (pd.DataFrame,))
         if out is not None and len(inputs) != 1:
             raise UserError("--out writes one table: give one input file")
-        if out is not None and isinstance(inputs[0], str) and same_file(Path(out), Path(inputs[0])):
-            raise UserError(f"--out {out} would overwrite the input table; choose another file")
+        if out is not None:
+            check_not_an_input(Path(out), inputs, kind="input table")
         records, target = [], self.meta["target"]
         for number, item in enumerate(inputs):
             name = input_name(item)

@@ -15,17 +15,9 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from itertools import pairwise
 
-from dlzoo.errors import UserError
+from dlzoo.text.wordpiece import import_tokenizers
 
 CONTINUES = "##"
-
-
-def _tokenizers():  # noqa: ANN202 - imported on use: `dlzoo list` stays light
-    try:
-        import tokenizers
-    except ImportError:
-        raise UserError("subword tokens need Hugging Face tokenizers: pip install 'dlzoo[text]'") from None
-    return tokenizers
 
 
 def learn_pieces(word_lists: Sequence[Sequence[str]], size: int, min_count: int, reserved: Sequence[str]) -> list[str]:
@@ -93,7 +85,7 @@ class Subwords:
     """Words to pieces of `vocabulary` and back; a word with a character no piece holds becomes `unknown`."""
 
     def __init__(self, vocabulary: Sequence[str], unknown: str):
-        tokenizers = _tokenizers()
+        tokenizers = import_tokenizers()
         from tokenizers import models, pre_tokenizers
 
         self._cutter = tokenizers.Tokenizer(models.WordPiece({token: i for i, token in enumerate(vocabulary)},

@@ -45,7 +45,9 @@ class Normalization:
         return cls(**meta.get("normalization", {}))
 
 
-def _tokenizers():  # noqa: ANN202 - imported on use: `dlzoo list` stays light
+def import_tokenizers():  # noqa: ANN201 - imported on use: `dlzoo list` stays light
+    """Hugging Face `tokenizers`, or a UserError naming the extra that brings it (BERT's and translation's pieces
+    are both cut by its WordPiece)."""
     try:
         import tokenizers
     except ImportError:
@@ -56,7 +58,7 @@ def _tokenizers():  # noqa: ANN202 - imported on use: `dlzoo list` stays light
 def _cutter(vocabulary: dict[str, int] | None,  # noqa: ANN202 - a tokenizers.Tokenizer
             normalization: Normalization = Normalization()):
     """A tokenizer that normalises and cuts as BERT does, over `vocabulary` (None: an empty one, to learn)."""
-    tokenizers = _tokenizers()
+    tokenizers = import_tokenizers()
     from tokenizers import models, normalizers, pre_tokenizers
 
     cutter = tokenizers.Tokenizer(models.WordPiece(vocabulary or {}, unk_token=UNKNOWN))
