@@ -187,6 +187,28 @@ def test_console_entry_point_and_module():
     assert done.code == 0 and "dlzoo" in done.out
 
 
+def test_a_torchrun_process_exits_without_finalization_after_its_exit_handlers():
+    """Under torchrun (WORLD_SIZE > 1) `dlzoo` leaves before Python's finalization, in which gloo's worker threads
+    could abort the process (`cli._leave_without_finalization`): the exit handlers still run, the status is kept,
+    and an object's finalizer, which finalization would call, is not."""
+    script = (
+        "import atexit, sys\n"
+        "class Witness:\n"
+        "    def __del__(self): print('finalized', flush=True)\n"
+        "witness = Witness()\n"
+        "atexit.register(print, 'exit handlers ran', flush=True)\n"
+        "sys.argv = ['dlzoo', 'list']\n"
+        "from dlzoo.cli import console_main\n"
+        "console_main()\n")
+    for world_size, finalized in (("1", True), ("2", False)):
+        env = {**os.environ, "WORLD_SIZE": world_size, "RANK": "0"}
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+        assert "exit handlers ran" in done.stdout, done.stderr
+        assert ("finalized" in done.stdout) == finalized, done.stdout
+        if world_size == "2":  # `dlzoo list` under torchrun is refused: its status comes through
+            assert done.returncode == 2 and "runs in one process" in done.stderr, done.stderr
+
+
 def test_settings_after_an_option_count_as_settings(cli, tmp_path):
     # argparse alone refused the README's `dlzoo train digits --config my.yaml optim.lr=0.05`.
     config = tmp_path / "my.yaml"

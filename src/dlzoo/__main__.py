@@ -1,4 +1,4 @@
-from dlzoo.cli import main
+from dlzoo.cli import console_main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    console_main()
