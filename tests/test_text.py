@@ -221,6 +221,29 @@ def test_a_reviews_run_exports_programs_for_texts_of_any_length_and_serves_text_
     assert refused.value.code == 400 and "gbk.txt is not UTF-8 text" in json.loads(refused.value.read())["error"]
 
 
+def test_word_vectors_learn_from_a_corpus_too_and_only_when_training(cli, tmp_path, monkeypatch):
+    pytest.importorskip("gensim")
+    import dlzoo.text.word2vec
+
+    folder = review_folder(tmp_path / "texts", 60, {"neg": "差评", "pos": "好评"})
+    corpus = tmp_path / "news.txt"
+    corpus.write_text("今天天气很好，我们去公园散步。\n\n" * 30 + "这家店的服务太差了。\n" * 20, encoding="utf-8")
+    args = ["reviews", "data.source=text-lines", f"data.path={folder}", "trainer.epochs=1", "model.embedding_dim=16",
+            "model.hidden=16", "baseline=false", "trainer.device=cpu"]
+    lost = tmp_path / "lost"
+    assert_user_error(cli("train", *args, f"model.word2vec_corpus={tmp_path / 'nowhere.txt'}", "--out", lost),
+                      "nowhere.txt")
+    assert not lost.exists()  # refused as training began: the run it had started is gone
+    run_dir = tmp_path / "run"
+    trained = cli("train", *args, f"model.word2vec_corpus={corpus}", "--out", run_dir)
+    assert trained.code == 0, trained.err
+    assert f"learned from the training texts and 50 paragraphs of {corpus} in" in trained.out  # blank lines: none
+    # Evaluation and prediction start from the run's weights: they learn no word vectors (Word2Vec took 20-40 s
+    # on the reviews at every `dlzoo eval`).
+    monkeypatch.setattr(dlzoo.text.word2vec, "word_vectors", lambda *args, **kwargs: pytest.fail("learned vectors"))
+    assert cli("eval", run_dir).code == 0
+
+
 def test_a_transformer_run_on_your_own_text_files_exports_a_program_for_texts_of_any_length(cli, tmp_path):
     folder = review_folder(tmp_path / "texts", 150, {"neg": "差评", "pos": "好评"})  # class names in Chinese
     shown = cli("data", "show", "text-lines", f"data.path={folder}")  # what the network will read

@@ -175,8 +175,6 @@ class TextClassification(Task):
         if are_pairs(train_texts):
             self.meta["pairs"] = True
         self.models = self.build_models()
-        if config.model.word2vec:
-            self._start_from_word_vectors(train_tokens, vocabulary)
         if config.model.pretrained:
             self._pretrained.load_into(self.models["net"].encoder)
         for model in self.models.values():
@@ -206,16 +204,28 @@ class TextClassification(Task):
         self.meta["bert"] = shape.as_dict()
         return vocabulary
 
-    def _start_from_word_vectors(self, train_tokens: list[list[str]], vocabulary: list[str]) -> None:
-        from dlzoo.text.word2vec import word_vectors
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        # Only training reaches here (evaluation and prediction load the run's own weights): the place to learn
+        # the word vectors the embeddings start from. A resumed run learns them too, then loads its checkpoint.
+        if self.config.model.word2vec:
+            self._start_from_word_vectors()
+        return super().configure_optimizers()
 
-        started = time.perf_counter()
-        vectors, learned = word_vectors(train_tokens, vocabulary, self.config.model.embedding_dim,
-                                        self.config.trainer.seed)
+    def _start_from_word_vectors(self) -> None:
+        from dlzoo.text.word2vec import corpus_tokens, word_vectors
+
+        started, model = time.perf_counter(), self.config.model
+        texts, source = self._tokens[0], "the training texts"
+        if model.word2vec_corpus:
+            corpus = corpus_tokens(model.word2vec_corpus, self.config.data.tokens)
+            texts, source = [*texts, *corpus], f"the training texts and {len(corpus):,} paragraphs of " \
+                                               f"{model.word2vec_corpus}"
+        vocabulary = self.meta["vocabulary"]
+        vectors, learned = word_vectors(texts, vocabulary, model.embedding_dim, self.config.trainer.seed)
         with torch.no_grad():
             self.models["net"].embedding.weight.copy_(vectors)
         self.notes.append(f"word2vec: skip-gram vectors for {learned:,} of {len(vocabulary):,} tokens, learned from "
-                          f"the training texts in {time.perf_counter() - started:.1f} s")
+                          f"{source} in {time.perf_counter() - started:.1f} s")
 
     def build_models(self) -> dict[str, nn.Module]:
         if self.meta["tokens"] == "wordpiece":

