@@ -2,8 +2,9 @@
 
 Texts are normalised and cut into jieba words (or characters), the training texts' frequent tokens make the
 vocabulary, and the network (`dlzoo.text.models`) reads padded batches of token ids. With `model.word2vec` its
-embeddings start from skip-gram vectors that gensim learns from the training texts first. The vocabulary and the
-tokenization travel in the checkpoint, so `predict` reads new text exactly as training read its own.
+embeddings start from skip-gram vectors that gensim learns, as training starts, from the training texts (and the
+unlabelled `model.word2vec_corpus`). The vocabulary and the tokenization travel in the checkpoint, so `predict`
+reads new text exactly as training read its own.
 """
 
 from __future__ import annotations
