@@ -160,7 +160,8 @@ class TextClassification(Task):
             # The recipe's rate suits its small BERT; a Hub BERT of bert-base's size forgets its pretraining at it.
             self.notes.append(f"optim.lr={config.optim.lr:g} is the small BERT's; BERT's paper fine-tunes its base "
                               f"models at 2e-5 to 5e-5: try optim.lr=3e-5 for {config.model.pretrained}")
-        self._tokens = (train_tokens, train_labels, test_tokens, splits.test_labels)  # for the baseline
+        # For the baseline, and the word vectors training starts from (`configure_optimizers`).
+        self._tokens = (train_tokens, train_labels, test_tokens, splits.test_labels)
         device = runtime.device
         self.train_ids = text_ids(train_texts, self.meta).to(device)
         self.train_y = torch.from_numpy(train_labels).to(device)
@@ -216,7 +217,8 @@ class TextClassification(Task):
         from dlzoo.text.word2vec import corpus_tokens, word_vectors
 
         started, model = time.perf_counter(), self.config.model
-        texts, source = self._tokens[0], "the training texts"
+        train_tokens = self._tokens[0]
+        texts, source = train_tokens, "the training texts"
         if model.word2vec_corpus:
             corpus = corpus_tokens(model.word2vec_corpus, self.config.data.tokens)
             texts, source = [*texts, *corpus], f"the training texts and {len(corpus):,} paragraphs of " \
